@@ -1,0 +1,63 @@
+import type { TaskRecord, TaskState, WorkerRecord } from "../task.ts";
+
+/** A record with the store revision it was read (or written) at. */
+export interface Versioned<T> {
+  value: T;
+  revision: bigint;
+}
+
+/** A task update guarded by the revision the caller last saw. */
+export interface TaskUpdate {
+  task: TaskRecord;
+  expectedRevision: bigint;
+}
+
+export interface ListTasksOptions {
+  /** Only tasks in this state. */
+  state?: TaskState;
+  /** Only tasks whose id sorts strictly after this one (ids sort by creation time). */
+  afterId?: string;
+  /** At most this many tasks. */
+  limit?: number;
+}
+
+/**
+ * Where the manager keeps its state. Every write is a compare-and-swap: a write whose
+ * expectation no longer holds throws {@link ConflictError} and changes nothing. Nothing
+ * outside the implementations knows which store it has.
+ */
+export interface Store {
+  /** Stores new tasks, all or none; throws ConflictError when an id is taken. */
+  createTasks(tasks: TaskRecord[]): Promise<Versioned<TaskRecord>[]>;
+  getTask(id: string): Promise<Versioned<TaskRecord> | undefined>;
+  /** Applies every update, or none when any revision is stale (ConflictError). */
+  updateTasks(updates: TaskUpdate[]): Promise<Versioned<TaskRecord>[]>;
+  /** Tasks in id order (which is creation order). */
+  listTasks(options?: ListTasksOptions): Promise<Versioned<TaskRecord>[]>;
+  /** Every task that is pending or scheduled. */
+  listActiveTasks(): Promise<Versioned<TaskRecord>[]>;
+  /**
+   * Writes a worker. expectedRevision 0n means "must not exist yet"; otherwise the stored
+   * revision must match.
+   */
+  putWorker(worker: WorkerRecord, expectedRevision: bigint): Promise<Versioned<WorkerRecord>>;
+  getWorker(id: string): Promise<Versioned<WorkerRecord> | undefined>;
+  listWorkers(): Promise<Versioned<WorkerRecord>[]>;
+  close(): Promise<void>;
+}
+
+/** A compare-and-swap lost its race: the record changed (or exists, or vanished) meanwhile. */
+export class ConflictError extends Error {
+  constructor(readonly key: string, message?: string) {
+    super(message ?? `Conflicting write to ${key}`);
+    this.name = "ConflictError";
+  }
+}
+
+/** The store cannot be reached or did not answer in time. */
+export class StoreUnavailableError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "StoreUnavailableError";
+  }
+}

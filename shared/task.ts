@@ -1,0 +1,57 @@
+/** The task as the manager keeps it: the domain record every part of the code shares. */
+
+export const TASK_STATES = ["pending", "scheduled", "done", "dead"] as const;
+export type TaskState = typeof TASK_STATES[number];
+
+/** Final states never change again. */
+export function isFinal(state: TaskState): boolean {
+  return state === "done" || state === "dead";
+}
+
+export interface TaskRecord {
+  id: string;
+  cmd: string;
+  params: string[];
+  state: TaskState;
+  /** The worker the current attempt was sent to; absent before placement. */
+  workerId?: string;
+  /** Counts placements: 0 before the first. Reports for another attempt are stale. */
+  attempt: number;
+  exitCode?: number;
+  /** The signal that ended the process, such as "SIGKILL". */
+  signal?: string;
+  stdout: string;
+  stderr: string;
+  stdoutTruncated: boolean;
+  stderrTruncated: boolean;
+  deadReason?: string;
+  /** Times are milliseconds since the epoch on the manager's clock. */
+  createdAt: number;
+  assignedAt?: number;
+  scheduledAt?: number;
+  finishedAt?: number;
+}
+
+export const WORKER_STATES = ["connected", "disconnected"] as const;
+export type WorkerState = typeof WORKER_STATES[number];
+
+export interface WorkerCapabilities {
+  cpuCores: number;
+  memoryBytes: number;
+  os: string;
+  arch: string;
+}
+
+export interface WorkerRecord {
+  id: string;
+  hostname: string;
+  /** host:port of the worker's connection as the manager sees it. */
+  address: string;
+  state: WorkerState;
+  capabilities: WorkerCapabilities;
+  version: string;
+  connectedAt: number;
+  /** The manager's clock when it last heard from the worker (stored on state changes only). */
+  lastSeenAt: number;
+  disconnectedAt?: number;
+}

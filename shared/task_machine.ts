@@ -1,0 +1,202 @@
+/**
+ * The task state machine: every change to a task goes through `transition`. Pure: no I/O and
+ * no clock; the caller passes `now`. Every report is guarded by worker id and attempt, so a
+ * late report from an old attempt cannot overwrite a newer state.
+ */
+import { formatDuration } from "./duration.ts";
+import type { TaskRecord } from "./task.ts";
+
+/** The program's output as the worker captured it (a bounded tail of each stream). */
+export interface TaskOutput {
+  stdout: string;
+  stderr: string;
+  stdoutTruncated: boolean;
+  stderrTruncated: boolean;
+}
+
+export type TaskEvent =
+  /** The manager chose a worker and is about to send it the task. */
+  | { type: "assign"; workerId: string }
+  /** The worker acknowledged the attempt it was sent. */
+  | { type: "ack"; workerId: string; attempt: number }
+  /** The process ran and ended. */
+  | {
+    type: "exited";
+    workerId: string;
+    attempt: number;
+    exitCode: number;
+    signal?: string;
+    output: TaskOutput;
+  }
+  /** The worker could not start the process. */
+  | { type: "start_failed"; workerId: string; attempt: number; error: string; output?: TaskOutput }
+  /** The worker did not acknowledge the attempt in time. */
+  | { type: "ack_timeout"; attempt: number; timeoutMs: number }
+  /** No worker can take the task; `reason` says why. */
+  | { type: "unplaceable"; reason: string }
+  /** An operator cancelled the task. */
+  | { type: "cancel" };
+
+export type RefusalCode =
+  /** The report is for another attempt or from a worker that does not hold the task. */
+  | "stale"
+  /** The task's state does not allow the event (for example a result for a dead task). */
+  | "invalid_state";
+
+export interface Refusal {
+  code: RefusalCode;
+  message: string;
+}
+
+export type TransitionResult =
+  /** `changed` is false when the event repeats one already applied (an idempotent report). */
+  | { ok: true; task: TaskRecord; changed: boolean }
+  | { ok: false; refusal: Refusal };
+
+/** A new task as the operator asked for it, before placement. */
+export function newTask(id: string, cmd: string, params: string[], now: number): TaskRecord {
+  return {
+    id,
+    cmd,
+    params,
+    state: "pending",
+    attempt: 0,
+    stdout: "",
+    stderr: "",
+    stdoutTruncated: false,
+    stderrTruncated: false,
+    createdAt: now,
+  };
+}
+
+export function transition(task: TaskRecord, event: TaskEvent, now: number): TransitionResult {
+  switch (event.type) {
+    case "assign":
+      if (task.state !== "pending" || isAssigned(task)) {
+        return refuse("invalid_state", `task ${task.id} is ${describe(task)}; it cannot be placed`);
+      }
+      return changed({
+        ...task,
+        workerId: event.workerId,
+        attempt: task.attempt + 1,
+        assignedAt: now,
+      });
+
+    case "ack": {
+      const stale = checkHolder(task, event.workerId, event.attempt);
+      if (stale) return stale;
+      if (task.state === "scheduled") return unchanged(task);
+      if (task.state !== "pending") {
+        return refuse("invalid_state", `task ${task.id} is already ${task.state}`);
+      }
+      return changed({ ...task, state: "scheduled", scheduledAt: now });
+    }
+
+    case "exited": {
+      const stale = checkHolder(task, event.workerId, event.attempt);
+      if (stale) return stale;
+      if (task.state === "done") {
+        return task.exitCode === event.exitCode && (task.signal ?? "") === (event.signal ?? "")
+          ? unchanged(task)
+          : refuse("invalid_state", `task ${task.id} is already done with ${exitText(task)}`);
+      }
+      if (task.state === "dead") {
+        return refuse("invalid_state", `task ${task.id} is already dead: ${task.deadReason}`);
+      }
+      const done: TaskRecord = {
+        ...task,
+        ...event.output,
+        state: "done",
+        exitCode: event.exitCode,
+        scheduledAt: task.scheduledAt ?? now,
+        finishedAt: now,
+      };
+      if (event.signal) done.signal = event.signal;
+      return changed(done);
+    }
+
+    case "start_failed": {
+      const stale = checkHolder(task, event.workerId, event.attempt);
+      if (stale) return stale;
+      const reason = `cannot start: ${event.error}`;
+      if (task.state === "dead" && task.deadReason === reason) return unchanged(task);
+      if (task.state === "done" || task.state === "dead") {
+        return refuse("invalid_state", `task ${task.id} is already ${task.state}`);
+      }
+      return changed({ ...task, ...event.output, ...dead(reason, now) });
+    }
+
+    case "ack_timeout":
+      if (task.state !== "pending" || task.attempt !== event.attempt) {
+        return refuse("stale", `task ${task.id} is no longer waiting for attempt ${event.attempt}`);
+      }
+      return changed({
+        ...task,
+        ...dead(
+          `worker ${task.workerId} did not acknowledge within ${formatDuration(event.timeoutMs)}`,
+          now,
+        ),
+      });
+
+    case "unplaceable":
+      if (task.state !== "pending" || isAssigned(task)) {
+        return refuse("invalid_state", `task ${task.id} is ${describe(task)}`);
+      }
+      return changed({ ...task, ...dead(event.reason, now) });
+
+    case "cancel":
+      if (task.state === "done" || task.state === "dead") {
+        return refuse("invalid_state", `task ${task.id} is already ${task.state}`);
+      }
+      return changed({ ...task, ...dead("cancelled", now) });
+  }
+}
+
+/** Pending tasks are assigned once a worker has been chosen for the current attempt. */
+export function isAssigned(task: TaskRecord): boolean {
+  return task.workerId !== undefined && task.attempt > 0;
+}
+
+function checkHolder(
+  task: TaskRecord,
+  workerId: string,
+  attempt: number,
+): TransitionResult | undefined {
+  if (task.workerId !== workerId || task.attempt !== attempt) {
+    const holder = task.workerId
+      ? `attempt ${task.attempt} on worker ${task.workerId}`
+      : "no worker";
+    return refuse(
+      "stale",
+      `task ${task.id} attempt ${attempt} on worker ${workerId} is stale: the task is held by ${holder}`,
+    );
+  }
+  return undefined;
+}
+
+function dead(reason: string, now: number): Pick<TaskRecord, "state" | "deadReason" | "finishedAt"> {
+  return { state: "dead", deadReason: reason, finishedAt: now };
+}
+
+function describe(task: TaskRecord): string {
+  if (task.state === "pending" && isAssigned(task)) {
+    return `pending on worker ${task.workerId}`;
+  }
+  return task.state;
+}
+
+function exitText(task: TaskRecord): string {
+  return task.signal ? `signal ${task.signal}` : `exit code ${task.exitCode}`;
+}
+
+function changed(task: TaskRecord): TransitionResult {
+  return { ok: true, task, changed: true };
+}
+
+function unchanged(task: TaskRecord): TransitionResult {
+  return { ok: true, task, changed: false };
+}
+
+function refuse(code: RefusalCode, message: string): TransitionResult {
+  return { ok: false, refusal: { code, message } };
+}

@@ -1,0 +1,195 @@
+import assert from "node:assert/strict";
+import type { TaskRecord } from "./task.ts";
+import { newTask, type TaskEvent, transition } from "./task_machine.ts";
+
+const NOW = 1_000_000;
+const LATER = NOW + 500;
+const output = { stdout: "hi\n", stderr: "", stdoutTruncated: false, stderrTruncated: false };
+
+/** One task in each situation the machine distinguishes. */
+const situations: Record<string, TaskRecord> = {
+  "pending, unplaced": newTask("t1", "echo", ["hi"], NOW),
+  "pending, sent to w1": {
+    ...newTask("t1", "echo", ["hi"], NOW),
+    workerId: "w1",
+    attempt: 1,
+    assignedAt: NOW,
+  },
+  "scheduled on w1": {
+    ...newTask("t1", "echo", ["hi"], NOW),
+    state: "scheduled",
+    workerId: "w1",
+    attempt: 1,
+    assignedAt: NOW,
+    scheduledAt: NOW,
+  },
+  "done on w1 with 0": {
+    ...newTask("t1", "echo", ["hi"], NOW),
+    ...output,
+    state: "done",
+    workerId: "w1",
+    attempt: 1,
+    exitCode: 0,
+    assignedAt: NOW,
+    scheduledAt: NOW,
+    finishedAt: NOW,
+  },
+  "dead": {
+    ...newTask("t1", "echo", ["hi"], NOW),
+    state: "dead",
+    workerId: "w1",
+    attempt: 1,
+    deadReason: "cancelled",
+    finishedAt: NOW,
+  },
+};
+
+const events: Record<string, TaskEvent> = {
+  "assign w2": { type: "assign", workerId: "w2" },
+  "ack w1#1": { type: "ack", workerId: "w1", attempt: 1 },
+  "exited w1#1 0": { type: "exited", workerId: "w1", attempt: 1, exitCode: 0, output },
+  "start_failed w1#1": { type: "start_failed", workerId: "w1", attempt: 1, error: "no such file" },
+  "ack_timeout #1": { type: "ack_timeout", attempt: 1, timeoutMs: 5000 },
+  "unplaceable": { type: "unplaceable", reason: "no worker is connected" },
+  "cancel": { type: "cancel" },
+};
+
+/** Expected outcome: the next state, "same" (idempotent repeat), or the refusal code. */
+const table: Record<string, Record<string, string>> = {
+  "pending, unplaced": {
+    "assign w2": "pending",
+    "ack w1#1": "stale",
+    "exited w1#1 0": "stale",
+    "start_failed w1#1": "stale",
+    "ack_timeout #1": "stale",
+    "unplaceable": "dead",
+    "cancel": "dead",
+  },
+  "pending, sent to w1": {
+    "assign w2": "invalid_state",
+    "ack w1#1": "scheduled",
+    "exited w1#1 0": "done",
+    "start_failed w1#1": "dead",
+    "ack_timeout #1": "dead",
+    "unplaceable": "invalid_state",
+    "cancel": "dead",
+  },
+  "scheduled on w1": {
+    "assign w2": "invalid_state",
+    "ack w1#1": "same",
+    "exited w1#1 0": "done",
+    "start_failed w1#1": "dead",
+    "ack_timeout #1": "stale",
+    "unplaceable": "invalid_state",
+    "cancel": "dead",
+  },
+  "done on w1 with 0": {
+    "assign w2": "invalid_state",
+    "ack w1#1": "invalid_state",
+    "exited w1#1 0": "same",
+    "start_failed w1#1": "invalid_state",
+    "ack_timeout #1": "stale",
+    "unplaceable": "invalid_state",
+    "cancel": "invalid_state",
+  },
+  "dead": {
+    "assign w2": "invalid_state",
+    "ack w1#1": "invalid_state",
+    "exited w1#1 0": "invalid_state",
+    "start_failed w1#1": "invalid_state",
+    "ack_timeout #1": "stale",
+    "unplaceable": "invalid_state",
+    "cancel": "invalid_state",
+  },
+};
+
+for (const [situation, task] of Object.entries(situations)) {
+  for (const [eventName, event] of Object.entries(events)) {
+    const expected = table[situation][eventName];
+    Deno.test(`transition: ${situation} + ${eventName} -> ${expected}`, () => {
+      const before = structuredClone(task);
+      const result = transition(task, event, LATER);
+      assert.deepEqual(task, before, "the input task is never mutated");
+      if (expected === "stale" || expected === "invalid_state") {
+        assert.equal(result.ok, false);
+        if (!result.ok) {
+          assert.equal(result.refusal.code, expected);
+          assert.match(result.refusal.message, /t1/);
+        }
+      } else if (expected === "same") {
+        assert.ok(result.ok);
+        assert.equal(result.changed, false);
+        assert.deepEqual(result.task, task);
+      } else {
+        assert.ok(result.ok, result.ok ? "" : result.refusal.message);
+        assert.equal(result.changed, true);
+        assert.equal(result.task.state, expected);
+      }
+    });
+  }
+}
+
+Deno.test("assign records the worker, the next attempt and the time", () => {
+  const result = transition(situations["pending, unplaced"], events["assign w2"], LATER);
+  assert.ok(result.ok);
+  assert.equal(result.task.workerId, "w2");
+  assert.equal(result.task.attempt, 1);
+  assert.equal(result.task.assignedAt, LATER);
+});
+
+Deno.test("exit keeps code, signal and output, and fills scheduledAt for an unacked task", () => {
+  const result = transition(situations["pending, sent to w1"], {
+    type: "exited",
+    workerId: "w1",
+    attempt: 1,
+    exitCode: 137,
+    signal: "SIGKILL",
+    output: { ...output, stderrTruncated: true },
+  }, LATER);
+  assert.ok(result.ok);
+  assert.equal(result.task.exitCode, 137);
+  assert.equal(result.task.signal, "SIGKILL");
+  assert.equal(result.task.stdout, "hi\n");
+  assert.equal(result.task.stderrTruncated, true);
+  assert.equal(result.task.scheduledAt, LATER);
+  assert.equal(result.task.finishedAt, LATER);
+});
+
+Deno.test("a second, different result for a done task is refused", () => {
+  const result = transition(situations["done on w1 with 0"], {
+    type: "exited",
+    workerId: "w1",
+    attempt: 1,
+    exitCode: 3,
+    output,
+  }, LATER);
+  assert.equal(result.ok, false);
+});
+
+Deno.test("reports from another worker or attempt are stale", () => {
+  const task = situations["scheduled on w1"];
+  for (
+    const event of [
+      { type: "exited", workerId: "w2", attempt: 1, exitCode: 0, output },
+      { type: "exited", workerId: "w1", attempt: 2, exitCode: 0, output },
+      { type: "ack", workerId: "w1", attempt: 0 },
+    ] as TaskEvent[]
+  ) {
+    const result = transition(task, event, LATER);
+    assert.equal(result.ok, false);
+    if (!result.ok) assert.equal(result.refusal.code, "stale");
+  }
+});
+
+Deno.test("dead reasons say why", () => {
+  const timedOut = transition(situations["pending, sent to w1"], events["ack_timeout #1"], LATER);
+  assert.ok(timedOut.ok);
+  assert.equal(timedOut.task.deadReason, "worker w1 did not acknowledge within 5s");
+  const failed = transition(situations["scheduled on w1"], events["start_failed w1#1"], LATER);
+  assert.ok(failed.ok);
+  assert.equal(failed.task.deadReason, "cannot start: no such file");
+  const cancelled = transition(situations["scheduled on w1"], events["cancel"], LATER);
+  assert.ok(cancelled.ok);
+  assert.equal(cancelled.task.deadReason, "cancelled");
+  assert.equal(cancelled.task.finishedAt, LATER);
+});
