@@ -1,0 +1,84 @@
+import { z } from "zod";
+import { durationSchema, loadConfigFile, validateConfig } from "../shared/config.ts";
+
+export const SCHEDULERS = ["round-robin", "random"] as const;
+export type SchedulerName = typeof SCHEDULERS[number];
+
+const managerSchema = z.strictObject({
+  listen: z.string().regex(/^[^\s:]*:\d{1,5}$/, "expected host:port, e.g. 127.0.0.1:7070")
+    .default("127.0.0.1:7070"),
+  etcd: z.strictObject({
+    endpoints: z.array(z.string().min(1)).min(1, "list at least one endpoint"),
+    request_timeout: durationSchema.default(5000),
+    prefix: z.string().startsWith("/").endsWith("/").default("/goschedule/"),
+  }).optional(),
+  store_path: z.string().min(1).optional(),
+  ping_interval: durationSchema.default(2000),
+  silence_timeout: durationSchema.default(10_000),
+  ack_timeout: durationSchema.default(5000),
+  scheduler: z.enum(SCHEDULERS).default("round-robin"),
+}).superRefine((config, ctx) => {
+  const port = Number(config.listen.slice(config.listen.lastIndexOf(":") + 1));
+  if (port > 65535) {
+    ctx.addIssue({ code: "custom", path: ["listen"], message: `port ${port} is above 65535` });
+  }
+  if (config.ping_interval <= 0) {
+    ctx.addIssue({ code: "custom", path: ["ping_interval"], message: "must be more than 0s" });
+  }
+  if (config.silence_timeout <= config.ping_interval) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["silence_timeout"],
+      message: "must be longer than ping_interval, or every worker would look silent",
+    });
+  }
+  if (config.ack_timeout <= 0) {
+    ctx.addIssue({ code: "custom", path: ["ack_timeout"], message: "must be more than 0s" });
+  }
+  if (config.etcd && config.store_path) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["store_path"],
+      message: "cannot be used with etcd: choose one store",
+    });
+  }
+});
+
+/** The manager's settings, durations in milliseconds. */
+export interface ManagerConfig {
+  listen: { host: string; port: number };
+  store:
+    | { kind: "etcd"; endpoints: string[]; requestTimeoutMs: number; prefix: string }
+    | { kind: "sqlite"; path: string };
+  pingIntervalMs: number;
+  silenceTimeoutMs: number;
+  ackTimeoutMs: number;
+  scheduler: SchedulerName;
+}
+
+/** The embedded store's file when manager.yaml names no store. */
+export const DEFAULT_STORE_PATH = "go-schedule.db";
+
+export function parseManagerConfig(source: string, data: unknown): ManagerConfig {
+  const raw = validateConfig(source, data, managerSchema);
+  const colon = raw.listen.lastIndexOf(":");
+  return {
+    listen: { host: raw.listen.slice(0, colon) || "0.0.0.0", port: Number(raw.listen.slice(colon + 1)) },
+    store: raw.etcd
+      ? {
+        kind: "etcd",
+        endpoints: raw.etcd.endpoints,
+        requestTimeoutMs: raw.etcd.request_timeout,
+        prefix: raw.etcd.prefix,
+      }
+      : { kind: "sqlite", path: raw.store_path ?? DEFAULT_STORE_PATH },
+    pingIntervalMs: raw.ping_interval,
+    silenceTimeoutMs: raw.silence_timeout,
+    ackTimeoutMs: raw.ack_timeout,
+    scheduler: raw.scheduler,
+  };
+}
+
+export async function loadManagerConfig(path: string): Promise<ManagerConfig> {
+  return parseManagerConfig(path, await loadConfigFile(path, z.unknown()));
+}

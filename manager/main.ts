@@ -1,0 +1,160 @@
+/**
+ * The manager daemon: `manager -f manager.yaml [-v]`. Loads its config, opens its store,
+ * reads its state back, and serves the operator and worker APIs on one HTTP/2 port.
+ */
+import { parseArgs } from "node:util";
+import { ConfigError } from "../shared/config.ts";
+import { createLogger, type Logger } from "../shared/log.ts";
+import type { Store } from "../shared/store/store.ts";
+import { createEtcdStore } from "../shared/store/etcd_store.ts";
+import { createSqliteStore } from "../shared/store/sqlite_store.ts";
+import { OperatorService, WorkerService } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
+import { type ManagerConfig, loadManagerConfig } from "./config.ts";
+import { Manager } from "./manager.ts";
+import { createOperatorService } from "./operator_service.ts";
+import { startServer } from "./server.ts";
+import { createWorkerService } from "./worker_service.ts";
+
+const USAGE = `Usage: manager [-f FILE] [-v]
+
+Serves go-schedule's operator and worker APIs and keeps every state change in its store.
+
+Options:
+  -f, --file FILE   the config file (default /etc/go-schedule/manager.yaml)
+  -v, --verbose     log debug detail
+  -h, --help        show this text
+`;
+
+/** Exit codes: 0 stopped cleanly, 1 could not run, 2 bad arguments or config. */
+export async function main(args: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      options: {
+        file: { type: "string", short: "f", default: "/etc/go-schedule/manager.yaml" },
+        verbose: { type: "boolean", short: "v", default: false },
+        help: { type: "boolean", short: "h", default: false },
+      },
+      strict: true,
+      allowPositionals: false,
+    });
+  } catch (e) {
+    console.error(`manager: ${(e as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (parsed.values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const log = createLogger({ verbose: parsed.values.verbose });
+
+  let config: ManagerConfig;
+  try {
+    config = await loadManagerConfig(parsed.values.file);
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      console.error(`manager: ${e.message}`);
+      return 2;
+    }
+    throw e;
+  }
+
+  let store: Store;
+  try {
+    store = await openStore(config, log);
+  } catch (e) {
+    console.error(`manager: ${(e as Error).message}`);
+    return 1;
+  }
+
+  const manager = new Manager({
+    store,
+    log,
+    pingIntervalMs: config.pingIntervalMs,
+    silenceTimeoutMs: config.silenceTimeoutMs,
+    ackTimeoutMs: config.ackTimeoutMs,
+    scheduler: config.scheduler,
+  });
+  try {
+    await manager.start();
+  } catch (e) {
+    console.error(`manager: cannot read the state back from the store: ${(e as Error).message}`);
+    await store.close();
+    return 1;
+  }
+
+  let server;
+  try {
+    server = await startServer({
+      host: config.listen.host,
+      port: config.listen.port,
+      routes: (router) => {
+        router.service(OperatorService, createOperatorService(manager, log));
+        router.service(
+          WorkerService,
+          createWorkerService(manager, log, config.silenceTimeoutMs),
+        );
+      },
+    });
+  } catch (e) {
+    const listen = `${config.listen.host}:${config.listen.port}`;
+    const code = (e as { code?: string }).code;
+    const why = code === "EADDRINUSE" ? "the address is in use" : (e as Error).message;
+    console.error(`manager: cannot listen on ${listen}: ${why}`);
+    manager.stop();
+    await store.close();
+    return 1;
+  }
+  log.info("manager listening", {
+    address: server.address,
+    store: config.store.kind === "etcd" ? config.store.endpoints.join(",") : config.store.path,
+    scheduler: config.scheduler,
+  });
+
+  await waitForSignal();
+  log.info("manager stopping");
+  manager.stop();
+  await server.close();
+  await store.close();
+  return 0;
+}
+
+async function openStore(config: ManagerConfig, log: Logger): Promise<Store> {
+  if (config.store.kind === "sqlite") {
+    log.info("using the embedded store; configure etcd for production", {
+      path: config.store.path,
+    });
+    return await createSqliteStore({ path: config.store.path });
+  }
+  const store = await createEtcdStore({
+    endpoints: config.store.endpoints,
+    prefix: config.store.prefix,
+    requestTimeoutMs: config.store.requestTimeoutMs,
+  });
+  try {
+    await store.listWorkers();
+  } catch (e) {
+    await store.close();
+    throw new Error(
+      `cannot reach etcd at ${config.store.endpoints.join(", ")}: ${(e as Error).message}`,
+    );
+  }
+  return store;
+}
+
+function waitForSignal(): Promise<void> {
+  return new Promise((resolve) => {
+    const stop = () => {
+      Deno.removeSignalListener("SIGINT", stop);
+      Deno.removeSignalListener("SIGTERM", stop);
+      resolve();
+    };
+    Deno.addSignalListener("SIGINT", stop);
+    Deno.addSignalListener("SIGTERM", stop);
+  });
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args));
+}

@@ -1,0 +1,331 @@
+/**
+ * The manager's logic, free of RPC types: it stores tasks, places them on workers, sends
+ * them, times acknowledgements, records results and watches worker liveness. The Connect
+ * handlers in operator_service.ts and worker_service.ts are thin layers over this.
+ */
+import { createTaskIds } from "../shared/ids.ts";
+import type { Logger } from "../shared/log.ts";
+import type { ListTasksOptions, Store } from "../shared/store/store.ts";
+import {
+  isAssigned,
+  newTask,
+  type TaskEvent,
+  type TaskOutput,
+  transition,
+} from "../shared/task_machine.ts";
+import { formatDuration } from "../shared/duration.ts";
+import type { TaskRecord, WorkerRecord } from "../shared/task.ts";
+import { type Clock, systemClock } from "./clock.ts";
+import type { SchedulerName } from "./config.ts";
+import { FailedPreconditionError, InvalidArgumentError } from "./errors.ts";
+import { createPlacer, createScorer, type Placer } from "./placement.ts";
+import { TaskBook } from "./task_book.ts";
+import { type WorkerIntroduction, WorkerRegistry } from "./worker_registry.ts";
+import { WorkerSession } from "./worker_session.ts";
+
+export interface ManagerOptions {
+  store: Store;
+  log: Logger;
+  /** How often each connected worker is pinged. */
+  pingIntervalMs: number;
+  /** Silence longer than this marks a worker disconnected. */
+  silenceTimeoutMs: number;
+  /** How long a worker has to acknowledge a task it was sent. */
+  ackTimeoutMs: number;
+  scheduler: SchedulerName;
+  /** Time and timers; the system clock unless a test brings its own. */
+  clock?: Clock;
+  /** Randomness for the random scheduler and task ids. */
+  random?: () => number;
+}
+
+export interface TaskSpec {
+  cmd: string;
+  params: string[];
+}
+
+/** A worker's report of how its attempt at a task ended. */
+export interface TaskReport {
+  workerId: string;
+  taskId: string;
+  attempt: number;
+  outcome:
+    | { kind: "exited"; exitCode: number; signal?: string }
+    | { kind: "start_failed"; error: string };
+  output: TaskOutput;
+}
+
+/** Batches larger than this are refused; they would not fit one message anyway. */
+export const MAX_BATCH = 10_000;
+
+export class Manager {
+  readonly #store: Store;
+  readonly #log: Logger;
+  readonly #clock: Clock;
+  readonly #random: () => number;
+  readonly #options: ManagerOptions;
+  readonly #book: TaskBook;
+  readonly #workers: WorkerRegistry;
+  readonly #placer: Placer;
+  readonly #ackTimers = new Map<string, unknown>();
+  #ticker: unknown;
+  #pingSeq = 0n;
+
+  constructor(options: ManagerOptions) {
+    this.#options = options;
+    this.#store = options.store;
+    this.#log = options.log;
+    this.#clock = options.clock ?? systemClock;
+    this.#random = options.random ?? Math.random;
+    this.#book = new TaskBook(options.store);
+    this.#workers = new WorkerRegistry(options.store, options.log);
+    this.#placer = createPlacer(createScorer(options.scheduler, this.#random));
+  }
+
+  /**
+   * Reads the state back from the store and starts the timers. Acknowledgement deadlines run
+   * from the stored assignment times, so a restart neither forgets nor extends them.
+   */
+  async start(): Promise<void> {
+    const now = this.#clock.now();
+    await this.#workers.load(now, this.#options.silenceTimeoutMs);
+    const active = await this.#book.load();
+    for (const task of active) {
+      if (task.state === "pending" && isAssigned(task)) this.#startAckTimer(task, now);
+    }
+    const unplaced = active.filter((t) => t.state === "pending" && !isAssigned(t));
+    for (const task of unplaced) await this.#placeStored(task);
+    this.#ticker = this.#clock.setInterval(() => this.#tick(), this.#options.pingIntervalMs);
+    this.#log.info("manager state loaded", {
+      active_tasks: active.length,
+      workers: this.#workers.list().length,
+    });
+  }
+
+  /** Stops timers and ends every worker stream (workers reconnect to the next manager). */
+  stop(): void {
+    if (this.#ticker !== undefined) this.#clock.clearInterval(this.#ticker);
+    this.#ticker = undefined;
+    for (const timer of this.#ackTimers.values()) this.#clock.clearTimeout(timer);
+    this.#ackTimers.clear();
+    for (const session of this.#workers.sessions()) session.close();
+  }
+
+  // --- operator side ---
+
+  listWorkers(): { worker: WorkerRecord; runningTasks: number }[] {
+    const counts = this.#book.countByWorker();
+    return this.#workers.list().map((worker) => ({
+      worker,
+      runningTasks: counts.get(worker.id) ?? 0,
+    }));
+  }
+
+  async listTasks(options: ListTasksOptions): Promise<TaskRecord[]> {
+    return (await this.#store.listTasks(options)).map((e) => e.value);
+  }
+
+  getTask(id: string): Promise<TaskRecord> {
+    if (id === "") throw new InvalidArgumentError("a task id is required");
+    return this.#book.get(id);
+  }
+
+  /**
+   * Stores a batch of tasks, all or none, each already placed on a worker (or dead when no
+   * worker can take it), then sends each to its worker.
+   */
+  async schedule(specs: TaskSpec[]): Promise<TaskRecord[]> {
+    validateSpecs(specs);
+    const now = this.#clock.now();
+    const ids = createTaskIds(specs.length, now, this.#random);
+    const tasks = specs.map((spec, i) => this.#place(newTask(ids[i], spec.cmd, spec.params, now)));
+    await this.#book.create(tasks);
+    for (const task of tasks) {
+      if (task.state === "pending") this.#send(task);
+      else this.#log.info("task not placed", { task: task.id, reason: task.deadReason });
+    }
+    return tasks;
+  }
+
+  // --- worker side ---
+
+  /** A worker introduced itself on a new stream. */
+  async openSession(
+    workerId: string,
+    address: string,
+    intro: WorkerIntroduction,
+  ): Promise<WorkerSession> {
+    const session = new WorkerSession(workerId, address, this.#clock.now());
+    await this.#workers.attach(session, intro, this.#clock.now());
+    session.send({
+      msg: { case: "welcome", value: { pingIntervalMs: this.#options.pingIntervalMs } },
+    });
+    this.#log.info("worker connected", { worker: workerId, address, hostname: intro.hostname });
+    return session;
+  }
+
+  /** The stream ended, or the manager ended it. */
+  async closeSession(session: WorkerSession, why: string): Promise<void> {
+    session.close();
+    await this.#workers.detach(session, this.#clock.now(), why);
+  }
+
+  heard(session: WorkerSession): void {
+    this.#workers.heard(session, this.#clock.now());
+  }
+
+  async acknowledge(session: WorkerSession, taskId: string, attempt: number): Promise<void> {
+    const result = await this.#apply(taskId, {
+      type: "ack",
+      workerId: session.workerId,
+      attempt,
+    });
+    if (!result.ok) {
+      this.#log.warn("acknowledgement refused", { task: taskId, why: result.refusal.message });
+    }
+  }
+
+  /** Records how a task ended. Idempotent; a stale report is refused. */
+  async report(report: TaskReport): Promise<void> {
+    if (report.workerId === "" || report.taskId === "" || report.attempt < 1) {
+      throw new InvalidArgumentError("worker_id, task_id and attempt (1 or more) are required");
+    }
+    const event: TaskEvent = report.outcome.kind === "exited"
+      ? {
+        type: "exited",
+        workerId: report.workerId,
+        attempt: report.attempt,
+        exitCode: report.outcome.exitCode,
+        signal: report.outcome.signal,
+        output: report.output,
+      }
+      : {
+        type: "start_failed",
+        workerId: report.workerId,
+        attempt: report.attempt,
+        error: report.outcome.error,
+        output: report.output,
+      };
+    const result = await this.#apply(report.taskId, event);
+    if (!result.ok) throw new FailedPreconditionError(result.refusal.message);
+    if (result.changed) {
+      this.#log.info("task finished", {
+        task: report.taskId,
+        worker: report.workerId,
+        state: result.task.state,
+        exit_code: result.task.exitCode,
+        reason: result.task.deadReason,
+      });
+    }
+  }
+
+  // --- internals ---
+
+  #place(task: TaskRecord): TaskRecord {
+    const placement = this.#placer.place(this.#workers.candidates());
+    const event: TaskEvent = placement.ok
+      ? { type: "assign", workerId: placement.workerId }
+      : { type: "unplaceable", reason: placement.reason };
+    const result = transition(task, event, this.#clock.now());
+    // A new task is always pending and unplaced, so both events apply.
+    if (!result.ok) throw new Error(`placing a new task: ${result.refusal.message}`);
+    return result.task;
+  }
+
+  /** Places a task that is already stored (found unplaced at start-up). */
+  async #placeStored(task: TaskRecord): Promise<void> {
+    const placement = this.#placer.place(this.#workers.candidates());
+    const result = await this.#apply(
+      task.id,
+      placement.ok
+        ? { type: "assign", workerId: placement.workerId }
+        : { type: "unplaceable", reason: placement.reason },
+    );
+    if (result.ok && result.task.state === "pending") this.#send(result.task);
+  }
+
+  #send(task: TaskRecord): void {
+    this.#startAckTimer(task, this.#clock.now());
+    const session = task.workerId ? this.#workers.session(task.workerId) : undefined;
+    const sent = session?.send({
+      msg: {
+        case: "run",
+        value: { taskId: task.id, attempt: task.attempt, cmd: task.cmd, params: task.params },
+      },
+    });
+    // An unsent task is left to its acknowledgement deadline, which says what happened.
+    if (!sent) this.#log.warn("worker gone before its task was sent", { task: task.id });
+  }
+
+  #startAckTimer(task: TaskRecord, now: number): void {
+    const deadline = (task.assignedAt ?? now) + this.#options.ackTimeoutMs;
+    const attempt = task.attempt;
+    const timer = this.#clock.setTimeout(async () => {
+      if (this.#ackTimers.get(task.id) === timer) this.#ackTimers.delete(task.id);
+      try {
+        const result = await this.#apply(task.id, {
+          type: "ack_timeout",
+          attempt,
+          timeoutMs: this.#options.ackTimeoutMs,
+        });
+        if (result.ok && result.changed) {
+          this.#log.warn("task not acknowledged in time", {
+            task: task.id,
+            worker: task.workerId,
+          });
+        }
+      } catch (e) {
+        // The store is down: try again later rather than forget the deadline.
+        this.#log.warn("cannot store acknowledgement timeout yet", { task: task.id, cause: e });
+        this.#startAckTimer({ ...task, assignedAt: this.#clock.now() }, this.#clock.now());
+      }
+    }, Math.max(0, deadline - now));
+    const previous = this.#ackTimers.get(task.id);
+    if (previous !== undefined) this.#clock.clearTimeout(previous);
+    this.#ackTimers.set(task.id, timer);
+  }
+
+  async #apply(taskId: string, event: TaskEvent) {
+    const result = await this.#book.apply(taskId, event, this.#clock.now());
+    if (result.ok && result.task.state !== "pending") {
+      const timer = this.#ackTimers.get(taskId);
+      if (timer !== undefined) this.#clock.clearTimeout(timer);
+      this.#ackTimers.delete(taskId);
+    }
+    return result;
+  }
+
+  async #tick(): Promise<void> {
+    const now = this.#clock.now();
+    const seq = ++this.#pingSeq;
+    for (const session of this.#workers.sessions()) {
+      session.send({ msg: { case: "ping", value: { seq } } });
+    }
+    try {
+      const silent = await this.#workers.sweep(now, this.#options.silenceTimeoutMs);
+      for (const session of silent) {
+        await this.closeSession(session, `silent for more than ${formatDuration(this.#options.silenceTimeoutMs)}`);
+      }
+    } catch (e) {
+      this.#log.warn("liveness sweep failed", { cause: e });
+    }
+  }
+}
+
+function validateSpecs(specs: TaskSpec[]): void {
+  if (specs.length === 0) throw new InvalidArgumentError("no tasks given");
+  if (specs.length > MAX_BATCH) {
+    throw new InvalidArgumentError(
+      `${specs.length} tasks in one batch; at most ${MAX_BATCH} are accepted`,
+    );
+  }
+  specs.forEach((spec, i) => {
+    if (spec.cmd.trim() === "") throw new InvalidArgumentError(`task ${i + 1}: cmd is empty`);
+    const withNul = [spec.cmd, ...spec.params].find((s) => s.includes("\0"));
+    if (withNul !== undefined) {
+      throw new InvalidArgumentError(
+        `task ${i + 1}: ${JSON.stringify(withNul)} contains a NUL byte, which no command can take`,
+      );
+    }
+  });
+}

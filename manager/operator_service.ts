@@ -1,0 +1,65 @@
+/** OperatorService handlers: decode, call the manager, map errors. */
+import type { ServiceImpl } from "@connectrpc/connect";
+import { OperatorService } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
+import type { Logger } from "../shared/log.ts";
+import { taskStateToDomain, taskToProto, workerToProto } from "./convert.ts";
+import { InvalidArgumentError, toConnectError } from "./errors.ts";
+import type { Manager } from "./manager.ts";
+
+export const DEFAULT_PAGE_SIZE = 100;
+export const MAX_PAGE_SIZE = 1000;
+
+export function createOperatorService(
+  manager: Manager,
+  log: Logger,
+): ServiceImpl<typeof OperatorService> {
+  const edge = <T>(rpc: string, fn: () => Promise<T>): Promise<T> =>
+    fn().catch((e) => {
+      throw toConnectError(e, log, rpc);
+    });
+
+  return {
+    listWorkers: () =>
+      edge("ListWorkers", () =>
+        Promise.resolve({
+          workers: manager.listWorkers().map(({ worker, runningTasks }) =>
+            workerToProto(worker, runningTasks)
+          ),
+        })),
+
+    listTasks: (req) =>
+      edge("ListTasks", async () => {
+        const state = req.state === 0 ? undefined : taskStateToDomain(req.state);
+        if (req.state !== 0 && state === undefined) {
+          throw new InvalidArgumentError(`unknown task state ${req.state}`);
+        }
+        if (req.pageSize > MAX_PAGE_SIZE) {
+          throw new InvalidArgumentError(
+            `page_size ${req.pageSize} is more than the maximum of ${MAX_PAGE_SIZE}`,
+          );
+        }
+        const size = req.pageSize || DEFAULT_PAGE_SIZE;
+        const tasks = await manager.listTasks({
+          state,
+          afterId: req.pageToken || undefined,
+          limit: size + 1,
+        });
+        const page = tasks.slice(0, size);
+        return {
+          tasks: page.map(taskToProto),
+          nextPageToken: tasks.length > size ? page[page.length - 1].id : "",
+        };
+      }),
+
+    getTask: (req) =>
+      edge("GetTask", async () => ({ task: taskToProto(await manager.getTask(req.id)) })),
+
+    scheduleTasks: (req) =>
+      edge("ScheduleTasks", async () => {
+        const tasks = await manager.schedule(
+          req.tasks.map((t) => ({ cmd: t.cmd, params: t.params })),
+        );
+        return { tasks: tasks.map(taskToProto) };
+      }),
+  };
+}

@@ -1,0 +1,62 @@
+/**
+ * The manager's one HTTP/2 port (cleartext h2c): Connect, gRPC and gRPC-Web on the same
+ * routes, so a stock gRPC client works as well as schedctl.
+ */
+import * as http2 from "node:http2";
+import type { AddressInfo } from "node:net";
+import { type ConnectRouter, createContextValues } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { peerAddressKey } from "./worker_service.ts";
+
+export interface ServerOptions {
+  host: string;
+  /** 0 picks a free port; the chosen one is in the returned address. */
+  port: number;
+  routes: (router: ConnectRouter) => void;
+}
+
+export interface RunningServer {
+  /** host:port actually listened on. */
+  address: string;
+  /** Stops listening and ends every connection. */
+  close(): Promise<void>;
+}
+
+export function startServer(options: ServerOptions): Promise<RunningServer> {
+  const handler = connectNodeAdapter({
+    routes: options.routes,
+    contextValues: (req) =>
+      createContextValues().set(
+        peerAddressKey,
+        formatAddress(req.socket.remoteAddress, req.socket.remotePort),
+      ),
+  });
+  const server = http2.createServer(handler);
+  const sessions = new Set<http2.ServerHttp2Session>();
+  server.on("session", (session) => {
+    sessions.add(session);
+    session.on("close", () => sessions.delete(session));
+  });
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port, options.host, () => {
+      server.off("error", reject);
+      const bound = server.address() as AddressInfo;
+      resolve({
+        address: formatAddress(bound.address, bound.port),
+        close: () =>
+          new Promise<void>((done) => {
+            server.close(() => done());
+            for (const session of sessions) session.destroy();
+          }),
+      });
+    });
+  });
+}
+
+function formatAddress(host: string | undefined, port: number | undefined): string {
+  if (!host) return "";
+  const bare = host.startsWith("::ffff:") ? host.slice(7) : host;
+  const shown = bare.includes(":") ? `[${bare}]` : bare;
+  return port === undefined ? shown : `${shown}:${port}`;
+}

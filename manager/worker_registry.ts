@@ -1,0 +1,149 @@
+/**
+ * The workers the manager knows: their stored records and their live sessions. Liveness uses
+ * the manager's clock only. A worker that comes back with the same id is the same worker: its
+ * record is updated, and an older session of it is closed.
+ */
+import { KeyedLock } from "../shared/keyed_lock.ts";
+import type { Logger } from "../shared/log.ts";
+import type { Store, Versioned } from "../shared/store/store.ts";
+import type { WorkerCapabilities, WorkerRecord } from "../shared/task.ts";
+import type { Candidate } from "./placement.ts";
+import type { WorkerSession } from "./worker_session.ts";
+
+export interface WorkerIntroduction {
+  hostname: string;
+  capabilities: WorkerCapabilities;
+  version: string;
+}
+
+export class WorkerRegistry {
+  readonly #store: Store;
+  readonly #log: Logger;
+  readonly #records = new Map<string, Versioned<WorkerRecord>>();
+  readonly #sessions = new Map<string, WorkerSession>();
+  /** Records whose latest change could not be stored yet (store outage); retried by sweep. */
+  readonly #unsaved = new Map<string, WorkerRecord>();
+  /** Workers stored as connected by a previous manager: their deadline to reconnect. */
+  readonly #graceUntil = new Map<string, number>();
+  readonly #lock = new KeyedLock();
+
+  constructor(store: Store, log: Logger) {
+    this.#store = store;
+    this.#log = log;
+  }
+
+  /**
+   * Reads the workers back at start-up. Those stored as connected get a fresh deadline of
+   * `graceMs` to reconnect before they are marked disconnected: after a manager restart, a
+   * worker's silence is the manager's doing, not the worker's.
+   */
+  async load(now: number, graceMs: number): Promise<void> {
+    for (const entry of await this.#store.listWorkers()) {
+      this.#records.set(entry.value.id, entry);
+      if (entry.value.state === "connected") this.#graceUntil.set(entry.value.id, now + graceMs);
+    }
+  }
+
+  /** Records a newly connected session; closes an older session of the same worker. */
+  attach(session: WorkerSession, intro: WorkerIntroduction, now: number): Promise<void> {
+    return this.#lock.run(session.workerId, async () => {
+      const previous = this.#records.get(session.workerId);
+      const record: WorkerRecord = {
+        id: session.workerId,
+        hostname: intro.hostname,
+        address: session.address,
+        state: "connected",
+        capabilities: intro.capabilities,
+        version: intro.version,
+        connectedAt: now,
+        lastSeenAt: now,
+      };
+      await this.#write(record, previous);
+      this.#graceUntil.delete(session.workerId);
+      const older = this.#sessions.get(session.workerId);
+      this.#sessions.set(session.workerId, session);
+      if (older && older !== session) {
+        this.#log.info("worker reconnected; closing its older stream", { worker: session.workerId });
+        older.close();
+      }
+    });
+  }
+
+  /** Marks the worker disconnected, unless a newer session of it has taken over. */
+  detach(session: WorkerSession, now: number, why: string): Promise<void> {
+    return this.#lock.run(session.workerId, async () => {
+      if (this.#sessions.get(session.workerId) !== session) return;
+      this.#sessions.delete(session.workerId);
+      this.#log.info("worker disconnected", { worker: session.workerId, why });
+      await this.#markDisconnected(session.workerId, now, session.lastSeenAt);
+    });
+  }
+
+  heard(session: WorkerSession, now: number): void {
+    session.lastSeenAt = now;
+  }
+
+  sessions(): WorkerSession[] {
+    return [...this.#sessions.values()];
+  }
+
+  session(workerId: string): WorkerSession | undefined {
+    return this.#sessions.get(workerId);
+  }
+
+  /** Sessions silent for longer than `silenceMs`, and workers whose restart grace ran out. */
+  async sweep(now: number, silenceMs: number): Promise<WorkerSession[]> {
+    for (const [id, deadline] of this.#graceUntil) {
+      if (now < deadline || this.#sessions.has(id)) continue;
+      this.#graceUntil.delete(id);
+      await this.#lock.run(id, async () => {
+        if (this.#sessions.has(id)) return;
+        this.#log.info("worker did not reconnect after the manager restarted", { worker: id });
+        const record = this.#records.get(id)?.value;
+        await this.#markDisconnected(id, now, record?.lastSeenAt ?? now);
+      });
+    }
+    for (const [id, record] of this.#unsaved) {
+      await this.#lock.run(id, () => this.#write(record, this.#records.get(id))).catch(() => {});
+    }
+    return this.sessions().filter((s) => now - s.lastSeenAt > silenceMs);
+  }
+
+  /** Every known worker, with live last-seen times for connected ones. */
+  list(): WorkerRecord[] {
+    return [...this.#records.values()].map(({ value }) => {
+      const live = this.#sessions.get(value.id);
+      const unsaved = this.#unsaved.get(value.id);
+      const record = unsaved ?? value;
+      return live ? { ...record, lastSeenAt: live.lastSeenAt } : record;
+    }).sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+  }
+
+  candidates(): Candidate[] {
+    return this.sessions().map((s) => ({ id: s.workerId, connected: true, runningTasks: 0 }));
+  }
+
+  async #markDisconnected(id: string, now: number, lastSeenAt: number): Promise<void> {
+    const previous = this.#records.get(id);
+    if (!previous) return;
+    const record: WorkerRecord = {
+      ...previous.value,
+      state: "disconnected",
+      lastSeenAt,
+      disconnectedAt: now,
+    };
+    try {
+      await this.#write(record, previous);
+    } catch (e) {
+      // The worker is gone whatever the store says; keep the change and store it later.
+      this.#unsaved.set(id, record);
+      this.#log.warn("cannot store worker state yet", { worker: id, cause: e });
+    }
+  }
+
+  async #write(record: WorkerRecord, previous: Versioned<WorkerRecord> | undefined) {
+    const stored = await this.#store.putWorker(record, previous?.revision ?? 0n);
+    this.#records.set(record.id, stored);
+    this.#unsaved.delete(record.id);
+  }
+}

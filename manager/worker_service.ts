@@ -1,0 +1,140 @@
+/**
+ * WorkerService handlers. `connect` holds a worker's bidirectional stream: it waits for the
+ * Hello, then drains the session's outgoing queue while a reader hands the worker's messages
+ * to the manager. A malformed message closes that stream only.
+ */
+import {
+  Code,
+  ConnectError,
+  createContextKey,
+  type HandlerContext,
+  type ServiceImpl,
+} from "@connectrpc/connect";
+import {
+  type ConnectRequest,
+  WorkerService,
+} from "../shared/gen/goschedule/v1/goschedule_pb.ts";
+import type { Logger } from "../shared/log.ts";
+import { capabilitiesToDomain } from "./convert.ts";
+import { toConnectError } from "./errors.ts";
+import type { Manager, TaskReport } from "./manager.ts";
+import type { WorkerSession } from "./worker_session.ts";
+
+/** The peer's host:port, set by the server from the socket (never from a header). */
+export const peerAddressKey = createContextKey<string>("", { description: "peer address" });
+
+const WORKER_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+
+export function createWorkerService(
+  manager: Manager,
+  log: Logger,
+  helloTimeoutMs: number,
+): ServiceImpl<typeof WorkerService> {
+  return {
+    async *connect(requests: AsyncIterable<ConnectRequest>, ctx: HandlerContext) {
+      const incoming = requests[Symbol.asyncIterator]();
+      const first = await withTimeout(incoming.next(), helloTimeoutMs);
+      if (first === undefined || first.done || first.value.msg.case !== "hello") {
+        throw new ConnectError("the first message must be a hello", Code.InvalidArgument);
+      }
+      const hello = first.value.msg.value;
+      if (!WORKER_ID.test(hello.workerId)) {
+        throw new ConnectError(
+          `invalid worker id ${JSON.stringify(hello.workerId)}: use 1 to 63 letters, digits, ".", "_" or "-"`,
+          Code.InvalidArgument,
+        );
+      }
+      const address = ctx.values.get(peerAddressKey);
+      let session: WorkerSession;
+      try {
+        session = await manager.openSession(hello.workerId, address, {
+          hostname: hello.hostname,
+          capabilities: capabilitiesToDomain(hello.capabilities),
+          version: hello.version,
+        });
+      } catch (e) {
+        throw toConnectError(e, log, "Connect");
+      }
+      const reader = readLoop(manager, session, incoming, log);
+      try {
+        yield* session.outgoing;
+      } finally {
+        session.close();
+        await reader;
+        await manager.closeSession(session, session.error?.message ?? "stream ended");
+      }
+      if (session.error) throw session.error;
+    },
+
+    async setTask(req) {
+      const outcome: TaskReport["outcome"] | undefined = req.outcome.case === "exited"
+        ? { kind: "exited", exitCode: req.outcome.value.exitCode, signal: req.outcome.value.signal || undefined }
+        : req.outcome.case === "startError"
+        ? { kind: "start_failed", error: req.outcome.value }
+        : undefined;
+      if (!outcome) {
+        throw new ConnectError("outcome is required: exited or start_error", Code.InvalidArgument);
+      }
+      try {
+        await manager.report({
+          workerId: req.workerId,
+          taskId: req.taskId,
+          attempt: req.attempt,
+          outcome,
+          output: {
+            stdout: req.stdout,
+            stderr: req.stderr,
+            stdoutTruncated: req.stdoutTruncated,
+            stderrTruncated: req.stderrTruncated,
+          },
+        });
+      } catch (e) {
+        throw toConnectError(e, log, "SetTask");
+      }
+      return {};
+    },
+  };
+}
+
+async function readLoop(
+  manager: Manager,
+  session: WorkerSession,
+  incoming: AsyncIterator<ConnectRequest>,
+  log: Logger,
+): Promise<void> {
+  try {
+    while (session.open) {
+      const next = await incoming.next();
+      if (next.done) break;
+      manager.heard(session);
+      const msg = next.value.msg;
+      switch (msg.case) {
+        case "pong":
+          break;
+        case "ack":
+          await manager.acknowledge(session, msg.value.taskId, msg.value.attempt).catch((e) =>
+            log.warn("cannot store acknowledgement", { task: msg.value.taskId, cause: e })
+          );
+          break;
+        case "hello":
+          throw new ConnectError("hello may only be the first message", Code.InvalidArgument);
+        default:
+          throw new ConnectError("message without a known kind", Code.InvalidArgument);
+      }
+    }
+  } catch (e) {
+    const error = e instanceof ConnectError ? e : undefined;
+    if (error) log.warn("closing a worker stream", { worker: session.workerId, why: error.rawMessage });
+    session.close(error);
+  } finally {
+    session.close();
+  }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

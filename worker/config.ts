@@ -1,0 +1,56 @@
+import { z } from "zod";
+import { durationSchema, loadConfigFile, sizeSchema } from "../shared/config.ts";
+
+const workerSchema = z.strictObject({
+  manager: z.string().min(1).default("http://127.0.0.1:7070"),
+  state_dir: z.string().min(1).default("/var/lib/go-schedule/worker"),
+  id: z.string().regex(
+    /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/,
+    "use 1 to 63 letters, digits, \".\", \"_\" or \"-\"",
+  ).optional(),
+  hostname: z.string().min(1).optional(),
+  output_limit: sizeSchema.default(64 * 1024),
+  reconnect_max_delay: durationSchema.default(10_000),
+}).superRefine((config, ctx) => {
+  if (!/^https?:\/\//.test(config.manager) && /^[a-z][a-z0-9+.-]*:\/\//i.test(config.manager)) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["manager"],
+      message: `"${config.manager}" is not an http:// or https:// address`,
+    });
+  }
+  if (config.output_limit < 1024) {
+    ctx.addIssue({ code: "custom", path: ["output_limit"], message: "must be at least 1KiB" });
+  }
+  if (config.reconnect_max_delay < 100) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["reconnect_max_delay"],
+      message: "must be at least 100ms",
+    });
+  }
+});
+
+export interface WorkerConfig {
+  /** The manager's base URL. */
+  manager: string;
+  stateDir: string;
+  /** A fixed id; otherwise one is chosen once and kept in stateDir. */
+  id?: string;
+  hostname?: string;
+  /** Bytes of each output stream kept per task (the tail). */
+  outputLimit: number;
+  reconnectMaxDelayMs: number;
+}
+
+export async function loadWorkerConfig(path: string): Promise<WorkerConfig> {
+  const raw = await loadConfigFile(path, workerSchema);
+  return {
+    manager: /^https?:\/\//.test(raw.manager) ? raw.manager : `http://${raw.manager}`,
+    stateDir: raw.state_dir,
+    id: raw.id,
+    hostname: raw.hostname,
+    outputLimit: raw.output_limit,
+    reconnectMaxDelayMs: raw.reconnect_max_delay,
+  };
+}

@@ -1,0 +1,141 @@
+/**
+ * The worker daemon: `worker -f worker.yaml [-v]`. Dials the manager, keeps one stream open,
+ * runs the tasks it is sent and reports their results.
+ */
+import { parseArgs } from "node:util";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { ConfigError } from "../shared/config.ts";
+import { WorkerService } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
+import { createLogger } from "../shared/log.ts";
+import { VERSION } from "../shared/version.ts";
+import { Agent } from "./agent.ts";
+import { loadWorkerConfig, type WorkerConfig } from "./config.ts";
+import { runConnectionLoop } from "./connection.ts";
+import { createProcessExecutor } from "./executor.ts";
+import { loadOrCreateWorkerId } from "./identity.ts";
+import { ReportOutbox } from "./report_outbox.ts";
+
+const USAGE = `Usage: worker [-f FILE] [-v]
+
+Connects to a go-schedule manager, runs the tasks it is sent and reports their results.
+
+Options:
+  -f, --file FILE   the config file (default /etc/go-schedule/worker.yaml)
+  -v, --verbose     log debug detail
+  -h, --help        show this text
+`;
+
+/** How long a stopping worker waits for its last reports to reach the manager. */
+const STOP_REPORT_TIMEOUT_MS = 5000;
+
+/** Exit codes: 0 stopped cleanly, 1 could not run, 2 bad arguments or config. */
+export async function main(args: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      options: {
+        file: { type: "string", short: "f", default: "/etc/go-schedule/worker.yaml" },
+        verbose: { type: "boolean", short: "v", default: false },
+        help: { type: "boolean", short: "h", default: false },
+      },
+      strict: true,
+      allowPositionals: false,
+    });
+  } catch (e) {
+    console.error(`worker: ${(e as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (parsed.values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const log = createLogger({ verbose: parsed.values.verbose });
+
+  let config: WorkerConfig;
+  try {
+    config = await loadWorkerConfig(parsed.values.file);
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      console.error(`worker: ${e.message}`);
+      return 2;
+    }
+    throw e;
+  }
+
+  let workerId: string;
+  try {
+    await Deno.mkdir(config.stateDir, { recursive: true });
+    workerId = config.id ?? await loadOrCreateWorkerId(config.stateDir);
+  } catch (e) {
+    console.error(`worker: cannot use state_dir ${config.stateDir}: ${(e as Error).message}`);
+    return 1;
+  }
+
+  const client = createClient(
+    WorkerService,
+    createGrpcTransport({ baseUrl: config.manager }),
+  );
+  const outbox = new ReportOutbox({
+    dir: `${config.stateDir}/outbox`,
+    log,
+    maxRetryDelayMs: config.reconnectMaxDelayMs,
+    send: async ({ taskId, attempt, result }) => {
+      await client.setTask({
+        workerId,
+        taskId,
+        attempt,
+        outcome: result.outcome.kind === "exited"
+          ? {
+            case: "exited",
+            value: { exitCode: result.outcome.exitCode, signal: result.outcome.signal ?? "" },
+          }
+          : { case: "startError", value: result.outcome.error },
+        ...result.output,
+      }, { timeoutMs: 10_000 });
+    },
+  });
+  const unsent = await outbox.load();
+  if (unsent > 0) log.info("resending results kept from an earlier run", { reports: unsent });
+
+  const agent = new Agent(createProcessExecutor({ outputLimit: config.outputLimit }), outbox, log);
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
+
+  log.info("worker starting", { id: workerId, manager: config.manager });
+  await runConnectionLoop({
+    client,
+    managerUrl: config.manager,
+    intro: {
+      workerId,
+      hostname: config.hostname ?? Deno.hostname(),
+      capabilities: {
+        cpuCores: navigator.hardwareConcurrency,
+        memoryBytes: BigInt(Deno.systemMemoryInfo().total),
+        os: Deno.build.os,
+        arch: Deno.build.arch,
+      },
+      version: VERSION,
+    },
+    agent,
+    log,
+    reconnectMaxDelayMs: config.reconnectMaxDelayMs,
+    onConnected: () => outbox.flush(),
+  }, stop.signal);
+
+  log.info("worker stopping", { running_tasks: agent.running });
+  await agent.stopAll();
+  const left = await outbox.drain(STOP_REPORT_TIMEOUT_MS);
+  if (left > 0) log.warn("results not delivered yet; kept for the next start", { reports: left });
+  await outbox.close();
+  Deno.removeSignalListener("SIGINT", onSignal);
+  Deno.removeSignalListener("SIGTERM", onSignal);
+  return 0;
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args));
+}

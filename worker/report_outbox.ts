@@ -1,0 +1,145 @@
+/**
+ * Reports of finished tasks, kept in state_dir until the manager has them. A report is
+ * written to disk before it is first sent, so neither a lost connection nor a worker restart
+ * loses a result; the manager treats a repeated report as the same report.
+ */
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { Logger } from "../shared/log.ts";
+import { backoffDelay } from "./backoff.ts";
+import type { ProcessResult } from "./executor.ts";
+
+export interface TaskReport {
+  taskId: string;
+  attempt: number;
+  result: ProcessResult;
+}
+
+export interface ReportOutboxOptions {
+  /** Folder that holds unsent reports, one JSON file each. */
+  dir: string;
+  send: (report: TaskReport) => Promise<void>;
+  log: Logger;
+  /** Retry delays grow up to this. */
+  maxRetryDelayMs: number;
+  random?: () => number;
+}
+
+/** Refusals that will never turn into success: the report is dropped, loudly. */
+const PERMANENT = new Set([Code.FailedPrecondition, Code.InvalidArgument, Code.NotFound]);
+
+export class ReportOutbox {
+  readonly #options: ReportOutboxOptions;
+  readonly #queue = new Map<string, TaskReport>();
+  #flushing: Promise<void> | undefined;
+  #retryTimer: ReturnType<typeof setTimeout> | undefined;
+  #failures = 0;
+  #closed = false;
+  #idle: (() => void)[] = [];
+
+  constructor(options: ReportOutboxOptions) {
+    this.#options = options;
+  }
+
+  get size(): number {
+    return this.#queue.size;
+  }
+
+  /** Loads the reports a previous run could not deliver, and starts sending them. */
+  async load(): Promise<number> {
+    await Deno.mkdir(this.#options.dir, { recursive: true });
+    for await (const entry of Deno.readDir(this.#options.dir)) {
+      if (!entry.isFile || !entry.name.endsWith(".json")) continue;
+      const path = `${this.#options.dir}/${entry.name}`;
+      try {
+        const report = JSON.parse(await Deno.readTextFile(path)) as TaskReport;
+        this.#queue.set(fileName(report), report);
+      } catch (e) {
+        this.#options.log.warn("ignoring an unreadable report file", { path, cause: e });
+      }
+    }
+    this.flush();
+    return this.#queue.size;
+  }
+
+  async add(report: TaskReport): Promise<void> {
+    const name = fileName(report);
+    const path = `${this.#options.dir}/${name}`;
+    await Deno.writeTextFile(`${path}.tmp`, JSON.stringify(report));
+    await Deno.rename(`${path}.tmp`, path);
+    this.#queue.set(name, report);
+    this.flush();
+  }
+
+  /** Sends what is queued now; a connection that comes back calls this to retry at once. */
+  flush(): void {
+    if (this.#closed || this.#flushing) return;
+    if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
+    this.#flushing = this.#sendAll().finally(() => {
+      this.#flushing = undefined;
+      if (this.#queue.size === 0) for (const wake of this.#idle.splice(0)) wake();
+      // Reports added while this round was sending have not been tried yet.
+      else if (this.#retryTimer === undefined) this.flush();
+    });
+  }
+
+  /** Resolves once every report is delivered, or after `timeoutMs` (returns what is left). */
+  async drain(timeoutMs: number): Promise<number> {
+    if (this.#queue.size > 0) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        new Promise<void>((resolve) => this.#idle.push(resolve)),
+        new Promise<void>((resolve) => timer = setTimeout(resolve, timeoutMs)),
+      ]);
+      clearTimeout(timer);
+    }
+    return this.#queue.size;
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
+    await this.#flushing;
+    for (const wake of this.#idle.splice(0)) wake();
+  }
+
+  async #sendAll(): Promise<void> {
+    for (const [name, report] of [...this.#queue]) {
+      if (this.#closed) return;
+      try {
+        await this.#options.send(report);
+      } catch (e) {
+        if (e instanceof ConnectError && PERMANENT.has(e.code)) {
+          this.#options.log.warn("the manager refused a report; dropping it", {
+            task: report.taskId,
+            attempt: report.attempt,
+            why: e.rawMessage,
+          });
+        } else {
+          this.#scheduleRetry(e);
+          return;
+        }
+      }
+      this.#failures = 0;
+      this.#queue.delete(name);
+      await Deno.remove(`${this.#options.dir}/${name}`).catch(() => {});
+    }
+  }
+
+  #scheduleRetry(cause: unknown): void {
+    const delay = backoffDelay(
+      this.#failures++,
+      { initialMs: 200, maxMs: this.#options.maxRetryDelayMs },
+      this.#options.random,
+    );
+    this.#options.log.debug("report not delivered; retrying", { in_ms: delay, cause });
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      this.flush();
+    }, delay);
+  }
+}
+
+function fileName(report: TaskReport): string {
+  return `${report.taskId}.${report.attempt}.json`;
+}
