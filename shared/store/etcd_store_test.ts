@@ -1,0 +1,251 @@
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { Etcd3, KVClient } from "etcd3";
+import { startEtcd } from "../../test/harness/etcd.ts";
+import { freePort } from "../../test/harness/ports.ts";
+import { storeConformance, task } from "./conformance.ts";
+import { createEtcdStore } from "./etcd_store.ts";
+import { StoreUnavailableError } from "./store.ts";
+
+// Each test gets its own etcd (it starts in well under a second), so tests share nothing and
+// the sanitizers see each test's processes and connections start and end inside it.
+storeConformance("etcd", async () => {
+  const etcd = await startEtcd();
+  try {
+    const open = () => createEtcdStore({ endpoints: [etcd.endpoint] });
+    return { store: await open(), reopen: open, cleanup: () => etcd[Symbol.asyncDispose]() };
+  } catch (error) {
+    await etcd[Symbol.asyncDispose]();
+    throw error;
+  }
+});
+
+Deno.test("etcd: an unreachable etcd is StoreUnavailableError in time, and recovery is immediate", async () => {
+  await using etcd = await startEtcd();
+  const timeoutMs = 1_000;
+  const store = await createEtcdStore({ endpoints: [etcd.endpoint], requestTimeoutMs: timeoutMs });
+  try {
+    const [created] = await store.createTasks([task("t1")]);
+    await etcd.stop();
+
+    for (const call of [() => store.getTask("t1"), () => store.createTasks([task("t2")])]) {
+      const started = Date.now();
+      const error = await call().then(() => undefined, (e) => e);
+      const elapsed = Date.now() - started;
+      assert.ok(error instanceof StoreUnavailableError, `expected StoreUnavailableError: ${error}`);
+      assert.match(error.message, new RegExp(`^etcd at ${etcd.endpoint.slice(7)} is unavailable`));
+      assert.ok(elapsed < timeoutMs + 500, `gave up after ${elapsed} ms`);
+    }
+
+    await etcd.restart();
+    assert.deepEqual(await store.getTask("t1"), created);
+    const [t2] = await store.createTasks([task("t2")]);
+    assert.ok(t2.revision > created.revision);
+  } finally {
+    await store.close();
+  }
+});
+
+Deno.test("etcd: an etcd that does not answer is StoreUnavailableError in time", async () => {
+  await using etcd = await startEtcd();
+  const timeoutMs = 1_000;
+  const store = await createEtcdStore({ endpoints: [etcd.endpoint], requestTimeoutMs: timeoutMs });
+  try {
+    const [created] = await store.createTasks([task("t1")]);
+    etcd.pause();
+    try {
+      for (const call of [() => store.listTasks({ state: "pending" }), () => store.listWorkers()]) {
+        const started = Date.now();
+        const error = await call().then(() => undefined, (e) => e);
+        const elapsed = Date.now() - started;
+        assert.ok(
+          error instanceof StoreUnavailableError,
+          `expected StoreUnavailableError: ${error}`,
+        );
+        assert.ok(
+          elapsed >= timeoutMs - 50 && elapsed < timeoutMs + 500,
+          `gave up after ${elapsed} ms`,
+        );
+      }
+    } finally {
+      etcd.resume();
+    }
+    assert.deepEqual(await store.listTasks({ state: "pending" }), [created]);
+  } finally {
+    await store.close();
+  }
+});
+
+Deno.test("etcd: createEtcdStore reports an etcd that is not there", async () => {
+  const endpoint = `http://127.0.0.1:${freePort()}`;
+  const started = Date.now();
+  await assert.rejects(
+    createEtcdStore({ endpoints: [endpoint], requestTimeoutMs: 1_000 }),
+    (error: Error) => {
+      assert.ok(error instanceof StoreUnavailableError, `expected StoreUnavailableError: ${error}`);
+      assert.match(error.message, /^etcd at 127\.0\.0\.1:\d+ is unavailable: /);
+      return true;
+    },
+  );
+  assert.ok(Date.now() - started < 1_500);
+});
+
+Deno.test("etcd: with several endpoints, calls go to one that answers", async () => {
+  await using etcd = await startEtcd();
+  const dead = `http://127.0.0.1:${freePort()}`;
+  const store = await createEtcdStore({ endpoints: [dead, etcd.endpoint, dead] });
+  try {
+    for (let i = 0; i < 10; i++) {
+      const [created] = await store.createTasks([task(`t${i}`)]);
+      assert.deepEqual(await store.getTask(`t${i}`), created);
+    }
+  } finally {
+    await store.close();
+  }
+});
+
+Deno.test("etcd: listing by state reads only that state's tasks", async () => {
+  await using etcd = await startEtcd();
+  const store = await createEtcdStore({ endpoints: [etcd.endpoint] });
+  const raw = new Etcd3({ hosts: etcd.endpoint });
+  try {
+    const done = Array.from(
+      { length: 200 },
+      (_, i) => task(`d${String(i).padStart(3, "0")}`, "done"),
+    );
+    await store.createTasks(done);
+    const pending = await store.createTasks([task("p1"), task("p2"), task("p3")]);
+    // Unreadable records in place of the finished tasks: a list that so much as decoded one
+    // of them would fail.
+    for (const { id } of done) await raw.put(`/goschedule/tasks/${id}`).value("{not json");
+
+    assert.deepEqual(await store.listTasks({ state: "pending", limit: 10 }), pending);
+    assert.deepEqual(await store.listActiveTasks(), pending);
+    assert.deepEqual(
+      await raw.getAll().prefix("/goschedule/index/pending/").keys(),
+      [
+        "/goschedule/index/pending/p1",
+        "/goschedule/index/pending/p2",
+        "/goschedule/index/pending/p3",
+      ],
+    );
+  } finally {
+    raw.close();
+    await store.close();
+  }
+});
+
+Deno.test("etcd: stores with different prefixes do not see each other", async () => {
+  await using etcd = await startEtcd();
+  const a = await createEtcdStore({ endpoints: [etcd.endpoint], prefix: "/a/" });
+  try {
+    const b = await createEtcdStore({ endpoints: [etcd.endpoint], prefix: "/b/" });
+    try {
+      const [inA] = await a.createTasks([task("t1")]);
+      const [inB] = await b.createTasks([task("t1", "done")]);
+      assert.deepEqual(await a.listTasks(), [inA]);
+      assert.deepEqual(await b.listTasks(), [inB]);
+      assert.deepEqual(await b.listActiveTasks(), []);
+    } finally {
+      await b.close();
+    }
+  } finally {
+    await a.close();
+  }
+});
+
+Deno.test("etcd: revisions are etcd's mod revisions", async () => {
+  await using etcd = await startEtcd();
+  const store = await createEtcdStore({ endpoints: [etcd.endpoint] });
+  const raw = new Etcd3({ hosts: etcd.endpoint });
+  try {
+    const [created] = await store.createTasks([task("t1")]);
+    const kv = await raw.kv.range({ key: Buffer.from("/goschedule/tasks/t1") });
+    assert.equal(BigInt(kv.kvs[0].mod_revision), created.revision);
+  } finally {
+    raw.close();
+    await store.close();
+  }
+});
+
+/**
+ * Makes every etcd client (the store's included) run `race` once, just before sending the
+ * first transaction that compares `key`: a deterministic stand-in for another manager's
+ * write landing between two transactions of one batch.
+ */
+function raceBefore(key: string, race: () => Promise<void>): Disposable {
+  const original = KVClient.prototype.txn;
+  let raced = false;
+  KVClient.prototype.txn = async function (this: KVClient, request, options) {
+    if (!raced && request.compare?.some((c) => c.key?.toString() === key)) {
+      raced = true;
+      await race();
+    }
+    return await original.call(this, request, options);
+  };
+  return { [Symbol.dispose]: () => KVClient.prototype.txn = original };
+}
+
+const seq = (i: number) => `task-${String(i).padStart(5, "0")}`;
+
+Deno.test("etcd: a create batch that loses a race part-way is taken back", async () => {
+  await using etcd = await startEtcd();
+  const store = await createEtcdStore({ endpoints: [etcd.endpoint] });
+  const raw = new Etcd3({ hosts: etcd.endpoint });
+  try {
+    const batch = Array.from({ length: 300 }, (_, i) => task(seq(i)));
+    const rival = task(seq(290), "done");
+    const touched = { ...task(seq(0)), attempt: 7 };
+    {
+      using _race = raceBefore(`/goschedule/tasks/${seq(290)}`, async () => {
+        await raw.put(`/goschedule/tasks/${seq(290)}`).value(JSON.stringify(rival));
+        // Written by this batch's first transaction and changed since: the undo leaves it.
+        await raw.put(`/goschedule/tasks/${seq(0)}`).value(JSON.stringify(touched));
+      });
+      await assert.rejects(store.createTasks(batch), { name: "ConflictError" });
+    }
+    assert.deepEqual((await store.listTasks()).map((v) => v.value), [touched, rival]);
+    assert.deepEqual((await store.listTasks({ state: "pending" })).map((v) => v.value), [touched]);
+    assert.deepEqual(await raw.getAll().prefix("/goschedule/index/").keys(), [
+      `/goschedule/index/pending/${seq(0)}`,
+    ]);
+  } finally {
+    raw.close();
+    await store.close();
+  }
+});
+
+Deno.test("etcd: an update batch that loses a race part-way is taken back", async () => {
+  await using etcd = await startEtcd();
+  const store = await createEtcdStore({ endpoints: [etcd.endpoint] });
+  const raw = new Etcd3({ hosts: etcd.endpoint });
+  try {
+    const created = await store.createTasks(Array.from({ length: 150 }, (_, i) => task(seq(i))));
+    const updates = created.map((v) => ({
+      task: { ...v.value, state: "scheduled" as const, attempt: 1 },
+      expectedRevision: v.revision,
+    }));
+    const rival = { ...task(seq(140)), attempt: 5 };
+    const touched = { ...task(seq(0), "scheduled"), attempt: 9 };
+    {
+      using _race = raceBefore(`/goschedule/tasks/${seq(140)}`, async () => {
+        await raw.put(`/goschedule/tasks/${seq(140)}`).value(JSON.stringify(rival));
+        await raw.put(`/goschedule/tasks/${seq(0)}`).value(JSON.stringify(touched));
+      });
+      const error = await store.updateTasks(updates).then(() => undefined, (e) => e);
+      assert.equal(error?.name, "ConflictError");
+      assert.equal(error.key, `tasks/${seq(140)}`);
+    }
+    const expected = created.map((v) => v.value);
+    expected[0] = touched;
+    expected[140] = rival;
+    assert.deepEqual((await store.listTasks()).map((v) => v.value), expected);
+    assert.deepEqual((await store.listTasks({ state: "scheduled" })).map((v) => v.value), [
+      touched,
+    ]);
+    assert.equal((await store.listTasks({ state: "pending" })).length, 149);
+  } finally {
+    raw.close();
+    await store.close();
+  }
+});
