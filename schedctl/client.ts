@@ -1,0 +1,98 @@
+/**
+ * The connection to the manager: a Connect transport over HTTP/2, and a wrapper that gives
+ * every call the configured timeout and reports calls in debug output.
+ */
+import { type Client, createClient, type Transport } from "@connectrpc/connect";
+import { createConnectTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import { formatDuration } from "../shared/duration.ts";
+import { OperatorService } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
+
+/** A transport and the way to close its connection. */
+export interface ManagerTransport {
+  transport: Transport;
+  /** Closes the HTTP/2 connection, if one was opened. */
+  close(): void;
+}
+
+/** Options of createManagerTransport. */
+export interface ManagerTransportOptions {
+  /** The manager's base URL, e.g. "http://127.0.0.1:7070". */
+  manager: string;
+  /** Also the time allowed to open the connection, in milliseconds. */
+  timeoutMs: number;
+}
+
+/** Creates the Connect transport (HTTP/2) to the manager; nothing is dialled until a call. */
+export function createManagerTransport(options: ManagerTransportOptions): ManagerTransport {
+  const sessionManager = new Http2SessionManager(options.manager, {
+    connectTimeoutMs: options.timeoutMs,
+  });
+  const transport = createConnectTransport({
+    baseUrl: options.manager,
+    httpVersion: "2",
+    sessionManager,
+  });
+  return { transport, close: () => sessionManager.abort() };
+}
+
+/** Options of withCallDefaults. */
+export interface CallDefaults {
+  /** Applied to every call that does not set its own, in milliseconds. */
+  timeoutMs: number;
+  /** Receives a line per call and per outcome; omit for silence. */
+  debug?: (line: string) => void;
+}
+
+function describeInput(input: unknown): string {
+  try {
+    return JSON.stringify(input, (_, v) => typeof v === "bigint" ? v.toString() : v) ?? "";
+  } catch {
+    return "(not printable)";
+  }
+}
+
+/** Wraps a transport so that every call gets the timeout, and is reported to `debug`. */
+export function withCallDefaults(transport: Transport, defaults: CallDefaults): Transport {
+  const { debug } = defaults;
+  return {
+    async unary(method, signal, timeoutMs, header, input, contextValues) {
+      const name = `${method.parent.typeName}/${method.name}`;
+      const timeout = timeoutMs ?? defaults.timeoutMs;
+      debug?.(`calling ${name} ${describeInput(input)} (timeout ${formatDuration(timeout)})`);
+      const started = performance.now();
+      try {
+        const response = await transport.unary(
+          method,
+          signal,
+          timeout,
+          header,
+          input,
+          contextValues,
+        );
+        debug?.(`${name} answered in ${formatDuration(performance.now() - started)}`);
+        return response;
+      } catch (e) {
+        debug?.(`${name} failed after ${formatDuration(performance.now() - started)}`);
+        throw e;
+      }
+    },
+    stream(method, signal, timeoutMs, header, input, contextValues) {
+      return transport.stream(
+        method,
+        signal,
+        timeoutMs ?? defaults.timeoutMs,
+        header,
+        input,
+        contextValues,
+      );
+    },
+  };
+}
+
+/** The OperatorService client schedctl's commands use. */
+export type OperatorClient = Client<typeof OperatorService>;
+
+/** Creates the OperatorService client on a transport, with the call defaults applied. */
+export function createOperatorClient(transport: Transport, defaults: CallDefaults): OperatorClient {
+  return createClient(OperatorService, withCallDefaults(transport, defaults));
+}
