@@ -63,7 +63,10 @@ export function parseManagerConfig(source: string, data: unknown): ManagerConfig
   const raw = validateConfig(source, data, managerSchema);
   const colon = raw.listen.lastIndexOf(":");
   return {
-    listen: { host: raw.listen.slice(0, colon) || "0.0.0.0", port: Number(raw.listen.slice(colon + 1)) },
+    listen: {
+      host: raw.listen.slice(0, colon) || "0.0.0.0",
+      port: Number(raw.listen.slice(colon + 1)),
+    },
     store: raw.etcd
       ? {
         kind: "etcd",

@@ -4,12 +4,13 @@
  */
 import { parseArgs } from "node:util";
 import { ConfigError } from "../shared/config.ts";
+import { formatDuration } from "../shared/duration.ts";
 import { createLogger, type Logger } from "../shared/log.ts";
 import type { Store } from "../shared/store/store.ts";
 import { createEtcdStore } from "../shared/store/etcd_store.ts";
 import { createSqliteStore } from "../shared/store/sqlite_store.ts";
 import { OperatorService, WorkerService } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
-import { type ManagerConfig, loadManagerConfig } from "./config.ts";
+import { loadManagerConfig, type ManagerConfig } from "./config.ts";
 import { Manager } from "./manager.ts";
 import { createOperatorService } from "./operator_service.ts";
 import { startServer } from "./server.ts";
@@ -127,20 +128,32 @@ async function openStore(config: ManagerConfig, log: Logger): Promise<Store> {
     });
     return await createSqliteStore({ path: config.store.path });
   }
-  const store = await createEtcdStore({
-    endpoints: config.store.endpoints,
-    prefix: config.store.prefix,
-    requestTimeoutMs: config.store.requestTimeoutMs,
-  });
+  const where = config.store.endpoints.join(", ");
+  let store: Store | undefined;
   try {
+    store = await createEtcdStore({
+      endpoints: config.store.endpoints,
+      prefix: config.store.prefix,
+      requestTimeoutMs: config.store.requestTimeoutMs,
+    });
+    // A read proves the endpoints answer before the manager says it is ready.
     await store.listWorkers();
+    return store;
   } catch (e) {
-    await store.close();
+    await store?.close();
     throw new Error(
-      `cannot reach etcd at ${config.store.endpoints.join(", ")}: ${(e as Error).message}`,
+      `cannot reach etcd at ${where}: ${plainCause(e, config.store.requestTimeoutMs)}`,
     );
   }
-  return store;
+}
+
+/** The gist of an etcd client error, without the gRPC client's internals. */
+function plainCause(error: unknown, timeoutMs: number): string {
+  const message = error instanceof Error ? error.message : String(error);
+  if (/ECONNREFUSED/.test(message)) return "connection refused";
+  if (/ENOTFOUND|EAI_AGAIN/.test(message)) return "unknown host";
+  if (/deadline|timed? ?out/i.test(message)) return `no answer within ${formatDuration(timeoutMs)}`;
+  return message.split("\n")[0];
 }
 
 function waitForSignal(): Promise<void> {

@@ -304,7 +304,10 @@ export class Manager {
     try {
       const silent = await this.#workers.sweep(now, this.#options.silenceTimeoutMs);
       for (const session of silent) {
-        await this.closeSession(session, `silent for more than ${formatDuration(this.#options.silenceTimeoutMs)}`);
+        await this.closeSession(
+          session,
+          `silent for more than ${formatDuration(this.#options.silenceTimeoutMs)}`,
+        );
       }
     } catch (e) {
       this.#log.warn("liveness sweep failed", { cause: e });

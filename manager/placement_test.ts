@@ -58,7 +58,12 @@ Deno.test("no workers at all says so", () => {
 Deno.test("when nothing fits the reason counts each rejection", () => {
   const draining = (w: Candidate) => w.id.startsWith("d") ? "are draining" : undefined;
   const placer = createPlacer(createRoundRobin(), [isConnected, draining]);
-  const p = placer.place([worker("a", false), worker("b", false), worker("d1"), worker("c", false)]);
+  const p = placer.place([
+    worker("a", false),
+    worker("b", false),
+    worker("d1"),
+    worker("c", false),
+  ]);
   assert.deepEqual(p, { ok: false, reason: "0/4 workers fit: 3 are disconnected, 1 are draining" });
 });
 

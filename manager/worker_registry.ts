@@ -63,7 +63,9 @@ export class WorkerRegistry {
       const older = this.#sessions.get(session.workerId);
       this.#sessions.set(session.workerId, session);
       if (older && older !== session) {
-        this.#log.info("worker reconnected; closing its older stream", { worker: session.workerId });
+        this.#log.info("worker reconnected; closing its older stream", {
+          worker: session.workerId,
+        });
         older.close();
       }
     });

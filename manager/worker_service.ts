@@ -10,10 +10,7 @@ import {
   type HandlerContext,
   type ServiceImpl,
 } from "@connectrpc/connect";
-import {
-  type ConnectRequest,
-  WorkerService,
-} from "../shared/gen/goschedule/v1/goschedule_pb.ts";
+import { type ConnectRequest, WorkerService } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
 import type { Logger } from "../shared/log.ts";
 import { capabilitiesToDomain } from "./convert.ts";
 import { toConnectError } from "./errors.ts";
@@ -40,7 +37,9 @@ export function createWorkerService(
       const hello = first.value.msg.value;
       if (!WORKER_ID.test(hello.workerId)) {
         throw new ConnectError(
-          `invalid worker id ${JSON.stringify(hello.workerId)}: use 1 to 63 letters, digits, ".", "_" or "-"`,
+          `invalid worker id ${
+            JSON.stringify(hello.workerId)
+          }: use 1 to 63 letters, digits, ".", "_" or "-"`,
           Code.InvalidArgument,
         );
       }
@@ -68,7 +67,11 @@ export function createWorkerService(
 
     async setTask(req) {
       const outcome: TaskReport["outcome"] | undefined = req.outcome.case === "exited"
-        ? { kind: "exited", exitCode: req.outcome.value.exitCode, signal: req.outcome.value.signal || undefined }
+        ? {
+          kind: "exited",
+          exitCode: req.outcome.value.exitCode,
+          signal: req.outcome.value.signal || undefined,
+        }
         : req.outcome.case === "startError"
         ? { kind: "start_failed", error: req.outcome.value }
         : undefined;
@@ -124,7 +127,9 @@ async function readLoop(
     }
   } catch (e) {
     const error = e instanceof ConnectError ? e : undefined;
-    if (error) log.warn("closing a worker stream", { worker: session.workerId, why: error.rawMessage });
+    if (error) {
+      log.warn("closing a worker stream", { worker: session.workerId, why: error.rawMessage });
+    }
     session.close(error);
   } finally {
     session.close();

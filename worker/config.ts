@@ -6,7 +6,7 @@ const workerSchema = z.strictObject({
   state_dir: z.string().min(1).default("/var/lib/go-schedule/worker"),
   id: z.string().regex(
     /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/,
-    "use 1 to 63 letters, digits, \".\", \"_\" or \"-\"",
+    'use 1 to 63 letters, digits, ".", "_" or "-"',
   ).optional(),
   hostname: z.string().min(1).optional(),
   output_limit: sizeSchema.default(64 * 1024),

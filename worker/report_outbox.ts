@@ -77,7 +77,7 @@ export class ReportOutbox {
     this.#retryTimer = undefined;
     this.#flushing = this.#sendAll().finally(() => {
       this.#flushing = undefined;
-      if (this.#queue.size === 0) for (const wake of this.#idle.splice(0)) wake();
+      if (this.#queue.size === 0) { for (const wake of this.#idle.splice(0)) wake(); }
       // Reports added while this round was sending have not been tried yet.
       else if (this.#retryTimer === undefined) this.flush();
     });
