@@ -22,7 +22,10 @@ Deno.test("KeyedLock lets different keys overlap", async () => {
   const lock = new KeyedLock();
   const log: string[] = [];
   let release!: () => void;
-  const blocked = lock.run("a", () => new Promise<void>((r) => release = r).then(() => log.push("a")));
+  const blocked = lock.run(
+    "a",
+    () => new Promise<void>((r) => release = r).then(() => log.push("a")),
+  );
   await lock.run("b", () => Promise.resolve(log.push("b")));
   release();
   await blocked;

@@ -174,7 +174,10 @@ function checkHolder(
   return undefined;
 }
 
-function dead(reason: string, now: number): Pick<TaskRecord, "state" | "deadReason" | "finishedAt"> {
+function dead(
+  reason: string,
+  now: number,
+): Pick<TaskRecord, "state" | "deadReason" | "finishedAt"> {
   return { state: "dead", deadReason: reason, finishedAt: now };
 }
 
