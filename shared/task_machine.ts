@@ -85,9 +85,10 @@ export function transition(task: TaskRecord, event: TaskEvent, now: number): Tra
     case "ack": {
       const stale = checkHolder(task, event.workerId, event.attempt);
       if (stale) return stale;
-      if (task.state === "scheduled") return unchanged(task);
-      if (task.state !== "pending") {
-        return refuse("invalid_state", `task ${task.id} is already ${task.state}`);
+      // A fast task's result can overtake its acknowledgement; the late ack changes nothing.
+      if (task.state === "scheduled" || task.state === "done") return unchanged(task);
+      if (task.state === "dead") {
+        return refuse("invalid_state", `task ${task.id} is already dead: ${task.deadReason}`);
       }
       return changed({ ...task, state: "scheduled", scheduledAt: now });
     }

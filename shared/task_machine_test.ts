@@ -85,7 +85,7 @@ const table: Record<string, Record<string, string>> = {
   },
   "done on w1 with 0": {
     "assign w2": "invalid_state",
-    "ack w1#1": "invalid_state",
+    "ack w1#1": "same",
     "exited w1#1 0": "same",
     "start_failed w1#1": "invalid_state",
     "ack_timeout #1": "stale",
