@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { durationSchema, loadConfigFile, sizeSchema } from "../shared/config.ts";
+import { durationSchema, loadConfigFile, sizeSchema, validateConfig } from "../shared/config.ts";
 
 const workerSchema = z.strictObject({
   manager: z.string().min(1).default("http://127.0.0.1:7070"),
@@ -43,8 +43,8 @@ export interface WorkerConfig {
   reconnectMaxDelayMs: number;
 }
 
-export async function loadWorkerConfig(path: string): Promise<WorkerConfig> {
-  const raw = await loadConfigFile(path, workerSchema);
+export function parseWorkerConfig(source: string, data: unknown): WorkerConfig {
+  const raw = validateConfig(source, data, workerSchema);
   return {
     manager: /^https?:\/\//.test(raw.manager) ? raw.manager : `http://${raw.manager}`,
     stateDir: raw.state_dir,
@@ -53,4 +53,8 @@ export async function loadWorkerConfig(path: string): Promise<WorkerConfig> {
     outputLimit: raw.output_limit,
     reconnectMaxDelayMs: raw.reconnect_max_delay,
   };
+}
+
+export async function loadWorkerConfig(path: string): Promise<WorkerConfig> {
+  return parseWorkerConfig(path, await loadConfigFile(path, z.unknown()));
 }

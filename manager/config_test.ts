@@ -1,0 +1,71 @@
+import assert from "node:assert/strict";
+import { ConfigError } from "../shared/config.ts";
+import { DEFAULT_STORE_PATH, loadManagerConfig, parseManagerConfig } from "./config.ts";
+
+Deno.test("an empty manager.yaml gives the documented defaults and the embedded store", () => {
+  assert.deepEqual(parseManagerConfig("m.yaml", {}), {
+    listen: { host: "127.0.0.1", port: 7070 },
+    store: { kind: "sqlite", path: DEFAULT_STORE_PATH },
+    pingIntervalMs: 2000,
+    silenceTimeoutMs: 10_000,
+    ackTimeoutMs: 5000,
+    scheduler: "round-robin",
+  });
+});
+
+Deno.test("an etcd section selects etcd with its defaults", () => {
+  const config = parseManagerConfig("m.yaml", {
+    listen: ":7000",
+    etcd: { endpoints: ["http://127.0.0.1:2379"] },
+    ping_interval: "500ms",
+    silence_timeout: "2s",
+    ack_timeout: "1m",
+    scheduler: "random",
+  });
+  assert.deepEqual(config.store, {
+    kind: "etcd",
+    endpoints: ["http://127.0.0.1:2379"],
+    requestTimeoutMs: 5000,
+    prefix: "/goschedule/",
+  });
+  assert.deepEqual(config.listen, { host: "0.0.0.0", port: 7000 });
+  assert.equal(config.pingIntervalMs, 500);
+  assert.equal(config.ackTimeoutMs, 60_000);
+  assert.equal(config.scheduler, "random");
+});
+
+Deno.test("manager.yaml mistakes name the file and the key", () => {
+  const cases: [unknown, RegExp][] = [
+    [{ bogus: 1 }, /^m\.yaml: unknown key "bogus"$/],
+    [{ etcd: { endpoints: [], bogus: 1 } }, /^m\.yaml: unknown key "etcd\.bogus"$/],
+    [{ etcd: { endpoints: [] } }, /^m\.yaml: etcd\.endpoints: list at least one endpoint$/],
+    [{ listen: 7070 }, /^m\.yaml: listen: expected string, not number$/],
+    [{ listen: "localhost" }, /^m\.yaml: listen: expected host:port/],
+    [{ listen: "x:70000" }, /^m\.yaml: listen: port 70000 is above 65535$/],
+    [{ ping_interval: "5" }, /^m\.yaml: ping_interval: Invalid duration "5"/],
+    [{ ping_interval: "0s" }, /^m\.yaml: ping_interval: must be more than 0s$/],
+    [
+      { ping_interval: "5s", silence_timeout: "5s" },
+      /^m\.yaml: silence_timeout: must be longer than ping_interval/,
+    ],
+    [{ ack_timeout: "0ms" }, /^m\.yaml: ack_timeout: must be more than 0s$/],
+    [{ scheduler: "fastest" }, /^m\.yaml: scheduler: /],
+    [
+      { etcd: { endpoints: ["http://e:2379"] }, store_path: "x.db" },
+      /^m\.yaml: store_path: cannot be used with etcd/,
+    ],
+    [{ etcd: { endpoints: ["e"], prefix: "gs" } }, /^m\.yaml: etcd\.prefix: /],
+  ];
+  for (const [data, expected] of cases) {
+    assert.throws(() => parseManagerConfig("m.yaml", data), (e: Error) => {
+      assert.ok(e instanceof ConfigError, `${JSON.stringify(data)}: ${e}`);
+      assert.match(e.message, expected, JSON.stringify(data));
+      return true;
+    });
+  }
+});
+
+Deno.test("the shipped manager.yaml is valid", async () => {
+  const config = await loadManagerConfig(new URL("./manager.yaml", import.meta.url).pathname);
+  assert.equal(config.store.kind, "etcd");
+});
