@@ -125,9 +125,9 @@ export class Manager {
     return (await this.#store.listTasks(options)).map((e) => e.value);
   }
 
-  getTask(id: string): Promise<TaskRecord> {
+  async getTask(id: string): Promise<TaskRecord> {
     if (id === "") throw new InvalidArgumentError("a task id is required");
-    return this.#book.get(id);
+    return await this.#book.get(id);
   }
 
   /**

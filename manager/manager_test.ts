@@ -1,0 +1,625 @@
+import assert from "node:assert/strict";
+import { type Clock as FakeClock, createClock } from "@sinonjs/fake-timers";
+import { silentLogger } from "../shared/log.ts";
+import { createMemoryStore, type MemoryStore } from "../shared/store/memory_store.ts";
+import { StoreUnavailableError } from "../shared/store/store.ts";
+import type { TaskRecord, WorkerRecord } from "../shared/task.ts";
+import type { Clock } from "./clock.ts";
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from "./errors.ts";
+import { Manager, type TaskReport } from "./manager.ts";
+import type { WorkerIntroduction } from "./worker_registry.ts";
+import type { Outgoing, WorkerSession } from "./worker_session.ts";
+
+const START = Date.UTC(2025, 0, 1, 12);
+const PING_MS = 1_000;
+const SILENCE_MS = 3_000;
+const ACK_MS = 2_000;
+
+const INTRO: WorkerIntroduction = {
+  hostname: "box.example",
+  capabilities: { cpuCores: 4, memoryBytes: 8 * 1024 ** 3, os: "linux", arch: "x86_64" },
+  version: "0.1.0",
+};
+
+/** The manager's Clock on a fake-timers clock (not installed globally). */
+function clockOf(fake: FakeClock): Clock {
+  return {
+    now: () => fake.now,
+    setTimeout: (fn, ms) => fake.setTimeout(fn, ms),
+    clearTimeout: (id) => fake.clearTimeout(id as ReturnType<FakeClock["setTimeout"]>),
+    setInterval: (fn, ms) => fake.setInterval(fn, ms),
+    clearInterval: (id) => fake.clearInterval(id as ReturnType<FakeClock["setInterval"]>),
+  };
+}
+
+/** Stands in for Math.random: distinct values (so task ids differ), the same every run. */
+function fixedRandom(): () => number {
+  let n = 0;
+  return () => (n++ * 0.6180339887) % 1;
+}
+
+/** A session with every message the manager sent it, collected as they are sent. */
+interface Recorded {
+  session: WorkerSession;
+  messages: Outgoing[];
+  /** Settles once the session's queue is closed and drained. */
+  drained: Promise<void>;
+}
+
+/** A started Manager on a memory store and a fake clock; disposing it stops everything. */
+class Harness implements AsyncDisposable {
+  readonly manager: Manager;
+  readonly #recorded: Recorded[] = [];
+
+  private constructor(readonly store: MemoryStore, readonly fake: FakeClock) {
+    this.manager = new Manager({
+      store,
+      log: silentLogger,
+      pingIntervalMs: PING_MS,
+      silenceTimeoutMs: SILENCE_MS,
+      ackTimeoutMs: ACK_MS,
+      scheduler: "round-robin",
+      clock: clockOf(fake),
+      random: fixedRandom(),
+    });
+  }
+
+  static async start(
+    store: MemoryStore = createMemoryStore(),
+    fake: FakeClock = createClock(START),
+  ): Promise<Harness> {
+    const harness = new Harness(store, fake);
+    await harness.manager.start();
+    return harness;
+  }
+
+  /** Opens a session for `workerId` and records what it is sent. */
+  async connect(workerId: string): Promise<Recorded> {
+    const session = await this.manager.openSession(workerId, "10.0.0.9:40000", INTRO);
+    const messages: Outgoing[] = [];
+    const drained = (async () => {
+      for await (const message of session.outgoing) messages.push(message);
+    })();
+    const recorded = { session, messages, drained };
+    this.#recorded.push(recorded);
+    return recorded;
+  }
+
+  /**
+   * Lets async work that is already under way finish (one real macrotask, in which every
+   * queued promise job runs); no fake time passes.
+   */
+  async settle(): Promise<void> {
+    await this.fake.tickAsync(0);
+  }
+
+  /** Advances fake time, firing timers (and the async work they start) on the way. */
+  async advance(ms: number): Promise<void> {
+    await this.fake.tickAsync(ms);
+  }
+
+  async task(id: string): Promise<TaskRecord> {
+    const fromManager = await this.manager.getTask(id);
+    const stored = await this.store.getTask(id);
+    assert.deepEqual(stored?.value, fromManager, "the manager and its store agree");
+    return fromManager;
+  }
+
+  worker(id: string): WorkerRecord | undefined {
+    return this.manager.listWorkers().find((w) => w.worker.id === id)?.worker;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.manager.stop();
+    await Promise.all(this.#recorded.map((r) => r.drained));
+    assert.equal(this.fake.countTimers(), 0, "stop() leaves no timer behind");
+  }
+}
+
+/** The kinds of message a session was sent, in order. */
+function kinds(recorded: Recorded): string[] {
+  return recorded.messages.map((m) => m.msg?.case ?? "none");
+}
+
+function runs(recorded: Recorded) {
+  return recorded.messages.flatMap((m) => m.msg?.case === "run" ? [m.msg.value] : []);
+}
+
+function pending(
+  id: string,
+  workerId: string,
+  extra: Partial<TaskRecord> = {},
+): TaskRecord {
+  return {
+    id,
+    cmd: "echo",
+    params: ["hello"],
+    state: "pending",
+    workerId,
+    attempt: 1,
+    stdout: "",
+    stderr: "",
+    stdoutTruncated: false,
+    stderrTruncated: false,
+    createdAt: START,
+    assignedAt: START,
+    ...extra,
+  };
+}
+
+const ECHO = { cmd: "echo", params: ["hello"] };
+
+function exited(
+  taskId: string,
+  workerId: string,
+  exitCode: number,
+  attempt = 1,
+): TaskReport {
+  return {
+    workerId,
+    taskId,
+    attempt,
+    outcome: { kind: "exited", exitCode },
+    output: { stdout: "out\n", stderr: "err\n", stdoutTruncated: false, stderrTruncated: true },
+  };
+}
+
+Deno.test("schedule with no worker connected stores every task dead, saying why", async () => {
+  await using h = await Harness.start();
+  const tasks = await h.manager.schedule([ECHO, { cmd: "sleep", params: ["1"] }]);
+  assert.equal(tasks.length, 2);
+  assert.ok(tasks[0].id < tasks[1].id, "ids sort in the order given");
+  const dead = (id: string, spec: { cmd: string; params: string[] }): TaskRecord => ({
+    id,
+    ...spec,
+    state: "dead",
+    attempt: 0,
+    stdout: "",
+    stderr: "",
+    stdoutTruncated: false,
+    stderrTruncated: false,
+    createdAt: START,
+    deadReason: "no worker is connected",
+    finishedAt: START,
+  });
+  assert.deepEqual(tasks, [
+    dead(tasks[0].id, ECHO),
+    dead(tasks[1].id, { cmd: "sleep", params: ["1"] }),
+  ]);
+  assert.deepEqual((await h.store.listTasks()).map((v) => v.value), tasks);
+  assert.deepEqual(await h.task(tasks[1].id), tasks[1]);
+});
+
+Deno.test("schedule places tasks round-robin and sends each worker a run message", async () => {
+  await using h = await Harness.start();
+  const w1 = await h.connect("w1");
+  const w2 = await h.connect("w2");
+  const tasks = await h.manager.schedule([
+    ECHO,
+    { cmd: "sleep", params: ["2"] },
+    { cmd: "true", params: [] },
+  ]);
+  await h.settle();
+  assert.deepEqual(tasks.map((t) => [t.workerId, t.state, t.attempt]), [
+    ["w1", "pending", 1],
+    ["w2", "pending", 1],
+    ["w1", "pending", 1],
+  ]);
+  assert.deepEqual(tasks[0], pending(tasks[0].id, "w1"));
+  assert.deepEqual((await h.store.listTasks()).map((v) => v.value), tasks);
+
+  assert.deepEqual(w1.messages[0], {
+    msg: { case: "welcome", value: { pingIntervalMs: PING_MS } },
+  });
+  assert.deepEqual(kinds(w1), ["welcome", "run", "run"]);
+  assert.deepEqual(kinds(w2), ["welcome", "run"]);
+  assert.deepEqual(runs(w1), [
+    { taskId: tasks[0].id, attempt: 1, cmd: "echo", params: ["hello"] },
+    { taskId: tasks[2].id, attempt: 1, cmd: "true", params: [] },
+  ]);
+  assert.deepEqual(runs(w2), [{ taskId: tasks[1].id, attempt: 1, cmd: "sleep", params: ["2"] }]);
+  assert.deepEqual(
+    h.manager.listWorkers().map((w) => [w.worker.id, w.worker.state, w.runningTasks]),
+    [["w1", "connected", 2], ["w2", "connected", 1]],
+  );
+});
+
+Deno.test("a task is pending until acknowledged, scheduled after, done on its report", async () => {
+  await using h = await Harness.start();
+  const w1 = await h.connect("w1");
+  await h.connect("w2");
+  const [t1, t2] = await h.manager.schedule([ECHO, ECHO]);
+  assert.deepEqual(await h.task(t1.id), pending(t1.id, "w1"));
+
+  await h.advance(100);
+  await h.manager.acknowledge(w1.session, t1.id, 1);
+  const scheduled = pending(t1.id, "w1", { state: "scheduled", scheduledAt: START + 100 });
+  assert.deepEqual(await h.task(t1.id), scheduled);
+  // A repeated acknowledgement changes nothing.
+  const revision = (await h.store.getTask(t1.id))?.revision;
+  await h.manager.acknowledge(w1.session, t1.id, 1);
+  assert.equal((await h.store.getTask(t1.id))?.revision, revision);
+
+  await h.advance(400);
+  await h.manager.report(exited(t1.id, "w1", 3));
+  const done: TaskRecord = {
+    ...scheduled,
+    state: "done",
+    exitCode: 3,
+    stdout: "out\n",
+    stderr: "err\n",
+    stdoutTruncated: false,
+    stderrTruncated: true,
+    finishedAt: START + 500,
+  };
+  assert.deepEqual(await h.task(t1.id), done);
+  const stored = await h.store.getTask(t1.id);
+
+  // The same report again (a worker resending after a reconnect) is accepted and changes nothing.
+  await h.advance(100);
+  await h.manager.report(exited(t1.id, "w1", 3));
+  assert.deepEqual(await h.store.getTask(t1.id), stored);
+
+  // Reports from another worker, another attempt, or with another result are refused.
+  await assert.rejects(h.manager.report(exited(t1.id, "w2", 3)), {
+    name: "FailedPreconditionError",
+    message:
+      `task ${t1.id} attempt 1 on worker w2 is stale: the task is held by attempt 1 on worker w1`,
+  });
+  await assert.rejects(h.manager.report(exited(t1.id, "w1", 3, 2)), FailedPreconditionError);
+  await assert.rejects(h.manager.report(exited(t1.id, "w1", 0)), {
+    name: "FailedPreconditionError",
+    message: `task ${t1.id} is already done with exit code 3`,
+  });
+  assert.deepEqual(await h.store.getTask(t1.id), stored);
+
+  // A stale report for a task still running elsewhere leaves it alone too.
+  const t2Before = await h.store.getTask(t2.id);
+  await assert.rejects(h.manager.report(exited(t2.id, "w1", 0)), FailedPreconditionError);
+  assert.deepEqual(await h.store.getTask(t2.id), t2Before);
+  assert.deepEqual(
+    h.manager.listWorkers().map((w) => [w.worker.id, w.runningTasks]),
+    [["w1", 0], ["w2", 1]],
+  );
+});
+
+Deno.test("a process that cannot start makes its task dead with the error", async () => {
+  await using h = await Harness.start();
+  const w1 = await h.connect("w1");
+  const [task] = await h.manager.schedule([{ cmd: "nosuch", params: [] }]);
+  await h.advance(50);
+  const report: TaskReport = {
+    workerId: "w1",
+    taskId: task.id,
+    attempt: 1,
+    outcome: { kind: "start_failed", error: "nosuch: command not found" },
+    output: { stdout: "", stderr: "", stdoutTruncated: false, stderrTruncated: false },
+  };
+  await h.manager.report(report);
+  const dead = pending(task.id, "w1", {
+    cmd: "nosuch",
+    params: [],
+    state: "dead",
+    deadReason: "cannot start: nosuch: command not found",
+    finishedAt: START + 50,
+  });
+  assert.deepEqual(await h.task(task.id), dead);
+  const stored = await h.store.getTask(task.id);
+  await h.manager.report(report);
+  await h.manager.acknowledge(w1.session, task.id, 1);
+  assert.deepEqual(await h.store.getTask(task.id), stored);
+  // No acknowledgement timer is left to fire on it.
+  await h.advance(ACK_MS);
+  assert.deepEqual(await h.store.getTask(task.id), stored);
+});
+
+Deno.test("no acknowledgement within ack_timeout makes the task dead, for good", async () => {
+  await using h = await Harness.start();
+  const w1 = await h.connect("w1");
+  const [task] = await h.manager.schedule([ECHO]);
+
+  await h.advance(ACK_MS - 1);
+  assert.deepEqual(await h.task(task.id), pending(task.id, "w1"));
+  await h.advance(1);
+  const dead = pending(task.id, "w1", {
+    state: "dead",
+    deadReason: "worker w1 did not acknowledge within 2s",
+    finishedAt: START + ACK_MS,
+  });
+  assert.deepEqual(await h.task(task.id), dead);
+  assert.equal(h.manager.listWorkers()[0].runningTasks, 0);
+
+  // A late acknowledgement is refused and does not bring the task back; nor does a result.
+  const stored = await h.store.getTask(task.id);
+  await h.manager.acknowledge(w1.session, task.id, 1);
+  await assert.rejects(h.manager.report(exited(task.id, "w1", 0)), {
+    name: "FailedPreconditionError",
+    message: `task ${task.id} is already dead: worker w1 did not acknowledge within 2s`,
+  });
+  assert.deepEqual(await h.store.getTask(task.id), stored);
+});
+
+Deno.test("an acknowledgement timeout that cannot be stored is retried, not forgotten", async () => {
+  await using h = await Harness.start();
+  const w1 = await h.connect("w1");
+  const [task] = await h.manager.schedule([ECHO]);
+  await h.advance(PING_MS);
+  h.manager.heard(w1.session);
+  h.store.unavailable = true;
+  await h.advance(PING_MS); // The deadline passes while the store is down.
+  h.manager.heard(w1.session);
+  h.store.unavailable = false;
+  assert.equal((await h.task(task.id)).state, "pending");
+  // Retried one ack_timeout after the failed attempt.
+  await h.advance(PING_MS);
+  h.manager.heard(w1.session);
+  await h.advance(PING_MS - 1);
+  assert.equal((await h.task(task.id)).state, "pending");
+  await h.advance(1);
+  assert.deepEqual(
+    await h.task(task.id),
+    pending(task.id, "w1", {
+      state: "dead",
+      deadReason: "worker w1 did not acknowledge within 2s",
+      finishedAt: START + 2 * ACK_MS,
+    }),
+  );
+});
+
+Deno.test("sessions are pinged; a silent one is closed and its worker disconnected", async () => {
+  await using h = await Harness.start();
+  const quiet = await h.connect("w1");
+  const chatty = await h.connect("w2");
+  for (let i = 0; i < 3; i++) {
+    await h.advance(PING_MS);
+    h.manager.heard(chatty.session);
+  }
+  assert.deepEqual(kinds(quiet), ["welcome", "ping", "ping", "ping"]);
+  assert.deepEqual(
+    quiet.messages.slice(1).map((m) => m.msg?.case === "ping" && m.msg.value.seq),
+    [1n, 2n, 3n],
+  );
+  // Silent for exactly silence_timeout is not yet too long.
+  assert.equal(h.worker("w1")?.state, "connected");
+  assert.ok(quiet.session.open);
+
+  await h.advance(PING_MS);
+  h.manager.heard(chatty.session);
+  assert.equal(quiet.session.open, false);
+  assert.equal(quiet.session.error, undefined);
+  const disconnected: WorkerRecord = {
+    id: "w1",
+    hostname: "box.example",
+    address: "10.0.0.9:40000",
+    state: "disconnected",
+    capabilities: INTRO.capabilities,
+    version: "0.1.0",
+    connectedAt: START,
+    lastSeenAt: START,
+    disconnectedAt: START + 4 * PING_MS,
+  };
+  assert.deepEqual(h.worker("w1"), disconnected);
+  assert.deepEqual((await h.store.getWorker("w1"))?.value, disconnected);
+  const { disconnectedAt: _, ...connected } = disconnected;
+  assert.deepEqual(h.worker("w2"), {
+    ...connected,
+    id: "w2",
+    state: "connected",
+    lastSeenAt: START + 4 * PING_MS,
+  });
+  assert.ok(chatty.session.open);
+
+  await h.advance(PING_MS);
+  h.manager.heard(chatty.session);
+  assert.equal(kinds(quiet).length, 5, "a closed session is not pinged");
+  assert.deepEqual(kinds(chatty), ["welcome", "ping", "ping", "ping", "ping", "ping"]);
+  assert.equal(h.worker("w2")?.state, "connected");
+  // New tasks go to the worker that is still there.
+  const [task] = await h.manager.schedule([ECHO]);
+  assert.equal(task.workerId, "w2");
+});
+
+Deno.test("a second session with the same worker id replaces the first", async () => {
+  await using h = await Harness.start();
+  const first = await h.connect("w1");
+  await h.advance(100);
+  const second = await h.connect("w1");
+  assert.equal(first.session.open, false);
+  assert.ok(second.session.open);
+  assert.equal(h.manager.listWorkers().length, 1);
+
+  const [task] = await h.manager.schedule([ECHO]);
+  await h.settle();
+  assert.deepEqual(kinds(first), ["welcome"]);
+  assert.deepEqual(runs(second).map((r) => r.taskId), [task.id]);
+
+  // The old stream's handler ends later: that must not disconnect the worker.
+  await h.manager.closeSession(first.session, "stream ended");
+  const connected = { ...h.worker("w1")! };
+  assert.equal(connected.state, "connected");
+  assert.equal(connected.connectedAt, START + 100);
+  assert.equal((await h.store.getWorker("w1"))?.value.state, "connected");
+  await h.manager.acknowledge(second.session, task.id, 1);
+  assert.equal((await h.task(task.id)).state, "scheduled");
+
+  await h.manager.closeSession(second.session, "stream ended");
+  assert.equal(h.worker("w1")?.state, "disconnected");
+  assert.equal((await h.store.getWorker("w1"))?.value.disconnectedAt, START + 100);
+});
+
+Deno.test("a restarted manager keeps tasks, workers and acknowledgement deadlines", async () => {
+  const store = createMemoryStore();
+  const fake = createClock(START);
+  let before: TaskRecord[];
+  let t1: TaskRecord, t2: TaskRecord;
+  {
+    await using first = await Harness.start(store, fake);
+    const w1 = await first.connect("w1");
+    const w2 = await first.connect("w2");
+    [t1, t2] = await first.manager.schedule([ECHO, ECHO]);
+    await first.manager.acknowledge(w2.session, t2.id, 1);
+    await first.advance(PING_MS);
+    first.manager.heard(w1.session);
+    first.manager.heard(w2.session);
+    await first.advance(PING_MS / 2);
+    before = await first.manager.listTasks({});
+    // Disposing stops the manager as a restart would: no stream ends cleanly.
+  }
+  const restartedAt = START + 1_500;
+  assert.equal(fake.now, restartedAt);
+
+  await using h = await Harness.start(store.reopen(), fake);
+  assert.deepEqual(await h.manager.listTasks({}), before);
+  assert.deepEqual(before.map((t) => t.state), ["pending", "scheduled"]);
+  const storedWorkers = (await store.listWorkers()).map((v) => v.value);
+  assert.deepEqual(h.manager.listWorkers(), [
+    { worker: storedWorkers[0], runningTasks: 1 },
+    { worker: storedWorkers[1], runningTasks: 1 },
+  ]);
+  assert.deepEqual(storedWorkers.map((w) => [w.id, w.state]), [
+    ["w1", "connected"],
+    ["w2", "connected"],
+  ]);
+
+  // t1's deadline runs from its stored assignment time, not from the restart.
+  await h.advance(START + ACK_MS - restartedAt - 1);
+  assert.equal((await h.task(t1.id)).state, "pending");
+  await h.advance(1);
+  assert.deepEqual(
+    await h.task(t1.id),
+    pending(t1.id, "w1", {
+      state: "dead",
+      deadReason: "worker w1 did not acknowledge within 2s",
+      finishedAt: START + ACK_MS,
+    }),
+  );
+
+  // w2 reconnects in time; w1 never does and is disconnected silence_timeout after the restart.
+  const w2 = await h.connect("w2");
+  const graceEnds = restartedAt + SILENCE_MS;
+  while (fake.now + PING_MS < graceEnds) {
+    await h.advance(PING_MS);
+    h.manager.heard(w2.session);
+  }
+  assert.deepEqual(
+    h.manager.listWorkers().map((w) => [w.worker.id, w.worker.state]),
+    [["w1", "connected"], ["w2", "connected"]],
+  );
+  await h.advance(graceEnds - fake.now);
+  h.manager.heard(w2.session);
+  assert.deepEqual(h.worker("w1"), {
+    ...storedWorkers[0],
+    state: "disconnected",
+    disconnectedAt: graceEnds,
+  });
+  assert.equal((await store.getWorker("w1"))?.value.state, "disconnected");
+  assert.equal(h.worker("w2")?.state, "connected");
+  assert.equal((await h.task(t2.id)).state, "scheduled");
+});
+
+Deno.test("an acknowledgement deadline that passed while no manager ran fires at start", async () => {
+  const store = createMemoryStore();
+  const fake = createClock(START);
+  let task: TaskRecord;
+  {
+    await using first = await Harness.start(store, fake);
+    await first.connect("w1");
+    [task] = await first.manager.schedule([ECHO]);
+  }
+  fake.tick(10 * ACK_MS);
+  await using h = await Harness.start(store.reopen(), fake);
+  await h.settle();
+  assert.deepEqual(
+    await h.task(task.id),
+    pending(task.id, "w1", {
+      state: "dead",
+      deadReason: "worker w1 did not acknowledge within 2s",
+      finishedAt: START + 10 * ACK_MS,
+    }),
+  );
+});
+
+Deno.test("schedule refuses bad input, naming the entry, and stores nothing", async () => {
+  await using h = await Harness.start();
+  const w1 = await h.connect("w1");
+  await assert.rejects(h.manager.schedule([]), {
+    name: "InvalidArgumentError",
+    message: "no tasks given",
+  });
+  await assert.rejects(h.manager.schedule([ECHO, { cmd: " ", params: [] }]), {
+    name: "InvalidArgumentError",
+    message: "task 2: cmd is empty",
+  });
+  await assert.rejects(
+    h.manager.schedule([ECHO, ECHO, { cmd: "printf", params: ["a\0b"] }]),
+    (error: Error) => {
+      assert.ok(error instanceof InvalidArgumentError);
+      assert.equal(
+        error.message,
+        'task 3: "a\\u0000b" contains a NUL byte, which no command can take',
+      );
+      return true;
+    },
+  );
+  await assert.rejects(
+    h.manager.schedule([{ cmd: "a\0", params: [] }]),
+    /^InvalidArgumentError: task 1: /,
+  );
+  await h.settle();
+  assert.deepEqual(await h.store.listTasks(), []);
+  assert.deepEqual(kinds(w1), ["welcome"]);
+  // The refused batches did not move the round-robin either.
+  await h.connect("w2");
+  const [task] = await h.manager.schedule([ECHO]);
+  assert.equal(task.workerId, "w1");
+});
+
+Deno.test("schedule fails cleanly while the store is down and works once it is back", async () => {
+  await using h = await Harness.start();
+  const w1 = await h.connect("w1");
+  h.store.unavailable = true;
+  await assert.rejects(h.manager.schedule([ECHO, ECHO]), StoreUnavailableError);
+  await assert.rejects(h.manager.listTasks({}), StoreUnavailableError);
+  h.store.unavailable = false;
+  await h.settle();
+  assert.deepEqual(await h.store.listTasks(), []);
+  assert.deepEqual(kinds(w1), ["welcome"], "nothing was sent for the failed batch");
+  assert.equal(h.manager.listWorkers()[0].runningTasks, 0);
+
+  const [task] = await h.manager.schedule([ECHO]);
+  await h.settle();
+  assert.deepEqual(runs(w1).map((r) => r.taskId), [task.id]);
+  await h.manager.acknowledge(w1.session, task.id, 1);
+  assert.equal((await h.task(task.id)).state, "scheduled");
+  assert.deepEqual((await h.store.listTasks()).map((v) => v.value.id), [task.id]);
+});
+
+Deno.test("a worker lost while the store is down is stored as disconnected later", async () => {
+  await using h = await Harness.start();
+  const w1 = await h.connect("w1");
+  await h.advance(3 * PING_MS);
+  h.store.unavailable = true;
+  await h.advance(PING_MS);
+  assert.equal(w1.session.open, false);
+  assert.equal(h.worker("w1")?.state, "disconnected", "the manager knows at once");
+  h.store.unavailable = false;
+  assert.equal((await h.store.getWorker("w1"))?.value.state, "connected");
+  await h.advance(PING_MS);
+  assert.deepEqual((await h.store.getWorker("w1"))?.value, h.worker("w1"));
+  assert.equal(h.worker("w1")?.disconnectedAt, START + 4 * PING_MS);
+});
+
+Deno.test("getTask and report refuse unknown ids and missing fields", async () => {
+  await using h = await Harness.start();
+  await assert.rejects(h.manager.getTask("nope"), (error: Error) => {
+    assert.ok(error instanceof NotFoundError);
+    assert.equal(error.message, 'task "nope" not found');
+    return true;
+  });
+  await assert.rejects(h.manager.getTask(""), InvalidArgumentError);
+  await assert.rejects(h.manager.report(exited("nope", "w1", 0)), NotFoundError);
+  await assert.rejects(h.manager.report(exited("nope", "w1", 0, 0)), {
+    name: "InvalidArgumentError",
+    message: "worker_id, task_id and attempt (1 or more) are required",
+  });
+});
