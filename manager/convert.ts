@@ -1,17 +1,29 @@
 /** Domain records to API messages, and back, at the RPC edge only. */
-import { create } from "@bufbuild/protobuf";
-import { type Timestamp, timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import {
+  type Duration,
+  durationFromMs,
+  durationMs,
+  type Timestamp,
+  timestampFromMs,
+  timestampMs,
+} from "@bufbuild/protobuf/wkt";
 import {
   type Capabilities,
+  type RunTaskSchema,
   type Task,
   TaskSchema,
+  type TaskSpec as ProtoTaskSpec,
   TaskState,
+  Termination,
   type Worker,
   WorkerSchema,
   WorkerState,
 } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
+import type { StopReason } from "../shared/task_machine.ts";
 import type {
   TaskRecord,
+  TaskSpec,
   TaskState as DomainTaskState,
   WorkerCapabilities,
   WorkerRecord,
@@ -48,7 +60,54 @@ export function taskToProto(task: TaskRecord): Task {
     assignedAt: timestamp(task.assignedAt),
     scheduledAt: timestamp(task.scheduledAt),
     finishedAt: timestamp(task.finishedAt),
+    env: task.env ?? {},
+    cwd: task.cwd ?? "",
+    timeout: duration(task.timeoutMs),
+    killTimeout: duration(task.killTimeoutMs),
+    cancelRequestedAt: timestamp(task.cancelRequestedAt),
   });
+}
+
+/** What a worker is sent to run an attempt; optional fields only when the task has them. */
+export function runTaskMessage(task: TaskRecord): MessageInitShape<typeof RunTaskSchema> {
+  return {
+    taskId: task.id,
+    attempt: task.attempt,
+    cmd: task.cmd,
+    params: task.params,
+    ...(task.env ? { env: task.env } : {}),
+    ...(task.cwd ? { cwd: task.cwd } : {}),
+    ...(task.timeoutMs !== undefined ? { timeout: durationFromMs(task.timeoutMs) } : {}),
+    ...(task.killTimeoutMs !== undefined
+      ? { killTimeout: durationFromMs(task.killTimeoutMs) }
+      : {}),
+  };
+}
+
+/** A spec from the API; durations become milliseconds (negative ones stay negative). */
+export function taskSpecToDomain(spec: ProtoTaskSpec): TaskSpec {
+  return {
+    cmd: spec.cmd,
+    params: spec.params,
+    env: spec.env,
+    cwd: spec.cwd || undefined,
+    timeoutMs: spec.timeout ? durationMs(spec.timeout) : undefined,
+    killTimeoutMs: spec.killTimeout ? durationMs(spec.killTimeout) : undefined,
+  };
+}
+
+/** Why the worker stopped a process, from the API's enum. */
+export function terminationToDomain(termination: Termination): StopReason | undefined {
+  switch (termination) {
+    case Termination.CANCELLED:
+      return "cancelled";
+    case Termination.DEADLINE_EXCEEDED:
+      return "deadline exceeded";
+    case Termination.WORKER_STOPPING:
+      return "worker stopped";
+    default:
+      return undefined;
+  }
 }
 
 export function workerToProto(worker: WorkerRecord, runningTasks: number): Worker {
@@ -80,6 +139,10 @@ export function capabilitiesToDomain(capabilities: Capabilities | undefined): Wo
 
 export function msFromTimestamp(ts: Timestamp | undefined): number | undefined {
   return ts ? timestampMs(ts) : undefined;
+}
+
+function duration(ms: number | undefined): Duration | undefined {
+  return ms === undefined ? undefined : durationFromMs(ms);
 }
 
 function timestamp(ms: number | undefined): Timestamp | undefined {

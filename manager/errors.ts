@@ -5,6 +5,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ConflictError, StoreUnavailableError } from "../shared/store/store.ts";
 import type { Logger } from "../shared/log.ts";
+import { LogSourceLostError } from "./log_relay.ts";
 
 export class NotFoundError extends Error {
   override name = "NotFoundError";
@@ -28,6 +29,9 @@ export function toConnectError(error: unknown, log: Logger, rpc: string): Connec
   }
   if (error instanceof FailedPreconditionError) {
     return new ConnectError(error.message, Code.FailedPrecondition);
+  }
+  if (error instanceof LogSourceLostError) {
+    return new ConnectError(error.message, Code.Unavailable);
   }
   if (error instanceof StoreUnavailableError) {
     log.warn("store unavailable", { rpc, cause: error.message });

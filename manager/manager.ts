@@ -9,15 +9,18 @@ import type { ListTasksOptions, Store } from "../shared/store/store.ts";
 import {
   isAssigned,
   newTask,
+  type StopReason,
   type TaskEvent,
   type TaskOutput,
   transition,
 } from "../shared/task_machine.ts";
 import { formatDuration } from "../shared/duration.ts";
-import type { TaskRecord, WorkerRecord } from "../shared/task.ts";
+import { isFinal, type TaskRecord, type TaskSpec, type WorkerRecord } from "../shared/task.ts";
 import { type Clock, systemClock } from "./clock.ts";
+import { runTaskMessage } from "./convert.ts";
 import type { SchedulerName } from "./config.ts";
 import { FailedPreconditionError, InvalidArgumentError } from "./errors.ts";
+import { type LogQuery, LogRelay, LogSourceLostError, LogsUnavailableError } from "./log_relay.ts";
 import { createPlacer, createScorer, type Placer } from "./placement.ts";
 import { TaskBook } from "./task_book.ts";
 import { type WorkerIntroduction, WorkerRegistry } from "./worker_registry.ts";
@@ -39,9 +42,13 @@ export interface ManagerOptions {
   random?: () => number;
 }
 
-export interface TaskSpec {
-  cmd: string;
-  params: string[];
+export type { TaskSpec };
+
+export interface LogOptions {
+  follow: boolean;
+  stderr: boolean;
+  /** Only the last lines of what was printed so far; 0 for all. */
+  tailLines: number;
 }
 
 /** A worker's report of how its attempt at a task ended. */
@@ -50,7 +57,7 @@ export interface TaskReport {
   taskId: string;
   attempt: number;
   outcome:
-    | { kind: "exited"; exitCode: number; signal?: string }
+    | { kind: "exited"; exitCode: number; signal?: string; stoppedFor?: StopReason }
     | { kind: "start_failed"; error: string };
   output: TaskOutput;
 }
@@ -68,7 +75,9 @@ export class Manager {
   readonly #workers: WorkerRegistry;
   readonly #placer: Placer;
   readonly #ackTimers = new Map<string, unknown>();
+  readonly #logs = new LogRelay();
   #ticker: unknown;
+  #stopping = false;
   #pingSeq = 0n;
 
   constructor(options: ManagerOptions) {
@@ -104,6 +113,9 @@ export class Manager {
 
   /** Stops timers and ends every worker stream (workers reconnect to the next manager). */
   stop(): void {
+    // Workers are not marked disconnected by a stopping manager: they will reconnect to the
+    // next one, which gives them silence_timeout to do so.
+    this.#stopping = true;
     if (this.#ticker !== undefined) this.#clock.clearInterval(this.#ticker);
     this.#ticker = undefined;
     for (const timer of this.#ackTimers.values()) this.#clock.clearTimeout(timer);
@@ -138,7 +150,7 @@ export class Manager {
     validateSpecs(specs);
     const now = this.#clock.now();
     const ids = createTaskIds(specs.length, now, this.#random);
-    const tasks = specs.map((spec, i) => this.#place(newTask(ids[i], spec.cmd, spec.params, now)));
+    const tasks = specs.map((spec, i) => this.#place(newTask(ids[i], spec, now)));
     await this.#book.create(tasks);
     for (const task of tasks) {
       if (task.state === "pending") this.#send(task);
@@ -167,7 +179,73 @@ export class Manager {
   /** The stream ended, or the manager ended it. */
   async closeSession(session: WorkerSession, why: string): Promise<void> {
     session.close();
+    this.#logs.sessionClosed(session);
+    if (this.#stopping) return;
     await this.#workers.detach(session, this.#clock.now(), why);
+  }
+
+  /** A chunk of logs a worker sent for a reader. */
+  deliverLogs(session: WorkerSession, chunk: Parameters<LogRelay["deliver"]>[1]): void {
+    this.#logs.deliver(session, chunk);
+  }
+
+  /**
+   * Cancels tasks: all ids must exist (else nothing changes). A task on no worker, or whose
+   * worker is gone, is dead at once; a running one when its worker has stopped its process.
+   */
+  async cancel(ids: string[]): Promise<TaskRecord[]> {
+    if (ids.length === 0) throw new InvalidArgumentError("no task ids given");
+    const tasks = await Promise.all(ids.map((id) => this.getTask(id)));
+    const results: TaskRecord[] = [];
+    for (const task of tasks) {
+      if (isFinal(task.state)) {
+        results.push(task);
+        continue;
+      }
+      const session = task.workerId ? this.#workers.session(task.workerId) : undefined;
+      const running = isAssigned(task) && session?.open;
+      const result = await this.#apply(task.id, { type: running ? "cancel_requested" : "cancel" });
+      const current = result.ok ? result.task : await this.getTask(task.id);
+      if (running && result.ok && !isFinal(current.state)) {
+        session!.send({
+          msg: { case: "cancel", value: { taskId: task.id, attempt: task.attempt } },
+        });
+      }
+      this.#log.info("task cancel requested", { task: task.id, state: current.state });
+      results.push(current);
+    }
+    return results;
+  }
+
+  /**
+   * What a task printed: from its worker while the worker is connected (live with `follow`),
+   * else the tail stored with the task.
+   */
+  async *logs(id: string, options: LogOptions, signal: AbortSignal): AsyncGenerator<Uint8Array> {
+    const task = await this.getTask(id);
+    const session = task.workerId ? this.#workers.session(task.workerId) : undefined;
+    if (session?.open && isAssigned(task)) {
+      const query: LogQuery = { taskId: task.id, attempt: task.attempt, ...options };
+      try {
+        yield* this.#logs.read(session, query, signal);
+        return;
+      } catch (e) {
+        // A worker without the logs (expired, or it never ran the task) still leaves the
+        // stored tail; a worker lost mid-stream is the reader's to know about.
+        if (!(e instanceof LogsUnavailableError)) throw e;
+        this.#log.debug("worker has no logs; sending the stored tail", { task: id, why: e });
+      }
+    } else if (options.follow && !isFinal(task.state)) {
+      throw new LogSourceLostError(
+        `task ${id} is ${task.state} on worker ${
+          task.workerId ?? "(none)"
+        }, which is not connected`,
+      );
+    }
+    const stored = await this.getTask(id);
+    const text = options.stderr ? stored.stderr : stored.stdout;
+    const data = new TextEncoder().encode(lastLines(text, options.tailLines));
+    if (data.length > 0) yield data;
   }
 
   heard(session: WorkerSession): void {
@@ -197,6 +275,7 @@ export class Manager {
         attempt: report.attempt,
         exitCode: report.outcome.exitCode,
         signal: report.outcome.signal,
+        stoppedFor: report.outcome.stoppedFor,
         output: report.output,
       }
       : {
@@ -250,7 +329,7 @@ export class Manager {
     const sent = session?.send({
       msg: {
         case: "run",
-        value: { taskId: task.id, attempt: task.attempt, cmd: task.cmd, params: task.params },
+        value: runTaskMessage(task),
       },
     });
     // An unsent task is left to its acknowledgement deadline, which says what happened.
@@ -323,12 +402,41 @@ function validateSpecs(specs: TaskSpec[]): void {
     );
   }
   specs.forEach((spec, i) => {
-    if (spec.cmd.trim() === "") throw new InvalidArgumentError(`task ${i + 1}: cmd is empty`);
-    const withNul = [spec.cmd, ...spec.params].find((s) => s.includes("\0"));
-    if (withNul !== undefined) {
-      throw new InvalidArgumentError(
-        `task ${i + 1}: ${JSON.stringify(withNul)} contains a NUL byte, which no command can take`,
-      );
-    }
+    const problem = specProblem(spec);
+    if (problem) throw new InvalidArgumentError(`task ${i + 1}: ${problem}`);
   });
+}
+
+/** What is wrong with a spec, in plain words naming the bad value; undefined when nothing. */
+function specProblem(spec: TaskSpec): string | undefined {
+  if (spec.cmd.trim() === "") return "cmd is empty";
+  const env = Object.entries(spec.env ?? {});
+  const texts = [spec.cmd, ...spec.params, spec.cwd ?? "", ...env.flat()];
+  const withNul = texts.find((s) => s.includes("\0"));
+  if (withNul !== undefined) {
+    return `${JSON.stringify(withNul)} contains a NUL byte, which no command can take`;
+  }
+  for (const [key] of env) {
+    if (key === "" || key.includes("=")) {
+      return `env key ${JSON.stringify(key)} is not a variable name (empty, or contains "=")`;
+    }
+  }
+  if (spec.cwd && !spec.cwd.startsWith("/")) {
+    return `cwd ${JSON.stringify(spec.cwd)} is not an absolute path`;
+  }
+  for (const [name, ms] of [["timeout", spec.timeoutMs], ["kill_timeout", spec.killTimeoutMs]]) {
+    if (ms !== undefined && (!Number.isFinite(ms as number) || (ms as number) < 0)) {
+      return `${name} ${ms}ms is negative`;
+    }
+  }
+  return undefined;
+}
+
+/** The last `count` lines of `text` (all of it for 0). */
+export function lastLines(text: string, count: number): string {
+  if (count <= 0) return text;
+  const body = text.endsWith("\n") ? text.slice(0, -1) : text;
+  const lines = body.split("\n");
+  if (lines.length <= count) return text;
+  return lines.slice(-count).join("\n") + (text.endsWith("\n") ? "\n" : "");
 }

@@ -1,3 +1,5 @@
+import { create } from "@bufbuild/protobuf";
+import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import assert from "node:assert/strict";
 import { type Clock as FakeClock, createClock } from "@sinonjs/fake-timers";
 import { silentLogger } from "../shared/log.ts";
@@ -5,6 +7,7 @@ import { createMemoryStore, type MemoryStore } from "../shared/store/memory_stor
 import { StoreUnavailableError } from "../shared/store/store.ts";
 import type { TaskRecord, WorkerRecord } from "../shared/task.ts";
 import type { Clock } from "./clock.ts";
+import { LogChunkSchema } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from "./errors.ts";
 import { Manager, type TaskReport } from "./manager.ts";
 import type { WorkerIntroduction } from "./worker_registry.ts";
@@ -218,9 +221,27 @@ Deno.test("schedule places tasks round-robin and sends each worker a run message
     { taskId: tasks[2].id, attempt: 1, cmd: "true", params: [] },
   ]);
   assert.deepEqual(runs(w2), [{ taskId: tasks[1].id, attempt: 1, cmd: "sleep", params: ["2"] }]);
+  const [full] = await h.manager.schedule([{
+    cmd: "env",
+    params: [],
+    env: { GREETING: "hi" },
+    cwd: "/tmp",
+    timeoutMs: 30_000,
+    killTimeoutMs: 2500,
+  }]);
+  assert.deepEqual(runs(w2)[1], {
+    taskId: full.id,
+    attempt: 1,
+    cmd: "env",
+    params: [],
+    env: { GREETING: "hi" },
+    cwd: "/tmp",
+    timeout: durationFromMs(30_000),
+    killTimeout: durationFromMs(2500),
+  });
   assert.deepEqual(
     h.manager.listWorkers().map((w) => [w.worker.id, w.worker.state, w.runningTasks]),
-    [["w1", "connected", 2], ["w2", "connected", 1]],
+    [["w1", "connected", 2], ["w2", "connected", 2]],
   );
 });
 
@@ -622,4 +643,155 @@ Deno.test("getTask and report refuse unknown ids and missing fields", async () =
     name: "InvalidArgumentError",
     message: "worker_id, task_id and attempt (1 or more) are required",
   });
+});
+
+function cancels(recorded: Recorded) {
+  return recorded.messages.flatMap((m) => m.msg?.case === "cancel" ? [m.msg.value] : []);
+}
+
+Deno.test("cancel: a running task is asked to stop, and is dead once its worker says so", async () => {
+  await using h = await Harness.start();
+  const w1 = await h.connect("w1");
+  const [task] = await h.manager.schedule([ECHO]);
+  await h.manager.acknowledge(w1.session, task.id, 1);
+  await h.advance(10);
+
+  const [afterCancel] = await h.manager.cancel([task.id]);
+  assert.equal(afterCancel.state, "scheduled", "still running until the worker stops it");
+  assert.equal(afterCancel.cancelRequestedAt, START + 10);
+  assert.deepEqual(cancels(w1), [{ taskId: task.id, attempt: 1 }]);
+  await h.manager.cancel([task.id]);
+  assert.equal(cancels(w1).length, 2, "asking again asks the worker again");
+  assert.equal((await h.task(task.id)).cancelRequestedAt, START + 10, "first request kept");
+
+  await h.manager.report({
+    ...exited(task.id, "w1", 143),
+    outcome: { kind: "exited", exitCode: 143, signal: "SIGTERM", stoppedFor: "cancelled" },
+  });
+  const final = await h.task(task.id);
+  assert.equal(final.state, "dead");
+  assert.equal(final.deadReason, "cancelled");
+  assert.equal(final.signal, "SIGTERM");
+});
+
+Deno.test("cancel: a task whose worker is gone is dead at once", async () => {
+  await using h = await Harness.start();
+  const w1 = await h.connect("w1");
+  const [task] = await h.manager.schedule([ECHO]);
+  await h.manager.closeSession(w1.session, "test");
+  const [cancelled] = await h.manager.cancel([task.id]);
+  assert.equal(cancelled.state, "dead");
+  assert.equal(cancelled.deadReason, "cancelled");
+  assert.deepEqual(await h.task(task.id), cancelled);
+});
+
+Deno.test("cancel: an unknown id changes nothing; a finished task is returned as it is", async () => {
+  await using h = await Harness.start();
+  const w1 = await h.connect("w1");
+  const [running, finished] = await h.manager.schedule([ECHO, ECHO]);
+  await h.manager.report(exited(finished.id, "w1", 0));
+  await assert.rejects(h.manager.cancel([running.id, "nope"]), (e: Error) => {
+    assert.ok(e instanceof NotFoundError);
+    assert.equal(e.message, 'task "nope" not found');
+    return true;
+  });
+  assert.equal((await h.task(running.id)).cancelRequestedAt, undefined);
+  assert.deepEqual(cancels(w1), []);
+  const [done] = await h.manager.cancel([finished.id]);
+  assert.equal(done.state, "done");
+  await assert.rejects(h.manager.cancel([]), InvalidArgumentError);
+});
+
+Deno.test("a deadline the worker enforced ends the task dead, keeping what it printed", async () => {
+  await using h = await Harness.start();
+  const w1 = await h.connect("w1");
+  const [task] = await h.manager.schedule([{ cmd: "sleep", params: ["60"], timeoutMs: 1000 }]);
+  await h.manager.acknowledge(w1.session, task.id, 1);
+  await h.manager.report({
+    ...exited(task.id, "w1", 137),
+    outcome: { kind: "exited", exitCode: 137, signal: "SIGKILL", stoppedFor: "deadline exceeded" },
+  });
+  const final = await h.task(task.id);
+  assert.deepEqual(
+    [final.state, final.deadReason, final.exitCode, final.signal, final.stdout],
+    ["dead", "deadline exceeded", 137, "SIGKILL", "out\n"],
+  );
+  assert.equal(final.timeoutMs, 1000);
+});
+
+Deno.test("bad env, cwd and timeouts are refused naming the value", async () => {
+  await using h = await Harness.start();
+  await h.connect("w1");
+  const cases: [object, RegExp][] = [
+    [{ env: { "": "x" } }, /task 1: env key "" is not a variable name/],
+    [{ env: { "A=B": "x" } }, /task 1: env key "A=B" is not a variable name/],
+    [{ cwd: "tmp" }, /task 1: cwd "tmp" is not an absolute path/],
+    [{ timeoutMs: -5 }, /task 1: timeout -5ms is negative/],
+    [{ killTimeoutMs: -1 }, /task 1: kill_timeout -1ms is negative/],
+    [{ env: { A: "x\0y" } }, /task 1: "x\\u0000y" contains a NUL byte/],
+  ];
+  for (const [extra, expected] of cases) {
+    await assert.rejects(h.manager.schedule([{ ...ECHO, ...extra }]), (e: Error) => {
+      assert.ok(e instanceof InvalidArgumentError, String(e));
+      assert.match(e.message, expected);
+      return true;
+    });
+  }
+  assert.deepEqual(await h.store.listTasks(), []);
+});
+
+Deno.test("logs come from the connected worker over its stream", async () => {
+  await using h = await Harness.start();
+  const w1 = await h.connect("w1");
+  const [task] = await h.manager.schedule([ECHO]);
+  const abort = new AbortController();
+  const reading = (async () => {
+    const got: string[] = [];
+    const options = { follow: true, stderr: false, tailLines: 0 };
+    for await (const data of h.manager.logs(task.id, options, abort.signal)) {
+      got.push(new TextDecoder().decode(data));
+    }
+    return got;
+  })();
+  await h.settle();
+  const request = w1.messages.flatMap((m) => m.msg?.case === "logRequest" ? [m.msg.value] : [])[0];
+  assert.deepEqual({ ...request, requestId: 0n }, {
+    requestId: 0n,
+    taskId: task.id,
+    attempt: 1,
+    follow: true,
+    stderr: false,
+    tailLines: 0,
+  });
+  const chunk = (data: string, eof = false) =>
+    create(LogChunkSchema, {
+      requestId: request.requestId,
+      data: new TextEncoder().encode(data),
+      eof,
+    });
+  h.manager.deliverLogs(w1.session, chunk("one\n"));
+  h.manager.deliverLogs(w1.session, chunk("two\n", true));
+  assert.deepEqual(await reading, ["one\n", "two\n"]);
+});
+
+Deno.test("logs of a task whose worker is gone are the stored tail", async () => {
+  await using h = await Harness.start();
+  const w1 = await h.connect("w1");
+  const [task] = await h.manager.schedule([ECHO]);
+  await h.manager.report({
+    ...exited(task.id, "w1", 0),
+    output: { stdout: "a\nb\nc\n", stderr: "e\n", stdoutTruncated: false, stderrTruncated: false },
+  });
+  await h.manager.closeSession(w1.session, "test");
+  const read = async (stderr: boolean, tailLines: number) => {
+    let text = "";
+    const options = { follow: true, stderr, tailLines };
+    for await (const data of h.manager.logs(task.id, options, new AbortController().signal)) {
+      text += new TextDecoder().decode(data);
+    }
+    return text;
+  };
+  assert.equal(await read(false, 0), "a\nb\nc\n");
+  assert.equal(await read(false, 2), "b\nc\n");
+  assert.equal(await read(true, 0), "e\n");
 });

@@ -2,7 +2,7 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import { OperatorService } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
 import type { Logger } from "../shared/log.ts";
-import { taskStateToDomain, taskToProto, workerToProto } from "./convert.ts";
+import { taskSpecToDomain, taskStateToDomain, taskToProto, workerToProto } from "./convert.ts";
 import { InvalidArgumentError, toConnectError } from "./errors.ts";
 import type { Manager } from "./manager.ts";
 
@@ -56,10 +56,26 @@ export function createOperatorService(
 
     scheduleTasks: (req) =>
       edge("ScheduleTasks", async () => {
-        const tasks = await manager.schedule(
-          req.tasks.map((t) => ({ cmd: t.cmd, params: t.params })),
-        );
+        const tasks = await manager.schedule(req.tasks.map(taskSpecToDomain));
         return { tasks: tasks.map(taskToProto) };
       }),
+
+    cancelTasks: (req) =>
+      edge("CancelTasks", async () => ({
+        tasks: (await manager.cancel(req.ids)).map(taskToProto),
+      })),
+
+    async *taskLogs(req, ctx) {
+      try {
+        const chunks = manager.logs(req.id, {
+          follow: req.follow,
+          stderr: req.stderr,
+          tailLines: req.tailLines,
+        }, ctx.signal);
+        for await (const data of chunks) yield { data };
+      } catch (e) {
+        throw toConnectError(e, log, "TaskLogs");
+      }
+    },
   };
 }

@@ -12,7 +12,7 @@ import {
 } from "@connectrpc/connect";
 import { type ConnectRequest, WorkerService } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
 import type { Logger } from "../shared/log.ts";
-import { capabilitiesToDomain } from "./convert.ts";
+import { capabilitiesToDomain, terminationToDomain } from "./convert.ts";
 import { toConnectError } from "./errors.ts";
 import type { Manager, TaskReport } from "./manager.ts";
 import type { WorkerSession } from "./worker_session.ts";
@@ -71,6 +71,7 @@ export function createWorkerService(
           kind: "exited",
           exitCode: req.outcome.value.exitCode,
           signal: req.outcome.value.signal || undefined,
+          stoppedFor: terminationToDomain(req.termination),
         }
         : req.outcome.case === "startError"
         ? { kind: "start_failed", error: req.outcome.value }
@@ -118,6 +119,9 @@ async function readLoop(
           await manager.acknowledge(session, msg.value.taskId, msg.value.attempt).catch((e) =>
             log.warn("cannot store acknowledgement", { task: msg.value.taskId, cause: e })
           );
+          break;
+        case "logChunk":
+          manager.deliverLogs(session, msg.value);
           break;
         case "hello":
           throw new ConnectError("hello may only be the first message", Code.InvalidArgument);

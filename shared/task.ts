@@ -3,6 +3,16 @@
 export const TASK_STATES = ["pending", "scheduled", "done", "dead"] as const;
 export type TaskState = typeof TASK_STATES[number];
 
+/** How an operator asks for a task to be run. */
+export interface TaskSpec {
+  cmd: string;
+  params: string[];
+  env?: Record<string, string>;
+  cwd?: string;
+  timeoutMs?: number;
+  killTimeoutMs?: number;
+}
+
 /** Final states never change again. */
 export function isFinal(state: TaskState): boolean {
   return state === "done" || state === "dead";
@@ -25,6 +35,16 @@ export interface TaskRecord {
   stdoutTruncated: boolean;
   stderrTruncated: boolean;
   deadReason?: string;
+  /** Added to the worker's base environment. */
+  env?: Record<string, string>;
+  /** Absolute working directory; absent means "/". */
+  cwd?: string;
+  /** A deadline for the run, from its start; absent means none. */
+  timeoutMs?: number;
+  /** Grace between SIGTERM and SIGKILL; absent means the worker's default. */
+  killTimeoutMs?: number;
+  /** When an operator asked to cancel the running task (it is dead once its process is gone). */
+  cancelRequestedAt?: number;
   /** Times are milliseconds since the epoch on the manager's clock. */
   createdAt: number;
   assignedAt?: number;

@@ -4,7 +4,7 @@
  * late report from an old attempt cannot overwrite a newer state.
  */
 import { formatDuration } from "./duration.ts";
-import type { TaskRecord } from "./task.ts";
+import type { TaskRecord, TaskSpec } from "./task.ts";
 
 /** The program's output as the worker captured it (a bounded tail of each stream). */
 export interface TaskOutput {
@@ -19,13 +19,14 @@ export type TaskEvent =
   | { type: "assign"; workerId: string }
   /** The worker acknowledged the attempt it was sent. */
   | { type: "ack"; workerId: string; attempt: number }
-  /** The process ran and ended. */
+  /** The process ran and ended; `stoppedFor` says why the worker stopped it, if it did. */
   | {
     type: "exited";
     workerId: string;
     attempt: number;
     exitCode: number;
     signal?: string;
+    stoppedFor?: StopReason;
     output: TaskOutput;
   }
   /** The worker could not start the process. */
@@ -34,8 +35,13 @@ export type TaskEvent =
   | { type: "ack_timeout"; attempt: number; timeoutMs: number }
   /** No worker can take the task; `reason` says why. */
   | { type: "unplaceable"; reason: string }
-  /** An operator cancelled the task. */
-  | { type: "cancel" };
+  /** An operator cancelled the task, and no process of it can be running: dead at once. */
+  | { type: "cancel" }
+  /** An operator cancelled the task while its worker runs it: dead once the worker stops it. */
+  | { type: "cancel_requested" };
+
+/** Why a worker stopped a process; each is the dead reason it leads to. */
+export type StopReason = "cancelled" | "deadline exceeded" | "worker stopped";
 
 export type RefusalCode =
   /** The report is for another attempt or from a worker that does not hold the task. */
@@ -54,11 +60,11 @@ export type TransitionResult =
   | { ok: false; refusal: Refusal };
 
 /** A new task as the operator asked for it, before placement. */
-export function newTask(id: string, cmd: string, params: string[], now: number): TaskRecord {
-  return {
+export function newTask(id: string, spec: TaskSpec, now: number): TaskRecord {
+  const task: TaskRecord = {
     id,
-    cmd,
-    params,
+    cmd: spec.cmd,
+    params: spec.params,
     state: "pending",
     attempt: 0,
     stdout: "",
@@ -67,6 +73,11 @@ export function newTask(id: string, cmd: string, params: string[], now: number):
     stderrTruncated: false,
     createdAt: now,
   };
+  if (spec.env && Object.keys(spec.env).length > 0) task.env = spec.env;
+  if (spec.cwd) task.cwd = spec.cwd;
+  if (spec.timeoutMs !== undefined) task.timeoutMs = spec.timeoutMs;
+  if (spec.killTimeoutMs !== undefined) task.killTimeoutMs = spec.killTimeoutMs;
+  return task;
 }
 
 export function transition(task: TaskRecord, event: TaskEvent, now: number): TransitionResult {
@@ -96,24 +107,31 @@ export function transition(task: TaskRecord, event: TaskEvent, now: number): Tra
     case "exited": {
       const stale = checkHolder(task, event.workerId, event.attempt);
       if (stale) return stale;
-      if (task.state === "done") {
-        return task.exitCode === event.exitCode && (task.signal ?? "") === (event.signal ?? "")
-          ? unchanged(task)
-          : refuse("invalid_state", `task ${task.id} is already done with ${exitText(task)}`);
+      const sameExit = task.exitCode === event.exitCode &&
+        (task.signal ?? "") === (event.signal ?? "");
+      const state = event.stoppedFor ? "dead" : "done";
+      if (task.state === "done" || task.state === "dead") {
+        const repeat = sameExit && task.state === state &&
+          (state === "done" || task.deadReason === event.stoppedFor);
+        if (repeat) return unchanged(task);
+        return refuse(
+          "invalid_state",
+          task.state === "done"
+            ? `task ${task.id} is already done with ${exitText(task)}`
+            : `task ${task.id} is already dead: ${task.deadReason}`,
+        );
       }
-      if (task.state === "dead") {
-        return refuse("invalid_state", `task ${task.id} is already dead: ${task.deadReason}`);
-      }
-      const done: TaskRecord = {
+      const ended: TaskRecord = {
         ...task,
         ...event.output,
-        state: "done",
+        state,
         exitCode: event.exitCode,
         scheduledAt: task.scheduledAt ?? now,
         finishedAt: now,
       };
-      if (event.signal) done.signal = event.signal;
-      return changed(done);
+      if (event.signal) ended.signal = event.signal;
+      if (event.stoppedFor) ended.deadReason = event.stoppedFor;
+      return changed(ended);
     }
 
     case "start_failed": {
@@ -150,6 +168,16 @@ export function transition(task: TaskRecord, event: TaskEvent, now: number): Tra
         return refuse("invalid_state", `task ${task.id} is already ${task.state}`);
       }
       return changed({ ...task, ...dead("cancelled", now) });
+
+    case "cancel_requested":
+      if (task.state === "done" || task.state === "dead") {
+        return refuse("invalid_state", `task ${task.id} is already ${task.state}`);
+      }
+      if (!isAssigned(task)) {
+        return refuse("invalid_state", `task ${task.id} is on no worker; cancel it at once`);
+      }
+      if (task.cancelRequestedAt !== undefined) return unchanged(task);
+      return changed({ ...task, cancelRequestedAt: now });
   }
 }
 

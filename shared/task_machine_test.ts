@@ -8,15 +8,15 @@ const output = { stdout: "hi\n", stderr: "", stdoutTruncated: false, stderrTrunc
 
 /** One task in each situation the machine distinguishes. */
 const situations: Record<string, TaskRecord> = {
-  "pending, unplaced": newTask("t1", "echo", ["hi"], NOW),
+  "pending, unplaced": newTask("t1", { cmd: "echo", params: ["hi"] }, NOW),
   "pending, sent to w1": {
-    ...newTask("t1", "echo", ["hi"], NOW),
+    ...newTask("t1", { cmd: "echo", params: ["hi"] }, NOW),
     workerId: "w1",
     attempt: 1,
     assignedAt: NOW,
   },
   "scheduled on w1": {
-    ...newTask("t1", "echo", ["hi"], NOW),
+    ...newTask("t1", { cmd: "echo", params: ["hi"] }, NOW),
     state: "scheduled",
     workerId: "w1",
     attempt: 1,
@@ -24,7 +24,7 @@ const situations: Record<string, TaskRecord> = {
     scheduledAt: NOW,
   },
   "done on w1 with 0": {
-    ...newTask("t1", "echo", ["hi"], NOW),
+    ...newTask("t1", { cmd: "echo", params: ["hi"] }, NOW),
     ...output,
     state: "done",
     workerId: "w1",
@@ -35,7 +35,7 @@ const situations: Record<string, TaskRecord> = {
     finishedAt: NOW,
   },
   "dead": {
-    ...newTask("t1", "echo", ["hi"], NOW),
+    ...newTask("t1", { cmd: "echo", params: ["hi"] }, NOW),
     state: "dead",
     workerId: "w1",
     attempt: 1,
@@ -52,6 +52,16 @@ const events: Record<string, TaskEvent> = {
   "ack_timeout #1": { type: "ack_timeout", attempt: 1, timeoutMs: 5000 },
   "unplaceable": { type: "unplaceable", reason: "no worker is connected" },
   "cancel": { type: "cancel" },
+  "cancel_requested": { type: "cancel_requested" },
+  "exited w1#1 after deadline": {
+    type: "exited",
+    workerId: "w1",
+    attempt: 1,
+    exitCode: 143,
+    signal: "SIGTERM",
+    stoppedFor: "deadline exceeded",
+    output,
+  },
 };
 
 /** Expected outcome: the next state, "same" (idempotent repeat), or the refusal code. */
@@ -64,6 +74,8 @@ const table: Record<string, Record<string, string>> = {
     "ack_timeout #1": "stale",
     "unplaceable": "dead",
     "cancel": "dead",
+    "cancel_requested": "invalid_state",
+    "exited w1#1 after deadline": "stale",
   },
   "pending, sent to w1": {
     "assign w2": "invalid_state",
@@ -73,6 +85,8 @@ const table: Record<string, Record<string, string>> = {
     "ack_timeout #1": "dead",
     "unplaceable": "invalid_state",
     "cancel": "dead",
+    "cancel_requested": "pending",
+    "exited w1#1 after deadline": "dead",
   },
   "scheduled on w1": {
     "assign w2": "invalid_state",
@@ -82,6 +96,8 @@ const table: Record<string, Record<string, string>> = {
     "ack_timeout #1": "stale",
     "unplaceable": "invalid_state",
     "cancel": "dead",
+    "cancel_requested": "scheduled",
+    "exited w1#1 after deadline": "dead",
   },
   "done on w1 with 0": {
     "assign w2": "invalid_state",
@@ -91,6 +107,8 @@ const table: Record<string, Record<string, string>> = {
     "ack_timeout #1": "stale",
     "unplaceable": "invalid_state",
     "cancel": "invalid_state",
+    "cancel_requested": "invalid_state",
+    "exited w1#1 after deadline": "invalid_state",
   },
   "dead": {
     "assign w2": "invalid_state",
@@ -100,6 +118,8 @@ const table: Record<string, Record<string, string>> = {
     "ack_timeout #1": "stale",
     "unplaceable": "invalid_state",
     "cancel": "invalid_state",
+    "cancel_requested": "invalid_state",
+    "exited w1#1 after deadline": "invalid_state",
   },
 };
 
@@ -179,6 +199,49 @@ Deno.test("reports from another worker or attempt are stale", () => {
     assert.equal(result.ok, false);
     if (!result.ok) assert.equal(result.refusal.code, "stale");
   }
+});
+
+Deno.test("a process the worker stopped is dead with the reason, and keeps its exit", () => {
+  const result = transition(
+    situations["scheduled on w1"],
+    events["exited w1#1 after deadline"],
+    LATER,
+  );
+  assert.ok(result.ok);
+  assert.equal(result.task.state, "dead");
+  assert.equal(result.task.deadReason, "deadline exceeded");
+  assert.equal(result.task.signal, "SIGTERM");
+  assert.equal(result.task.exitCode, 143);
+  assert.equal(result.task.stdout, "hi\n");
+  const again = transition(result.task, events["exited w1#1 after deadline"], LATER + 1);
+  assert.ok(again.ok && !again.changed, "the same report again changes nothing");
+});
+
+Deno.test("a cancel request is recorded once and keeps the task running", () => {
+  const first = transition(situations["scheduled on w1"], events["cancel_requested"], LATER);
+  assert.ok(first.ok);
+  assert.equal(first.task.cancelRequestedAt, LATER);
+  assert.equal(first.task.state, "scheduled");
+  const second = transition(first.task, events["cancel_requested"], LATER + 5);
+  assert.ok(second.ok && !second.changed);
+  assert.equal(second.task.cancelRequestedAt, LATER);
+});
+
+Deno.test("newTask keeps the optional spec fields only when given", () => {
+  const plain = newTask("t2", { cmd: "true", params: [] }, NOW);
+  assert.equal("env" in plain || "cwd" in plain || "timeoutMs" in plain, false);
+  const full = newTask("t3", {
+    cmd: "true",
+    params: [],
+    env: { A: "1" },
+    cwd: "/tmp",
+    timeoutMs: 1000,
+    killTimeoutMs: 0,
+  }, NOW);
+  assert.deepEqual(
+    [full.env, full.cwd, full.timeoutMs, full.killTimeoutMs],
+    [{ A: "1" }, "/tmp", 1000, 0],
+  );
 });
 
 Deno.test("dead reasons say why", () => {

@@ -8,8 +8,11 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import {
+  file_google_protobuf_duration,
+  file_google_protobuf_timestamp,
+} from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
@@ -17,8 +20,8 @@ import type { Message } from "@bufbuild/protobuf";
  */
 export const file_goschedule_v1_goschedule: GenFile = /*@__PURE__*/
   fileDesc(
-    "Ch5nb3NjaGVkdWxlL3YxL2dvc2NoZWR1bGUucHJvdG8SDWdvc2NoZWR1bGUudjEiJwoIVGFza1NwZWMSCwoDY21kGAEgASgJEg4KBnBhcmFtcxgCIAMoCSLfAwoEVGFzaxIKCgJpZBgBIAEoCRILCgNjbWQYAiABKAkSDgoGcGFyYW1zGAMgAygJEicKBXN0YXRlGAQgASgOMhguZ29zY2hlZHVsZS52MS5UYXNrU3RhdGUSEQoJd29ya2VyX2lkGAUgASgJEg8KB2F0dGVtcHQYBiABKA0SFgoJZXhpdF9jb2RlGAcgASgFSACIAQESDgoGc3Rkb3V0GAggASgJEg4KBnN0ZGVychgJIAEoCRIYChBzdGRvdXRfdHJ1bmNhdGVkGAogASgIEhgKEHN0ZGVycl90cnVuY2F0ZWQYCyABKAgSEwoLZGVhZF9yZWFzb24YDCABKAkSLgoKY3JlYXRlZF9hdBgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLYXNzaWduZWRfYXQYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDHNjaGVkdWxlZF9hdBgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZmluaXNoZWRfYXQYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBnNpZ25hbBgRIAEoCUIMCgpfZXhpdF9jb2RlIlEKDENhcGFiaWxpdGllcxIRCgljcHVfY29yZXMYASABKA0SFAoMbWVtb3J5X2J5dGVzGAIgASgEEgoKAm9zGAMgASgJEgwKBGFyY2gYBCABKAki1gIKBldvcmtlchIKCgJpZBgBIAEoCRIQCghob3N0bmFtZRgCIAEoCRIPCgdhZGRyZXNzGAMgASgJEikKBXN0YXRlGAQgASgOMhouZ29zY2hlZHVsZS52MS5Xb3JrZXJTdGF0ZRIxCgxjYXBhYmlsaXRpZXMYBSABKAsyGy5nb3NjaGVkdWxlLnYxLkNhcGFiaWxpdGllcxIVCg1ydW5uaW5nX3Rhc2tzGAYgASgNEjAKDGNvbm5lY3RlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMbGFzdF9zZWVuX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIzCg9kaXNjb25uZWN0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3ZlcnNpb24YCiABKAkiFAoSTGlzdFdvcmtlcnNSZXF1ZXN0Ij0KE0xpc3RXb3JrZXJzUmVzcG9uc2USJgoHd29ya2VycxgBIAMoCzIVLmdvc2NoZWR1bGUudjEuV29ya2VyImIKEExpc3RUYXNrc1JlcXVlc3QSJwoFc3RhdGUYASABKA4yGC5nb3NjaGVkdWxlLnYxLlRhc2tTdGF0ZRIRCglwYWdlX3NpemUYAiABKA0SEgoKcGFnZV90b2tlbhgDIAEoCSJQChFMaXN0VGFza3NSZXNwb25zZRIiCgV0YXNrcxgBIAMoCzITLmdvc2NoZWR1bGUudjEuVGFzaxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiHAoOR2V0VGFza1JlcXVlc3QSCgoCaWQYASABKAkiNAoPR2V0VGFza1Jlc3BvbnNlEiEKBHRhc2sYASABKAsyEy5nb3NjaGVkdWxlLnYxLlRhc2siPgoUU2NoZWR1bGVUYXNrc1JlcXVlc3QSJgoFdGFza3MYASADKAsyFy5nb3NjaGVkdWxlLnYxLlRhc2tTcGVjIjsKFVNjaGVkdWxlVGFza3NSZXNwb25zZRIiCgV0YXNrcxgBIAMoCzITLmdvc2NoZWR1bGUudjEuVGFzayKKAQoOQ29ubmVjdFJlcXVlc3QSJQoFaGVsbG8YASABKAsyFC5nb3NjaGVkdWxlLnYxLkhlbGxvSAASIwoEcG9uZxgCIAEoCzITLmdvc2NoZWR1bGUudjEuUG9uZ0gAEiUKA2FjaxgDIAEoCzIWLmdvc2NoZWR1bGUudjEuVGFza0Fja0gAQgUKA21zZyKPAQoPQ29ubmVjdFJlc3BvbnNlEikKB3dlbGNvbWUYASABKAsyFi5nb3NjaGVkdWxlLnYxLldlbGNvbWVIABIjCgRwaW5nGAIgASgLMhMuZ29zY2hlZHVsZS52MS5QaW5nSAASJQoDcnVuGAMgASgLMhYuZ29zY2hlZHVsZS52MS5SdW5UYXNrSABCBQoDbXNnInAKBUhlbGxvEhEKCXdvcmtlcl9pZBgBIAEoCRIQCghob3N0bmFtZRgCIAEoCRIxCgxjYXBhYmlsaXRpZXMYAyABKAsyGy5nb3NjaGVkdWxlLnYxLkNhcGFiaWxpdGllcxIPCgd2ZXJzaW9uGAQgASgJIiMKB1dlbGNvbWUSGAoQcGluZ19pbnRlcnZhbF9tcxgBIAEoDSITCgRQaW5nEgsKA3NlcRgBIAEoBCITCgRQb25nEgsKA3NlcRgBIAEoBCJICgdSdW5UYXNrEg8KB3Rhc2tfaWQYASABKAkSDwoHYXR0ZW1wdBgCIAEoDRILCgNjbWQYAyABKAkSDgoGcGFyYW1zGAQgAygJIisKB1Rhc2tBY2sSDwoHdGFza19pZBgBIAEoCRIPCgdhdHRlbXB0GAIgASgNIsUCCg5TZXRUYXNrUmVxdWVzdBIRCgl3b3JrZXJfaWQYASABKAkSDwoHdGFza19pZBgCIAEoCRIPCgdhdHRlbXB0GAMgASgNEicKBmV4aXRlZBgEIAEoCzIVLmdvc2NoZWR1bGUudjEuRXhpdGVkSAASFQoLc3RhcnRfZXJyb3IYBSABKAlIABIOCgZzdGRvdXQYBiABKAkSDgoGc3RkZXJyGAcgASgJEhgKEHN0ZG91dF90cnVuY2F0ZWQYCCABKAgSGAoQc3RkZXJyX3RydW5jYXRlZBgJIAEoCBIuCgpzdGFydGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hlZF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCCQoHb3V0Y29tZSIrCgZFeGl0ZWQSEQoJZXhpdF9jb2RlGAEgASgFEg4KBnNpZ25hbBgCIAEoCSIRCg9TZXRUYXNrUmVzcG9uc2UqgwEKCVRhc2tTdGF0ZRIaChZUQVNLX1NUQVRFX1VOU1BFQ0lGSUVEEAASFgoSVEFTS19TVEFURV9QRU5ESU5HEAESGAoUVEFTS19TVEFURV9TQ0hFRFVMRUQQAhITCg9UQVNLX1NUQVRFX0RPTkUQAxITCg9UQVNLX1NUQVRFX0RFQUQQBCpmCgtXb3JrZXJTdGF0ZRIcChhXT1JLRVJfU1RBVEVfVU5TUEVDSUZJRUQQABIaChZXT1JLRVJfU1RBVEVfQ09OTkVDVEVEEAESHQoZV09SS0VSX1NUQVRFX0RJU0NPTk5FQ1RFRBACMt0CCg9PcGVyYXRvclNlcnZpY2USVAoLTGlzdFdvcmtlcnMSIS5nb3NjaGVkdWxlLnYxLkxpc3RXb3JrZXJzUmVxdWVzdBoiLmdvc2NoZWR1bGUudjEuTGlzdFdvcmtlcnNSZXNwb25zZRJOCglMaXN0VGFza3MSHy5nb3NjaGVkdWxlLnYxLkxpc3RUYXNrc1JlcXVlc3QaIC5nb3NjaGVkdWxlLnYxLkxpc3RUYXNrc1Jlc3BvbnNlEkgKB0dldFRhc2sSHS5nb3NjaGVkdWxlLnYxLkdldFRhc2tSZXF1ZXN0Gh4uZ29zY2hlZHVsZS52MS5HZXRUYXNrUmVzcG9uc2USWgoNU2NoZWR1bGVUYXNrcxIjLmdvc2NoZWR1bGUudjEuU2NoZWR1bGVUYXNrc1JlcXVlc3QaJC5nb3NjaGVkdWxlLnYxLlNjaGVkdWxlVGFza3NSZXNwb25zZTKnAQoNV29ya2VyU2VydmljZRJMCgdDb25uZWN0Eh0uZ29zY2hlZHVsZS52MS5Db25uZWN0UmVxdWVzdBoeLmdvc2NoZWR1bGUudjEuQ29ubmVjdFJlc3BvbnNlKAEwARJICgdTZXRUYXNrEh0uZ29zY2hlZHVsZS52MS5TZXRUYXNrUmVxdWVzdBoeLmdvc2NoZWR1bGUudjEuU2V0VGFza1Jlc3BvbnNlYgZwcm90bzM",
-    [file_google_protobuf_timestamp],
+    "Ch5nb3NjaGVkdWxlL3YxL2dvc2NoZWR1bGUucHJvdG8SDWdvc2NoZWR1bGUudjEi7AEKCFRhc2tTcGVjEgsKA2NtZBgBIAEoCRIOCgZwYXJhbXMYAiADKAkSLQoDZW52GAMgAygLMiAuZ29zY2hlZHVsZS52MS5UYXNrU3BlYy5FbnZFbnRyeRILCgNjd2QYBCABKAkSKgoHdGltZW91dBgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIvCgxraWxsX3RpbWVvdXQYBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24aKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASLZBQoEVGFzaxIKCgJpZBgBIAEoCRILCgNjbWQYAiABKAkSDgoGcGFyYW1zGAMgAygJEicKBXN0YXRlGAQgASgOMhguZ29zY2hlZHVsZS52MS5UYXNrU3RhdGUSEQoJd29ya2VyX2lkGAUgASgJEg8KB2F0dGVtcHQYBiABKA0SFgoJZXhpdF9jb2RlGAcgASgFSACIAQESDgoGc3Rkb3V0GAggASgJEg4KBnN0ZGVychgJIAEoCRIYChBzdGRvdXRfdHJ1bmNhdGVkGAogASgIEhgKEHN0ZGVycl90cnVuY2F0ZWQYCyABKAgSEwoLZGVhZF9yZWFzb24YDCABKAkSLgoKY3JlYXRlZF9hdBgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLYXNzaWduZWRfYXQYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDHNjaGVkdWxlZF9hdBgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZmluaXNoZWRfYXQYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBnNpZ25hbBgRIAEoCRIpCgNlbnYYEiADKAsyHC5nb3NjaGVkdWxlLnYxLlRhc2suRW52RW50cnkSCwoDY3dkGBMgASgJEioKB3RpbWVvdXQYFCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLwoMa2lsbF90aW1lb3V0GBUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjcKE2NhbmNlbF9yZXF1ZXN0ZWRfYXQYFiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wGioKCEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCDAoKX2V4aXRfY29kZSJRCgxDYXBhYmlsaXRpZXMSEQoJY3B1X2NvcmVzGAEgASgNEhQKDG1lbW9yeV9ieXRlcxgCIAEoBBIKCgJvcxgDIAEoCRIMCgRhcmNoGAQgASgJItYCCgZXb3JrZXISCgoCaWQYASABKAkSEAoIaG9zdG5hbWUYAiABKAkSDwoHYWRkcmVzcxgDIAEoCRIpCgVzdGF0ZRgEIAEoDjIaLmdvc2NoZWR1bGUudjEuV29ya2VyU3RhdGUSMQoMY2FwYWJpbGl0aWVzGAUgASgLMhsuZ29zY2hlZHVsZS52MS5DYXBhYmlsaXRpZXMSFQoNcnVubmluZ190YXNrcxgGIAEoDRIwCgxjb25uZWN0ZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGxhc3Rfc2Vlbl9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMwoPZGlzY29ubmVjdGVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgd2ZXJzaW9uGAogASgJIiEKEkNhbmNlbFRhc2tzUmVxdWVzdBILCgNpZHMYASADKAkiOQoTQ2FuY2VsVGFza3NSZXNwb25zZRIiCgV0YXNrcxgBIAMoCzITLmdvc2NoZWR1bGUudjEuVGFzayJRCg9UYXNrTG9nc1JlcXVlc3QSCgoCaWQYASABKAkSDgoGZm9sbG93GAIgASgIEg4KBnN0ZGVychgDIAEoCBISCgp0YWlsX2xpbmVzGAQgASgNIiAKEFRhc2tMb2dzUmVzcG9uc2USDAoEZGF0YRgBIAEoDCIUChJMaXN0V29ya2Vyc1JlcXVlc3QiPQoTTGlzdFdvcmtlcnNSZXNwb25zZRImCgd3b3JrZXJzGAEgAygLMhUuZ29zY2hlZHVsZS52MS5Xb3JrZXIiYgoQTGlzdFRhc2tzUmVxdWVzdBInCgVzdGF0ZRgBIAEoDjIYLmdvc2NoZWR1bGUudjEuVGFza1N0YXRlEhEKCXBhZ2Vfc2l6ZRgCIAEoDRISCgpwYWdlX3Rva2VuGAMgASgJIlAKEUxpc3RUYXNrc1Jlc3BvbnNlEiIKBXRhc2tzGAEgAygLMhMuZ29zY2hlZHVsZS52MS5UYXNrEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIcCg5HZXRUYXNrUmVxdWVzdBIKCgJpZBgBIAEoCSI0Cg9HZXRUYXNrUmVzcG9uc2USIQoEdGFzaxgBIAEoCzITLmdvc2NoZWR1bGUudjEuVGFzayI+ChRTY2hlZHVsZVRhc2tzUmVxdWVzdBImCgV0YXNrcxgBIAMoCzIXLmdvc2NoZWR1bGUudjEuVGFza1NwZWMiOwoVU2NoZWR1bGVUYXNrc1Jlc3BvbnNlEiIKBXRhc2tzGAEgAygLMhMuZ29zY2hlZHVsZS52MS5UYXNrIrgBCg5Db25uZWN0UmVxdWVzdBIlCgVoZWxsbxgBIAEoCzIULmdvc2NoZWR1bGUudjEuSGVsbG9IABIjCgRwb25nGAIgASgLMhMuZ29zY2hlZHVsZS52MS5Qb25nSAASJQoDYWNrGAMgASgLMhYuZ29zY2hlZHVsZS52MS5UYXNrQWNrSAASLAoJbG9nX2NodW5rGAQgASgLMhcuZ29zY2hlZHVsZS52MS5Mb2dDaHVua0gAQgUKA21zZyKeAgoPQ29ubmVjdFJlc3BvbnNlEikKB3dlbGNvbWUYASABKAsyFi5nb3NjaGVkdWxlLnYxLldlbGNvbWVIABIjCgRwaW5nGAIgASgLMhMuZ29zY2hlZHVsZS52MS5QaW5nSAASJQoDcnVuGAMgASgLMhYuZ29zY2hlZHVsZS52MS5SdW5UYXNrSAASKwoGY2FuY2VsGAQgASgLMhkuZ29zY2hlZHVsZS52MS5DYW5jZWxUYXNrSAASMAoLbG9nX3JlcXVlc3QYBSABKAsyGS5nb3NjaGVkdWxlLnYxLkxvZ1JlcXVlc3RIABIuCgpsb2dfY2FuY2VsGAYgASgLMhguZ29zY2hlZHVsZS52MS5Mb2dDYW5jZWxIAEIFCgNtc2cicAoFSGVsbG8SEQoJd29ya2VyX2lkGAEgASgJEhAKCGhvc3RuYW1lGAIgASgJEjEKDGNhcGFiaWxpdGllcxgDIAEoCzIbLmdvc2NoZWR1bGUudjEuQ2FwYWJpbGl0aWVzEg8KB3ZlcnNpb24YBCABKAkiIwoHV2VsY29tZRIYChBwaW5nX2ludGVydmFsX21zGAEgASgNIhMKBFBpbmcSCwoDc2VxGAEgASgEIhMKBFBvbmcSCwoDc2VxGAEgASgEIowCCgdSdW5UYXNrEg8KB3Rhc2tfaWQYASABKAkSDwoHYXR0ZW1wdBgCIAEoDRILCgNjbWQYAyABKAkSDgoGcGFyYW1zGAQgAygJEiwKA2VudhgFIAMoCzIfLmdvc2NoZWR1bGUudjEuUnVuVGFzay5FbnZFbnRyeRILCgNjd2QYBiABKAkSKgoHdGltZW91dBgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIvCgxraWxsX3RpbWVvdXQYCCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24aKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIuCgpDYW5jZWxUYXNrEg8KB3Rhc2tfaWQYASABKAkSDwoHYXR0ZW1wdBgCIAEoDSJ2CgpMb2dSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAQSDwoHdGFza19pZBgCIAEoCRIPCgdhdHRlbXB0GAMgASgNEg4KBmZvbGxvdxgEIAEoCBIOCgZzdGRlcnIYBSABKAgSEgoKdGFpbF9saW5lcxgGIAEoDSIfCglMb2dDYW5jZWwSEgoKcmVxdWVzdF9pZBgBIAEoBCJICghMb2dDaHVuaxISCgpyZXF1ZXN0X2lkGAEgASgEEgwKBGRhdGEYAiABKAwSCwoDZW9mGAMgASgIEg0KBWVycm9yGAQgASgJIisKB1Rhc2tBY2sSDwoHdGFza19pZBgBIAEoCRIPCgdhdHRlbXB0GAIgASgNIvYCCg5TZXRUYXNrUmVxdWVzdBIRCgl3b3JrZXJfaWQYASABKAkSDwoHdGFza19pZBgCIAEoCRIPCgdhdHRlbXB0GAMgASgNEicKBmV4aXRlZBgEIAEoCzIVLmdvc2NoZWR1bGUudjEuRXhpdGVkSAASFQoLc3RhcnRfZXJyb3IYBSABKAlIABIOCgZzdGRvdXQYBiABKAkSDgoGc3RkZXJyGAcgASgJEhgKEHN0ZG91dF90cnVuY2F0ZWQYCCABKAgSGAoQc3RkZXJyX3RydW5jYXRlZBgJIAEoCBIuCgpzdGFydGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hlZF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdGVybWluYXRpb24YDCABKA4yGi5nb3NjaGVkdWxlLnYxLlRlcm1pbmF0aW9uQgkKB291dGNvbWUiKwoGRXhpdGVkEhEKCWV4aXRfY29kZRgBIAEoBRIOCgZzaWduYWwYAiABKAkiEQoPU2V0VGFza1Jlc3BvbnNlKoMBCglUYXNrU3RhdGUSGgoWVEFTS19TVEFURV9VTlNQRUNJRklFRBAAEhYKElRBU0tfU1RBVEVfUEVORElORxABEhgKFFRBU0tfU1RBVEVfU0NIRURVTEVEEAISEwoPVEFTS19TVEFURV9ET05FEAMSEwoPVEFTS19TVEFURV9ERUFEEAQqZgoLV29ya2VyU3RhdGUSHAoYV09SS0VSX1NUQVRFX1VOU1BFQ0lGSUVEEAASGgoWV09SS0VSX1NUQVRFX0NPTk5FQ1RFRBABEh0KGVdPUktFUl9TVEFURV9ESVNDT05ORUNURUQQAiqJAQoLVGVybWluYXRpb24SGwoXVEVSTUlOQVRJT05fVU5TUEVDSUZJRUQQABIZChVURVJNSU5BVElPTl9DQU5DRUxMRUQQARIhCh1URVJNSU5BVElPTl9ERUFETElORV9FWENFRURFRBACEh8KG1RFUk1JTkFUSU9OX1dPUktFUl9TVE9QUElORxADMoIECg9PcGVyYXRvclNlcnZpY2USVAoLTGlzdFdvcmtlcnMSIS5nb3NjaGVkdWxlLnYxLkxpc3RXb3JrZXJzUmVxdWVzdBoiLmdvc2NoZWR1bGUudjEuTGlzdFdvcmtlcnNSZXNwb25zZRJOCglMaXN0VGFza3MSHy5nb3NjaGVkdWxlLnYxLkxpc3RUYXNrc1JlcXVlc3QaIC5nb3NjaGVkdWxlLnYxLkxpc3RUYXNrc1Jlc3BvbnNlEkgKB0dldFRhc2sSHS5nb3NjaGVkdWxlLnYxLkdldFRhc2tSZXF1ZXN0Gh4uZ29zY2hlZHVsZS52MS5HZXRUYXNrUmVzcG9uc2USWgoNU2NoZWR1bGVUYXNrcxIjLmdvc2NoZWR1bGUudjEuU2NoZWR1bGVUYXNrc1JlcXVlc3QaJC5nb3NjaGVkdWxlLnYxLlNjaGVkdWxlVGFza3NSZXNwb25zZRJUCgtDYW5jZWxUYXNrcxIhLmdvc2NoZWR1bGUudjEuQ2FuY2VsVGFza3NSZXF1ZXN0GiIuZ29zY2hlZHVsZS52MS5DYW5jZWxUYXNrc1Jlc3BvbnNlEk0KCFRhc2tMb2dzEh4uZ29zY2hlZHVsZS52MS5UYXNrTG9nc1JlcXVlc3QaHy5nb3NjaGVkdWxlLnYxLlRhc2tMb2dzUmVzcG9uc2UwATKnAQoNV29ya2VyU2VydmljZRJMCgdDb25uZWN0Eh0uZ29zY2hlZHVsZS52MS5Db25uZWN0UmVxdWVzdBoeLmdvc2NoZWR1bGUudjEuQ29ubmVjdFJlc3BvbnNlKAEwARJICgdTZXRUYXNrEh0uZ29zY2hlZHVsZS52MS5TZXRUYXNrUmVxdWVzdBoeLmdvc2NoZWR1bGUudjEuU2V0VGFza1Jlc3BvbnNlYgZwcm90bzM",
+    [file_google_protobuf_duration, file_google_protobuf_timestamp],
   );
 
 /**
@@ -37,6 +40,35 @@ export type TaskSpec = Message<"goschedule.v1.TaskSpec"> & {
    * @generated from field: repeated string params = 2;
    */
   params: string[];
+
+  /**
+   * Added to the worker's minimal base environment (see the README).
+   *
+   * @generated from field: map<string, string> env = 3;
+   */
+  env: { [key: string]: string };
+
+  /**
+   * Absolute working directory; empty means "/".
+   *
+   * @generated from field: string cwd = 4;
+   */
+  cwd: string;
+
+  /**
+   * A deadline for the run; past it the process group is killed and the
+   * task is dead with reason "deadline exceeded". Unset: no deadline.
+   *
+   * @generated from field: google.protobuf.Duration timeout = 5;
+   */
+  timeout?: Duration | undefined;
+
+  /**
+   * Grace between SIGTERM and SIGKILL when the task is stopped. Unset: 10s.
+   *
+   * @generated from field: google.protobuf.Duration kill_timeout = 6;
+   */
+  killTimeout?: Duration | undefined;
 };
 
 /**
@@ -154,6 +186,34 @@ export type Task = Message<"goschedule.v1.Task"> & {
    * @generated from field: string signal = 17;
    */
   signal: string;
+
+  /**
+   * @generated from field: map<string, string> env = 18;
+   */
+  env: { [key: string]: string };
+
+  /**
+   * @generated from field: string cwd = 19;
+   */
+  cwd: string;
+
+  /**
+   * @generated from field: google.protobuf.Duration timeout = 20;
+   */
+  timeout?: Duration | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Duration kill_timeout = 21;
+   */
+  killTimeout?: Duration | undefined;
+
+  /**
+   * Set when an operator asked to cancel the task; the task is dead with
+   * reason "cancelled" once its process is gone.
+   *
+   * @generated from field: google.protobuf.Timestamp cancel_requested_at = 22;
+   */
+  cancelRequestedAt?: Timestamp | undefined;
 };
 
 /**
@@ -266,6 +326,97 @@ export const WorkerSchema: GenMessage<Worker> = /*@__PURE__*/
   messageDesc(file_goschedule_v1_goschedule, 3);
 
 /**
+ * @generated from message goschedule.v1.CancelTasksRequest
+ */
+export type CancelTasksRequest = Message<"goschedule.v1.CancelTasksRequest"> & {
+  /**
+   * @generated from field: repeated string ids = 1;
+   */
+  ids: string[];
+};
+
+/**
+ * Describes the message goschedule.v1.CancelTasksRequest.
+ * Use `create(CancelTasksRequestSchema)` to create a new message.
+ */
+export const CancelTasksRequestSchema: GenMessage<CancelTasksRequest> = /*@__PURE__*/
+  messageDesc(file_goschedule_v1_goschedule, 4);
+
+/**
+ * @generated from message goschedule.v1.CancelTasksResponse
+ */
+export type CancelTasksResponse = Message<"goschedule.v1.CancelTasksResponse"> & {
+  /**
+   * The tasks as they are after the request, in the order of the request.
+   *
+   * @generated from field: repeated goschedule.v1.Task tasks = 1;
+   */
+  tasks: Task[];
+};
+
+/**
+ * Describes the message goschedule.v1.CancelTasksResponse.
+ * Use `create(CancelTasksResponseSchema)` to create a new message.
+ */
+export const CancelTasksResponseSchema: GenMessage<CancelTasksResponse> = /*@__PURE__*/
+  messageDesc(file_goschedule_v1_goschedule, 5);
+
+/**
+ * @generated from message goschedule.v1.TaskLogsRequest
+ */
+export type TaskLogsRequest = Message<"goschedule.v1.TaskLogsRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: bool follow = 2;
+   */
+  follow: boolean;
+
+  /**
+   * stderr instead of stdout.
+   *
+   * @generated from field: bool stderr = 3;
+   */
+  stderr: boolean;
+
+  /**
+   * Only the last tail_lines lines of what was printed so far; 0 for all.
+   *
+   * @generated from field: uint32 tail_lines = 4;
+   */
+  tailLines: number;
+};
+
+/**
+ * Describes the message goschedule.v1.TaskLogsRequest.
+ * Use `create(TaskLogsRequestSchema)` to create a new message.
+ */
+export const TaskLogsRequestSchema: GenMessage<TaskLogsRequest> = /*@__PURE__*/
+  messageDesc(file_goschedule_v1_goschedule, 6);
+
+/**
+ * @generated from message goschedule.v1.TaskLogsResponse
+ */
+export type TaskLogsResponse = Message<"goschedule.v1.TaskLogsResponse"> & {
+  /**
+   * The bytes as the task wrote them (a cut is marked in the data itself).
+   *
+   * @generated from field: bytes data = 1;
+   */
+  data: Uint8Array;
+};
+
+/**
+ * Describes the message goschedule.v1.TaskLogsResponse.
+ * Use `create(TaskLogsResponseSchema)` to create a new message.
+ */
+export const TaskLogsResponseSchema: GenMessage<TaskLogsResponse> = /*@__PURE__*/
+  messageDesc(file_goschedule_v1_goschedule, 7);
+
+/**
  * @generated from message goschedule.v1.ListWorkersRequest
  */
 export type ListWorkersRequest = Message<"goschedule.v1.ListWorkersRequest"> & {};
@@ -275,7 +426,7 @@ export type ListWorkersRequest = Message<"goschedule.v1.ListWorkersRequest"> & {
  * Use `create(ListWorkersRequestSchema)` to create a new message.
  */
 export const ListWorkersRequestSchema: GenMessage<ListWorkersRequest> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 4);
+  messageDesc(file_goschedule_v1_goschedule, 8);
 
 /**
  * @generated from message goschedule.v1.ListWorkersResponse
@@ -292,7 +443,7 @@ export type ListWorkersResponse = Message<"goschedule.v1.ListWorkersResponse"> &
  * Use `create(ListWorkersResponseSchema)` to create a new message.
  */
 export const ListWorkersResponseSchema: GenMessage<ListWorkersResponse> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 5);
+  messageDesc(file_goschedule_v1_goschedule, 9);
 
 /**
  * @generated from message goschedule.v1.ListTasksRequest
@@ -325,7 +476,7 @@ export type ListTasksRequest = Message<"goschedule.v1.ListTasksRequest"> & {
  * Use `create(ListTasksRequestSchema)` to create a new message.
  */
 export const ListTasksRequestSchema: GenMessage<ListTasksRequest> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 6);
+  messageDesc(file_goschedule_v1_goschedule, 10);
 
 /**
  * @generated from message goschedule.v1.ListTasksResponse
@@ -351,7 +502,7 @@ export type ListTasksResponse = Message<"goschedule.v1.ListTasksResponse"> & {
  * Use `create(ListTasksResponseSchema)` to create a new message.
  */
 export const ListTasksResponseSchema: GenMessage<ListTasksResponse> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 7);
+  messageDesc(file_goschedule_v1_goschedule, 11);
 
 /**
  * @generated from message goschedule.v1.GetTaskRequest
@@ -368,7 +519,7 @@ export type GetTaskRequest = Message<"goschedule.v1.GetTaskRequest"> & {
  * Use `create(GetTaskRequestSchema)` to create a new message.
  */
 export const GetTaskRequestSchema: GenMessage<GetTaskRequest> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 8);
+  messageDesc(file_goschedule_v1_goschedule, 12);
 
 /**
  * @generated from message goschedule.v1.GetTaskResponse
@@ -385,7 +536,7 @@ export type GetTaskResponse = Message<"goschedule.v1.GetTaskResponse"> & {
  * Use `create(GetTaskResponseSchema)` to create a new message.
  */
 export const GetTaskResponseSchema: GenMessage<GetTaskResponse> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 9);
+  messageDesc(file_goschedule_v1_goschedule, 13);
 
 /**
  * @generated from message goschedule.v1.ScheduleTasksRequest
@@ -402,7 +553,7 @@ export type ScheduleTasksRequest = Message<"goschedule.v1.ScheduleTasksRequest">
  * Use `create(ScheduleTasksRequestSchema)` to create a new message.
  */
 export const ScheduleTasksRequestSchema: GenMessage<ScheduleTasksRequest> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 10);
+  messageDesc(file_goschedule_v1_goschedule, 14);
 
 /**
  * @generated from message goschedule.v1.ScheduleTasksResponse
@@ -421,7 +572,7 @@ export type ScheduleTasksResponse = Message<"goschedule.v1.ScheduleTasksResponse
  * Use `create(ScheduleTasksResponseSchema)` to create a new message.
  */
 export const ScheduleTasksResponseSchema: GenMessage<ScheduleTasksResponse> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 11);
+  messageDesc(file_goschedule_v1_goschedule, 15);
 
 /**
  * @generated from message goschedule.v1.ConnectRequest
@@ -448,6 +599,12 @@ export type ConnectRequest = Message<"goschedule.v1.ConnectRequest"> & {
      */
     value: TaskAck;
     case: "ack";
+  } | {
+    /**
+     * @generated from field: goschedule.v1.LogChunk log_chunk = 4;
+     */
+    value: LogChunk;
+    case: "logChunk";
   } | { case: undefined; value?: undefined };
 };
 
@@ -456,7 +613,7 @@ export type ConnectRequest = Message<"goschedule.v1.ConnectRequest"> & {
  * Use `create(ConnectRequestSchema)` to create a new message.
  */
 export const ConnectRequestSchema: GenMessage<ConnectRequest> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 12);
+  messageDesc(file_goschedule_v1_goschedule, 16);
 
 /**
  * @generated from message goschedule.v1.ConnectResponse
@@ -483,6 +640,24 @@ export type ConnectResponse = Message<"goschedule.v1.ConnectResponse"> & {
      */
     value: RunTask;
     case: "run";
+  } | {
+    /**
+     * @generated from field: goschedule.v1.CancelTask cancel = 4;
+     */
+    value: CancelTask;
+    case: "cancel";
+  } | {
+    /**
+     * @generated from field: goschedule.v1.LogRequest log_request = 5;
+     */
+    value: LogRequest;
+    case: "logRequest";
+  } | {
+    /**
+     * @generated from field: goschedule.v1.LogCancel log_cancel = 6;
+     */
+    value: LogCancel;
+    case: "logCancel";
   } | { case: undefined; value?: undefined };
 };
 
@@ -491,7 +666,7 @@ export type ConnectResponse = Message<"goschedule.v1.ConnectResponse"> & {
  * Use `create(ConnectResponseSchema)` to create a new message.
  */
 export const ConnectResponseSchema: GenMessage<ConnectResponse> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 13);
+  messageDesc(file_goschedule_v1_goschedule, 17);
 
 /**
  * @generated from message goschedule.v1.Hello
@@ -523,7 +698,7 @@ export type Hello = Message<"goschedule.v1.Hello"> & {
  * Use `create(HelloSchema)` to create a new message.
  */
 export const HelloSchema: GenMessage<Hello> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 14);
+  messageDesc(file_goschedule_v1_goschedule, 18);
 
 /**
  * @generated from message goschedule.v1.Welcome
@@ -543,7 +718,7 @@ export type Welcome = Message<"goschedule.v1.Welcome"> & {
  * Use `create(WelcomeSchema)` to create a new message.
  */
 export const WelcomeSchema: GenMessage<Welcome> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 15);
+  messageDesc(file_goschedule_v1_goschedule, 19);
 
 /**
  * @generated from message goschedule.v1.Ping
@@ -560,7 +735,7 @@ export type Ping = Message<"goschedule.v1.Ping"> & {
  * Use `create(PingSchema)` to create a new message.
  */
 export const PingSchema: GenMessage<Ping> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 16);
+  messageDesc(file_goschedule_v1_goschedule, 20);
 
 /**
  * @generated from message goschedule.v1.Pong
@@ -577,7 +752,7 @@ export type Pong = Message<"goschedule.v1.Pong"> & {
  * Use `create(PongSchema)` to create a new message.
  */
 export const PongSchema: GenMessage<Pong> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 17);
+  messageDesc(file_goschedule_v1_goschedule, 21);
 
 /**
  * @generated from message goschedule.v1.RunTask
@@ -602,6 +777,26 @@ export type RunTask = Message<"goschedule.v1.RunTask"> & {
    * @generated from field: repeated string params = 4;
    */
   params: string[];
+
+  /**
+   * @generated from field: map<string, string> env = 5;
+   */
+  env: { [key: string]: string };
+
+  /**
+   * @generated from field: string cwd = 6;
+   */
+  cwd: string;
+
+  /**
+   * @generated from field: google.protobuf.Duration timeout = 7;
+   */
+  timeout?: Duration | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Duration kill_timeout = 8;
+   */
+  killTimeout?: Duration | undefined;
 };
 
 /**
@@ -609,7 +804,131 @@ export type RunTask = Message<"goschedule.v1.RunTask"> & {
  * Use `create(RunTaskSchema)` to create a new message.
  */
 export const RunTaskSchema: GenMessage<RunTask> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 18);
+  messageDesc(file_goschedule_v1_goschedule, 22);
+
+/**
+ * Stop the process group of this attempt: SIGTERM, then SIGKILL after the
+ * task's kill_timeout; then report with termination CANCELLED.
+ *
+ * @generated from message goschedule.v1.CancelTask
+ */
+export type CancelTask = Message<"goschedule.v1.CancelTask"> & {
+  /**
+   * @generated from field: string task_id = 1;
+   */
+  taskId: string;
+
+  /**
+   * @generated from field: uint32 attempt = 2;
+   */
+  attempt: number;
+};
+
+/**
+ * Describes the message goschedule.v1.CancelTask.
+ * Use `create(CancelTaskSchema)` to create a new message.
+ */
+export const CancelTaskSchema: GenMessage<CancelTask> = /*@__PURE__*/
+  messageDesc(file_goschedule_v1_goschedule, 23);
+
+/**
+ * Send what this attempt printed as LogChunks tagged with request_id.
+ *
+ * @generated from message goschedule.v1.LogRequest
+ */
+export type LogRequest = Message<"goschedule.v1.LogRequest"> & {
+  /**
+   * @generated from field: uint64 request_id = 1;
+   */
+  requestId: bigint;
+
+  /**
+   * @generated from field: string task_id = 2;
+   */
+  taskId: string;
+
+  /**
+   * @generated from field: uint32 attempt = 3;
+   */
+  attempt: number;
+
+  /**
+   * @generated from field: bool follow = 4;
+   */
+  follow: boolean;
+
+  /**
+   * @generated from field: bool stderr = 5;
+   */
+  stderr: boolean;
+
+  /**
+   * @generated from field: uint32 tail_lines = 6;
+   */
+  tailLines: number;
+};
+
+/**
+ * Describes the message goschedule.v1.LogRequest.
+ * Use `create(LogRequestSchema)` to create a new message.
+ */
+export const LogRequestSchema: GenMessage<LogRequest> = /*@__PURE__*/
+  messageDesc(file_goschedule_v1_goschedule, 24);
+
+/**
+ * The reader went away: stop sending chunks for this request.
+ *
+ * @generated from message goschedule.v1.LogCancel
+ */
+export type LogCancel = Message<"goschedule.v1.LogCancel"> & {
+  /**
+   * @generated from field: uint64 request_id = 1;
+   */
+  requestId: bigint;
+};
+
+/**
+ * Describes the message goschedule.v1.LogCancel.
+ * Use `create(LogCancelSchema)` to create a new message.
+ */
+export const LogCancelSchema: GenMessage<LogCancel> = /*@__PURE__*/
+  messageDesc(file_goschedule_v1_goschedule, 25);
+
+/**
+ * @generated from message goschedule.v1.LogChunk
+ */
+export type LogChunk = Message<"goschedule.v1.LogChunk"> & {
+  /**
+   * @generated from field: uint64 request_id = 1;
+   */
+  requestId: bigint;
+
+  /**
+   * @generated from field: bytes data = 2;
+   */
+  data: Uint8Array;
+
+  /**
+   * The last chunk of the request: the output is complete (or not followed).
+   *
+   * @generated from field: bool eof = 3;
+   */
+  eof: boolean;
+
+  /**
+   * Why the logs cannot be sent (for example the worker no longer has them).
+   *
+   * @generated from field: string error = 4;
+   */
+  error: string;
+};
+
+/**
+ * Describes the message goschedule.v1.LogChunk.
+ * Use `create(LogChunkSchema)` to create a new message.
+ */
+export const LogChunkSchema: GenMessage<LogChunk> = /*@__PURE__*/
+  messageDesc(file_goschedule_v1_goschedule, 26);
 
 /**
  * @generated from message goschedule.v1.TaskAck
@@ -631,7 +950,7 @@ export type TaskAck = Message<"goschedule.v1.TaskAck"> & {
  * Use `create(TaskAckSchema)` to create a new message.
  */
 export const TaskAckSchema: GenMessage<TaskAck> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 19);
+  messageDesc(file_goschedule_v1_goschedule, 27);
 
 /**
  * @generated from message goschedule.v1.SetTaskRequest
@@ -702,6 +1021,13 @@ export type SetTaskRequest = Message<"goschedule.v1.SetTaskRequest"> & {
    * @generated from field: google.protobuf.Timestamp finished_at = 11;
    */
   finishedAt?: Timestamp | undefined;
+
+  /**
+   * Why the worker stopped the process, when it did.
+   *
+   * @generated from field: goschedule.v1.Termination termination = 12;
+   */
+  termination: Termination;
 };
 
 /**
@@ -709,7 +1035,7 @@ export type SetTaskRequest = Message<"goschedule.v1.SetTaskRequest"> & {
  * Use `create(SetTaskRequestSchema)` to create a new message.
  */
 export const SetTaskRequestSchema: GenMessage<SetTaskRequest> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 20);
+  messageDesc(file_goschedule_v1_goschedule, 28);
 
 /**
  * @generated from message goschedule.v1.Exited
@@ -735,7 +1061,7 @@ export type Exited = Message<"goschedule.v1.Exited"> & {
  * Use `create(ExitedSchema)` to create a new message.
  */
 export const ExitedSchema: GenMessage<Exited> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 21);
+  messageDesc(file_goschedule_v1_goschedule, 29);
 
 /**
  * @generated from message goschedule.v1.SetTaskResponse
@@ -747,7 +1073,7 @@ export type SetTaskResponse = Message<"goschedule.v1.SetTaskResponse"> & {};
  * Use `create(SetTaskResponseSchema)` to create a new message.
  */
 export const SetTaskResponseSchema: GenMessage<SetTaskResponse> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 22);
+  messageDesc(file_goschedule_v1_goschedule, 30);
 
 /**
  * The life of a task. A task only moves forward:
@@ -823,6 +1149,45 @@ export const WorkerStateSchema: GenEnum<WorkerState> = /*@__PURE__*/
   enumDesc(file_goschedule_v1_goschedule, 1);
 
 /**
+ * @generated from enum goschedule.v1.Termination
+ */
+export enum Termination {
+  /**
+   * The process ran to its own end.
+   *
+   * @generated from enum value: TERMINATION_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * An operator cancelled the task.
+   *
+   * @generated from enum value: TERMINATION_CANCELLED = 1;
+   */
+  CANCELLED = 1,
+
+  /**
+   * The task's timeout passed.
+   *
+   * @generated from enum value: TERMINATION_DEADLINE_EXCEEDED = 2;
+   */
+  DEADLINE_EXCEEDED = 2,
+
+  /**
+   * The worker was stopped (SIGTERM) and stopped its tasks.
+   *
+   * @generated from enum value: TERMINATION_WORKER_STOPPING = 3;
+   */
+  WORKER_STOPPING = 3,
+}
+
+/**
+ * Describes the enum goschedule.v1.Termination.
+ */
+export const TerminationSchema: GenEnum<Termination> = /*@__PURE__*/
+  enumDesc(file_goschedule_v1_goschedule, 2);
+
+/**
  * @generated from service goschedule.v1.OperatorService
  */
 export const OperatorService: GenService<{
@@ -859,6 +1224,31 @@ export const OperatorService: GenService<{
     methodKind: "unary";
     input: typeof ScheduleTasksRequestSchema;
     output: typeof ScheduleTasksResponseSchema;
+  };
+  /**
+   * Cancels pending and scheduled tasks. A task not yet sent to a worker is
+   * dead at once; a running one once its worker has stopped its process
+   * group (SIGTERM, then SIGKILL after kill_timeout). All ids must exist.
+   *
+   * @generated from rpc goschedule.v1.OperatorService.CancelTasks
+   */
+  cancelTasks: {
+    methodKind: "unary";
+    input: typeof CancelTasksRequestSchema;
+    output: typeof CancelTasksResponseSchema;
+  };
+  /**
+   * What a task printed, from its worker (through the worker's stream, so
+   * workers behind NAT work too). With follow, streams as the task writes
+   * and ends when the task ends. When the worker cannot be reached, the tail
+   * the manager stored with the task is sent instead.
+   *
+   * @generated from rpc goschedule.v1.OperatorService.TaskLogs
+   */
+  taskLogs: {
+    methodKind: "server_streaming";
+    input: typeof TaskLogsRequestSchema;
+    output: typeof TaskLogsResponseSchema;
   };
 }> = /*@__PURE__*/
   serviceDesc(file_goschedule_v1_goschedule, 0);
