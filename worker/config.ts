@@ -10,6 +10,8 @@ const workerSchema = z.strictObject({
   ).optional(),
   hostname: z.string().min(1).optional(),
   output_limit: sizeSchema.default(64 * 1024),
+  log_limit: sizeSchema.default(10 * 1024 * 1024),
+  log_retention: durationSchema.default(24 * 3_600_000),
   reconnect_max_delay: durationSchema.default(10_000),
 }).superRefine((config, ctx) => {
   if (!/^https?:\/\//.test(config.manager) && /^[a-z][a-z0-9+.-]*:\/\//i.test(config.manager)) {
@@ -21,6 +23,16 @@ const workerSchema = z.strictObject({
   }
   if (config.output_limit < 1024) {
     ctx.addIssue({ code: "custom", path: ["output_limit"], message: "must be at least 1KiB" });
+  }
+  if (config.log_limit < 1024) {
+    ctx.addIssue({ code: "custom", path: ["log_limit"], message: "must be at least 1KiB" });
+  }
+  if (config.log_retention < 60_000) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["log_retention"],
+      message: "must be at least 1m, or logs could be gone before anyone reads them",
+    });
   }
   if (config.reconnect_max_delay < 100) {
     ctx.addIssue({
@@ -40,6 +52,10 @@ export interface WorkerConfig {
   hostname?: string;
   /** Bytes of each output stream kept per task (the tail). */
   outputLimit: number;
+  /** Bytes of each output stream kept per task in its log file (state_dir/logs). */
+  logLimit: number;
+  /** Log files of ended tasks are removed after this long. */
+  logRetentionMs: number;
   reconnectMaxDelayMs: number;
 }
 
@@ -51,6 +67,8 @@ export function parseWorkerConfig(source: string, data: unknown): WorkerConfig {
     id: raw.id,
     hostname: raw.hostname,
     outputLimit: raw.output_limit,
+    logLimit: raw.log_limit,
+    logRetentionMs: raw.log_retention,
     reconnectMaxDelayMs: raw.reconnect_max_delay,
   };
 }

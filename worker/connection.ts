@@ -1,18 +1,24 @@
 /**
  * The worker's one stream to the manager. It dials out (so it works behind NAT), introduces
- * itself, answers pings, acknowledges and starts tasks; when the stream drops, or the manager
- * goes quiet for three ping intervals, it reconnects with capped exponential backoff and jitter.
+ * itself, answers pings, acknowledges, starts and cancels tasks, and serves log requests on
+ * the same stream; when the stream drops, or the manager goes quiet for three ping intervals,
+ * it ends the log follows of that stream and reconnects with capped exponential backoff and
+ * jitter.
  */
 import type { MessageInitShape } from "@bufbuild/protobuf";
+import { durationMs } from "@bufbuild/protobuf/wkt";
 import { type Client, ConnectError } from "@connectrpc/connect";
 import { AsyncQueue } from "../shared/async_queue.ts";
 import type {
   ConnectRequestSchema,
+  RunTask,
   WorkerService,
 } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
 import type { Logger } from "../shared/log.ts";
-import type { Agent } from "./agent.ts";
+import type { Agent, RunRequest } from "./agent.ts";
 import { backoffDelay } from "./backoff.ts";
+import type { LogStore } from "./log_store.ts";
+import { LogSession } from "./log_session.ts";
 
 type Outgoing = MessageInitShape<typeof ConnectRequestSchema>;
 
@@ -27,7 +33,10 @@ export interface ConnectionOptions {
   client: Client<typeof WorkerService>;
   managerUrl: string;
   intro: Introduction;
+  /** Runs and cancels the tasks the manager sends. */
   agent: Agent;
+  /** Answers the manager's log requests; without it every request gets a "no logs" error. */
+  logs?: LogStore;
   log: Logger;
   reconnectMaxDelayMs: number;
   /** Called each time a stream is established (the outbox retries at once). */
@@ -85,6 +94,20 @@ async function streamOnce(
   onWelcome: () => void,
 ): Promise<void> {
   const outgoing = new AsyncQueue<Outgoing>();
+  // Log bytes queued but not yet taken by the stream: lets followers skip rather than pile up.
+  let logBacklog = 0;
+  const sent = tracked(outgoing, (message) => logBacklog -= logBytes(message));
+  const send = (message: Outgoing) => {
+    if (outgoing.push(message)) logBacklog += logBytes(message);
+  };
+  const logSession = options.logs
+    ? new LogSession({
+      store: options.logs,
+      send: (chunk) => send({ msg: { case: "logChunk", value: chunk } }),
+      backlog: () => logBacklog,
+      log: options.log,
+    })
+    : undefined;
   const abort = new AbortController();
   const onStop = () => abort.abort();
   stop.addEventListener("abort", onStop);
@@ -95,9 +118,9 @@ async function streamOnce(
     watchdog = setTimeout(() => abort.abort(new Error("the manager went quiet")), quietLimit);
   };
   try {
-    outgoing.push({ msg: { case: "hello", value: options.intro } });
+    send({ msg: { case: "hello", value: options.intro } });
     rearm();
-    const responses = options.client.connect(outgoing, { signal: abort.signal });
+    const responses = options.client.connect(sent, { signal: abort.signal });
     for await (const message of responses) {
       rearm();
       const msg = message.msg;
@@ -109,16 +132,35 @@ async function streamOnce(
           options.onConnected?.();
           break;
         case "ping":
-          outgoing.push({ msg: { case: "pong", value: { seq: msg.value.seq } } });
+          send({ msg: { case: "pong", value: { seq: msg.value.seq } } });
           break;
         case "run": {
           const run = msg.value;
-          outgoing.push({
-            msg: { case: "ack", value: { taskId: run.taskId, attempt: run.attempt } },
-          });
-          options.agent.run(run);
+          send({ msg: { case: "ack", value: { taskId: run.taskId, attempt: run.attempt } } });
+          options.agent.run(runRequest(run));
           break;
         }
+        case "cancel":
+          options.agent.cancel(msg.value.taskId, msg.value.attempt);
+          break;
+        case "logRequest":
+          if (logSession) logSession.request(msg.value);
+          else {
+            send({
+              msg: {
+                case: "logChunk",
+                value: {
+                  requestId: msg.value.requestId,
+                  eof: true,
+                  error: "this worker keeps no logs",
+                },
+              },
+            });
+          }
+          break;
+        case "logCancel":
+          logSession?.cancel(msg.value.requestId);
+          break;
         default:
           options.log.debug("ignoring a message of an unknown kind from the manager");
       }
@@ -132,7 +174,37 @@ async function streamOnce(
   } finally {
     clearTimeout(watchdog);
     stop.removeEventListener("abort", onStop);
+    logSession?.close();
     outgoing.close();
+  }
+}
+
+/** A RunTask as the agent takes it: durations in milliseconds, unset ones left out. */
+export function runRequest(run: RunTask): RunRequest {
+  return {
+    taskId: run.taskId,
+    attempt: run.attempt,
+    cmd: run.cmd,
+    params: run.params,
+    env: run.env,
+    cwd: run.cwd,
+    timeoutMs: run.timeout ? Math.max(0, durationMs(run.timeout)) : undefined,
+    killTimeoutMs: run.killTimeout ? Math.max(0, durationMs(run.killTimeout)) : undefined,
+  };
+}
+
+function logBytes(message: Outgoing): number {
+  return message.msg?.case === "logChunk" ? message.msg.value.data?.length ?? 0 : 0;
+}
+
+/** The queue as the stream's request iterable, calling `onTaken` as the stream takes each one. */
+async function* tracked(
+  queue: AsyncQueue<Outgoing>,
+  onTaken: (message: Outgoing) => void,
+): AsyncGenerator<Outgoing> {
+  for await (const message of queue) {
+    onTaken(message);
+    yield message;
   }
 }
 

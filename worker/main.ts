@@ -6,19 +6,23 @@ import { parseArgs } from "node:util";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { ConfigError } from "../shared/config.ts";
-import { WorkerService } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
+import { Termination, WorkerService } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
 import { createLogger } from "../shared/log.ts";
 import { VERSION } from "../shared/version.ts";
 import { Agent } from "./agent.ts";
 import { loadWorkerConfig, type WorkerConfig } from "./config.ts";
 import { runConnectionLoop } from "./connection.ts";
-import { createProcessExecutor } from "./executor.ts";
+import { createProcessExecutor, type Termination as StopReason } from "./executor.ts";
 import { loadOrCreateWorkerId } from "./identity.ts";
+import { LogStore } from "./log_store.ts";
 import { ReportOutbox } from "./report_outbox.ts";
 
 const USAGE = `Usage: worker [-f FILE] [-v]
 
-Connects to a go-schedule manager, runs the tasks it is sent and reports their results.
+Connects to a go-schedule manager, runs the tasks it is sent (each in its own process
+group, with a minimal environment), keeps their logs in state_dir/logs and reports their
+results. SIGINT or SIGTERM stops the running tasks (SIGTERM, then SIGKILL after each task's
+kill timeout), reports them, and exits.
 
 Options:
   -f, --file FILE   the config file (default /etc/go-schedule/worker.yaml)
@@ -28,6 +32,14 @@ Options:
 
 /** How long a stopping worker waits for its last reports to reach the manager. */
 const STOP_REPORT_TIMEOUT_MS = 5000;
+
+/** How a result's termination travels to the manager. */
+const TERMINATIONS: Record<StopReason | "none", Termination> = {
+  none: Termination.UNSPECIFIED,
+  cancelled: Termination.CANCELLED,
+  deadline_exceeded: Termination.DEADLINE_EXCEEDED,
+  worker_stopping: Termination.WORKER_STOPPING,
+};
 
 /** Exit codes: 0 stopped cleanly, 1 could not run, 2 bad arguments or config. */
 export async function main(args: string[]): Promise<number> {
@@ -93,13 +105,31 @@ export async function main(args: string[]): Promise<number> {
           }
           : { case: "startError", value: result.outcome.error },
         ...result.output,
+        termination: TERMINATIONS[result.termination ?? "none"],
       }, { timeoutMs: 10_000 });
     },
   });
   const unsent = await outbox.load();
   if (unsent > 0) log.info("resending results kept from an earlier run", { reports: unsent });
 
-  const agent = new Agent(createProcessExecutor({ outputLimit: config.outputLimit }), outbox, log);
+  const logs = new LogStore({
+    dir: `${config.stateDir}/logs`,
+    limit: config.logLimit,
+    retentionMs: config.logRetentionMs,
+    log,
+  });
+  try {
+    await logs.start();
+  } catch (e) {
+    console.error(`worker: cannot use state_dir ${config.stateDir}: ${(e as Error).message}`);
+    return 1;
+  }
+  const agent = new Agent({
+    executor: createProcessExecutor({ outputLimit: config.outputLimit, workerId, log }),
+    outbox,
+    logs,
+    log,
+  });
   const stop = new AbortController();
   const onSignal = () => stop.abort();
   Deno.addSignalListener("SIGINT", onSignal);
@@ -121,16 +151,19 @@ export async function main(args: string[]): Promise<number> {
       version: VERSION,
     },
     agent,
+    logs,
     log,
     reconnectMaxDelayMs: config.reconnectMaxDelayMs,
     onConnected: () => outbox.flush(),
   }, stop.signal);
 
   log.info("worker stopping", { running_tasks: agent.running });
+  // Bounded: each task gets SIGKILL after its kill timeout, and the drain below is capped.
   await agent.stopAll();
   const left = await outbox.drain(STOP_REPORT_TIMEOUT_MS);
   if (left > 0) log.warn("results not delivered yet; kept for the next start", { reports: left });
   await outbox.close();
+  await logs.close();
   Deno.removeSignalListener("SIGINT", onSignal);
   Deno.removeSignalListener("SIGTERM", onSignal);
   return 0;

@@ -54,8 +54,3 @@ export class OutputTail {
     return new TextDecoder("utf-8", { fatal: false }).decode(all);
   }
 }
-
-/** Reads a whole stream into a tail. */
-export async function drainInto(stream: ReadableStream<Uint8Array>, tail: OutputTail) {
-  for await (const chunk of stream) tail.write(chunk);
-}

@@ -1,0 +1,167 @@
+/**
+ * The worker's task logs: for every attempt it ran, the full stdout and stderr in
+ * state_dir/logs/<task_id>.<attempt>.stdout and .stderr (each bounded by log_limit), readable
+ * while the attempt runs and after it ended, until log_retention has passed.
+ */
+import type { Logger } from "../shared/log.ts";
+import { type Clock, systemClock } from "./clock.ts";
+import { type LogReader, StreamLog } from "./stream_log.ts";
+
+export type StreamName = "stdout" | "stderr";
+
+export interface LogStoreOptions {
+  /** The folder of the log files (state_dir/logs). */
+  dir: string;
+  /** Bytes kept per stream per attempt; beyond it the oldest part is dropped and marked. */
+  limit: number;
+  /** Files of ended attempts are removed once they have not been written for this long. */
+  retentionMs: number;
+  log: Logger;
+  /** Time and the sweep timer; injected in tests. */
+  clock?: Clock;
+}
+
+/** The two log files of a running attempt, handed to the executor as its output sinks. */
+export interface AttemptLogs {
+  stdout: StreamLog;
+  stderr: StreamLog;
+}
+
+/** Old files are looked for this often at most (and at least once per retention period). */
+const MAX_SWEEP_INTERVAL_MS = 3_600_000;
+
+export class LogStore {
+  readonly #options: LogStoreOptions;
+  readonly #clock: Clock;
+  /**
+   * Attempts still running, by file name prefix. Registered before their files exist, so a
+   * log request that arrives right behind the task (as the manager sends them) waits for the
+   * files instead of finding nothing and ending at once.
+   */
+  readonly #live = new Map<string, Promise<AttemptLogs>>();
+  #sweepTimer: unknown;
+  #sweeping: Promise<unknown> = Promise.resolve();
+
+  constructor(options: LogStoreOptions) {
+    this.#options = options;
+    this.#clock = options.clock ?? systemClock;
+  }
+
+  /** Creates the folder, removes files past retention, and keeps doing so periodically. */
+  async start(): Promise<void> {
+    await Deno.mkdir(this.#options.dir, { recursive: true });
+    await this.sweep();
+    this.#sweepTimer = this.#clock.setInterval(
+      () => void this.sweep(),
+      Math.max(1000, Math.min(this.#options.retentionMs, MAX_SWEEP_INTERVAL_MS)),
+    );
+  }
+
+  /** Stops the periodic sweep. Running attempts' files stay (their writers close them). */
+  async close(): Promise<void> {
+    this.#clock.clearInterval(this.#sweepTimer);
+    await this.#sweeping;
+  }
+
+  /** Creates (or empties) the attempt's two files; readers may attach from this call on. */
+  open(taskId: string, attempt: number): Promise<AttemptLogs> {
+    const prefix = filePrefix(taskId, attempt);
+    const create = (stream: StreamName) =>
+      StreamLog.create({
+        path: `${this.#options.dir}/${prefix}.${stream}`,
+        limit: this.#options.limit,
+        log: this.#options.log,
+      });
+    const opening =
+      (async () => ({ stdout: await create("stdout"), stderr: await create("stderr") }))();
+    this.#live.set(prefix, opening);
+    opening.catch(() => {
+      if (this.#live.get(prefix) === opening) this.#live.delete(prefix);
+    });
+    return opening;
+  }
+
+  /** The attempt's output is complete: followers get their end, the files stay for reading. */
+  async finish(taskId: string, attempt: number): Promise<void> {
+    const prefix = filePrefix(taskId, attempt);
+    const opening = this.#live.get(prefix);
+    if (!opening) return;
+    const logs = await opening;
+    await Promise.all([logs.stdout.close(), logs.stderr.close()]);
+    this.#live.delete(prefix);
+  }
+
+  /**
+   * Gives `reader` the stream's content and, with `follow` while the attempt runs, its new
+   * output until it ends. Resolves to a function that detaches the reader, or to undefined
+   * when this worker has no such log.
+   */
+  async attach(
+    taskId: string,
+    attempt: number,
+    stream: StreamName,
+    follow: boolean,
+    reader: LogReader,
+  ): Promise<(() => void) | undefined> {
+    const prefix = filePrefix(taskId, attempt);
+    const live = await this.#live.get(prefix)?.catch(() => undefined);
+    if (live) return await live[stream].attach(reader, follow);
+    let data: Uint8Array;
+    try {
+      data = await Deno.readFile(`${this.#options.dir}/${prefix}.${stream}`);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return undefined;
+      throw e;
+    }
+    reader.snapshot(data);
+    reader.end();
+    return () => {};
+  }
+
+  /** Removes the files of ended attempts not written for log_retention; returns how many. */
+  sweep(): Promise<number> {
+    const run = this.#sweep().catch((e) => {
+      this.#options.log.warn("cannot remove old task logs", { dir: this.#options.dir, cause: e });
+      return 0;
+    });
+    this.#sweeping = run;
+    return run;
+  }
+
+  async #sweep(): Promise<number> {
+    const cutoff = this.#clock.now() - this.#options.retentionMs;
+    let removed = 0;
+    for await (const entry of Deno.readDir(this.#options.dir)) {
+      if (!entry.isFile) continue;
+      // A running attempt that has been quiet for long still needs its files.
+      if (this.#live.has(entry.name.replace(/\.(stdout|stderr)(\.tmp)?$/, ""))) continue;
+      const path = `${this.#options.dir}/${entry.name}`;
+      try {
+        const info = await Deno.stat(path);
+        if ((info.mtime?.getTime() ?? 0) >= cutoff) continue;
+        await Deno.remove(path);
+        removed++;
+      } catch (e) {
+        if (!(e instanceof Deno.errors.NotFound)) throw e;
+      }
+    }
+    if (removed > 0) this.#options.log.debug("removed old task logs", { files: removed });
+    return removed;
+  }
+}
+
+/**
+ * `<task_id>.<attempt>`, with any character of the id outside [A-Za-z0-9._-] written as %XX,
+ * so that no id can name a path outside the folder.
+ */
+export function filePrefix(taskId: string, attempt: number): string {
+  return `${taskId.replace(/[^A-Za-z0-9._-]/g, percentEncode)}.${attempt}`;
+}
+
+function percentEncode(character: string): string {
+  let out = "";
+  for (const byte of new TextEncoder().encode(character)) {
+    out += `%${byte.toString(16).toUpperCase().padStart(2, "0")}`;
+  }
+  return out;
+}

@@ -1,0 +1,178 @@
+/**
+ * One output stream of one attempt, kept in a file as the task writes it, bounded: when the
+ * file passes the limit, it is rewritten with only its newest half and a first line saying how
+ * many bytes were dropped in all. Each byte is copied at most once per rewrite and a rewrite
+ * follows at least limit/2 new bytes, so the cost stays proportional to the output.
+ *
+ * Readers attach to take what the file holds and, when following, every later write as it
+ * happens. Writes, rewrites and attaching take turns, so a reader sees each byte exactly once
+ * and a rewrite does not disturb a follower.
+ */
+import type { Logger } from "../shared/log.ts";
+import type { OutputSink } from "./executor.ts";
+
+export interface LogReader {
+  /** What the file holds when the reader attaches, drop marker included. */
+  snapshot(data: Uint8Array): void;
+  /** Bytes written after the snapshot, as they are written (followers only). */
+  data(chunk: Uint8Array): void;
+  /** Nothing more will come: the stream ended, or the reader did not follow. */
+  end(): void;
+}
+
+export interface StreamLogOptions {
+  path: string;
+  /** Bytes of output the file may hold before its oldest half is dropped. */
+  limit: number;
+  log: Logger;
+}
+
+/** The first line of a file whose oldest output was dropped to stay within the limit. */
+export function dropMarker(droppedBytes: number): string {
+  return `[go-schedule: ${droppedBytes} bytes dropped]\n`;
+}
+
+export class StreamLog implements OutputSink {
+  readonly #options: StreamLogOptions;
+  #file: Deno.FsFile | undefined;
+  /** Bytes in the file, marker included. */
+  #fileSize = 0;
+  /** Bytes of output in the file (the file without its marker). */
+  #outputSize = 0;
+  #dropped = 0;
+  #closed = false;
+  /** Set when the file cannot be written (disk full, say): followers still get the output. */
+  #broken = false;
+  readonly #followers = new Set<LogReader>();
+  #turn: Promise<unknown> = Promise.resolve();
+
+  private constructor(options: StreamLogOptions, file: Deno.FsFile) {
+    this.#options = options;
+    this.#file = file;
+  }
+
+  /** Creates (or empties) the file. */
+  static async create(options: StreamLogOptions): Promise<StreamLog> {
+    const file = await Deno.open(options.path, { write: true, create: true, truncate: true });
+    return new StreamLog(options, file);
+  }
+
+  get path(): string {
+    return this.#options.path;
+  }
+
+  /** Appends output; never rejects (a file that cannot be written is logged once). */
+  write(chunk: Uint8Array): Promise<void> {
+    return this.#exclusive(async () => {
+      if (this.#closed) return;
+      if (!this.#broken && this.#file) {
+        try {
+          await writeAll(this.#file, chunk);
+          this.#fileSize += chunk.length;
+          this.#outputSize += chunk.length;
+          if (this.#outputSize > this.#options.limit) await this.#dropOldest();
+        } catch (e) {
+          this.#fail(e);
+        }
+      }
+      for (const reader of this.#followers) reader.data(chunk);
+    });
+  }
+
+  /** Ends the stream: followers get their end. */
+  close(): Promise<void> {
+    return this.#exclusive(() => {
+      if (this.#closed) return;
+      this.#closed = true;
+      this.#file?.close();
+      this.#file = undefined;
+      for (const reader of this.#followers) reader.end();
+      this.#followers.clear();
+    });
+  }
+
+  /**
+   * Gives the reader what the file holds now and, with `follow` while the stream is open,
+   * every later write until close. Resolves to a function that detaches the reader.
+   */
+  attach(reader: LogReader, follow: boolean): Promise<() => void> {
+    return this.#exclusive(async () => {
+      let data: Uint8Array<ArrayBuffer> = new Uint8Array(0);
+      try {
+        data = await Deno.readFile(this.#options.path);
+      } catch (e) {
+        if (!(e instanceof Deno.errors.NotFound)) throw e;
+      }
+      reader.snapshot(data);
+      if (!follow || this.#closed) {
+        reader.end();
+        return () => {};
+      }
+      this.#followers.add(reader);
+      return () => this.#followers.delete(reader);
+    });
+  }
+
+  /** Rewrites the file with its newest limit/2 bytes of output under an updated marker. */
+  async #dropOldest(): Promise<void> {
+    const keep = Math.floor(this.#options.limit / 2);
+    const path = this.#options.path;
+    const kept = new Uint8Array(keep);
+    const reader = await Deno.open(path, { read: true });
+    try {
+      await reader.seek(this.#fileSize - keep, Deno.SeekMode.Start);
+      await readFull(reader, kept);
+    } finally {
+      reader.close();
+    }
+    const dropped = this.#dropped + this.#outputSize - keep;
+    const marker = new TextEncoder().encode(dropMarker(dropped));
+    const rewritten = new Uint8Array(marker.length + keep);
+    rewritten.set(marker);
+    rewritten.set(kept, marker.length);
+    // A new file renamed over the old one: a crash leaves either the old file or the new one.
+    await Deno.writeFile(`${path}.tmp`, rewritten);
+    await Deno.rename(`${path}.tmp`, path);
+    this.#file?.close();
+    this.#file = undefined;
+    this.#file = await Deno.open(path, { write: true, append: true });
+    this.#dropped = dropped;
+    this.#fileSize = rewritten.length;
+    this.#outputSize = keep;
+  }
+
+  #fail(cause: unknown): void {
+    this.#broken = true;
+    try {
+      this.#file?.close();
+    } catch {
+      // Already closed by the failed rewrite.
+    }
+    this.#file = undefined;
+    this.#options.log.warn("cannot write a task's log file; its output is no longer kept", {
+      path: this.#options.path,
+      cause,
+    });
+  }
+
+  /** Runs `fn` once every operation queued before it has finished. */
+  #exclusive<T>(fn: () => T | Promise<T>): Promise<T> {
+    const result = this.#turn.then(fn);
+    this.#turn = result.catch(() => {});
+    return result;
+  }
+}
+
+async function writeAll(file: Deno.FsFile, data: Uint8Array): Promise<void> {
+  let offset = 0;
+  while (offset < data.length) offset += await file.write(data.subarray(offset));
+}
+
+async function readFull(file: Deno.FsFile, into: Uint8Array): Promise<void> {
+  let offset = 0;
+  while (offset < into.length) {
+    const n = await file.read(into.subarray(offset));
+    if (n === null) throw new Error("the log file is shorter than expected");
+    offset += n;
+  }
+}

@@ -1,0 +1,88 @@
+/** Helpers for the worker's tests that run real processes. Not used by the worker itself. */
+import type { OutputSink } from "./executor.ts";
+
+/** The processes (not zombies) whose process group is `pgid`, from /proc. */
+export async function groupMembers(pgid: number): Promise<number[]> {
+  const members: number[] = [];
+  for await (const entry of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    let stat: string;
+    try {
+      stat = await Deno.readTextFile(`/proc/${entry.name}/stat`);
+    } catch {
+      continue; // Gone meanwhile.
+    }
+    // "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
+    const [state, , pgrp] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    if (state !== "Z" && Number(pgrp) === pgid) members.push(Number(entry.name));
+  }
+  return members;
+}
+
+/** Kills whatever is left of a process group (test cleanup). */
+export function killGroup(pgid: number | undefined): void {
+  if (pgid === undefined) return;
+  try {
+    Deno.kill(-pgid, "SIGKILL");
+  } catch {
+    // Nothing left.
+  }
+}
+
+/** An output sink that keeps every byte and lets a test wait for some text to appear. */
+export class RecordingSink implements OutputSink {
+  readonly chunks: Uint8Array[] = [];
+  #waiters: { text: string; resolve: () => void }[] = [];
+
+  write(chunk: Uint8Array): Promise<void> {
+    this.chunks.push(chunk);
+    const text = this.text();
+    this.#waiters = this.#waiters.filter((w) => {
+      if (!text.includes(w.text)) return true;
+      w.resolve();
+      return false;
+    });
+    return Promise.resolve();
+  }
+
+  bytes(): Uint8Array {
+    return concat(this.chunks);
+  }
+
+  text(): string {
+    return new TextDecoder().decode(this.bytes());
+  }
+
+  /** Resolves once the output contains `text`. */
+  waitFor(text: string): Promise<void> {
+    if (this.text().includes(text)) return Promise.resolve();
+    return new Promise((resolve) => this.#waiters.push({ text, resolve }));
+  }
+}
+
+export function concat(chunks: Uint8Array[]): Uint8Array {
+  const all = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let offset = 0;
+  for (const chunk of chunks) {
+    all.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return all;
+}
+
+export function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Polls `check` every 20 ms until it holds or `timeoutMs` passes. */
+export async function eventually(
+  check: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 5000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await delay(20);
+  }
+}
