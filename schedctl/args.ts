@@ -82,12 +82,27 @@ export interface OptionSpec {
   takesValue: boolean;
   /** What the value is, for the message when it is missing: "a number". */
   valueHint?: string;
+  /** True when the option may be given more than once (`--env A=1 --env B=2`). */
+  repeatable?: boolean;
+}
+
+/** How parseCommandArgs reads a command line beyond its options. */
+export interface ParseSettings {
+  /**
+   * The first positional ends the options: it and everything after it are positionals,
+   * unchanged (`tasks add --env A=1 ls -la` runs `ls -la`).
+   */
+  stopAtPositional?: boolean;
+  /** Added to the message about an unknown option, e.g. how to pass a CMD starting with '-'. */
+  unknownOptionHint?: string;
 }
 
 /** What parseCommandArgs found: values by the option's first name, and the positionals. */
 export interface ParsedArgs {
   /** An option's value, or true for a flag; absent when not given. */
   options: Map<string, string | true>;
+  /** Every value of a repeatable option, in command-line order; absent when not given. */
+  repeated: Map<string, string[]>;
   positionals: string[];
   /** -h / --help was given. */
   help: boolean;
@@ -105,8 +120,14 @@ export function parseCommandArgs(
   specs: readonly OptionSpec[],
   where: string,
   target: string,
+  settings: ParseSettings = {},
 ): ParsedArgs {
-  const parsed: ParsedArgs = { options: new Map(), positionals: [], help: false };
+  const parsed: ParsedArgs = {
+    options: new Map(),
+    repeated: new Map(),
+    positionals: [],
+    help: false,
+  };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
     if (arg === "--") {
@@ -114,6 +135,10 @@ export function parseCommandArgs(
       break;
     }
     if (!arg.startsWith("-") || arg === "-") {
+      if (settings.stopAtPositional) {
+        parsed.positionals.push(...args.slice(i));
+        break;
+      }
       parsed.positionals.push(arg);
       continue;
     }
@@ -133,10 +158,11 @@ export function parseCommandArgs(
           target,
         );
       }
-      throw new UsageError(`${where}: unknown option ${quoted(arg)}`, target);
+      const hint = settings.unknownOptionHint ? ` ${settings.unknownOptionHint}` : "";
+      throw new UsageError(`${where}: unknown option ${quoted(arg)}${hint}`, target);
     }
     const key = spec.names[0];
-    if (parsed.options.has(key)) {
+    if (parsed.options.has(key) && !spec.repeatable) {
       throw new UsageError(`${where}: option ${name} is given twice`, target);
     }
     if (!spec.takesValue) {
@@ -158,6 +184,7 @@ export function parseCommandArgs(
       value = args[i];
     }
     parsed.options.set(key, value);
+    if (spec.repeatable) parsed.repeated.set(key, [...parsed.repeated.get(key) ?? [], value]);
   }
   return parsed;
 }

@@ -187,3 +187,30 @@ Deno.test("usage errors name the bad value, point at the help, exit 2 and send n
     assert.deepEqual(fake.calls, []);
   }
 });
+
+Deno.test("parseCommandArgs collects a repeatable option, and can stop at the first positional", () => {
+  const specs = [
+    { names: ["--env"], takesValue: true, repeatable: true },
+    { names: ["--wait"], takesValue: false },
+  ];
+  const parsed = parseCommandArgs(
+    ["--env", "A=1", "--env=B=2", "cmd", "--wait", "--env", "C=3"],
+    specs,
+    "tasks add",
+    "tasks",
+    { stopAtPositional: true },
+  );
+  assert.deepEqual(parsed.repeated.get("--env"), ["A=1", "B=2"]);
+  assert.equal(parsed.options.has("--wait"), false);
+  assert.deepEqual(parsed.positionals, ["cmd", "--wait", "--env", "C=3"]);
+  const all = parseCommandArgs(["a", "--wait", "b"], specs, "t c", "t");
+  assert.deepEqual([all.positionals, all.options.get("--wait")], [["a", "b"], true]);
+  assert.throws(
+    () => parseCommandArgs(["--wait", "--wait"], specs, "t c", "t"),
+    { message: "t c: option --wait is given twice; see 'schedctl t help'" },
+  );
+  assert.throws(
+    () => parseCommandArgs(["-x"], specs, "tasks add", "tasks", { unknownOptionHint: "(hint)" }),
+    { message: `tasks add: unknown option "-x" (hint); see 'schedctl tasks help'` },
+  );
+});

@@ -14,6 +14,9 @@ export interface ManagerTransport {
   close(): void;
 }
 
+/** While a stream is open, the connection is checked with an HTTP/2 PING this often. */
+const PING_INTERVAL_MS = 15_000;
+
 /** Options of createManagerTransport. */
 export interface ManagerTransportOptions {
   /** The manager's base URL, e.g. "http://127.0.0.1:7070". */
@@ -26,6 +29,10 @@ export interface ManagerTransportOptions {
 export function createManagerTransport(options: ManagerTransportOptions): ManagerTransport {
   const sessionManager = new Http2SessionManager(options.manager, {
     connectTimeoutMs: options.timeoutMs,
+    // A log stream may stay quiet for as long as its task: PINGs notice a manager that went
+    // away without closing the connection, within PING_INTERVAL_MS plus the timeout.
+    pingIntervalMs: PING_INTERVAL_MS,
+    pingTimeoutMs: options.timeoutMs,
   });
   const transport = createConnectTransport({
     baseUrl: options.manager,
@@ -51,7 +58,12 @@ function describeInput(input: unknown): string {
   }
 }
 
-/** Wraps a transport so that every call gets the timeout, and is reported to `debug`. */
+/**
+ * Wraps a transport so that every unary call gets the timeout, and every call is reported
+ * to `debug`. Streams (TaskLogs) get no deadline unless the caller sets one: following a
+ * task's output lasts as long as the task; opening the connection is still bounded by the
+ * transport's connect timeout, and a dead connection by its PINGs.
+ */
 export function withCallDefaults(transport: Transport, defaults: CallDefaults): Transport {
   const { debug } = defaults;
   return {
@@ -77,14 +89,12 @@ export function withCallDefaults(transport: Transport, defaults: CallDefaults): 
       }
     },
     stream(method, signal, timeoutMs, header, input, contextValues) {
-      return transport.stream(
-        method,
-        signal,
-        timeoutMs ?? defaults.timeoutMs,
-        header,
-        input,
-        contextValues,
-      );
+      const name = `${method.parent.typeName}/${method.name}`;
+      const timeout = timeoutMs === undefined
+        ? "no timeout"
+        : `timeout ${formatDuration(timeoutMs)}`;
+      debug?.(`opening the stream ${name} (${timeout})`);
+      return transport.stream(method, signal, timeoutMs, header, input, contextValues);
     },
   };
 }

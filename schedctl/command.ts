@@ -19,6 +19,31 @@ export interface CommandContext {
   readStdin(): Promise<string>;
   /** The local clock, in milliseconds since the epoch, for ages ("2s ago"). */
   now(): number;
+  /** Writes bytes to stdout exactly as given: a task's output (`tasks logs`, `--wait`). */
+  writeStdout(data: Uint8Array): void;
+  /** Writes bytes to stderr exactly as given: a task's stderr (`--wait`). */
+  writeStderr(data: Uint8Array): void;
+  /** Ctrl-C (SIGINT), for commands that wait and handle it themselves. */
+  interrupts: InterruptSource;
+  /**
+   * Asks the operator a question on the terminal and returns the line answered (without the
+   * newline), or null when the input ended. Only called when `stdinIsTerminal`.
+   */
+  prompt(question: string): Promise<string | null>;
+  /** True when stdin is a terminal, so there is someone to ask. */
+  stdinIsTerminal: boolean;
+  /** True when stderr is a terminal, so a progress line may be rewritten in place. */
+  stderrIsTerminal: boolean;
+  /** How long `--wait` waits between two polls of the manager, in milliseconds. */
+  pollIntervalMs: number;
+  /** One line saying what went wrong, as schedctl prints errors (without "schedctl: "). */
+  explain(error: unknown): string;
+}
+
+/** Where interrupts (Ctrl-C) come from; while subscribed, they do not end the process. */
+export interface InterruptSource {
+  /** Calls `onInterrupt` on each interrupt until the returned function is called. */
+  subscribe(onInterrupt: () => void): () => void;
 }
 
 /**

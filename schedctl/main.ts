@@ -8,7 +8,7 @@ import type { Transport } from "@connectrpc/connect";
 import { formatDuration } from "../shared/duration.ts";
 import { parseGlobalOptions } from "./args.ts";
 import { createManagerTransport, createOperatorClient } from "./client.ts";
-import type { Invocation, Target } from "./command.ts";
+import type { InterruptSource, Invocation, Target } from "./command.ts";
 import { DEFAULT_CONFIG_PATH, loadSchedctlConfig } from "./config.ts";
 import { describeError, type ErrorContext, EXIT_OK, EXIT_USAGE, UsageError } from "./errors.ts";
 import { quoted } from "./format.ts";
@@ -38,7 +38,8 @@ ${commands.map(([synopsis, summary]) => `  ${synopsis.padEnd(width)}   ${summary
 'schedctl TARGET help' shows a target's commands with their options.
 
 Exit status: 0 done; 1 the manager refused or failed, or cannot be reached;
-2 usage, config or input file error (nothing was sent).
+2 usage, config or input file error (nothing was sent). With --wait: the task's
+exit code (see 'schedctl tasks help'); 130 when detached with Ctrl-C.
 `;
 }
 
@@ -56,6 +57,58 @@ export interface RunOptions {
   now?: () => number;
   /** The config file read when -c is not given. Default: /etc/go-schedule/schedctl.yaml. */
   defaultConfigPath?: string;
+  /**
+   * Receives a task's output as bytes, unchanged (`tasks logs`, `--wait`). Default: decoded
+   * as UTF-8 and passed to `stdout`, which is not binary-safe; main.ts writes the bytes.
+   */
+  writeStdout?: (data: Uint8Array) => void;
+  /** Receives a task's stderr as bytes, unchanged (`--wait`). Default: like writeStdout. */
+  writeStderr?: (data: Uint8Array) => void;
+  /** Ctrl-C while `--wait` waits. Default: SIGINT, through Deno.addSignalListener. */
+  interrupts?: InterruptSource;
+  /**
+   * Asks a question (`Cancel task ID? [y/N] `) and returns the answer line, or null at the
+   * end of input. Default: the question on stderr, the answer read from stdin.
+   */
+  prompt?: (question: string) => Promise<string | null>;
+  /** Whether stdin and stderr are terminals. Default: Deno.stdin/stderr.isTerminal(). */
+  isTerminal?: { stdin: boolean; stderr: boolean };
+  /** How long `--wait` waits between polls, in milliseconds. Default: 1000. */
+  pollIntervalMs?: number;
+}
+
+/** `--wait` polls the manager this often, in milliseconds. */
+export const DEFAULT_POLL_INTERVAL_MS = 1000;
+
+/** SIGINT, delivered to the subscribers instead of ending the process while there are any. */
+const sigint: InterruptSource = {
+  subscribe(onInterrupt) {
+    Deno.addSignalListener("SIGINT", onInterrupt);
+    return () => Deno.removeSignalListener("SIGINT", onInterrupt);
+  },
+};
+
+/** Writes the question on stderr and reads one line from stdin. */
+function promptOnStdin(stderr: (text: string) => void) {
+  return async (question: string): Promise<string | null> => {
+    stderr(question);
+    const decoder = new TextDecoder();
+    const buffer = new Uint8Array(256);
+    let line = "";
+    for (;;) {
+      const n = await Deno.stdin.read(buffer);
+      if (n === null) return line === "" ? null : line;
+      line += decoder.decode(buffer.subarray(0, n), { stream: true });
+      const end = line.indexOf("\n");
+      if (end !== -1) return line.slice(0, end).replace(/\r$/, "");
+    }
+  };
+}
+
+/** Passes bytes to a text sink, decoding UTF-8 across chunk boundaries (not binary-safe). */
+function decodingTo(sink: (text: string) => void): (data: Uint8Array) => void {
+  const decoder = new TextDecoder();
+  return (data) => sink(decoder.decode(data, { stream: true }));
 }
 
 async function readAllStdin(): Promise<string> {
@@ -126,6 +179,7 @@ export async function run(argv: readonly string[], options: RunOptions): Promise
     } else {
       debug("using the injected transport");
     }
+    const context = errorContext;
     return await invocation.run({
       client: createOperatorClient(transport, { timeoutMs: config.timeout, debug }),
       output: globals.output,
@@ -133,6 +187,18 @@ export async function run(argv: readonly string[], options: RunOptions): Promise
       stderr,
       readStdin: options.readStdin ?? readAllStdin,
       now: options.now ?? Date.now,
+      writeStdout: options.writeStdout ?? decodingTo(stdout),
+      writeStderr: options.writeStderr ?? decodingTo(stderr),
+      interrupts: options.interrupts ?? sigint,
+      prompt: options.prompt ?? promptOnStdin(stderr),
+      stdinIsTerminal: options.isTerminal?.stdin ?? Deno.stdin.isTerminal(),
+      stderrIsTerminal: options.isTerminal?.stderr ?? Deno.stderr.isTerminal(),
+      pollIntervalMs: options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS,
+      explain: (e) => {
+        const report = describeError(e, context);
+        for (const line of report.detail) debug(line);
+        return report.lines.join("; ");
+      },
     });
   } catch (e) {
     const report = describeError(e, errorContext);
@@ -146,7 +212,10 @@ export async function run(argv: readonly string[], options: RunOptions): Promise
 }
 
 function writeAll(file: typeof Deno.stdout, text: string): void {
-  const bytes = new TextEncoder().encode(text);
+  writeAllBytes(file, new TextEncoder().encode(text));
+}
+
+function writeAllBytes(file: typeof Deno.stdout, bytes: Uint8Array): void {
   try {
     for (let offset = 0; offset < bytes.length;) offset += file.writeSync(bytes.subarray(offset));
   } catch (e) {
@@ -160,6 +229,8 @@ if (import.meta.main) {
   const code = await run(Deno.args, {
     stdout: (text) => writeAll(Deno.stdout, text),
     stderr: (text) => writeAll(Deno.stderr, text),
+    writeStdout: (data) => writeAllBytes(Deno.stdout, data),
+    writeStderr: (data) => writeAllBytes(Deno.stderr, data),
   });
   Deno.exit(code);
 }

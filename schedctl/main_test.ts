@@ -5,7 +5,7 @@ import { Code, ConnectError, createRouterTransport } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { OperatorService } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
 import { usage } from "./main.ts";
-import { createFakeManager, makeWorker, runCli } from "./test_util.ts";
+import { createFakeManager, makeWorker, runCli, startCli } from "./test_util.ts";
 
 async function withConfig<T>(text: string, f: (path: string) => Promise<T>): Promise<T> {
   const dir = await Deno.makeTempDir({ prefix: "schedctl_test_" });
@@ -36,7 +36,15 @@ Deno.test("schedctl help, -h and --help print the usage on stdout and exit 0", a
     text.startsWith("Usage: schedctl [-c FILE] [-v] [-o table|json] TARGET COMMAND [ARGS]\n"),
   );
   for (
-    const line of ["workers ls", "tasks ls", "tasks get ID", "tasks schedule -f FILE", "tasks add"]
+    const line of [
+      "workers ls",
+      "tasks ls",
+      "tasks get ID",
+      "tasks schedule \\[--wait\\] -f FILE",
+      "tasks add",
+      "tasks logs",
+      "tasks cancel ID\\.\\.\\.",
+    ]
   ) {
     assert.match(text, new RegExp(`\\n  ${line}.*   \\S`), line);
   }
@@ -219,6 +227,32 @@ Deno.test("schedctl talks Connect over HTTP/2 to a real server and closes the co
       );
       assert.equal(await Promise.race([sessionsClosed[0].then(() => "closed"), open]), "closed");
       clearTimeout(timer);
+    });
+  } finally {
+    await new Promise((resolve) => server.close(resolve));
+  }
+});
+
+Deno.test("a log stream over real HTTP/2 is not cut by the call timeout, and its bytes pass through", async () => {
+  const server = http2.createServer(connectNodeAdapter({
+    routes: (router) => {
+      router.service(OperatorService, {
+        async *taskLogs() {
+          yield { data: new Uint8Array([0x61, 0xff, 0x0a]) };
+          await new Promise((resolve) => setTimeout(resolve, 600));
+          yield { data: new Uint8Array([0x62, 0x0a]) };
+        },
+      });
+    },
+  }));
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  try {
+    const { port } = server.address() as AddressInfo;
+    await withConfig(`manager: http://127.0.0.1:${port}\ntimeout: 200ms\n`, async (path) => {
+      const r = await startCli(["-c", path, "tasks", "logs", "-f", "t-1"]).result;
+      assert.equal(r.stderr, "");
+      assert.equal(r.code, 0);
+      assert.deepEqual(r.stdoutBytes, new Uint8Array([0x61, 0xff, 0x0a, 0x62, 0x0a]));
     });
   } finally {
     await new Promise((resolve) => server.close(resolve));

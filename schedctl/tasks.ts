@@ -1,7 +1,9 @@
-/** `schedctl tasks`: list, show, and schedule tasks. */
+/** `schedctl tasks`: list, show, schedule, follow and cancel tasks. */
 import { toJson } from "@bufbuild/protobuf";
+import { type Duration, durationMs } from "@bufbuild/protobuf/wkt";
+import { formatDuration } from "../shared/duration.ts";
 import { type Task, TaskSchema, TaskState } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
-import { parseCommandArgs } from "./args.ts";
+import { parseCommandArgs, type ParsedArgs } from "./args.ts";
 import {
   type CommandContext,
   type Invocation,
@@ -9,7 +11,7 @@ import {
   printJson,
   type Target,
 } from "./command.ts";
-import { InputError, UsageError } from "./errors.ts";
+import { EXIT_FAILURE, InputError, UsageError } from "./errors.ts";
 import {
   formatAgo,
   formatBytes,
@@ -22,7 +24,16 @@ import {
   visible,
 } from "./format.ts";
 import { formatTable } from "./table.ts";
-import { parseTasksFile, type TaskSpecInit } from "./tasks_file.ts";
+import {
+  checkCwd,
+  parseEnvAssignment,
+  parseKillTimeout,
+  parseTimeout,
+  SpecProblem,
+  type TaskSpecInit,
+} from "./task_spec.ts";
+import { parseTasksFile } from "./tasks_file.ts";
+import { describeEnd, EXIT_DETACHED, waitForTasks } from "./wait.ts";
 
 /** `tasks ls` without --limit or --all shows this many tasks. */
 export const DEFAULT_LIST_LIMIT = 100;
@@ -44,29 +55,78 @@ Commands:
       With -o json: a JSON array of the Task objects.
 
   get ID
-      Show every field of one task as "Key: value" lines, then its stdout and stderr.
+      Show every field of one task as "Key: value" lines (env, cwd, timeouts, when a
+      cancel was requested, ...), then its stdout and stderr.
       With -o json: the Task object.
 
-  schedule -f FILE
+  schedule [--wait [--detach-on-interrupt]] -f FILE
       Schedule every task of a YAML file ("-f -" reads stdin) and print the new ids, one
       per line. The whole file is checked first: if any entry is wrong, nothing is sent.
       All or nothing on the manager too: either every task is stored, or none is.
         tasks:
           - cmd: sleep
             params: ["30"]
-          - cmd: ls
-            params: [-la, /tmp]
+          - cmd: sh
+            params: [-c, 'echo $GREETING; pwd']
+            env: {GREETING: hi}     # optional, as --env
+            cwd: /tmp               # optional, as --cwd
+            timeout: 30s            # optional, as --timeout
+            kill_timeout: 5s        # optional, as --kill-timeout
       Values are taken as written: params: [30, 007] passes "30" and "007".
-        -f, --file FILE   the tasks file
+        -f, --file FILE          the tasks file
+        --wait                   wait for the tasks to end (see WAITING below)
+        --detach-on-interrupt    with --wait: Ctrl-C detaches without asking
       With -o json: a JSON array of the created Task objects, in file order.
 
-  add [--] CMD [PARAMS...]
-      Schedule one task and print its id. Everything after CMD is passed to it unchanged,
-      so 'schedctl tasks add ls -la' needs no '--'; put '--' before a CMD that starts
-      with '-'. With -o json: the created Task object.
+  add [OPTIONS] [--] CMD [PARAMS...]
+      Schedule one task and print its id. The options come before CMD; everything after
+      CMD is passed to it unchanged, so 'schedctl tasks add ls -la' needs no '--'; put
+      '--' before a CMD that starts with '-'. With -o json: the created Task object.
+        --env KEY=VALUE          add to the task's environment (repeatable); the worker
+                                 starts from a minimal base environment
+        --cwd DIR                working directory, an absolute path (default /)
+        --timeout DUR            deadline of the run (30s, 5m, 1h30m): past it the task
+                                 is killed and dead with reason "deadline exceeded"
+        --kill-timeout DUR       grace between SIGTERM and SIGKILL when the task is
+                                 stopped (default 10s; 0s: SIGKILL at once)
+        --wait                   wait for the task to end (see WAITING below)
+        --detach-on-interrupt    with --wait: Ctrl-C detaches without asking
+
+  logs [-f|--follow] [--stderr] [--tail N] ID
+      Write what the task printed on stdout (--stderr: on stderr) to stdout, byte for
+      byte as the task wrote it.
+        -f, --follow   keep writing as the task prints; return when the task ends
+        --stderr       the task's stderr instead of its stdout
+        --tail N       only the last N lines printed so far
+      -o json does not apply: the output is the task's bytes.
+
+  cancel ID...
+      Cancel pending and scheduled tasks: a task not yet on a worker is dead at once; a
+      running one is stopped (SIGTERM to its process group, SIGKILL after its kill
+      timeout) and is dead with reason "cancelled" once its process is gone. Prints a
+      line per task with its state: "dead (cancelled)", "cancelling", or that it was
+      already done or dead. Exit status 0 when every task is dead or cancelling, 1 when
+      one was already done. An unknown ID cancels nothing. With -o json: the Tasks.
 
   help
       Print this text.
+
+WAITING (--wait)
+  One task: its stdout and stderr are written live to schedctl's stdout and stderr, and
+  schedctl exits with the task's exit code: 128+N when signal N ended it (SIGKILL: 137,
+  SIGTERM: 143). A dead task prints "schedctl: task ID is dead: REASON" and exits 128+N
+  when a signal ended its process (deadline exceeded, cancelled), else its exit code when
+  the process exited non-zero, else 1. If the output stream breaks, schedctl says so and
+  keeps asking the manager for the task's state until it ends.
+  A batch: no output; a progress line on stderr ("3 pending, 2 scheduled, 10 done,
+  1 dead"), then the tasks that failed or died. Exit status 0 when every task is done
+  with exit code 0, else 1.
+  With -o json nothing is streamed; the final Task (an array for schedule) is printed.
+  Ctrl-C while waiting asks "Cancel task ID? [y/N]" (a batch: cancel the unfinished
+  tasks?) on the terminal: y cancels and keeps waiting for the end (Ctrl-C again
+  detaches); anything else detaches. Detaching leaves the tasks running and exits ${EXIT_DETACHED}.
+  With --detach-on-interrupt, or when stdin is not a terminal (nobody to ask), Ctrl-C
+  detaches without asking.
 `;
 
 const LIST_COLUMNS = [
@@ -166,12 +226,32 @@ function outputSection(name: string, text: string, truncated: boolean): string {
   return header + body + (body.endsWith("\n") ? "" : "\n");
 }
 
+function formatSpecDuration(d: Duration | undefined, unset: string): string {
+  if (d === undefined) return unset;
+  const ms = durationMs(d);
+  return ms === 0 ? "0s" : formatDuration(ms);
+}
+
+/** The env of a task, sorted by name: one KEY=VALUE per line; "-" when empty. */
+function formatEnv(env: Readonly<Record<string, string>>): string[] {
+  const names = Object.keys(env).sort();
+  if (names.length === 0) return ["-"];
+  return names.map((name) => `${name}=${env[name]}`);
+}
+
+/** The keys of `tasks get`, so that values line up the same way for every task. */
+const DETAIL_KEY_WIDTH = "Cancel requested:".length + 1;
+
 /** The `tasks get` text: every field as "Key: value", then the stdout and stderr sections. */
 export function formatTaskDetail(task: Task, nowMs: number): string {
-  const fields: Array<[string, string]> = [
+  const fields: Array<[string, string | string[]]> = [
     ["ID", task.id],
     ["State", taskStateName(task.state)],
     ["Command", formatCommand(task.cmd, task.params)],
+    ["Env", formatEnv(task.env)],
+    ["Cwd", task.cwd || "/ (default)"],
+    ["Timeout", formatSpecDuration(task.timeout, "none")],
+    ["Kill timeout", formatSpecDuration(task.killTimeout, "10s (default)")],
     ["Worker", task.workerId || "-"],
     ["Attempt", String(task.attempt)],
     ["Exit code", task.exitCode === undefined ? "-" : String(task.exitCode)],
@@ -181,11 +261,17 @@ export function formatTaskDetail(task: Task, nowMs: number): string {
     ["Assigned", formatTime(task.assignedAt, nowMs)],
     ["Scheduled", formatTime(task.scheduledAt, nowMs)],
     ["Finished", formatTime(task.finishedAt, nowMs)],
+    ...(task.cancelRequestedAt === undefined
+      ? []
+      : [["Cancel requested", formatTime(task.cancelRequestedAt, nowMs)] as [string, string]]),
     ["Stdout", describeOutput(task.stdout, task.stdoutTruncated)],
     ["Stderr", describeOutput(task.stderr, task.stderrTruncated)],
   ];
-  const width = Math.max(...fields.map(([key]) => key.length)) + 1;
-  const lines = fields.map(([key, value]) => `${`${key}:`.padEnd(width)} ${visible(value)}\n`);
+  const lines = fields.map(([key, value]) => {
+    const [first, ...more] = typeof value === "string" ? [value] : value;
+    return `${`${key}:`.padEnd(DETAIL_KEY_WIDTH)}${visible(first)}\n` +
+      more.map((line) => `${" ".repeat(DETAIL_KEY_WIDTH)}${visible(line)}\n`).join("");
+  });
   return lines.join("") + "\n" + outputSection("stdout", task.stdout, task.stdoutTruncated) +
     outputSection("stderr", task.stderr, task.stderrTruncated);
 }
@@ -217,8 +303,41 @@ async function readTasksFile(context: CommandContext, path: string): Promise<Tas
   return parseTasksFile(text, path);
 }
 
-async function scheduleTasks(context: CommandContext, specs: TaskSpecInit[]): Promise<number> {
+/** `--wait` and `--detach-on-interrupt` of `tasks add` and `tasks schedule`. */
+interface WaitFlags {
+  wait: boolean;
+  detachOnInterrupt: boolean;
+}
+
+const WAIT_SPECS = [
+  { names: ["--wait"], takesValue: false },
+  { names: ["--detach-on-interrupt"], takesValue: false },
+];
+
+function waitFlags(parsed: ParsedArgs, where: string): WaitFlags {
+  const flags = {
+    wait: parsed.options.has("--wait"),
+    detachOnInterrupt: parsed.options.has("--detach-on-interrupt"),
+  };
+  if (flags.detachOnInterrupt && !flags.wait) {
+    throw new UsageError(`${where}: --detach-on-interrupt only applies with --wait`, "tasks");
+  }
+  return flags;
+}
+
+async function scheduleTasks(
+  context: CommandContext,
+  specs: TaskSpecInit[],
+  flags: WaitFlags,
+): Promise<number> {
   const { tasks } = await context.client.scheduleTasks({ tasks: specs });
+  if (flags.wait) {
+    // Table output of a batch: the ids first, as without --wait (one task: its output).
+    if (tasks.length > 1 && context.output === "table") {
+      context.stdout(tasks.map((t) => `${t.id}\n`).join(""));
+    }
+    return await waitForTasks(context, tasks, { ...flags, asArray: true });
+  }
   if (context.output === "json") {
     printJson(context, tasks.map((t) => toJson(TaskSchema, t, JSON_OPTIONS)));
   } else {
@@ -227,16 +346,76 @@ async function scheduleTasks(context: CommandContext, specs: TaskSpecInit[]): Pr
   return 0;
 }
 
-async function addTask(context: CommandContext, spec: TaskSpecInit): Promise<number> {
+async function addTask(
+  context: CommandContext,
+  spec: TaskSpecInit,
+  flags: WaitFlags,
+): Promise<number> {
   const { tasks } = await context.client.scheduleTasks({ tasks: [spec] });
   const task = tasks[0];
   if (task === undefined) throw new Error("the manager answered without the created task");
+  if (flags.wait) return await waitForTasks(context, [task], { ...flags, asArray: false });
   if (context.output === "json") {
     printJson(context, toJson(TaskSchema, task, JSON_OPTIONS));
   } else {
     context.stdout(`${task.id}\n`);
   }
   return 0;
+}
+
+async function showLogs(
+  context: CommandContext,
+  request: { id: string; follow: boolean; stderr: boolean; tailLines: number },
+): Promise<number> {
+  if (context.output === "json") {
+    throw new InputError(
+      "tasks logs: -o json does not apply: the output is the task's bytes, as it wrote them",
+    );
+  }
+  for await (const { data } of context.client.taskLogs(request)) {
+    if (data.length > 0) context.writeStdout(data);
+  }
+  return 0;
+}
+
+/** The `tasks cancel` line of a task after the request, and whether the cancel holds. */
+function describeCancel(task: Task): { text: string; ok: boolean } {
+  switch (task.state) {
+    case TaskState.DEAD:
+      if (task.cancelRequestedAt !== undefined) {
+        return { text: `dead (${visible(task.deadReason || "cancelled")})`, ok: true };
+      }
+      return { text: `already dead (${describeEnd(task)})`, ok: true };
+    case TaskState.DONE:
+      return { text: `already done (${describeEnd(task)}): not cancelled`, ok: false };
+    case TaskState.PENDING:
+    case TaskState.SCHEDULED:
+      if (task.cancelRequestedAt !== undefined) return { text: "cancelling", ok: true };
+      return {
+        text: `${taskStateName(task.state)} (the manager did not record the cancel)`,
+        ok: false,
+      };
+    default:
+      return { text: taskStateName(task.state), ok: false };
+  }
+}
+
+async function cancelTasks(context: CommandContext, ids: string[]): Promise<number> {
+  const { tasks } = await context.client.cancelTasks({ ids });
+  const results = tasks.map((t) => ({ task: t, ...describeCancel(t) }));
+  if (context.output === "json") {
+    printJson(context, tasks.map((t) => toJson(TaskSchema, t, JSON_OPTIONS)));
+  } else {
+    const width = Math.max(0, ...tasks.map((t) => t.id.length));
+    context.stdout(
+      results.map(({ task, text }) => `${visible(task.id).padEnd(width)}  ${text}\n`).join(""),
+    );
+  }
+  const done = results.filter((r) => !r.ok).map((r) => r.task.id);
+  if (done.length === 0) return 0;
+  const what = done.length === 1 ? "1 task was" : `${done.length} tasks were`;
+  context.stderr(`schedctl: ${what} not cancelled (already done): ${done.join(", ")}\n`);
+  return EXIT_FAILURE;
 }
 
 function parseLimit(text: string): number {
@@ -310,11 +489,15 @@ function parseGet(args: readonly string[]): Invocation {
 function parseSchedule(args: readonly string[]): Invocation {
   const parsed = parseCommandArgs(
     args,
-    [{ names: ["--file", "-f"], takesValue: true, valueHint: "a file name (- for stdin)" }],
+    [
+      { names: ["--file", "-f"], takesValue: true, valueHint: "a file name (- for stdin)" },
+      ...WAIT_SPECS,
+    ],
     "tasks schedule",
     "tasks",
   );
   if (parsed.help) return { help: HELP };
+  const flags = waitFlags(parsed, "tasks schedule");
   const path = parsed.options.get("--file") as string | undefined;
   if (parsed.positionals.length > 0) {
     const hint = path === undefined ? ` (the file goes after -f)` : "";
@@ -326,27 +509,114 @@ function parseSchedule(args: readonly string[]): Invocation {
   if (path === undefined) throw new UsageError("tasks schedule: missing -f FILE", "tasks");
   if (path === "") throw new UsageError("tasks schedule: -f needs a file name", "tasks");
   return {
-    run: async (context) => scheduleTasks(context, await readTasksFile(context, path)),
+    run: async (context) => scheduleTasks(context, await readTasksFile(context, path), flags),
   };
 }
 
+/** Runs a spec check for a flag, naming the flag in the message. */
+function checkFlag<T>(flag: string, f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof SpecProblem) throw new UsageError(`tasks add: ${flag}: ${e.message}`, "tasks");
+    throw e;
+  }
+}
+
 function parseAdd(args: readonly string[]): Invocation {
-  let rest = args;
-  if (rest[0] === "--") {
-    rest = rest.slice(1);
-  } else if (rest[0] === "-h" || rest[0] === "--help") {
-    return { help: HELP };
-  } else if (rest[0] !== undefined && rest[0].startsWith("-") && rest[0] !== "-") {
+  const parsed = parseCommandArgs(
+    args,
+    [
+      { names: ["--env"], takesValue: true, valueHint: "KEY=VALUE", repeatable: true },
+      { names: ["--cwd"], takesValue: true, valueHint: "a directory (an absolute path)" },
+      { names: ["--timeout"], takesValue: true, valueHint: "a duration, e.g. 30s" },
+      { names: ["--kill-timeout"], takesValue: true, valueHint: "a duration, e.g. 10s" },
+      ...WAIT_SPECS,
+    ],
+    "tasks add",
+    "tasks",
+    {
+      stopAtPositional: true,
+      unknownOptionHint: "(to run a command starting with '-', put '--' before it)",
+    },
+  );
+  if (parsed.help) return { help: HELP };
+  const [cmd, ...params] = parsed.positionals;
+  const spec: TaskSpecInit = { cmd: cmd ?? "", params };
+  const env = parsed.repeated.get("--env");
+  if (env !== undefined) {
+    // Later wins, as in a shell: --env A=1 --env A=2 sets A=2.
+    spec.env = Object.fromEntries(
+      env.map((text) => checkFlag("--env", () => parseEnvAssignment(text))),
+    );
+  }
+  const cwd = parsed.options.get("--cwd") as string | undefined;
+  if (cwd !== undefined) spec.cwd = checkFlag("--cwd", () => checkCwd(cwd));
+  const timeout = parsed.options.get("--timeout") as string | undefined;
+  if (timeout !== undefined) spec.timeout = checkFlag("--timeout", () => parseTimeout(timeout));
+  const killTimeout = parsed.options.get("--kill-timeout") as string | undefined;
+  if (killTimeout !== undefined) {
+    spec.killTimeout = checkFlag("--kill-timeout", () => parseKillTimeout(killTimeout));
+  }
+  const flags = waitFlags(parsed, "tasks add");
+  // After the options: in `tasks add --env date`, the mistake is --env's value.
+  if (cmd === undefined) throw new UsageError("tasks add: missing CMD", "tasks");
+  if (cmd === "") throw new UsageError("tasks add: CMD is empty", "tasks");
+  return { run: (context) => addTask(context, spec, flags) };
+}
+
+function parseTail(text: string): number {
+  if (!/^\d+$/.test(text) || Number(text) < 1 || Number(text) > 0xffff_ffff) {
     throw new UsageError(
-      `tasks add: unknown option ${quoted(rest[0])} (to run a command starting with '-', ` +
-        `put '--' before it)`,
+      `tasks logs: --tail ${quoted(text)} is not a whole number above 0`,
       "tasks",
     );
   }
-  const [cmd, ...params] = rest;
-  if (cmd === undefined) throw new UsageError("tasks add: missing CMD", "tasks");
-  if (cmd === "") throw new UsageError("tasks add: CMD is empty", "tasks");
-  return { run: (context) => addTask(context, { cmd, params }) };
+  return Number(text);
+}
+
+function parseLogs(args: readonly string[]): Invocation {
+  const parsed = parseCommandArgs(
+    args,
+    [
+      { names: ["--follow", "-f"], takesValue: false },
+      { names: ["--stderr"], takesValue: false },
+      { names: ["--tail"], takesValue: true, valueHint: "a number of lines" },
+    ],
+    "tasks logs",
+    "tasks",
+  );
+  if (parsed.help) return { help: HELP };
+  const [id, extra] = parsed.positionals;
+  if (id === undefined) throw new UsageError("tasks logs: missing the task ID", "tasks");
+  if (id === "") throw new UsageError("tasks logs: the task ID is empty", "tasks");
+  if (extra !== undefined) {
+    throw new UsageError(
+      `tasks logs: unexpected argument ${quoted(extra)} (one ID at a time)`,
+      "tasks",
+    );
+  }
+  const tail = parsed.options.get("--tail") as string | undefined;
+  const request = {
+    id,
+    follow: parsed.options.has("--follow"),
+    stderr: parsed.options.has("--stderr"),
+    tailLines: tail === undefined ? 0 : parseTail(tail),
+  };
+  return { run: (context) => showLogs(context, request) };
+}
+
+function parseCancel(args: readonly string[]): Invocation {
+  const parsed = parseCommandArgs(args, [], "tasks cancel", "tasks");
+  if (parsed.help) return { help: HELP };
+  if (parsed.positionals.length === 0) {
+    throw new UsageError("tasks cancel: missing the task ID", "tasks");
+  }
+  if (parsed.positionals.includes("")) {
+    throw new UsageError("tasks cancel: a task ID is empty", "tasks");
+  }
+  const ids = [...new Set(parsed.positionals)];
+  return { run: (context) => cancelTasks(context, ids) };
 }
 
 /** The `tasks` target. */
@@ -355,8 +625,10 @@ export const tasksTarget: Target = {
   summary: [
     ["tasks ls [--state STATE] [--limit N] [--all]", "list tasks, oldest first"],
     ["tasks get ID", "show one task with its output"],
-    ["tasks schedule -f FILE", "schedule the tasks of a YAML file (- for stdin)"],
-    ["tasks add [--] CMD [PARAMS...]", "schedule one task"],
+    ["tasks schedule [--wait] -f FILE", "schedule the tasks of a YAML file (- for stdin)"],
+    ["tasks add [OPTIONS] [--] CMD [PARAMS...]", "schedule one task (--wait: and wait for it)"],
+    ["tasks logs [-f] [--stderr] [--tail N] ID", "what a task printed (-f: follow it)"],
+    ["tasks cancel ID...", "cancel pending and scheduled tasks"],
   ],
   parse(command: string | undefined, args: readonly string[]): Invocation {
     switch (command) {
@@ -370,6 +642,10 @@ export const tasksTarget: Target = {
         return parseSchedule(args);
       case "add":
         return parseAdd(args);
+      case "logs":
+        return parseLogs(args);
+      case "cancel":
+        return parseCancel(args);
       case undefined:
         throw new UsageError("tasks: missing command", "tasks");
       default:

@@ -5,6 +5,10 @@
  *     tasks:
  *       - cmd: sleep
  *         params: ["30"]
+ *         env: {GREETING: hi}      # optional, like --env
+ *         cwd: /tmp                # optional, like --cwd: an absolute path
+ *         timeout: 30s             # optional, like --timeout
+ *         kill_timeout: 5s         # optional, like --kill-timeout
  *
  * Values are read as YAML's failsafe schema reads them: every scalar is text, exactly as
  * written. So `params: [30, 007, 1.50, true]` passes "30", "007", "1.50" and "true" and never
@@ -13,9 +17,19 @@
  */
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
-import type { TaskSpec } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
 import { InputError } from "./errors.ts";
 import { quoted } from "./format.ts";
+import {
+  checkCwd,
+  checkEnvName,
+  checkEnvValue,
+  parseKillTimeout,
+  parseTimeout,
+  SpecProblem,
+  type TaskSpecInit,
+} from "./task_spec.ts";
+
+export type { TaskSpecInit } from "./task_spec.ts";
 
 /** At most this many problems are listed; the rest are counted. */
 const MAX_PROBLEMS = 10;
@@ -27,10 +41,13 @@ const fileSchema = z.strictObject({ tasks: z.array(z.unknown()).min(1) });
 const entrySchema = z.strictObject({
   cmd: z.string().min(1),
   params: z.array(z.string()).default([]),
+  env: z.record(z.string(), z.string()).optional(),
+  cwd: z.string().optional(),
+  timeout: z.string().optional(),
+  kill_timeout: z.string().optional(),
 });
 
-/** One task to schedule, as the API's TaskSpec takes it. */
-export type TaskSpecInit = Pick<TaskSpec, "cmd" | "params">;
+const ENTRY_KEYS = "cmd, params, env, cwd, timeout and kill_timeout";
 
 function kind(value: unknown): string {
   if (value === null || value === undefined) return "nothing";
@@ -60,10 +77,17 @@ function describeFileIssue(issue: z.core.$ZodIssue, data: unknown): string {
 
 function describeEntryIssue(issue: z.core.$ZodIssue, entry: unknown): string {
   if (issue.code === "unrecognized_keys") {
-    return `unknown key ${issue.keys.map(quoted).join(", ")} (a task has cmd and params)`;
+    return `unknown key ${issue.keys.map(quoted).join(", ")} (a task has ${ENTRY_KEYS})`;
   }
   const [field, index] = issue.path;
   const value = at(entry, issue.path);
+  if (field === "env" && index === undefined) {
+    return `env must be a mapping of names to texts, not ${kind(value)}, e.g. env: {GREETING: hi}`;
+  }
+  if (field === "env") return `env ${String(index)} must be text, not ${kind(value)}`;
+  if (field === "cwd" || field === "timeout" || field === "kill_timeout") {
+    return `${field} must be text, not ${kind(value)}`;
+  }
   if (field === "cmd") {
     if (value === undefined) return "cmd is required";
     if (issue.code === "too_small") return "cmd is empty";
@@ -76,6 +100,41 @@ function describeEntryIssue(issue: z.core.$ZodIssue, entry: unknown): string {
     return `params item ${Number(index) + 1} must be text, not ${kind(value)}`;
   }
   return issue.message;
+}
+
+/**
+ * Checks the values zod cannot: env names and values, cwd, timeout, kill_timeout. Works on
+ * the raw entry, so these problems are listed along with the ones of its shape; a field of
+ * the wrong shape is skipped here (zod names it). Returns the values read, by field.
+ */
+function checkValues(
+  entry: Record<string, unknown>,
+  report: (problem: string) => void,
+): Pick<TaskSpecInit, "cwd" | "timeout" | "killTimeout"> {
+  const values: Pick<TaskSpecInit, "cwd" | "timeout" | "killTimeout"> = {};
+  const check = (field: string, f: () => void) => {
+    try {
+      f();
+    } catch (e) {
+      if (!(e instanceof SpecProblem)) throw e;
+      report(`${field}: ${e.message}`);
+    }
+  };
+  const { env, cwd, timeout, kill_timeout: killTimeout } = entry;
+  if (env !== null && typeof env === "object" && !Array.isArray(env)) {
+    for (const [name, value] of Object.entries(env)) {
+      check("env", () => {
+        checkEnvName(name);
+        if (typeof value === "string") checkEnvValue(name, value);
+      });
+    }
+  }
+  if (typeof cwd === "string") check("cwd", () => values.cwd = checkCwd(cwd));
+  if (typeof timeout === "string") check("timeout", () => values.timeout = parseTimeout(timeout));
+  if (typeof killTimeout === "string") {
+    check("kill_timeout", () => values.killTimeout = parseKillTimeout(killTimeout));
+  }
+  return values;
 }
 
 /**
@@ -114,17 +173,23 @@ export function parseTasksFile(text: string, source: string): TaskSpecInit[] {
       return;
     }
     const parsed = entrySchema.safeParse(entry);
-    if (parsed.success) {
-      specs.push(parsed.data);
-      return;
+    const before = problems.length;
+    if (!parsed.success) {
+      // One line per field: a missing cmd is not also "cmd must be text".
+      const seen = new Set<string>();
+      for (const issue of parsed.error.issues) {
+        const line = `${where}: ${describeEntryIssue(issue, entry)}`;
+        if (!seen.has(line)) problems.push(line);
+        seen.add(line);
+      }
     }
-    // One line per field: a missing cmd is not also "cmd must be text".
-    const seen = new Set<string>();
-    for (const issue of parsed.error.issues) {
-      const line = `${where}: ${describeEntryIssue(issue, entry)}`;
-      if (!seen.has(line)) problems.push(line);
-      seen.add(line);
-    }
+    const values = checkValues(
+      entry as Record<string, unknown>,
+      (problem) => problems.push(`${where}: ${problem}`),
+    );
+    if (!parsed.success || problems.length > before) return;
+    const { cmd, params, env } = parsed.data;
+    specs.push({ cmd, params, ...(env === undefined ? {} : { env }), ...values });
   });
   if (problems.length > 0) {
     const shown = problems.slice(0, MAX_PROBLEMS);

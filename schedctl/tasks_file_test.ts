@@ -126,7 +126,7 @@ Deno.test("parseTasksFile names the entry whose params are not a list of texts",
 Deno.test("parseTasksFile names the entry with an unknown key, and an entry that is not a mapping", () => {
   assert.equal(
     refusal(`tasks:\n  - cmd: ls\n    parms: [-la]\n`),
-    `tasks.yaml: task 1: unknown key "parms" (a task has cmd and params)`,
+    `tasks.yaml: task 1: unknown key "parms" (a task has cmd, params, env, cwd, timeout and kill_timeout)`,
   );
   assert.equal(
     refusal(`tasks:\n  - cmd: ls\n  - ls -la\n`),
@@ -141,4 +141,57 @@ Deno.test("parseTasksFile reports every bad entry, up to ten, and counts the res
   assert.equal(lines[0], "tasks.yaml: task 1: cmd is required");
   assert.equal(lines[9], "tasks.yaml: task 10: cmd is required");
   assert.equal(lines[10], "tasks.yaml: ... and 3 more problems");
+});
+
+Deno.test("parseTasksFile reads env, cwd, timeout and kill_timeout as written", () => {
+  const [spec, plain] = parseTasksFile(
+    `tasks:
+  - cmd: sh
+    params: [-c, 'echo $GREETING']
+    env:
+      GREETING: hi there
+      N: 007
+      EMPTY:
+      URL: "http://x/?a=b"
+    cwd: /srv/app
+    timeout: 1m30s
+    kill_timeout: 0s
+  - cmd: date
+`,
+    "tasks.yaml",
+  );
+  assert.deepEqual(spec.env, { GREETING: "hi there", N: "007", EMPTY: "", URL: "http://x/?a=b" });
+  assert.equal(spec.cwd, "/srv/app");
+  assert.deepEqual([spec.timeout?.seconds, spec.timeout?.nanos], [90n, 0]);
+  assert.deepEqual([spec.killTimeout?.seconds, spec.killTimeout?.nanos], [0n, 0]);
+  assert.deepEqual(plain, { cmd: "date", params: [] }, "fields not given stay unset");
+});
+
+Deno.test("parseTasksFile names each bad env, cwd and timeout with its entry", () => {
+  const duration = "use a number with a unit (ms, s, m, h), e.g. 500ms, 5s, 2m";
+  assert.equal(
+    refusal(`tasks:
+  - cmd: a
+    env: [A=1]
+  - cmd: b
+    env: {A: [1], "": x}
+    cwd: tmp
+  - cmd: c
+    timeout: -5s
+    kill_timeout: soon
+  - cmd: d
+    timeout: 0s
+    cwd: {x: 1}
+`),
+    [
+      `tasks.yaml: task 1: env must be a mapping of names to texts, not a list, e.g. env: {GREETING: hi}`,
+      `tasks.yaml: task 2: env A must be text, not a list`,
+      `tasks.yaml: task 2: env: the name is empty`,
+      `tasks.yaml: task 2: cwd: "tmp" is not an absolute path: it must start with /`,
+      `tasks.yaml: task 3: timeout: invalid duration "-5s" (durations cannot be negative): ${duration}`,
+      `tasks.yaml: task 3: kill_timeout: invalid duration "soon": ${duration}`,
+      `tasks.yaml: task 4: cwd must be text, not a mapping`,
+      `tasks.yaml: task 4: timeout: "0s" must be longer than 0 (leave it out for no deadline)`,
+    ].join("\n"),
+  );
 });

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { TaskState } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
 import { createFakeManager, makeTask, NOW, runCli } from "./test_util.ts";
 
@@ -191,7 +191,9 @@ Deno.test("-o json tasks ls prints a JSON array of the Task objects", async () =
     "stderrTruncated": false,
     "deadReason": "",
     "createdAt": "2025-01-02T11:57:00Z",
-    "signal": "SIGKILL"
+    "signal": "SIGKILL",
+    "env": {},
+    "cwd": ""
   }
 ]
 `,
@@ -222,20 +224,24 @@ Deno.test("tasks get prints every field, then the stdout and stderr sections", a
     code: 0,
     stderr: "",
     stdout: `\
-ID:          t-0042
-State:       done
-Command:     sh -c 'seq 3; echo oops >&2; exit 3'
-Worker:      w-1
-Attempt:     2
-Exit code:   3
-Signal:      -
-Dead reason: -
-Created:     2025-01-02T11:50:00.000Z (10m ago)
-Assigned:    2025-01-02T11:51:00.000Z (9m ago)
-Scheduled:   2025-01-02T11:51:00.150Z (8m59s ago)
-Finished:    2025-01-02T11:52:00.000Z (8m ago)
-Stdout:      17 bytes, truncated: earlier output was dropped
-Stderr:      18 bytes
+ID:               t-0042
+State:            done
+Command:          sh -c 'seq 3; echo oops >&2; exit 3'
+Env:              -
+Cwd:              / (default)
+Timeout:          none
+Kill timeout:     10s (default)
+Worker:           w-1
+Attempt:          2
+Exit code:        3
+Signal:           -
+Dead reason:      -
+Created:          2025-01-02T11:50:00.000Z (10m ago)
+Assigned:         2025-01-02T11:51:00.000Z (9m ago)
+Scheduled:        2025-01-02T11:51:00.150Z (8m59s ago)
+Finished:         2025-01-02T11:52:00.000Z (8m ago)
+Stdout:           17 bytes, truncated: earlier output was dropped
+Stderr:           18 bytes
 
 --- stdout (truncated: earlier output was dropped) ---
 ...
@@ -254,10 +260,10 @@ Deno.test("tasks get of a dead task shows its reason, and empty output sections"
   const fake = createFakeManager({ tasks: TASKS });
   const r = await runCli(["tasks", "get", "t-0004"], { transport: fake.transport });
   assert.equal(r.code, 0);
-  assert.match(r.stdout, /\nState: {7}dead\n/);
-  assert.match(r.stdout, /\nCommand: {5}printf \$'a\\nb' 'it'\\''s'\n/);
-  assert.match(r.stdout, /\nDead reason: no eligible worker\n/);
-  assert.match(r.stdout, /\nFinished: {4}-\n/);
+  assert.match(r.stdout, /\nState: {12}dead\n/);
+  assert.match(r.stdout, /\nCommand: {10}printf \$'a\\nb' 'it'\\''s'\n/);
+  assert.match(r.stdout, /\nDead reason: {6}no eligible worker\n/);
+  assert.match(r.stdout, /\nFinished: {9}-\n/);
   assert.ok(r.stdout.endsWith("\n--- stdout (empty) ---\n--- stderr (empty) ---\n"), r.stdout);
 });
 
@@ -384,7 +390,9 @@ Deno.test("tasks add prints the new id; -o json the created task", async () => {
   "stderrTruncated": false,
   "deadReason": "",
   "createdAt": "2025-01-02T12:00:00Z",
-  "signal": ""
+  "signal": "",
+  "env": {},
+  "cwd": ""
 }
 `,
   );
@@ -410,11 +418,100 @@ Deno.test("tasks help and tasks CMD --help print the tasks commands with their o
         "--limit N",
         "--all",
         "get ID",
-        "schedule -f FILE",
-        "add [--] CMD",
+        "schedule [--wait [--detach-on-interrupt]] -f FILE",
+        "add [OPTIONS] [--] CMD",
+        "--env KEY=VALUE",
+        "--cwd DIR",
+        "--timeout DUR",
+        "--kill-timeout DUR",
+        "logs [-f|--follow] [--stderr] [--tail N] ID",
+        "cancel ID...",
+        "Cancel task ID? [y/N]",
+        "--detach-on-interrupt",
+        "stdin is not a terminal",
       ]
     ) {
       assert.ok(r.stdout.includes(text), text);
     }
   }
+});
+
+Deno.test("tasks get shows env sorted, cwd, timeouts and when a cancel was requested", async () => {
+  const task = makeTask({
+    id: "t-0050",
+    cmd: "sh",
+    params: ["-c", "echo $GREETING; sleep 100"],
+    state: TaskState.SCHEDULED,
+    workerId: "w-1",
+    attempt: 1,
+    env: { GREETING: "hi there", A_FIRST: "1", ESC: "a\x1bb" },
+    cwd: "/srv/app",
+    timeout: durationFromMs(90_000),
+    killTimeout: durationFromMs(0),
+    createdAt: timestampFromMs(NOW - 60_000),
+    assignedAt: timestampFromMs(NOW - 59_000),
+    scheduledAt: timestampFromMs(NOW - 58_000),
+    cancelRequestedAt: timestampFromMs(NOW - 5_000),
+  });
+  const fake = createFakeManager({ tasks: [task] });
+  const r = await runCli(["tasks", "get", "t-0050"], { transport: fake.transport });
+  assert.deepEqual(r, {
+    code: 0,
+    stderr: "",
+    stdout: `\
+ID:               t-0050
+State:            scheduled
+Command:          sh -c 'echo $GREETING; sleep 100'
+Env:              A_FIRST=1
+                  ESC=a\\x1bb
+                  GREETING=hi there
+Cwd:              /srv/app
+Timeout:          1m30s
+Kill timeout:     0s
+Worker:           w-1
+Attempt:          1
+Exit code:        -
+Signal:           -
+Dead reason:      -
+Created:          2025-01-02T11:59:00.000Z (1m ago)
+Assigned:         2025-01-02T11:59:01.000Z (59s ago)
+Scheduled:        2025-01-02T11:59:02.000Z (58s ago)
+Finished:         -
+Cancel requested: 2025-01-02T11:59:55.000Z (5s ago)
+Stdout:           empty
+Stderr:           empty
+
+--- stdout (empty) ---
+--- stderr (empty) ---
+`,
+  });
+  const json = await runCli(["-o", "json", "tasks", "get", "t-0050"], {
+    transport: fake.transport,
+  });
+  const parsed = JSON.parse(json.stdout);
+  assert.deepEqual(
+    [parsed.env.GREETING, parsed.cwd, parsed.timeout, parsed.killTimeout, parsed.cancelRequestedAt],
+    ["hi there", "/srv/app", "90s", "0s", "2025-01-02T11:59:55Z"],
+  );
+});
+
+Deno.test("tasks get of a task a deadline killed shows its reason and signal", async () => {
+  const task = makeTask({
+    id: "t-0051",
+    state: TaskState.DEAD,
+    exitCode: 137,
+    signal: "SIGKILL",
+    deadReason: "deadline exceeded",
+    timeout: durationFromMs(30_000),
+  });
+  const fake = createFakeManager({ tasks: [task] });
+  const r = await runCli(["tasks", "get", "t-0051"], { transport: fake.transport });
+  assert.equal(r.code, 0);
+  assert.match(r.stdout, /\nTimeout: {10}30s\n/);
+  assert.match(
+    r.stdout,
+    /\nExit code: {8}137\nSignal: {11}SIGKILL\nDead reason: {6}deadline exceeded\n/,
+  );
+  const ls = await runCli(["tasks", "ls"], { transport: fake.transport });
+  assert.match(ls.stdout, /\nt-0051 +dead +- +SIGKILL +1m ago +sleep 30\n/);
 });

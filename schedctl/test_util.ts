@@ -1,7 +1,7 @@
 /**
  * Test helpers: an in-memory OperatorService that behaves like the manager's (paging, not
- * found, all-or-nothing scheduling), and a way to run schedctl against it and collect what
- * it printed.
+ * found, all-or-nothing scheduling, cancel, log streams), and a way to run schedctl against
+ * it and collect what it printed, with Ctrl-C and the terminal replaced.
  */
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
@@ -22,6 +22,7 @@ import {
   WorkerSchema,
   WorkerState,
 } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
+import type { InterruptSource } from "./command.ts";
 import { run } from "./main.ts";
 
 /** The fields of a message, all optional. */
@@ -61,12 +62,55 @@ export interface RecordedCall {
   request: unknown;
 }
 
+/** What a task printed, as the fake's TaskLogs sends it: chunks of bytes per stream. */
+export interface FakeLogs {
+  stdout: Uint8Array[];
+  stderr: Uint8Array[];
+}
+
 /** The fake manager's state; tests read and change it. */
 export interface FakeManager {
   tasks: Task[];
   workers: Worker[];
   calls: RecordedCall[];
   transport: Transport;
+  /** Output by task id; TaskLogs of a task without an entry sends its stored stdout/stderr. */
+  logs: Map<string, FakeLogs>;
+  /** TaskLogs streams open right now, by "id stdout" / "id stderr". */
+  openStreams: Map<string, number>;
+  /** Changes a task (by id) and wakes the followers. */
+  update(id: string, fields: Fields<Task>): void;
+  /** Appends output to a task and wakes the followers. */
+  print(id: string, which: "stdout" | "stderr", data: string | Uint8Array): void;
+  /** Resolves once `check` holds, looking again after every change or call. */
+  until(check: () => boolean): Promise<void>;
+}
+
+const encoder = new TextEncoder();
+
+function isFinalState(task: Task): boolean {
+  return task.state === TaskState.DONE || task.state === TaskState.DEAD;
+}
+
+/** The last `n` lines of the bytes (a final line without "\n" counts as a line). */
+function lastLines(data: Uint8Array, n: number): Uint8Array {
+  let end = data.length;
+  if (end > 0 && data[end - 1] === 0x0a) end--;
+  let start = end;
+  for (let lines = 0; start > 0; start--) {
+    if (data[start - 1] === 0x0a && ++lines === n) break;
+  }
+  return data.subarray(start);
+}
+
+function concat(chunks: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let offset = 0;
+  for (const c of chunks) {
+    out.set(c, offset);
+    offset += c.length;
+  }
+  return out;
 }
 
 /**
@@ -84,15 +128,53 @@ export function createFakeManager(
     workers: init.workers ?? [],
     calls: [],
     transport: undefined as unknown as Transport,
+    logs: new Map(),
+    openStreams: new Map(),
+    update(id, fields) {
+      const i = fake.tasks.findIndex((t) => t.id === id);
+      if (i === -1) throw new Error(`no task ${id} in the fake`);
+      fake.tasks[i] = create(TaskSchema, { ...fake.tasks[i], ...fields });
+      wake();
+    },
+    print(id, which, data) {
+      const logs = logsOf(id);
+      logs[which].push(typeof data === "string" ? encoder.encode(data) : data);
+      wake();
+    },
+    async until(check) {
+      while (!check()) await new Promise<void>((resolve) => waiters.push(resolve));
+    },
+  };
+  let waiters: Array<() => void> = [];
+  const wake = () => {
+    const woken = waiters;
+    waiters = [];
+    for (const w of woken) w();
+  };
+  const logsOf = (id: string): FakeLogs => {
+    let logs = fake.logs.get(id);
+    if (logs === undefined) {
+      const task = fake.tasks.find((t) => t.id === id);
+      logs = {
+        stdout: task?.stdout ? [encoder.encode(task.stdout)] : [],
+        stderr: task?.stderr ? [encoder.encode(task.stderr)] : [],
+      };
+      fake.logs.set(id, logs);
+    }
+    return logs;
+  };
+  const record = (method: string, request: unknown) => {
+    fake.calls.push({ method, request });
+    wake();
   };
   let nextId = 1;
   const impl: ServiceImpl<typeof OperatorService> = {
     listWorkers(request) {
-      fake.calls.push({ method: "ListWorkers", request });
+      record("ListWorkers", request);
       return { workers: fake.workers };
     },
     listTasks(request) {
-      fake.calls.push({ method: "ListTasks", request });
+      record("ListTasks", request);
       const matching = fake.tasks.filter((t) =>
         request.state === TaskState.UNSPECIFIED || t.state === request.state
       );
@@ -103,7 +185,7 @@ export function createFakeManager(
       return { tasks: page, nextPageToken: next };
     },
     getTask(request) {
-      fake.calls.push({ method: "GetTask", request });
+      record("GetTask", request);
       const task = fake.tasks.find((t) => t.id === request.id);
       if (task === undefined) {
         throw new ConnectError(`task "${request.id}" not found`, Code.NotFound);
@@ -111,7 +193,7 @@ export function createFakeManager(
       return { task };
     },
     scheduleTasks(request) {
-      fake.calls.push({ method: "ScheduleTasks", request });
+      record("ScheduleTasks", request);
       request.tasks.forEach((spec, i) => {
         if (spec.cmd === "") {
           throw new ConnectError(`task ${i + 1}: cmd is required`, Code.InvalidArgument);
@@ -122,11 +204,77 @@ export function createFakeManager(
           id: `t-${String(nextId++).padStart(4, "0")}`,
           cmd: spec.cmd,
           params: spec.params,
+          env: spec.env,
+          cwd: spec.cwd,
+          timeout: spec.timeout,
+          killTimeout: spec.killTimeout,
           createdAt: timestampFromMs(NOW),
         })
       );
       fake.tasks.push(...created);
       return { tasks: created };
+    },
+    cancelTasks(request) {
+      record("CancelTasks", request);
+      const unknown = request.ids.find((id) => !fake.tasks.some((t) => t.id === id));
+      if (unknown !== undefined) {
+        throw new ConnectError(`task "${unknown}" not found`, Code.NotFound);
+      }
+      // A pending task is dead at once; a scheduled one is cancelling until the test ends it.
+      for (const id of request.ids) {
+        const task = fake.tasks.find((t) => t.id === id)!;
+        if (isFinalState(task)) continue;
+        const cancelRequestedAt = timestampFromMs(NOW);
+        fake.update(
+          id,
+          task.state === TaskState.PENDING
+            ? {
+              state: TaskState.DEAD,
+              deadReason: "cancelled",
+              cancelRequestedAt,
+              finishedAt: cancelRequestedAt,
+            }
+            : { cancelRequestedAt },
+        );
+      }
+      return { tasks: request.ids.map((id) => fake.tasks.find((t) => t.id === id)!) };
+    },
+    async *taskLogs(request, context) {
+      record("TaskLogs", request);
+      if (!fake.tasks.some((t) => t.id === request.id)) {
+        throw new ConnectError(`task "${request.id}" not found`, Code.NotFound);
+      }
+      const which = request.stderr ? "stderr" : "stdout";
+      const key = `${request.id} ${which}`;
+      fake.openStreams.set(key, (fake.openStreams.get(key) ?? 0) + 1);
+      wake();
+      try {
+        const chunks = logsOf(request.id)[which];
+        let sent = chunks.length;
+        if (request.tailLines > 0) {
+          yield { data: lastLines(concat(chunks), request.tailLines) };
+        } else {
+          for (const data of chunks.slice(0, sent)) yield { data };
+        }
+        if (!request.follow) return;
+        for (;;) {
+          for (; sent < chunks.length; sent++) yield { data: chunks[sent] };
+          const task = fake.tasks.find((t) => t.id === request.id)!;
+          if (isFinalState(task)) return;
+          if (context.signal.aborted) return;
+          await new Promise<void>((resolve) => {
+            const done = () => {
+              context.signal.removeEventListener("abort", done);
+              resolve();
+            };
+            waiters.push(done);
+            context.signal.addEventListener("abort", done);
+          });
+        }
+      } finally {
+        fake.openStreams.set(key, fake.openStreams.get(key)! - 1);
+        wake();
+      }
     },
     ...overrides,
   };
@@ -143,20 +291,94 @@ export interface RunResult {
   stderr: string;
 }
 
-/** Runs schedctl with the fixed clock and no config file, collecting its output. */
-export async function runCli(
-  argv: string[],
-  options: { transport?: Transport; stdin?: string; defaultConfigPath?: string } = {},
-): Promise<RunResult> {
-  let stdout = "";
-  let stderr = "";
-  const code = await run(argv, {
-    stdout: (text) => stdout += text,
-    stderr: (text) => stderr += text,
+/** Ctrl-C for tests: `fire()` delivers one to whoever subscribed. */
+export interface FakeInterrupts extends InterruptSource {
+  /** How many handlers are subscribed right now. */
+  readonly subscribed: number;
+  fire(): void;
+}
+
+export function createFakeInterrupts(): FakeInterrupts {
+  const handlers = new Set<() => void>();
+  return {
+    get subscribed() {
+      return handlers.size;
+    },
+    subscribe(handler) {
+      handlers.add(handler);
+      return () => handlers.delete(handler);
+    },
+    fire() {
+      for (const h of [...handlers]) h();
+    },
+  };
+}
+
+/** Options of runCli and startCli. */
+export interface CliOptions {
+  transport?: Transport;
+  stdin?: string;
+  defaultConfigPath?: string;
+  interrupts?: InterruptSource;
+  /** Answers prompts; default: none expected (the test fails if asked). */
+  prompt?: (question: string) => Promise<string | null>;
+  /** Default: neither stdin nor stderr is a terminal. */
+  isTerminal?: { stdin: boolean; stderr: boolean };
+  /** Default: 5 ms, so that waiting tests are quick. */
+  pollIntervalMs?: number;
+}
+
+/** Everything one run wrote, as it happens: bytes per stream, and the order of the writes. */
+export interface LiveOutput {
+  stdout: Uint8Array[];
+  stderr: Uint8Array[];
+  /** Each write in order: ["stdout", "text"] (decoded, for ordering checks). */
+  events: Array<["stdout" | "stderr", string]>;
+}
+
+/** A run in progress: its output so far, and its result. */
+export interface StartedCli {
+  output: LiveOutput;
+  result: Promise<RunResult & { stdoutBytes: Uint8Array }>;
+}
+
+/** Starts schedctl with the fixed clock and no config file; see `output` while it runs. */
+export function startCli(argv: string[], options: CliOptions = {}): StartedCli {
+  const output: LiveOutput = { stdout: [], stderr: [], events: [] };
+  const decoder = new TextDecoder();
+  const sink = (which: "stdout" | "stderr") => (data: Uint8Array) => {
+    output[which].push(data.slice());
+    output.events.push([which, decoder.decode(data)]);
+  };
+  const text = (which: "stdout" | "stderr") => (t: string) => sink(which)(encoder.encode(t));
+  const result = run(argv, {
+    stdout: text("stdout"),
+    stderr: text("stderr"),
+    writeStdout: sink("stdout"),
+    writeStderr: sink("stderr"),
     transport: options.transport,
     readStdin: () => Promise.resolve(options.stdin ?? ""),
     now: () => NOW,
     defaultConfigPath: options.defaultConfigPath ?? NO_CONFIG,
+    interrupts: options.interrupts ?? createFakeInterrupts(),
+    prompt: options.prompt ??
+      ((question) => Promise.reject(new Error(`unexpected prompt: ${question}`))),
+    isTerminal: options.isTerminal ?? { stdin: false, stderr: false },
+    pollIntervalMs: options.pollIntervalMs ?? 5,
+  }).then((code) => {
+    const stdoutBytes = concat(output.stdout);
+    return {
+      code,
+      stdout: new TextDecoder().decode(stdoutBytes),
+      stderr: new TextDecoder().decode(concat(output.stderr)),
+      stdoutBytes,
+    };
   });
+  return { output, result };
+}
+
+/** Runs schedctl with the fixed clock and no config file, collecting its output. */
+export async function runCli(argv: string[], options: CliOptions = {}): Promise<RunResult> {
+  const { code, stdout, stderr } = await startCli(argv, options).result;
   return { code, stdout, stderr };
 }

@@ -181,7 +181,7 @@ export class Cluster implements AsyncDisposable {
     const config = await this.writeFile(
       `${name}.yaml`,
       `manager: ${this.managerUrl}\nstate_dir: ${this.dir}/${name}\nid: ${name}\n` +
-        `reconnect_max_delay: 1s\noutput_limit: 4KiB\n`,
+        `reconnect_max_delay: 1s\noutput_limit: 4KiB\nlog_limit: 32KiB\n`,
     );
     const worker = new DaemonProcess(
       name,

@@ -1,0 +1,546 @@
+import assert from "node:assert/strict";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { TaskState } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
+import {
+  createFakeInterrupts,
+  createFakeManager,
+  type FakeManager,
+  type LiveOutput,
+  makeTask,
+  NOW,
+  startCli,
+} from "./test_util.ts";
+import { GET_EACH_LIMIT, progressLine, waitExitCode } from "./wait.ts";
+
+/** Waits until `check` holds, looking every millisecond, for at most 5 s. */
+async function eventually(check: () => boolean, what: string): Promise<void> {
+  const started = performance.now();
+  while (!check()) {
+    if (performance.now() - started > 5_000) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+}
+
+function written(output: LiveOutput, which: "stdout" | "stderr"): string {
+  return output.events.filter(([w]) => w === which).map(([, text]) => text).join("");
+}
+
+/** Resolves once both output streams of the task are being followed. */
+function streamsOpen(fake: FakeManager, id: string): Promise<void> {
+  return fake.until(() =>
+    fake.openStreams.get(`${id} stdout`) === 1 && fake.openStreams.get(`${id} stderr`) === 1
+  );
+}
+
+function callsOf(fake: FakeManager, method: string): unknown[] {
+  return fake.calls.filter((c) => c.method === method).map((c) => c.request);
+}
+
+Deno.test("waitExitCode: the exit code, 128 + the signal, and never 0 for a dead task", () => {
+  const cases: Array<[Parameters<typeof makeTask>[0], number]> = [
+    [{ id: "a", state: TaskState.DONE, exitCode: 0 }, 0],
+    [{ id: "a", state: TaskState.DONE, exitCode: 3 }, 3],
+    [{ id: "a", state: TaskState.DONE, exitCode: 137, signal: "SIGKILL" }, 137],
+    [{ id: "a", state: TaskState.DONE, exitCode: 143, signal: "SIGTERM" }, 143],
+    [{ id: "a", state: TaskState.DONE, signal: "SIGSEGV" }, 139],
+    [{ id: "a", state: TaskState.DONE, exitCode: 200, signal: "SIGWHATEVER" }, 200],
+    [{ id: "a", state: TaskState.DEAD, deadReason: "no eligible worker" }, 1],
+    [{ id: "a", state: TaskState.DEAD, deadReason: "cancelled", exitCode: 0 }, 1],
+    [{ id: "a", state: TaskState.DEAD, deadReason: "worker stopped", exitCode: 2 }, 2],
+    [{
+      id: "a",
+      state: TaskState.DEAD,
+      deadReason: "deadline exceeded",
+      exitCode: 137,
+      signal: "SIGKILL",
+    }, 137],
+    [{ id: "a", state: TaskState.DEAD, deadReason: "cancelled", signal: "SIGTERM" }, 143],
+  ];
+  for (const [init, code] of cases) {
+    assert.equal(waitExitCode(makeTask(init)), code, JSON.stringify(init));
+  }
+});
+
+Deno.test("progressLine counts the tasks in each state", () => {
+  assert.equal(
+    progressLine([
+      makeTask({ id: "a" }),
+      makeTask({ id: "b", state: TaskState.SCHEDULED }),
+      makeTask({ id: "c", state: TaskState.DONE }),
+      makeTask({ id: "d", state: TaskState.DONE }),
+      makeTask({ id: "e", state: TaskState.DEAD }),
+    ]),
+    "1 pending, 1 scheduled, 2 done, 1 dead",
+  );
+});
+
+Deno.test("tasks add --wait streams stdout and stderr live, in order, and exits 0", async () => {
+  const fake = createFakeManager();
+  const interrupts = createFakeInterrupts();
+  const cli = startCli(["tasks", "add", "--wait", "--", "sh", "-c", "x"], {
+    transport: fake.transport,
+    interrupts,
+  });
+  await streamsOpen(fake, "t-0001");
+  assert.equal(interrupts.subscribed, 1, "Ctrl-C is handled while waiting");
+  fake.update("t-0001", { state: TaskState.SCHEDULED, workerId: "w-1" });
+  const steps: Array<["stdout" | "stderr", string]> = [
+    ["stdout", "one\n"],
+    ["stderr", "two\n"],
+    ["stdout", "three"],
+    ["stderr", "four\n"],
+  ];
+  for (const [which, text] of steps) {
+    const before = cli.output.events.length;
+    fake.print("t-0001", which, text);
+    await eventually(() => cli.output.events.length > before, `"${text}" to be written`);
+  }
+  fake.update("t-0001", { state: TaskState.DONE, exitCode: 0 });
+  const r = await cli.result;
+  assert.equal(r.code, 0);
+  assert.deepEqual(cli.output.events, steps);
+  assert.equal(r.stdout, "one\nthree", "no id, nothing but the task's stdout");
+  assert.equal(r.stderr, "two\nfour\n");
+  assert.deepEqual(
+    callsOf(fake, "TaskLogs").map((req) => {
+      const { id, follow, stderr, tailLines } = req as {
+        id: string;
+        follow: boolean;
+        stderr: boolean;
+        tailLines: number;
+      };
+      return { id, follow, stderr, tailLines };
+    }).sort((a, b) => Number(a.stderr) - Number(b.stderr)),
+    [
+      { id: "t-0001", follow: true, stderr: false, tailLines: 0 },
+      { id: "t-0001", follow: true, stderr: true, tailLines: 0 },
+    ],
+  );
+  assert.equal(callsOf(fake, "GetTask").length, 1, "GetTask once, for the final state");
+  assert.equal(interrupts.subscribed, 0, "Ctrl-C is left alone once done");
+});
+
+/** Runs `tasks add --wait`, ends the task with `end`, and returns the result. */
+async function waitFor(end: Parameters<FakeManager["update"]>[1], argv: string[] = []) {
+  const fake = createFakeManager();
+  const cli = startCli([...argv, "tasks", "add", "--wait", "make"], { transport: fake.transport });
+  if (argv.includes("json")) {
+    await fake.until(() => callsOf(fake, "GetTask").length > 0);
+  } else {
+    await streamsOpen(fake, "t-0001");
+  }
+  fake.print("t-0001", "stdout", "out\n");
+  fake.update("t-0001", end);
+  return { ...await cli.result, fake };
+}
+
+Deno.test("tasks add --wait exits with the task's exit code", async () => {
+  const r = await waitFor({ state: TaskState.DONE, exitCode: 3 });
+  assert.deepEqual([r.code, r.stdout, r.stderr], [3, "out\n", ""]);
+});
+
+Deno.test("tasks add --wait: a task a signal ended exits 128 + the signal and says so", async () => {
+  const kill = await waitFor({ state: TaskState.DONE, exitCode: 137, signal: "SIGKILL" });
+  assert.deepEqual([kill.code, kill.stderr], [
+    137,
+    "schedctl: task t-0001 was ended by SIGKILL\n",
+  ]);
+  const term = await waitFor({ state: TaskState.DONE, exitCode: 143, signal: "SIGTERM" });
+  assert.equal(term.code, 143);
+});
+
+Deno.test("tasks add --wait: a dead task prints its reason and exits 1, or 128 + its signal", async () => {
+  const never = await waitFor({ state: TaskState.DEAD, deadReason: "no eligible worker" });
+  assert.deepEqual([never.code, never.stderr], [
+    1,
+    "schedctl: task t-0001 is dead: no eligible worker\n",
+  ]);
+  const deadline = await waitFor({
+    state: TaskState.DEAD,
+    deadReason: "deadline exceeded",
+    exitCode: 137,
+    signal: "SIGKILL",
+  });
+  assert.deepEqual([deadline.code, deadline.stderr], [
+    137,
+    "schedctl: task t-0001 is dead: deadline exceeded (its process was ended by SIGKILL)\n",
+  ]);
+});
+
+Deno.test("-o json tasks add --wait streams nothing and prints the final Task", async () => {
+  const r = await waitFor({ state: TaskState.DONE, exitCode: 3, stdout: "out\n" }, [
+    "-o",
+    "json",
+  ]);
+  assert.equal(r.code, 3);
+  assert.equal(r.stderr, "");
+  const task = JSON.parse(r.stdout);
+  assert.deepEqual([task.id, task.state, task.exitCode, task.stdout], [
+    "t-0001",
+    "TASK_STATE_DONE",
+    3,
+    "out\n",
+  ]);
+  assert.equal(callsOf(r.fake, "TaskLogs").length, 0);
+});
+
+Deno.test("tasks add --wait: a broken log stream falls back to polling GetTask for the answer", async () => {
+  let getTasks = 0;
+  const fake: FakeManager = createFakeManager({}, {
+    async *taskLogs(request) {
+      fake.calls.push({ method: "TaskLogs", request });
+      if (request.stderr) return;
+      yield { data: new TextEncoder().encode("partial\n") };
+      throw new ConnectError("the manager is restarting", Code.Unavailable);
+    },
+    getTask(request) {
+      fake.calls.push({ method: "GetTask", request });
+      getTasks++;
+      // The manager is away for two polls, then the task is still running for one.
+      if (getTasks <= 2) throw new ConnectError("connection refused", Code.Unavailable);
+      if (getTasks === 4) fake.update("t-0001", { state: TaskState.DONE, exitCode: 4 });
+      return { task: fake.tasks.find((t) => t.id === request.id) };
+    },
+  });
+  const r = await startCli(["tasks", "add", "--wait", "make"], { transport: fake.transport })
+    .result;
+  assert.equal(r.code, 4);
+  assert.equal(r.stdout, "partial\n");
+  assert.equal(
+    r.stderr,
+    "schedctl: the stdout stream of task t-0001 broke (the manager at http://127.0.0.1:7070 " +
+      "is unavailable: the manager is restarting); waiting for the task to end without it\n" +
+      "schedctl: the manager at http://127.0.0.1:7070 is unavailable: connection refused; " +
+      "still waiting for task t-0001, asking again every 5ms\n",
+  );
+  assert.equal(getTasks, 4);
+});
+
+Deno.test("tasks add --wait: an error that is not passing ends the wait with exit 1", async () => {
+  const fake = createFakeManager({}, {
+    getTask: (request) => {
+      throw new ConnectError(`task "${request.id}" not found`, Code.NotFound);
+    },
+  });
+  const cli = startCli(["tasks", "add", "--wait", "make"], { transport: fake.transport });
+  await streamsOpen(fake, "t-0001");
+  fake.update("t-0001", { state: TaskState.DONE, exitCode: 0 });
+  const r = await cli.result;
+  assert.deepEqual([r.code, r.stderr], [1, `schedctl: task "t-0001" not found\n`]);
+});
+
+const BATCH = `tasks:
+  - cmd: "true"
+  - cmd: "false"
+  - cmd: sleep
+    params: [1]
+`;
+
+Deno.test("tasks schedule --wait: ids, a progress line on each change, the failures, exit 1", async () => {
+  const fake = createFakeManager();
+  const cli = startCli(["tasks", "schedule", "--wait", "-f", "-"], {
+    transport: fake.transport,
+    stdin: BATCH,
+  });
+  const expectProgress = async (line: string) => {
+    await eventually(() => written(cli.output, "stderr").endsWith(`${line}\n`), line);
+  };
+  await expectProgress("3 pending, 0 scheduled, 0 done, 0 dead");
+  fake.update("t-0001", { state: TaskState.SCHEDULED });
+  fake.update("t-0002", { state: TaskState.SCHEDULED });
+  await expectProgress("1 pending, 2 scheduled, 0 done, 0 dead");
+  fake.update("t-0001", { state: TaskState.DONE, exitCode: 0 });
+  fake.update("t-0002", { state: TaskState.DONE, exitCode: 1 });
+  await expectProgress("1 pending, 0 scheduled, 2 done, 0 dead");
+  fake.update("t-0003", { state: TaskState.DEAD, deadReason: "no eligible worker" });
+  const r = await cli.result;
+  assert.equal(r.code, 1);
+  assert.equal(r.stdout, "t-0001\nt-0002\nt-0003\n");
+  assert.equal(
+    r.stderr,
+    `3 pending, 0 scheduled, 0 done, 0 dead
+1 pending, 2 scheduled, 0 done, 0 dead
+1 pending, 0 scheduled, 2 done, 0 dead
+0 pending, 0 scheduled, 2 done, 1 dead
+schedctl: t-0002 failed: exit code 1
+schedctl: t-0003 is dead: no eligible worker
+schedctl: 2 of 3 tasks failed or died
+`,
+  );
+  assert.ok(callsOf(fake, "GetTask").length >= 3);
+  assert.equal(callsOf(fake, "TaskLogs").length, 0, "a batch streams no output");
+});
+
+Deno.test("tasks schedule --wait: all done with 0 exits 0; on a terminal the line is rewritten", async () => {
+  const fake = createFakeManager();
+  const cli = startCli(["tasks", "schedule", "--wait", "-f", "-"], {
+    transport: fake.transport,
+    stdin: BATCH,
+    isTerminal: { stdin: false, stderr: true },
+  });
+  await fake.until(() => callsOf(fake, "GetTask").length > 0);
+  fake.update("t-0001", { state: TaskState.SCHEDULED });
+  await eventually(() => written(cli.output, "stderr").includes("2 pending, 1 scheduled"), "1");
+  for (const id of ["t-0001", "t-0002", "t-0003"]) {
+    fake.update(id, { state: TaskState.DONE, exitCode: 0 });
+  }
+  const r = await cli.result;
+  assert.equal(r.code, 0);
+  assert.equal(
+    r.stderr,
+    "\r\x1b[2K3 pending, 0 scheduled, 0 done, 0 dead" +
+      "\r\x1b[2K2 pending, 1 scheduled, 0 done, 0 dead" +
+      "\r\x1b[2K0 pending, 0 scheduled, 3 done, 0 dead\n",
+  );
+});
+
+Deno.test("tasks schedule --wait with many tasks lists the pending and scheduled ones", async () => {
+  const count = GET_EACH_LIMIT + 10;
+  const file = `tasks:\n${"  - cmd: date\n".repeat(count)}`;
+  const fake = createFakeManager({
+    tasks: [makeTask({ id: "other", state: TaskState.SCHEDULED })],
+  });
+  const cli = startCli(["-o", "json", "tasks", "schedule", "--wait", "-f", "-"], {
+    transport: fake.transport,
+    stdin: file,
+  });
+  await fake.until(() => callsOf(fake, "ListTasks").length >= 2);
+  for (const t of fake.tasks.slice(1)) fake.update(t.id, { state: TaskState.DONE, exitCode: 0 });
+  const r = await cli.result;
+  assert.equal(r.code, 0);
+  const tasks = JSON.parse(r.stdout);
+  assert.equal(tasks.length, count);
+  assert.ok(tasks.every((t: { state: string }) => t.state === "TASK_STATE_DONE"));
+  const states = callsOf(fake, "ListTasks").map((req) => (req as { state: TaskState }).state);
+  assert.deepEqual(states.slice(0, 2), [TaskState.PENDING, TaskState.SCHEDULED]);
+  assert.ok(callsOf(fake, "GetTask").length <= count, "no GetTask per task and round");
+});
+
+Deno.test("tasks schedule --wait with one entry streams its output like tasks add --wait", async () => {
+  const fake = createFakeManager();
+  const cli = startCli(["tasks", "schedule", "--wait", "-f", "-"], {
+    transport: fake.transport,
+    stdin: "tasks:\n  - cmd: date\n",
+  });
+  await streamsOpen(fake, "t-0001");
+  fake.print("t-0001", "stdout", "Thu Jan  2 12:00:00 UTC 2025\n");
+  fake.update("t-0001", { state: TaskState.DONE, exitCode: 0 });
+  const r = await cli.result;
+  assert.deepEqual([r.code, r.stdout, r.stderr], [0, "Thu Jan  2 12:00:00 UTC 2025\n", ""]);
+});
+
+/** A prompt that records its questions and answers from a list (null: end of input). */
+function scriptedPrompt(answers: Array<string | null | Promise<string | null>>) {
+  const questions: string[] = [];
+  return {
+    questions,
+    prompt: (question: string) => {
+      questions.push(question);
+      const answer = answers.shift();
+      if (answer === undefined) return Promise.reject(new Error("asked too often"));
+      return Promise.resolve(answer);
+    },
+  };
+}
+
+Deno.test("Ctrl-C, answered y: the task is cancelled, and the wait goes on to its end", async () => {
+  const fake = createFakeManager();
+  const interrupts = createFakeInterrupts();
+  let answer!: (text: string) => void;
+  const asked = scriptedPrompt([new Promise((resolve) => answer = resolve)]);
+  const cli = startCli(["tasks", "add", "--wait", "sleep", "100"], {
+    transport: fake.transport,
+    interrupts,
+    prompt: asked.prompt,
+    isTerminal: { stdin: true, stderr: true },
+  });
+  await streamsOpen(fake, "t-0001");
+  fake.update("t-0001", { state: TaskState.SCHEDULED, workerId: "w-1" });
+  interrupts.fire();
+  await eventually(() => asked.questions.length === 1, "the question");
+  assert.deepEqual(asked.questions, ["Cancel task t-0001? [y/N] "]);
+  // Output is held while the question is open, so it is not written over the prompt.
+  fake.print("t-0001", "stdout", "late\n");
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.equal(written(cli.output, "stdout"), "");
+  answer("y");
+  await fake.until(() => callsOf(fake, "CancelTasks").length === 1);
+  assert.deepEqual((callsOf(fake, "CancelTasks")[0] as { ids: string[] }).ids, ["t-0001"]);
+  fake.update("t-0001", {
+    state: TaskState.DEAD,
+    deadReason: "cancelled",
+    exitCode: 143,
+    signal: "SIGTERM",
+  });
+  const r = await cli.result;
+  assert.equal(r.code, 143);
+  assert.equal(r.stdout, "late\n");
+  assert.equal(
+    r.stderr,
+    "\nschedctl: cancelling task t-0001; waiting for the end (Ctrl-C again detaches)\n" +
+      "schedctl: task t-0001 is dead: cancelled (its process was ended by SIGTERM)\n",
+  );
+});
+
+Deno.test("Ctrl-C, answered anything but y: detach, the task keeps running, exit 130", async () => {
+  for (const answer of ["n", "", "nope", null]) {
+    const fake = createFakeManager();
+    const interrupts = createFakeInterrupts();
+    const asked = scriptedPrompt([answer]);
+    const cli = startCli(["tasks", "add", "--wait", "sleep", "100"], {
+      transport: fake.transport,
+      interrupts,
+      prompt: asked.prompt,
+      isTerminal: { stdin: true, stderr: false },
+    });
+    await streamsOpen(fake, "t-0001");
+    interrupts.fire();
+    const r = await cli.result;
+    assert.equal(r.code, 130, String(answer));
+    assert.equal(
+      r.stderr,
+      "schedctl: detached: the task keeps running; follow it with: schedctl tasks logs -f t-0001\n",
+    );
+    assert.equal(asked.questions.length, 1);
+    assert.equal(callsOf(fake, "CancelTasks").length, 0);
+    assert.equal(fake.tasks[0].state, TaskState.PENDING, "nothing was cancelled");
+    await fake.until(() =>
+      fake.openStreams.get("t-0001 stdout") === 0 && fake.openStreams.get("t-0001 stderr") === 0
+    );
+    assert.equal(interrupts.subscribed, 0);
+  }
+});
+
+Deno.test("Ctrl-C again while asked detaches", async () => {
+  const fake = createFakeManager();
+  const interrupts = createFakeInterrupts();
+  const asked = scriptedPrompt([new Promise(() => {})]);
+  const cli = startCli(["tasks", "add", "--wait", "sleep", "100"], {
+    transport: fake.transport,
+    interrupts,
+    prompt: asked.prompt,
+    isTerminal: { stdin: true, stderr: false },
+  });
+  await streamsOpen(fake, "t-0001");
+  interrupts.fire();
+  await eventually(() => asked.questions.length === 1, "the question");
+  interrupts.fire();
+  const r = await cli.result;
+  assert.equal(r.code, 130);
+  assert.equal(callsOf(fake, "CancelTasks").length, 0);
+});
+
+Deno.test("--detach-on-interrupt, or stdin not a terminal: Ctrl-C detaches without asking", async () => {
+  const cases: Array<[string[], boolean]> = [
+    [["--wait", "--detach-on-interrupt"], true],
+    [["--wait"], false],
+  ];
+  for (const [flags, stdinIsTerminal] of cases) {
+    const fake = createFakeManager();
+    const interrupts = createFakeInterrupts();
+    const asked = scriptedPrompt(["y"]);
+    const cli = startCli(["tasks", "add", ...flags, "sleep", "100"], {
+      transport: fake.transport,
+      interrupts,
+      prompt: asked.prompt,
+      isTerminal: { stdin: stdinIsTerminal, stderr: stdinIsTerminal },
+    });
+    await streamsOpen(fake, "t-0001");
+    interrupts.fire();
+    const r = await cli.result;
+    assert.equal(r.code, 130, flags.join(" "));
+    assert.match(r.stderr, /^schedctl: detached: the task keeps running; /);
+    assert.deepEqual(asked.questions, [], "nobody was asked");
+    assert.equal(callsOf(fake, "CancelTasks").length, 0);
+  }
+});
+
+Deno.test("Ctrl-C on a batch asks to cancel the unfinished tasks and cancels only those", async () => {
+  const fake = createFakeManager();
+  const interrupts = createFakeInterrupts();
+  const asked = scriptedPrompt(["yes"]);
+  const cli = startCli(["tasks", "schedule", "--wait", "-f", "-"], {
+    transport: fake.transport,
+    stdin: BATCH,
+    interrupts,
+    prompt: asked.prompt,
+    isTerminal: { stdin: true, stderr: false },
+  });
+  await fake.until(() => callsOf(fake, "GetTask").length > 0);
+  fake.update("t-0001", { state: TaskState.DONE, exitCode: 0 });
+  fake.update("t-0003", { state: TaskState.SCHEDULED });
+  await eventually(() => written(cli.output, "stderr").includes("1 pending, 1 scheduled"), "1");
+  interrupts.fire();
+  await fake.until(() => callsOf(fake, "CancelTasks").length === 1);
+  assert.deepEqual(asked.questions, ["Cancel the 2 unfinished tasks? [y/N] "]);
+  assert.deepEqual((callsOf(fake, "CancelTasks")[0] as { ids: string[] }).ids, [
+    "t-0002",
+    "t-0003",
+  ]);
+  // t-0002 was pending: dead at once. t-0003 ran: dead once its worker stopped it.
+  fake.update("t-0003", { state: TaskState.DEAD, deadReason: "cancelled", signal: "SIGTERM" });
+  const r = await cli.result;
+  assert.equal(r.code, 1);
+  assert.ok(
+    r.stderr.endsWith(
+      "schedctl: cancelling the 2 unfinished tasks; waiting for the end (Ctrl-C again detaches)\n" +
+        "0 pending, 0 scheduled, 1 done, 2 dead\n" +
+        "schedctl: t-0002 is dead: cancelled\n" +
+        "schedctl: t-0003 is dead: cancelled (its process was ended by SIGTERM)\n" +
+        "schedctl: 2 of 3 tasks failed or died\n",
+    ),
+    r.stderr,
+  );
+});
+
+Deno.test("after a cancel, Ctrl-C again detaches without asking", async () => {
+  const fake = createFakeManager();
+  const interrupts = createFakeInterrupts();
+  const asked = scriptedPrompt(["y"]);
+  const cli = startCli(["tasks", "add", "--wait", "sleep", "100"], {
+    transport: fake.transport,
+    interrupts,
+    prompt: asked.prompt,
+    isTerminal: { stdin: true, stderr: false },
+  });
+  await streamsOpen(fake, "t-0001");
+  fake.update("t-0001", { state: TaskState.SCHEDULED });
+  interrupts.fire();
+  await fake.until(() => callsOf(fake, "CancelTasks").length === 1);
+  await eventually(() => written(cli.output, "stderr").includes("cancelling"), "the note");
+  interrupts.fire();
+  const r = await cli.result;
+  assert.equal(r.code, 130);
+  assert.equal(asked.questions.length, 1);
+  assert.equal(
+    fake.tasks[0].cancelRequestedAt?.seconds,
+    timestampFromMs(NOW).seconds,
+    "the cancel stands",
+  );
+});
+
+Deno.test("Ctrl-C on a batch on a terminal: the progress line ends once, then the question", async () => {
+  const fake = createFakeManager();
+  const interrupts = createFakeInterrupts();
+  const asked = scriptedPrompt(["n"]);
+  const cli = startCli(["tasks", "schedule", "--wait", "-f", "-"], {
+    transport: fake.transport,
+    stdin: BATCH,
+    interrupts,
+    prompt: asked.prompt,
+    isTerminal: { stdin: true, stderr: true },
+  });
+  await fake.until(() => callsOf(fake, "GetTask").length > 0);
+  interrupts.fire();
+  const r = await cli.result;
+  assert.equal(r.code, 130);
+  assert.deepEqual(asked.questions, ["Cancel the 3 unfinished tasks? [y/N] "]);
+  assert.equal(
+    r.stderr,
+    "\r\x1b[2K3 pending, 0 scheduled, 0 done, 0 dead\n" +
+      "schedctl: detached: the 3 unfinished tasks keep running; see them with: schedctl tasks get ID\n",
+  );
+  assert.equal(r.stdout, "t-0001\nt-0002\nt-0003\n");
+  assert.equal(callsOf(fake, "CancelTasks").length, 0);
+});
