@@ -15,6 +15,7 @@ const managerSchema = z.strictObject({
   store_path: z.string().min(1).optional(),
   ping_interval: durationSchema.default(2000),
   silence_timeout: durationSchema.default(10_000),
+  lost_timeout: durationSchema.default(120_000),
   ack_timeout: durationSchema.default(5000),
   scheduler: z.enum(SCHEDULERS).default("round-robin"),
 }).superRefine((config, ctx) => {
@@ -30,6 +31,13 @@ const managerSchema = z.strictObject({
       code: "custom",
       path: ["silence_timeout"],
       message: "must be longer than ping_interval, or every worker would look silent",
+    });
+  }
+  if (config.lost_timeout <= config.silence_timeout) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["lost_timeout"],
+      message: "must be longer than silence_timeout: a worker is disconnected before it is lost",
     });
   }
   if (config.ack_timeout <= 0) {
@@ -52,6 +60,7 @@ export interface ManagerConfig {
     | { kind: "sqlite"; path: string };
   pingIntervalMs: number;
   silenceTimeoutMs: number;
+  lostTimeoutMs: number;
   ackTimeoutMs: number;
   scheduler: SchedulerName;
 }
@@ -77,6 +86,7 @@ export function parseManagerConfig(source: string, data: unknown): ManagerConfig
       : { kind: "sqlite", path: raw.store_path ?? DEFAULT_STORE_PATH },
     pingIntervalMs: raw.ping_interval,
     silenceTimeoutMs: raw.silence_timeout,
+    lostTimeoutMs: raw.lost_timeout,
     ackTimeoutMs: raw.ack_timeout,
     scheduler: raw.scheduler,
   };

@@ -8,6 +8,7 @@ Deno.test("an empty manager.yaml gives the documented defaults and the embedded 
     store: { kind: "sqlite", path: DEFAULT_STORE_PATH },
     pingIntervalMs: 2000,
     silenceTimeoutMs: 10_000,
+    lostTimeoutMs: 120_000,
     ackTimeoutMs: 5000,
     scheduler: "round-robin",
   });
@@ -49,6 +50,7 @@ Deno.test("manager.yaml mistakes name the file and the key", () => {
       /^m\.yaml: silence_timeout: must be longer than ping_interval/,
     ],
     [{ ack_timeout: "0ms" }, /^m\.yaml: ack_timeout: must be more than 0s$/],
+    [{ lost_timeout: "10s" }, /^m\.yaml: lost_timeout: must be longer than silence_timeout/],
     [{ scheduler: "fastest" }, /^m\.yaml: scheduler: /],
     [
       { etcd: { endpoints: ["http://e:2379"] }, store_path: "x.db" },

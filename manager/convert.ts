@@ -65,6 +65,18 @@ export function taskToProto(task: TaskRecord): Task {
     timeout: duration(task.timeoutMs),
     killTimeout: duration(task.killTimeoutMs),
     cancelRequestedAt: timestamp(task.cancelRequestedAt),
+    retries: task.retries ?? 0,
+    retryBackoff: duration(task.retryBackoffMs),
+    retryOnFailure: task.retryOnFailure ?? false,
+    retryAt: timestamp(task.retryAt),
+    attempts: (task.attempts ?? []).map((a) => ({
+      attempt: a.attempt,
+      workerId: a.workerId,
+      assignedAt: timestamp(a.assignedAt),
+      scheduledAt: timestamp(a.scheduledAt),
+      finishedAt: timestamp(a.finishedAt),
+      outcome: a.outcome,
+    })),
   });
 }
 
@@ -93,6 +105,9 @@ export function taskSpecToDomain(spec: ProtoTaskSpec): TaskSpec {
     cwd: spec.cwd || undefined,
     timeoutMs: spec.timeout ? durationMs(spec.timeout) : undefined,
     killTimeoutMs: spec.killTimeout ? durationMs(spec.killTimeout) : undefined,
+    retries: spec.retries || undefined,
+    retryBackoffMs: spec.retryBackoff ? durationMs(spec.retryBackoff) : undefined,
+    retryOnFailure: spec.retryOnFailure || undefined,
   };
 }
 

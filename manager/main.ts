@@ -74,6 +74,7 @@ export async function main(args: string[]): Promise<number> {
     log,
     pingIntervalMs: config.pingIntervalMs,
     silenceTimeoutMs: config.silenceTimeoutMs,
+    lostTimeoutMs: config.lostTimeoutMs,
     ackTimeoutMs: config.ackTimeoutMs,
     scheduler: config.scheduler,
   });

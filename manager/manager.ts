@@ -22,6 +22,7 @@ import type { SchedulerName } from "./config.ts";
 import { FailedPreconditionError, InvalidArgumentError } from "./errors.ts";
 import { type LogQuery, LogRelay, LogSourceLostError, LogsUnavailableError } from "./log_relay.ts";
 import { createPlacer, createScorer, type Placer } from "./placement.ts";
+import { type AttemptRef, planReconcile } from "./reconcile.ts";
 import { TaskBook } from "./task_book.ts";
 import { type WorkerIntroduction, WorkerRegistry } from "./worker_registry.ts";
 import { WorkerSession } from "./worker_session.ts";
@@ -33,6 +34,12 @@ export interface ManagerOptions {
   pingIntervalMs: number;
   /** Silence longer than this marks a worker disconnected. */
   silenceTimeoutMs: number;
+  /**
+   * A worker disconnected for longer than this has its tasks given up (retried or dead
+   * "lost"); unless no worker at all is connected, when the manager suspects itself.
+   * Default: never.
+   */
+  lostTimeoutMs?: number;
   /** How long a worker has to acknowledge a task it was sent. */
   ackTimeoutMs: number;
   scheduler: SchedulerName;
@@ -58,9 +65,13 @@ export interface TaskReport {
   attempt: number;
   outcome:
     | { kind: "exited"; exitCode: number; signal?: string; stoppedFor?: StopReason }
-    | { kind: "start_failed"; error: string };
+    | { kind: "start_failed"; error: string }
+    | { kind: "abandoned"; error: string };
   output: TaskOutput;
 }
+
+/** More retries than this are refused: a task failing a hundred times needs a person. */
+export const MAX_RETRIES = 100;
 
 /** Batches larger than this are refused; they would not fit one message anyway. */
 export const MAX_BATCH = 10_000;
@@ -75,6 +86,11 @@ export class Manager {
   readonly #workers: WorkerRegistry;
   readonly #placer: Placer;
   readonly #ackTimers = new Map<string, unknown>();
+  readonly #retryTimers = new Map<string, unknown>();
+  /** Set while no worker is connected: the manager suspects its own network, gives up nothing. */
+  #suspectingSelf = false;
+  /** Lost deadlines count from no earlier than this (the end of the last suspicion). */
+  #lostClockFrom = 0;
   readonly #logs = new LogRelay();
   #ticker: unknown;
   #stopping = false;
@@ -103,7 +119,7 @@ export class Manager {
       if (task.state === "pending" && isAssigned(task)) this.#startAckTimer(task, now);
     }
     const unplaced = active.filter((t) => t.state === "pending" && !isAssigned(t));
-    for (const task of unplaced) await this.#placeStored(task);
+    for (const task of unplaced) this.#startRetryTimer(task, now);
     this.#ticker = this.#clock.setInterval(() => this.#tick(), this.#options.pingIntervalMs);
     this.#log.info("manager state loaded", {
       active_tasks: active.length,
@@ -118,8 +134,10 @@ export class Manager {
     this.#stopping = true;
     if (this.#ticker !== undefined) this.#clock.clearInterval(this.#ticker);
     this.#ticker = undefined;
-    for (const timer of this.#ackTimers.values()) this.#clock.clearTimeout(timer);
-    this.#ackTimers.clear();
+    for (const timers of [this.#ackTimers, this.#retryTimers]) {
+      for (const timer of timers.values()) this.#clock.clearTimeout(timer);
+      timers.clear();
+    }
     for (const session of this.#workers.sessions()) session.close();
   }
 
@@ -161,18 +179,53 @@ export class Manager {
 
   // --- worker side ---
 
-  /** A worker introduced itself on a new stream. */
+  /**
+   * A worker introduced itself on a new stream, saying what it runs and which results are on
+   * their way. The manager reconciles before the session can be given new tasks.
+   */
   async openSession(
     workerId: string,
     address: string,
     intro: WorkerIntroduction,
+    held: { running: AttemptRef[]; unreported: AttemptRef[] } = { running: [], unreported: [] },
   ): Promise<WorkerSession> {
     const session = new WorkerSession(workerId, address, this.#clock.now());
+    const plan = planReconcile(workerId, this.#book.active(), held.running, held.unreported);
+    for (const ref of plan.acknowledge) {
+      await this.#apply(ref.taskId, { type: "ack", workerId, attempt: ref.attempt });
+    }
+    for (const ref of plan.lost) {
+      const result = await this.#apply(ref.taskId, {
+        type: "lost",
+        workerId,
+        attempt: ref.attempt,
+        why: "its worker came back without it",
+      });
+      if (result.ok && result.changed) {
+        this.#log.warn("task lost: its worker came back without it", {
+          task: ref.taskId,
+          worker: workerId,
+          state: result.task.state,
+        });
+      }
+    }
     await this.#workers.attach(session, intro, this.#clock.now());
     session.send({
       msg: { case: "welcome", value: { pingIntervalMs: this.#options.pingIntervalMs } },
     });
-    this.#log.info("worker connected", { worker: workerId, address, hostname: intro.hostname });
+    for (const ref of plan.cancel) {
+      session.send({
+        msg: { case: "cancel", value: { taskId: ref.taskId, attempt: ref.attempt } },
+      });
+    }
+    this.#log.info("worker connected", {
+      worker: workerId,
+      address,
+      hostname: intro.hostname,
+      running: held.running.length,
+      unreported: held.unreported.length,
+      stopping: plan.cancel.length || undefined,
+    });
     return session;
   }
 
@@ -279,7 +332,7 @@ export class Manager {
         output: report.output,
       }
       : {
-        type: "start_failed",
+        type: report.outcome.kind,
         workerId: report.workerId,
         attempt: report.attempt,
         error: report.outcome.error,
@@ -312,8 +365,14 @@ export class Manager {
   }
 
   /** Places a task that is already stored (found unplaced at start-up). */
+  /** Places a stored task waiting for (another) attempt; with no worker at all, it waits. */
   async #placeStored(task: TaskRecord): Promise<void> {
-    const placement = this.#placer.place(this.#workers.candidates());
+    const candidates = this.#workers.candidates();
+    if (candidates.length === 0) {
+      this.#startRetryTimer({ ...task, retryAt: this.#clock.now() + this.#options.pingIntervalMs });
+      return;
+    }
+    const placement = this.#placer.place(candidates);
     const result = await this.#apply(
       task.id,
       placement.ok
@@ -341,6 +400,11 @@ export class Manager {
     const attempt = task.attempt;
     const timer = this.#clock.setTimeout(async () => {
       if (this.#ackTimers.get(task.id) === timer) this.#ackTimers.delete(task.id);
+      if (this.#workers.sessions().length === 0) {
+        // With every worker silent the fault is likely the manager's: wait for one to speak.
+        this.#startAckTimer({ ...task, assignedAt: this.#clock.now() }, this.#clock.now());
+        return;
+      }
       try {
         const result = await this.#apply(task.id, {
           type: "ack_timeout",
@@ -364,14 +428,85 @@ export class Manager {
     this.#ackTimers.set(task.id, timer);
   }
 
+  /** Places a task waiting to be retried when its backoff has passed. */
+  #startRetryTimer(task: TaskRecord, now = this.#clock.now()): void {
+    const previous = this.#retryTimers.get(task.id);
+    if (previous !== undefined) this.#clock.clearTimeout(previous);
+    const timer = this.#clock.setTimeout(async () => {
+      if (this.#retryTimers.get(task.id) === timer) this.#retryTimers.delete(task.id);
+      try {
+        await this.#placeStored(await this.#book.get(task.id));
+      } catch (e) {
+        this.#log.warn("cannot place a task yet", { task: task.id, cause: e });
+        this.#startRetryTimer({ ...task, retryAt: this.#clock.now() + this.#options.ackTimeoutMs });
+      }
+    }, Math.max(0, (task.retryAt ?? now) - now));
+    this.#retryTimers.set(task.id, timer);
+  }
+
   async #apply(taskId: string, event: TaskEvent) {
     const result = await this.#book.apply(taskId, event, this.#clock.now());
-    if (result.ok && result.task.state !== "pending") {
+    if (!result.ok || !result.changed) return result;
+    const task = result.task;
+    if (task.state !== "pending" || !isAssigned(task)) {
       const timer = this.#ackTimers.get(taskId);
       if (timer !== undefined) this.#clock.clearTimeout(timer);
       this.#ackTimers.delete(taskId);
     }
+    if (task.state === "pending" && !isAssigned(task) && task.retryAt !== undefined) {
+      this.#log.info("task will be retried", { task: taskId, at: new Date(task.retryAt) });
+      this.#startRetryTimer(task);
+    }
     return result;
+  }
+
+  /**
+   * Gives up the tasks of workers disconnected for longer than lost_timeout, unless no worker
+   * is connected at all: then the manager suspects its own network and waits, and once a
+   * worker is heard again every deadline starts afresh.
+   */
+  async #giveUpLost(now: number): Promise<void> {
+    const lostMs = this.#options.lostTimeoutMs;
+    if (lostMs === undefined) return;
+    const counts = this.#book.countByWorker();
+    const overdue = this.#workers.list().filter((w) =>
+      w.state === "disconnected" && (counts.get(w.id) ?? 0) > 0 &&
+      Math.max(w.disconnectedAt ?? w.lastSeenAt, this.#lostClockFrom) + lostMs <= now
+    );
+    if (this.#workers.sessions().length === 0) {
+      if (overdue.length > 0 && !this.#suspectingSelf) {
+        this.#log.warn(
+          "every worker is silent: suspecting the manager's own network, giving up nothing until a worker is heard again",
+          { workers_overdue: overdue.length },
+        );
+        this.#suspectingSelf = true;
+      }
+      return;
+    }
+    if (this.#suspectingSelf) {
+      this.#suspectingSelf = false;
+      this.#lostClockFrom = now;
+      this.#log.info("a worker is heard again; lost deadlines start afresh");
+      return;
+    }
+    for (const worker of overdue) {
+      for (const task of this.#book.active()) {
+        if (task.workerId !== worker.id) continue;
+        const result = await this.#apply(task.id, {
+          type: "lost",
+          workerId: worker.id,
+          attempt: task.attempt,
+          why: `worker ${worker.id} disconnected for more than ${formatDuration(lostMs)}`,
+        });
+        if (result.ok && result.changed) {
+          this.#log.warn("task lost with its worker", {
+            task: task.id,
+            worker: worker.id,
+            state: result.task.state,
+          });
+        }
+      }
+    }
   }
 
   async #tick(): Promise<void> {
@@ -388,6 +523,7 @@ export class Manager {
           `silent for more than ${formatDuration(this.#options.silenceTimeoutMs)}`,
         );
       }
+      await this.#giveUpLost(now);
     } catch (e) {
       this.#log.warn("liveness sweep failed", { cause: e });
     }
@@ -424,7 +560,18 @@ function specProblem(spec: TaskSpec): string | undefined {
   if (spec.cwd && !spec.cwd.startsWith("/")) {
     return `cwd ${JSON.stringify(spec.cwd)} is not an absolute path`;
   }
-  for (const [name, ms] of [["timeout", spec.timeoutMs], ["kill_timeout", spec.killTimeoutMs]]) {
+  if (
+    spec.retries !== undefined && (!Number.isInteger(spec.retries) || spec.retries > MAX_RETRIES)
+  ) {
+    return `retries ${spec.retries} is more than the maximum of ${MAX_RETRIES}`;
+  }
+  for (
+    const [name, ms] of [
+      ["timeout", spec.timeoutMs],
+      ["kill_timeout", spec.killTimeoutMs],
+      ["retry_backoff", spec.retryBackoffMs],
+    ]
+  ) {
     if (ms !== undefined && (!Number.isFinite(ms as number) || (ms as number) < 0)) {
       return `${name} ${ms}ms is negative`;
     }

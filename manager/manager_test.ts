@@ -17,6 +17,7 @@ const START = Date.UTC(2025, 0, 1, 12);
 const PING_MS = 1_000;
 const SILENCE_MS = 3_000;
 const ACK_MS = 2_000;
+const LOST_MS = 10_000;
 
 const INTRO: WorkerIntroduction = {
   hostname: "box.example",
@@ -60,6 +61,7 @@ class Harness implements AsyncDisposable {
       log: silentLogger,
       pingIntervalMs: PING_MS,
       silenceTimeoutMs: SILENCE_MS,
+      lostTimeoutMs: LOST_MS,
       ackTimeoutMs: ACK_MS,
       scheduler: "round-robin",
       clock: clockOf(fake),
@@ -77,8 +79,11 @@ class Harness implements AsyncDisposable {
   }
 
   /** Opens a session for `workerId` and records what it is sent. */
-  async connect(workerId: string): Promise<Recorded> {
-    const session = await this.manager.openSession(workerId, "10.0.0.9:40000", INTRO);
+  async connect(
+    workerId: string,
+    held?: Parameters<Manager["openSession"]>[3],
+  ): Promise<Recorded> {
+    const session = await this.manager.openSession(workerId, "10.0.0.9:40000", INTRO, held);
     const messages: Outgoing[] = [];
     const drained = (async () => {
       for await (const message of session.outgoing) messages.push(message);
@@ -151,6 +156,21 @@ function pending(
 }
 
 const ECHO = { cmd: "echo", params: ["hello"] };
+
+/** The record with its current attempt's end appended to its history. */
+function ended(task: TaskRecord, outcome: string): TaskRecord {
+  const attempt = Object.fromEntries(
+    Object.entries({
+      attempt: task.attempt,
+      workerId: task.workerId,
+      assignedAt: task.assignedAt,
+      scheduledAt: task.scheduledAt,
+      finishedAt: task.finishedAt,
+      outcome,
+    }).filter(([, v]) => v !== undefined),
+  ) as unknown as NonNullable<TaskRecord["attempts"]>[number];
+  return { ...task, attempts: [...(task.attempts ?? []), attempt] };
+}
 
 function exited(
   taskId: string,
@@ -273,7 +293,7 @@ Deno.test("a task is pending until acknowledged, scheduled after, done on its re
     stderrTruncated: true,
     finishedAt: START + 500,
   };
-  assert.deepEqual(await h.task(t1.id), done);
+  assert.deepEqual(await h.task(t1.id), ended(done, "exit code 3"));
   const stored = await h.store.getTask(t1.id);
 
   // The same report again (a worker resending after a reconnect) is accepted and changes nothing.
@@ -324,7 +344,10 @@ Deno.test("a process that cannot start makes its task dead with the error", asyn
     deadReason: "cannot start: nosuch: command not found",
     finishedAt: START + 50,
   });
-  assert.deepEqual(await h.task(task.id), dead);
+  assert.deepEqual(
+    await h.task(task.id),
+    ended(dead, "cannot start: nosuch: command not found"),
+  );
   const stored = await h.store.getTask(task.id);
   await h.manager.report(report);
   await h.manager.acknowledge(w1.session, task.id, 1);
@@ -347,7 +370,7 @@ Deno.test("no acknowledgement within ack_timeout makes the task dead, for good",
     deadReason: "worker w1 did not acknowledge within 2s",
     finishedAt: START + ACK_MS,
   });
-  assert.deepEqual(await h.task(task.id), dead);
+  assert.deepEqual(await h.task(task.id), ended(dead, "ack timeout"));
   assert.equal(h.manager.listWorkers()[0].runningTasks, 0);
 
   // A late acknowledgement is refused and does not bring the task back; nor does a result.
@@ -379,11 +402,14 @@ Deno.test("an acknowledgement timeout that cannot be stored is retried, not forg
   await h.advance(1);
   assert.deepEqual(
     await h.task(task.id),
-    pending(task.id, "w1", {
-      state: "dead",
-      deadReason: "worker w1 did not acknowledge within 2s",
-      finishedAt: START + 2 * ACK_MS,
-    }),
+    ended(
+      pending(task.id, "w1", {
+        state: "dead",
+        deadReason: "worker w1 did not acknowledge within 2s",
+        finishedAt: START + 2 * ACK_MS,
+      }),
+      "ack timeout",
+    ),
   );
 });
 
@@ -490,6 +516,8 @@ Deno.test("a restarted manager keeps tasks, workers and acknowledgement deadline
   assert.equal(fake.now, restartedAt);
 
   await using h = await Harness.start(store.reopen(), fake);
+  // w2 comes back at once, still running t2; w1 does not come back.
+  const w2 = await h.connect("w2", { running: [{ taskId: t2.id, attempt: 1 }], unreported: [] });
   assert.deepEqual(await h.manager.listTasks({}), before);
   assert.deepEqual(before.map((t) => t.state), ["pending", "scheduled"]);
   const storedWorkers = (await store.listWorkers()).map((v) => v.value);
@@ -508,15 +536,17 @@ Deno.test("a restarted manager keeps tasks, workers and acknowledgement deadline
   await h.advance(1);
   assert.deepEqual(
     await h.task(t1.id),
-    pending(t1.id, "w1", {
-      state: "dead",
-      deadReason: "worker w1 did not acknowledge within 2s",
-      finishedAt: START + ACK_MS,
-    }),
+    ended(
+      pending(t1.id, "w1", {
+        state: "dead",
+        deadReason: "worker w1 did not acknowledge within 2s",
+        finishedAt: START + ACK_MS,
+      }),
+      "ack timeout",
+    ),
   );
 
-  // w2 reconnects in time; w1 never does and is disconnected silence_timeout after the restart.
-  const w2 = await h.connect("w2");
+  // w1 never reconnects and is disconnected silence_timeout after the restart.
   const graceEnds = restartedAt + SILENCE_MS;
   while (fake.now + PING_MS < graceEnds) {
     await h.advance(PING_MS);
@@ -538,7 +568,7 @@ Deno.test("a restarted manager keeps tasks, workers and acknowledgement deadline
   assert.equal((await h.task(t2.id)).state, "scheduled");
 });
 
-Deno.test("an acknowledgement deadline that passed while no manager ran fires at start", async () => {
+Deno.test("an acknowledgement deadline that passed while no manager ran fires once a worker is heard", async () => {
   const store = createMemoryStore();
   const fake = createClock(START);
   let task: TaskRecord;
@@ -550,13 +580,20 @@ Deno.test("an acknowledgement deadline that passed while no manager ran fires at
   fake.tick(10 * ACK_MS);
   await using h = await Harness.start(store.reopen(), fake);
   await h.settle();
+  // No worker is heard yet: the manager suspects itself and gives nothing up.
+  assert.equal((await h.task(task.id)).state, "pending");
+  await h.connect("w2");
+  await h.advance(ACK_MS);
   assert.deepEqual(
     await h.task(task.id),
-    pending(task.id, "w1", {
-      state: "dead",
-      deadReason: "worker w1 did not acknowledge within 2s",
-      finishedAt: START + 10 * ACK_MS,
-    }),
+    ended(
+      pending(task.id, "w1", {
+        state: "dead",
+        deadReason: "worker w1 did not acknowledge within 2s",
+        finishedAt: START + 11 * ACK_MS,
+      }),
+      "ack timeout",
+    ),
   );
 });
 
@@ -794,4 +831,119 @@ Deno.test("logs of a task whose worker is gone are the stored tail", async () =>
   assert.equal(await read(false, 0), "a\nb\nc\n");
   assert.equal(await read(false, 2), "b\nc\n");
   assert.equal(await read(true, 0), "e\n");
+});
+
+/** Advances time in ping steps, keeping the given sessions heard. */
+async function keepHearing(h: Harness, ms: number, ...alive: Recorded[]): Promise<void> {
+  for (let left = ms; left > 0; left -= PING_MS) {
+    await h.advance(Math.min(PING_MS, left));
+    for (const r of alive) h.manager.heard(r.session);
+  }
+}
+
+Deno.test("disconnected is not lost: tasks stay scheduled until lost_timeout", async () => {
+  await using h = await Harness.start();
+  const w1 = await h.connect("w1");
+  const w2 = await h.connect("w2");
+  const [task] = await h.manager.schedule([ECHO]);
+  await h.manager.acknowledge(w1.session, task.id, 1);
+  await keepHearing(h, SILENCE_MS + PING_MS, w2); // w1 falls silent
+  assert.equal(h.worker("w1")?.state, "disconnected");
+  const disconnectedAt = h.worker("w1")!.disconnectedAt!;
+  assert.equal((await h.task(task.id)).state, "scheduled");
+  await keepHearing(h, disconnectedAt + LOST_MS - h.fake.now - PING_MS, w2);
+  assert.equal((await h.task(task.id)).state, "scheduled", "not yet");
+  await keepHearing(h, 2 * PING_MS, w2);
+  const lost = await h.task(task.id);
+  assert.equal(lost.state, "dead");
+  assert.equal(lost.deadReason, "lost");
+  assert.match(lost.attempts![0].outcome, /lost: worker w1 disconnected for more than 10s/);
+});
+
+Deno.test("a lost task with retries is placed again elsewhere, never on two at once", async () => {
+  await using h = await Harness.start();
+  const w1 = await h.connect("w1");
+  const w2 = await h.connect("w2");
+  const [task] = await h.manager.schedule([{ ...ECHO, retries: 2, retryBackoffMs: 500 }]);
+  await h.manager.acknowledge(w1.session, task.id, 1);
+  await keepHearing(h, SILENCE_MS + PING_MS + LOST_MS + PING_MS, w2);
+  const retried = await h.task(task.id);
+  assert.equal(retried.state, "pending", "waiting out its backoff, or already placed");
+  await keepHearing(h, 1000, w2);
+  const placed = await h.task(task.id);
+  assert.deepEqual([placed.workerId, placed.attempt], ["w2", 2]);
+  assert.deepEqual(runs(w2).map((r) => [r.taskId, r.attempt]), [[task.id, 2]]);
+  // The first attempt's late result is refused: it cannot overwrite the second attempt.
+  await assert.rejects(h.manager.report(exited(task.id, "w1", 0, 1)), FailedPreconditionError);
+  await h.manager.report(exited(task.id, "w2", 0, 2));
+  const done = await h.task(task.id);
+  assert.equal(done.state, "done");
+  assert.deepEqual(done.attempts!.map((a) => [a.attempt, a.workerId, a.outcome.split(":")[0]]), [
+    [1, "w1", "lost"],
+    [2, "w2", "exit code 0"],
+  ]);
+});
+
+Deno.test("when every worker is silent, nothing is given up; deadlines restart after", async () => {
+  await using h = await Harness.start();
+  const w1 = await h.connect("w1");
+  await h.connect("w2");
+  const [task] = await h.manager.schedule([ECHO]);
+  await h.manager.acknowledge(w1.session, task.id, 1);
+  await keepHearing(h, SILENCE_MS + LOST_MS + 5 * PING_MS); // everyone silent
+  assert.equal(h.worker("w1")?.state, "disconnected");
+  assert.equal(h.worker("w2")?.state, "disconnected");
+  assert.equal((await h.task(task.id)).state, "scheduled", "the manager suspects itself");
+  const back = await h.connect("w2");
+  await keepHearing(h, LOST_MS - PING_MS, back);
+  assert.equal((await h.task(task.id)).state, "scheduled", "a fresh lost_timeout from then");
+  await keepHearing(h, 3 * PING_MS, back);
+  assert.equal((await h.task(task.id)).deadReason, "lost");
+});
+
+Deno.test("a worker that comes back reconciles: unknown attempts lost, stale ones stopped", async () => {
+  await using h = await Harness.start();
+  const w1 = await h.connect("w1");
+  const [known, unknown, reported, unacked] = await h.manager.schedule([ECHO, ECHO, ECHO, ECHO]);
+  for (const t of [known, unknown, reported]) await h.manager.acknowledge(w1.session, t.id, 1);
+  await h.manager.closeSession(w1.session, "cut");
+  const again = await h.connect("w1", {
+    running: [
+      { taskId: known.id, attempt: 1 },
+      { taskId: unacked.id, attempt: 1 },
+      { taskId: "someone-elses", attempt: 4 },
+    ],
+    unreported: [{ taskId: reported.id, attempt: 1 }],
+  });
+  assert.equal((await h.task(known.id)).state, "scheduled");
+  assert.equal((await h.task(unacked.id)).state, "scheduled", "its lost ack is made good");
+  assert.equal((await h.task(reported.id)).state, "scheduled", "its result is on its way");
+  const lost = await h.task(unknown.id);
+  assert.deepEqual([lost.state, lost.deadReason], ["dead", "lost"]);
+  assert.deepEqual(kinds(again).slice(0, 2), ["welcome", "cancel"]);
+  assert.deepEqual(cancels(again), [{ taskId: "someone-elses", attempt: 4 }]);
+});
+
+Deno.test("a worker that restarted reports what it lost; the task is retried or dead", async () => {
+  await using h = await Harness.start();
+  const w1 = await h.connect("w1");
+  const [once, twice] = await h.manager.schedule([ECHO, { ...ECHO, retries: 1 }]);
+  for (const t of [once, twice]) await h.manager.acknowledge(w1.session, t.id, 1);
+  const abandoned = (taskId: string): TaskReport => ({
+    workerId: "w1",
+    taskId,
+    attempt: 1,
+    outcome: { kind: "abandoned", error: "its process was killed" },
+    output: { stdout: "partial\n", stderr: "", stdoutTruncated: false, stderrTruncated: false },
+  });
+  await h.manager.report(abandoned(once.id));
+  const dead = await h.task(once.id);
+  assert.deepEqual([dead.state, dead.deadReason, dead.stdout], [
+    "dead",
+    "worker restarted: its process was killed",
+    "partial\n",
+  ]);
+  await h.manager.report(abandoned(twice.id));
+  assert.equal((await h.task(twice.id)).state, "pending");
+  await h.manager.report(abandoned(once.id)); // the same report again: accepted, no change
 });

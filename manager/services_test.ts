@@ -340,7 +340,7 @@ Deno.test("SetTask needs an outcome and refuses stale reports", async () => {
   await rejectsWithCode(
     s.worker.setTask({ workerId: "w1", taskId: "t1", attempt: 1 }),
     Code.InvalidArgument,
-    "outcome is required: exited or start_error",
+    "outcome is required: exited, start_error or abandoned",
   );
   await rejectsWithCode(
     s.worker.setTask({

@@ -50,6 +50,9 @@ export function createWorkerService(
           hostname: hello.hostname,
           capabilities: capabilitiesToDomain(hello.capabilities),
           version: hello.version,
+        }, {
+          running: hello.running.map(({ taskId, attempt }) => ({ taskId, attempt })),
+          unreported: hello.unreported.map(({ taskId, attempt }) => ({ taskId, attempt })),
         });
       } catch (e) {
         throw toConnectError(e, log, "Connect");
@@ -75,9 +78,14 @@ export function createWorkerService(
         }
         : req.outcome.case === "startError"
         ? { kind: "start_failed", error: req.outcome.value }
+        : req.outcome.case === "abandoned"
+        ? { kind: "abandoned", error: req.outcome.value }
         : undefined;
       if (!outcome) {
-        throw new ConnectError("outcome is required: exited or start_error", Code.InvalidArgument);
+        throw new ConnectError(
+          "outcome is required: exited, start_error or abandoned",
+          Code.InvalidArgument,
+        );
       }
       try {
         await manager.report({

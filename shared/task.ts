@@ -11,6 +11,23 @@ export interface TaskSpec {
   cwd?: string;
   timeoutMs?: number;
   killTimeoutMs?: number;
+  /** How many more times to place the task when an attempt fails. */
+  retries?: number;
+  /** Wait before the first retry, doubling for each further one. */
+  retryBackoffMs?: number;
+  /** Also retry when the process exits non-zero. */
+  retryOnFailure?: boolean;
+}
+
+/** One attempt at running a task, as it ended. */
+export interface AttemptRecord {
+  attempt: number;
+  workerId: string;
+  assignedAt?: number;
+  scheduledAt?: number;
+  finishedAt: number;
+  /** How it ended, in plain words: "exit code 3", "ack timeout", "lost", ... */
+  outcome: string;
 }
 
 /** Final states never change again. */
@@ -45,6 +62,13 @@ export interface TaskRecord {
   killTimeoutMs?: number;
   /** When an operator asked to cancel the running task (it is dead once its process is gone). */
   cancelRequestedAt?: number;
+  retries?: number;
+  retryBackoffMs?: number;
+  retryOnFailure?: boolean;
+  /** Every attempt that ended, oldest first. */
+  attempts?: AttemptRecord[];
+  /** When a task waiting to be retried is placed again. */
+  retryAt?: number;
   /** Times are milliseconds since the epoch on the manager's clock. */
   createdAt: number;
   assignedAt?: number;

@@ -4,7 +4,7 @@
  * late report from an old attempt cannot overwrite a newer state.
  */
 import { formatDuration } from "./duration.ts";
-import type { TaskRecord, TaskSpec } from "./task.ts";
+import type { AttemptRecord, TaskRecord, TaskSpec } from "./task.ts";
 
 /** The program's output as the worker captured it (a bounded tail of each stream). */
 export interface TaskOutput {
@@ -31,8 +31,12 @@ export type TaskEvent =
   }
   /** The worker could not start the process. */
   | { type: "start_failed"; workerId: string; attempt: number; error: string; output?: TaskOutput }
+  /** The worker lost track of the process (it restarted while the process ran). */
+  | { type: "abandoned"; workerId: string; attempt: number; error: string; output?: TaskOutput }
   /** The worker did not acknowledge the attempt in time. */
   | { type: "ack_timeout"; attempt: number; timeoutMs: number }
+  /** The attempt's worker was gone for longer than lost_timeout, or no longer knows it. */
+  | { type: "lost"; workerId: string; attempt: number; why: string }
   /** No worker can take the task; `reason` says why. */
   | { type: "unplaceable"; reason: string }
   /** An operator cancelled the task, and no process of it can be running: dead at once. */
@@ -77,8 +81,19 @@ export function newTask(id: string, spec: TaskSpec, now: number): TaskRecord {
   if (spec.cwd) task.cwd = spec.cwd;
   if (spec.timeoutMs !== undefined) task.timeoutMs = spec.timeoutMs;
   if (spec.killTimeoutMs !== undefined) task.killTimeoutMs = spec.killTimeoutMs;
+  if (spec.retries) task.retries = spec.retries;
+  if (spec.retryBackoffMs !== undefined) task.retryBackoffMs = spec.retryBackoffMs;
+  if (spec.retryOnFailure) task.retryOnFailure = true;
   return task;
 }
+
+/** The wait before retry number `retry` (1 for the first): doubling, capped at ten minutes. */
+export function retryDelayMs(retry: number, backoffMs = DEFAULT_RETRY_BACKOFF_MS): number {
+  return Math.min(backoffMs * 2 ** Math.min(Math.max(retry - 1, 0), 30), MAX_RETRY_DELAY_MS);
+}
+
+export const DEFAULT_RETRY_BACKOFF_MS = 1000;
+const MAX_RETRY_DELAY_MS = 10 * 60_000;
 
 export function transition(task: TaskRecord, event: TaskEvent, now: number): TransitionResult {
   switch (event.type) {
@@ -86,12 +101,14 @@ export function transition(task: TaskRecord, event: TaskEvent, now: number): Tra
       if (task.state !== "pending" || isAssigned(task)) {
         return refuse("invalid_state", `task ${task.id} is ${describe(task)}; it cannot be placed`);
       }
-      return changed({
+      return changed(withoutUndefined({
         ...task,
         workerId: event.workerId,
         attempt: task.attempt + 1,
         assignedAt: now,
-      });
+        scheduledAt: undefined,
+        retryAt: undefined,
+      }));
 
     case "ack": {
       const stale = checkHolder(task, event.workerId, event.attempt);
@@ -121,17 +138,27 @@ export function transition(task: TaskRecord, event: TaskEvent, now: number): Tra
             : `task ${task.id} is already dead: ${task.deadReason}`,
         );
       }
-      const ended: TaskRecord = {
+      const output: TaskRecord = {
         ...task,
         ...event.output,
-        state,
         exitCode: event.exitCode,
         scheduledAt: task.scheduledAt ?? now,
-        finishedAt: now,
       };
-      if (event.signal) ended.signal = event.signal;
-      if (event.stoppedFor) ended.deadReason = event.stoppedFor;
-      return changed(ended);
+      if (event.signal) output.signal = event.signal;
+      else delete output.signal;
+      const outcome = event.signal ? `signal ${event.signal}` : `exit code ${event.exitCode}`;
+      if (event.stoppedFor === "worker stopped") {
+        return changed(retryOrDead(output, now, `${outcome} (worker stopped)`, "worker stopped"));
+      }
+      if (event.stoppedFor) {
+        return changed(
+          endAttempt({ ...output, ...dead(event.stoppedFor, now) }, now, event.stoppedFor),
+        );
+      }
+      if (event.exitCode !== 0 && task.retryOnFailure && retriesLeft(task) > 0) {
+        return changed(retry(output, now, outcome));
+      }
+      return changed(endAttempt({ ...output, state: "done", finishedAt: now }, now, outcome));
     }
 
     case "start_failed": {
@@ -142,20 +169,39 @@ export function transition(task: TaskRecord, event: TaskEvent, now: number): Tra
       if (task.state === "done" || task.state === "dead") {
         return refuse("invalid_state", `task ${task.id} is already ${task.state}`);
       }
-      return changed({ ...task, ...event.output, ...dead(reason, now) });
+      return changed(endAttempt({ ...task, ...event.output, ...dead(reason, now) }, now, reason));
+    }
+
+    case "abandoned": {
+      const stale = checkHolder(task, event.workerId, event.attempt);
+      if (stale) return stale;
+      const reason = `worker restarted: ${event.error}`;
+      if (task.state === "dead" && task.deadReason === reason) return unchanged(task);
+      if (task.state === "done" || task.state === "dead") {
+        return refuse("invalid_state", `task ${task.id} is already ${task.state}`);
+      }
+      return changed(retryOrDead({ ...task, ...event.output }, now, "worker restarted", reason));
     }
 
     case "ack_timeout":
-      if (task.state !== "pending" || task.attempt !== event.attempt) {
+      if (task.state !== "pending" || task.attempt !== event.attempt || !isAssigned(task)) {
         return refuse("stale", `task ${task.id} is no longer waiting for attempt ${event.attempt}`);
       }
-      return changed({
-        ...task,
-        ...dead(
-          `worker ${task.workerId} did not acknowledge within ${formatDuration(event.timeoutMs)}`,
-          now,
-        ),
-      });
+      return changed(retryOrDead(
+        task,
+        now,
+        "ack timeout",
+        `worker ${task.workerId} did not acknowledge within ${formatDuration(event.timeoutMs)}`,
+      ));
+
+    case "lost": {
+      const stale = checkHolder(task, event.workerId, event.attempt);
+      if (stale) return stale;
+      if (task.state === "done" || task.state === "dead") {
+        return refuse("invalid_state", `task ${task.id} is already ${task.state}`);
+      }
+      return changed(retryOrDead(task, now, `lost: ${event.why}`, "lost"));
+    }
 
     case "unplaceable":
       if (task.state !== "pending" || isAssigned(task)) {
@@ -167,7 +213,12 @@ export function transition(task: TaskRecord, event: TaskEvent, now: number): Tra
       if (task.state === "done" || task.state === "dead") {
         return refuse("invalid_state", `task ${task.id} is already ${task.state}`);
       }
-      return changed({ ...task, ...dead("cancelled", now) });
+      if (!isAssigned(task)) {
+        return changed(
+          withoutUndefined({ ...task, ...dead("cancelled", now), retryAt: undefined }),
+        );
+      }
+      return changed(endAttempt({ ...task, ...dead("cancelled", now) }, now, "cancelled"));
 
     case "cancel_requested":
       if (task.state === "done" || task.state === "dead") {
@@ -179,6 +230,54 @@ export function transition(task: TaskRecord, event: TaskEvent, now: number): Tra
       if (task.cancelRequestedAt !== undefined) return unchanged(task);
       return changed({ ...task, cancelRequestedAt: now });
   }
+}
+
+/** How many more attempts the task may have after the current one. */
+export function retriesLeft(task: TaskRecord): number {
+  return Math.max(0, (task.retries ?? 0) + 1 - task.attempt);
+}
+
+/** Records the current attempt's end in the task's history. */
+function endAttempt(task: TaskRecord, now: number, outcome: string): TaskRecord {
+  if (!isAssigned(task)) return task;
+  const record: AttemptRecord = withoutUndefined({
+    attempt: task.attempt,
+    workerId: task.workerId!,
+    assignedAt: task.assignedAt,
+    scheduledAt: task.scheduledAt,
+    finishedAt: now,
+    outcome,
+  });
+  return { ...task, attempts: [...(task.attempts ?? []), record] };
+}
+
+/**
+ * A failed attempt: placed again after its backoff when retries are left (and nobody asked to
+ * cancel it), else dead with `reason`.
+ */
+function retryOrDead(task: TaskRecord, now: number, outcome: string, reason: string): TaskRecord {
+  if (task.cancelRequestedAt !== undefined) {
+    return endAttempt({ ...task, ...dead("cancelled", now) }, now, outcome);
+  }
+  if (retriesLeft(task) > 0) return retry(task, now, outcome);
+  return endAttempt({ ...task, ...dead(reason, now) }, now, outcome);
+}
+
+function retry(task: TaskRecord, now: number, outcome: string): TaskRecord {
+  const ended = endAttempt(task, now, outcome);
+  return withoutUndefined({
+    ...ended,
+    state: "pending",
+    workerId: undefined,
+    assignedAt: undefined,
+    scheduledAt: undefined,
+    retryAt: now + retryDelayMs(task.attempt, task.retryBackoffMs),
+  });
+}
+
+/** Drops keys set to undefined, so records compare and store the same however they were made. */
+function withoutUndefined<T extends object>(value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
 }
 
 /** Pending tasks are assigned once a worker has been chosen for the current attempt. */

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { TaskRecord } from "./task.ts";
-import { newTask, type TaskEvent, transition } from "./task_machine.ts";
+import { newTask, retryDelayMs, type TaskEvent, transition } from "./task_machine.ts";
 
 const NOW = 1_000_000;
 const LATER = NOW + 500;
@@ -53,6 +53,8 @@ const events: Record<string, TaskEvent> = {
   "unplaceable": { type: "unplaceable", reason: "no worker is connected" },
   "cancel": { type: "cancel" },
   "cancel_requested": { type: "cancel_requested" },
+  "lost w1#1": { type: "lost", workerId: "w1", attempt: 1, why: "gone" },
+  "abandoned w1#1": { type: "abandoned", workerId: "w1", attempt: 1, error: "killed" },
   "exited w1#1 after deadline": {
     type: "exited",
     workerId: "w1",
@@ -75,6 +77,8 @@ const table: Record<string, Record<string, string>> = {
     "unplaceable": "dead",
     "cancel": "dead",
     "cancel_requested": "invalid_state",
+    "lost w1#1": "stale",
+    "abandoned w1#1": "stale",
     "exited w1#1 after deadline": "stale",
   },
   "pending, sent to w1": {
@@ -86,6 +90,8 @@ const table: Record<string, Record<string, string>> = {
     "unplaceable": "invalid_state",
     "cancel": "dead",
     "cancel_requested": "pending",
+    "lost w1#1": "dead",
+    "abandoned w1#1": "dead",
     "exited w1#1 after deadline": "dead",
   },
   "scheduled on w1": {
@@ -97,6 +103,8 @@ const table: Record<string, Record<string, string>> = {
     "unplaceable": "invalid_state",
     "cancel": "dead",
     "cancel_requested": "scheduled",
+    "lost w1#1": "dead",
+    "abandoned w1#1": "dead",
     "exited w1#1 after deadline": "dead",
   },
   "done on w1 with 0": {
@@ -108,6 +116,8 @@ const table: Record<string, Record<string, string>> = {
     "unplaceable": "invalid_state",
     "cancel": "invalid_state",
     "cancel_requested": "invalid_state",
+    "lost w1#1": "invalid_state",
+    "abandoned w1#1": "invalid_state",
     "exited w1#1 after deadline": "invalid_state",
   },
   "dead": {
@@ -119,6 +129,8 @@ const table: Record<string, Record<string, string>> = {
     "unplaceable": "invalid_state",
     "cancel": "invalid_state",
     "cancel_requested": "invalid_state",
+    "lost w1#1": "invalid_state",
+    "abandoned w1#1": "invalid_state",
     "exited w1#1 after deadline": "invalid_state",
   },
 };
@@ -255,4 +267,99 @@ Deno.test("dead reasons say why", () => {
   assert.ok(cancelled.ok);
   assert.equal(cancelled.task.deadReason, "cancelled");
   assert.equal(cancelled.task.finishedAt, LATER);
+});
+
+const retrying = (retries: number, extra: Partial<TaskRecord> = {}): TaskRecord => ({
+  ...situations["scheduled on w1"],
+  retries,
+  retryBackoffMs: 1000,
+  ...extra,
+});
+
+Deno.test("a lost attempt with retries left waits its backoff, then can be placed again", () => {
+  const result = transition(retrying(2), events["lost w1#1"], LATER);
+  assert.ok(result.ok);
+  const task = result.task;
+  assert.equal(task.state, "pending");
+  assert.equal(task.workerId, undefined);
+  assert.equal(task.retryAt, LATER + 1000);
+  assert.deepEqual(task.attempts, [{
+    attempt: 1,
+    workerId: "w1",
+    assignedAt: NOW,
+    scheduledAt: NOW,
+    finishedAt: LATER,
+    outcome: "lost: gone",
+  }]);
+  // The old attempt's late report is stale now.
+  const late = transition(task, events["exited w1#1 0"], LATER + 1);
+  assert.equal(late.ok, false);
+  const placed = transition(task, { type: "assign", workerId: "w2" }, LATER + 1000);
+  assert.ok(placed.ok);
+  assert.deepEqual(
+    [placed.task.attempt, placed.task.workerId, placed.task.retryAt, placed.task.scheduledAt],
+    [2, "w2", undefined, undefined],
+  );
+});
+
+Deno.test("retries run out: the last failure is final", () => {
+  const last = retrying(1, { attempt: 2, attempts: [] });
+  const result = transition(last, { type: "lost", workerId: "w1", attempt: 2, why: "gone" }, LATER);
+  assert.ok(result.ok);
+  assert.equal(result.task.state, "dead");
+  assert.equal(result.task.deadReason, "lost");
+  assert.equal(result.task.attempts?.length, 1);
+});
+
+Deno.test("backoff doubles per retry and is capped", () => {
+  assert.deepEqual([1, 2, 3, 4].map((n) => retryDelayMs(n, 500)), [500, 1000, 2000, 4000]);
+  assert.equal(retryDelayMs(1), 1000, "1s by default");
+  assert.equal(retryDelayMs(40, 1000), 600_000);
+});
+
+Deno.test("a non-zero exit is retried only when the task says so", () => {
+  const failed = { ...events["exited w1#1 0"], exitCode: 2 } as TaskEvent;
+  const plain = transition(retrying(3), failed, LATER);
+  assert.ok(plain.ok);
+  assert.equal(plain.task.state, "done");
+  assert.equal(plain.task.exitCode, 2);
+  const retried = transition(retrying(3, { retryOnFailure: true }), failed, LATER);
+  assert.ok(retried.ok);
+  assert.equal(retried.task.state, "pending");
+  assert.equal(retried.task.attempts?.[0].outcome, "exit code 2");
+  const success = transition(retrying(3, { retryOnFailure: true }), events["exited w1#1 0"], LATER);
+  assert.ok(success.ok);
+  assert.equal(success.task.state, "done");
+});
+
+Deno.test("an ack timeout and a worker restart are retried; a cancel request wins", () => {
+  const sent = { ...situations["pending, sent to w1"], retries: 1 };
+  const timedOut = transition(sent, events["ack_timeout #1"], LATER);
+  assert.ok(timedOut.ok);
+  assert.equal(timedOut.task.state, "pending");
+  assert.equal(timedOut.task.attempts?.[0].outcome, "ack timeout");
+  const restarted = transition(retrying(1), events["abandoned w1#1"], LATER);
+  assert.ok(restarted.ok);
+  assert.equal(restarted.task.state, "pending");
+  const noRetries = transition(situations["scheduled on w1"], events["abandoned w1#1"], LATER);
+  assert.ok(noRetries.ok);
+  assert.equal(noRetries.task.deadReason, "worker restarted: killed");
+  const cancelling = retrying(3, { cancelRequestedAt: NOW });
+  const lost = transition(cancelling, events["lost w1#1"], LATER);
+  assert.ok(lost.ok);
+  assert.equal(lost.task.state, "dead");
+  assert.equal(lost.task.deadReason, "cancelled");
+});
+
+Deno.test("a worker that was stopped has its task retried when retries are left", () => {
+  const stopped = {
+    ...events["exited w1#1 after deadline"],
+    stoppedFor: "worker stopped",
+  } as TaskEvent;
+  const result = transition(retrying(1), stopped, LATER);
+  assert.ok(result.ok);
+  assert.equal(result.task.state, "pending");
+  const deadline = transition(retrying(1), events["exited w1#1 after deadline"], LATER);
+  assert.ok(deadline.ok);
+  assert.equal(deadline.task.state, "dead", "a deadline is not retried");
 });

@@ -20,7 +20,7 @@ import type { Message } from "@bufbuild/protobuf";
  */
 export const file_goschedule_v1_goschedule: GenFile = /*@__PURE__*/
   fileDesc(
-    "Ch5nb3NjaGVkdWxlL3YxL2dvc2NoZWR1bGUucHJvdG8SDWdvc2NoZWR1bGUudjEi7AEKCFRhc2tTcGVjEgsKA2NtZBgBIAEoCRIOCgZwYXJhbXMYAiADKAkSLQoDZW52GAMgAygLMiAuZ29zY2hlZHVsZS52MS5UYXNrU3BlYy5FbnZFbnRyeRILCgNjd2QYBCABKAkSKgoHdGltZW91dBgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIvCgxraWxsX3RpbWVvdXQYBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24aKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASLZBQoEVGFzaxIKCgJpZBgBIAEoCRILCgNjbWQYAiABKAkSDgoGcGFyYW1zGAMgAygJEicKBXN0YXRlGAQgASgOMhguZ29zY2hlZHVsZS52MS5UYXNrU3RhdGUSEQoJd29ya2VyX2lkGAUgASgJEg8KB2F0dGVtcHQYBiABKA0SFgoJZXhpdF9jb2RlGAcgASgFSACIAQESDgoGc3Rkb3V0GAggASgJEg4KBnN0ZGVychgJIAEoCRIYChBzdGRvdXRfdHJ1bmNhdGVkGAogASgIEhgKEHN0ZGVycl90cnVuY2F0ZWQYCyABKAgSEwoLZGVhZF9yZWFzb24YDCABKAkSLgoKY3JlYXRlZF9hdBgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLYXNzaWduZWRfYXQYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDHNjaGVkdWxlZF9hdBgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZmluaXNoZWRfYXQYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBnNpZ25hbBgRIAEoCRIpCgNlbnYYEiADKAsyHC5nb3NjaGVkdWxlLnYxLlRhc2suRW52RW50cnkSCwoDY3dkGBMgASgJEioKB3RpbWVvdXQYFCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLwoMa2lsbF90aW1lb3V0GBUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjcKE2NhbmNlbF9yZXF1ZXN0ZWRfYXQYFiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wGioKCEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCDAoKX2V4aXRfY29kZSJRCgxDYXBhYmlsaXRpZXMSEQoJY3B1X2NvcmVzGAEgASgNEhQKDG1lbW9yeV9ieXRlcxgCIAEoBBIKCgJvcxgDIAEoCRIMCgRhcmNoGAQgASgJItYCCgZXb3JrZXISCgoCaWQYASABKAkSEAoIaG9zdG5hbWUYAiABKAkSDwoHYWRkcmVzcxgDIAEoCRIpCgVzdGF0ZRgEIAEoDjIaLmdvc2NoZWR1bGUudjEuV29ya2VyU3RhdGUSMQoMY2FwYWJpbGl0aWVzGAUgASgLMhsuZ29zY2hlZHVsZS52MS5DYXBhYmlsaXRpZXMSFQoNcnVubmluZ190YXNrcxgGIAEoDRIwCgxjb25uZWN0ZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGxhc3Rfc2Vlbl9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMwoPZGlzY29ubmVjdGVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgd2ZXJzaW9uGAogASgJIiEKEkNhbmNlbFRhc2tzUmVxdWVzdBILCgNpZHMYASADKAkiOQoTQ2FuY2VsVGFza3NSZXNwb25zZRIiCgV0YXNrcxgBIAMoCzITLmdvc2NoZWR1bGUudjEuVGFzayJRCg9UYXNrTG9nc1JlcXVlc3QSCgoCaWQYASABKAkSDgoGZm9sbG93GAIgASgIEg4KBnN0ZGVychgDIAEoCBISCgp0YWlsX2xpbmVzGAQgASgNIiAKEFRhc2tMb2dzUmVzcG9uc2USDAoEZGF0YRgBIAEoDCIUChJMaXN0V29ya2Vyc1JlcXVlc3QiPQoTTGlzdFdvcmtlcnNSZXNwb25zZRImCgd3b3JrZXJzGAEgAygLMhUuZ29zY2hlZHVsZS52MS5Xb3JrZXIiYgoQTGlzdFRhc2tzUmVxdWVzdBInCgVzdGF0ZRgBIAEoDjIYLmdvc2NoZWR1bGUudjEuVGFza1N0YXRlEhEKCXBhZ2Vfc2l6ZRgCIAEoDRISCgpwYWdlX3Rva2VuGAMgASgJIlAKEUxpc3RUYXNrc1Jlc3BvbnNlEiIKBXRhc2tzGAEgAygLMhMuZ29zY2hlZHVsZS52MS5UYXNrEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIcCg5HZXRUYXNrUmVxdWVzdBIKCgJpZBgBIAEoCSI0Cg9HZXRUYXNrUmVzcG9uc2USIQoEdGFzaxgBIAEoCzITLmdvc2NoZWR1bGUudjEuVGFzayI+ChRTY2hlZHVsZVRhc2tzUmVxdWVzdBImCgV0YXNrcxgBIAMoCzIXLmdvc2NoZWR1bGUudjEuVGFza1NwZWMiOwoVU2NoZWR1bGVUYXNrc1Jlc3BvbnNlEiIKBXRhc2tzGAEgAygLMhMuZ29zY2hlZHVsZS52MS5UYXNrIrgBCg5Db25uZWN0UmVxdWVzdBIlCgVoZWxsbxgBIAEoCzIULmdvc2NoZWR1bGUudjEuSGVsbG9IABIjCgRwb25nGAIgASgLMhMuZ29zY2hlZHVsZS52MS5Qb25nSAASJQoDYWNrGAMgASgLMhYuZ29zY2hlZHVsZS52MS5UYXNrQWNrSAASLAoJbG9nX2NodW5rGAQgASgLMhcuZ29zY2hlZHVsZS52MS5Mb2dDaHVua0gAQgUKA21zZyKeAgoPQ29ubmVjdFJlc3BvbnNlEikKB3dlbGNvbWUYASABKAsyFi5nb3NjaGVkdWxlLnYxLldlbGNvbWVIABIjCgRwaW5nGAIgASgLMhMuZ29zY2hlZHVsZS52MS5QaW5nSAASJQoDcnVuGAMgASgLMhYuZ29zY2hlZHVsZS52MS5SdW5UYXNrSAASKwoGY2FuY2VsGAQgASgLMhkuZ29zY2hlZHVsZS52MS5DYW5jZWxUYXNrSAASMAoLbG9nX3JlcXVlc3QYBSABKAsyGS5nb3NjaGVkdWxlLnYxLkxvZ1JlcXVlc3RIABIuCgpsb2dfY2FuY2VsGAYgASgLMhguZ29zY2hlZHVsZS52MS5Mb2dDYW5jZWxIAEIFCgNtc2cicAoFSGVsbG8SEQoJd29ya2VyX2lkGAEgASgJEhAKCGhvc3RuYW1lGAIgASgJEjEKDGNhcGFiaWxpdGllcxgDIAEoCzIbLmdvc2NoZWR1bGUudjEuQ2FwYWJpbGl0aWVzEg8KB3ZlcnNpb24YBCABKAkiIwoHV2VsY29tZRIYChBwaW5nX2ludGVydmFsX21zGAEgASgNIhMKBFBpbmcSCwoDc2VxGAEgASgEIhMKBFBvbmcSCwoDc2VxGAEgASgEIowCCgdSdW5UYXNrEg8KB3Rhc2tfaWQYASABKAkSDwoHYXR0ZW1wdBgCIAEoDRILCgNjbWQYAyABKAkSDgoGcGFyYW1zGAQgAygJEiwKA2VudhgFIAMoCzIfLmdvc2NoZWR1bGUudjEuUnVuVGFzay5FbnZFbnRyeRILCgNjd2QYBiABKAkSKgoHdGltZW91dBgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIvCgxraWxsX3RpbWVvdXQYCCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24aKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIuCgpDYW5jZWxUYXNrEg8KB3Rhc2tfaWQYASABKAkSDwoHYXR0ZW1wdBgCIAEoDSJ2CgpMb2dSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAQSDwoHdGFza19pZBgCIAEoCRIPCgdhdHRlbXB0GAMgASgNEg4KBmZvbGxvdxgEIAEoCBIOCgZzdGRlcnIYBSABKAgSEgoKdGFpbF9saW5lcxgGIAEoDSIfCglMb2dDYW5jZWwSEgoKcmVxdWVzdF9pZBgBIAEoBCJICghMb2dDaHVuaxISCgpyZXF1ZXN0X2lkGAEgASgEEgwKBGRhdGEYAiABKAwSCwoDZW9mGAMgASgIEg0KBWVycm9yGAQgASgJIisKB1Rhc2tBY2sSDwoHdGFza19pZBgBIAEoCRIPCgdhdHRlbXB0GAIgASgNIvYCCg5TZXRUYXNrUmVxdWVzdBIRCgl3b3JrZXJfaWQYASABKAkSDwoHdGFza19pZBgCIAEoCRIPCgdhdHRlbXB0GAMgASgNEicKBmV4aXRlZBgEIAEoCzIVLmdvc2NoZWR1bGUudjEuRXhpdGVkSAASFQoLc3RhcnRfZXJyb3IYBSABKAlIABIOCgZzdGRvdXQYBiABKAkSDgoGc3RkZXJyGAcgASgJEhgKEHN0ZG91dF90cnVuY2F0ZWQYCCABKAgSGAoQc3RkZXJyX3RydW5jYXRlZBgJIAEoCBIuCgpzdGFydGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hlZF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdGVybWluYXRpb24YDCABKA4yGi5nb3NjaGVkdWxlLnYxLlRlcm1pbmF0aW9uQgkKB291dGNvbWUiKwoGRXhpdGVkEhEKCWV4aXRfY29kZRgBIAEoBRIOCgZzaWduYWwYAiABKAkiEQoPU2V0VGFza1Jlc3BvbnNlKoMBCglUYXNrU3RhdGUSGgoWVEFTS19TVEFURV9VTlNQRUNJRklFRBAAEhYKElRBU0tfU1RBVEVfUEVORElORxABEhgKFFRBU0tfU1RBVEVfU0NIRURVTEVEEAISEwoPVEFTS19TVEFURV9ET05FEAMSEwoPVEFTS19TVEFURV9ERUFEEAQqZgoLV29ya2VyU3RhdGUSHAoYV09SS0VSX1NUQVRFX1VOU1BFQ0lGSUVEEAASGgoWV09SS0VSX1NUQVRFX0NPTk5FQ1RFRBABEh0KGVdPUktFUl9TVEFURV9ESVNDT05ORUNURUQQAiqJAQoLVGVybWluYXRpb24SGwoXVEVSTUlOQVRJT05fVU5TUEVDSUZJRUQQABIZChVURVJNSU5BVElPTl9DQU5DRUxMRUQQARIhCh1URVJNSU5BVElPTl9ERUFETElORV9FWENFRURFRBACEh8KG1RFUk1JTkFUSU9OX1dPUktFUl9TVE9QUElORxADMoIECg9PcGVyYXRvclNlcnZpY2USVAoLTGlzdFdvcmtlcnMSIS5nb3NjaGVkdWxlLnYxLkxpc3RXb3JrZXJzUmVxdWVzdBoiLmdvc2NoZWR1bGUudjEuTGlzdFdvcmtlcnNSZXNwb25zZRJOCglMaXN0VGFza3MSHy5nb3NjaGVkdWxlLnYxLkxpc3RUYXNrc1JlcXVlc3QaIC5nb3NjaGVkdWxlLnYxLkxpc3RUYXNrc1Jlc3BvbnNlEkgKB0dldFRhc2sSHS5nb3NjaGVkdWxlLnYxLkdldFRhc2tSZXF1ZXN0Gh4uZ29zY2hlZHVsZS52MS5HZXRUYXNrUmVzcG9uc2USWgoNU2NoZWR1bGVUYXNrcxIjLmdvc2NoZWR1bGUudjEuU2NoZWR1bGVUYXNrc1JlcXVlc3QaJC5nb3NjaGVkdWxlLnYxLlNjaGVkdWxlVGFza3NSZXNwb25zZRJUCgtDYW5jZWxUYXNrcxIhLmdvc2NoZWR1bGUudjEuQ2FuY2VsVGFza3NSZXF1ZXN0GiIuZ29zY2hlZHVsZS52MS5DYW5jZWxUYXNrc1Jlc3BvbnNlEk0KCFRhc2tMb2dzEh4uZ29zY2hlZHVsZS52MS5UYXNrTG9nc1JlcXVlc3QaHy5nb3NjaGVkdWxlLnYxLlRhc2tMb2dzUmVzcG9uc2UwATKnAQoNV29ya2VyU2VydmljZRJMCgdDb25uZWN0Eh0uZ29zY2hlZHVsZS52MS5Db25uZWN0UmVxdWVzdBoeLmdvc2NoZWR1bGUudjEuQ29ubmVjdFJlc3BvbnNlKAEwARJICgdTZXRUYXNrEh0uZ29zY2hlZHVsZS52MS5TZXRUYXNrUmVxdWVzdBoeLmdvc2NoZWR1bGUudjEuU2V0VGFza1Jlc3BvbnNlYgZwcm90bzM",
+    "Ch5nb3NjaGVkdWxlL3YxL2dvc2NoZWR1bGUucHJvdG8SDWdvc2NoZWR1bGUudjEiyQIKCFRhc2tTcGVjEgsKA2NtZBgBIAEoCRIOCgZwYXJhbXMYAiADKAkSLQoDZW52GAMgAygLMiAuZ29zY2hlZHVsZS52MS5UYXNrU3BlYy5FbnZFbnRyeRILCgNjd2QYBCABKAkSKgoHdGltZW91dBgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIvCgxraWxsX3RpbWVvdXQYBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SDwoHcmV0cmllcxgHIAEoDRIwCg1yZXRyeV9iYWNrb2ZmGAggASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhgKEHJldHJ5X29uX2ZhaWx1cmUYCSABKAgaKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKOBwoEVGFzaxIKCgJpZBgBIAEoCRILCgNjbWQYAiABKAkSDgoGcGFyYW1zGAMgAygJEicKBXN0YXRlGAQgASgOMhguZ29zY2hlZHVsZS52MS5UYXNrU3RhdGUSEQoJd29ya2VyX2lkGAUgASgJEg8KB2F0dGVtcHQYBiABKA0SFgoJZXhpdF9jb2RlGAcgASgFSACIAQESDgoGc3Rkb3V0GAggASgJEg4KBnN0ZGVychgJIAEoCRIYChBzdGRvdXRfdHJ1bmNhdGVkGAogASgIEhgKEHN0ZGVycl90cnVuY2F0ZWQYCyABKAgSEwoLZGVhZF9yZWFzb24YDCABKAkSLgoKY3JlYXRlZF9hdBgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLYXNzaWduZWRfYXQYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDHNjaGVkdWxlZF9hdBgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZmluaXNoZWRfYXQYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBnNpZ25hbBgRIAEoCRIpCgNlbnYYEiADKAsyHC5nb3NjaGVkdWxlLnYxLlRhc2suRW52RW50cnkSCwoDY3dkGBMgASgJEioKB3RpbWVvdXQYFCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLwoMa2lsbF90aW1lb3V0GBUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjcKE2NhbmNlbF9yZXF1ZXN0ZWRfYXQYFiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3JldHJpZXMYFyABKA0SMAoNcmV0cnlfYmFja29mZhgYIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIYChByZXRyeV9vbl9mYWlsdXJlGBkgASgIEigKCGF0dGVtcHRzGBogAygLMhYuZ29zY2hlZHVsZS52MS5BdHRlbXB0EiwKCHJldHJ5X2F0GBsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgwKCl9leGl0X2NvZGUi0gEKB0F0dGVtcHQSDwoHYXR0ZW1wdBgBIAEoDRIRCgl3b3JrZXJfaWQYAiABKAkSLwoLYXNzaWduZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDHNjaGVkdWxlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZmluaXNoZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB291dGNvbWUYBiABKAkiUQoMQ2FwYWJpbGl0aWVzEhEKCWNwdV9jb3JlcxgBIAEoDRIUCgxtZW1vcnlfYnl0ZXMYAiABKAQSCgoCb3MYAyABKAkSDAoEYXJjaBgEIAEoCSLWAgoGV29ya2VyEgoKAmlkGAEgASgJEhAKCGhvc3RuYW1lGAIgASgJEg8KB2FkZHJlc3MYAyABKAkSKQoFc3RhdGUYBCABKA4yGi5nb3NjaGVkdWxlLnYxLldvcmtlclN0YXRlEjEKDGNhcGFiaWxpdGllcxgFIAEoCzIbLmdvc2NoZWR1bGUudjEuQ2FwYWJpbGl0aWVzEhUKDXJ1bm5pbmdfdGFza3MYBiABKA0SMAoMY29ubmVjdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxsYXN0X3NlZW5fYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjMKD2Rpc2Nvbm5lY3RlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHdmVyc2lvbhgKIAEoCSIhChJDYW5jZWxUYXNrc1JlcXVlc3QSCwoDaWRzGAEgAygJIjkKE0NhbmNlbFRhc2tzUmVzcG9uc2USIgoFdGFza3MYASADKAsyEy5nb3NjaGVkdWxlLnYxLlRhc2siUQoPVGFza0xvZ3NSZXF1ZXN0EgoKAmlkGAEgASgJEg4KBmZvbGxvdxgCIAEoCBIOCgZzdGRlcnIYAyABKAgSEgoKdGFpbF9saW5lcxgEIAEoDSIgChBUYXNrTG9nc1Jlc3BvbnNlEgwKBGRhdGEYASABKAwiFAoSTGlzdFdvcmtlcnNSZXF1ZXN0Ij0KE0xpc3RXb3JrZXJzUmVzcG9uc2USJgoHd29ya2VycxgBIAMoCzIVLmdvc2NoZWR1bGUudjEuV29ya2VyImIKEExpc3RUYXNrc1JlcXVlc3QSJwoFc3RhdGUYASABKA4yGC5nb3NjaGVkdWxlLnYxLlRhc2tTdGF0ZRIRCglwYWdlX3NpemUYAiABKA0SEgoKcGFnZV90b2tlbhgDIAEoCSJQChFMaXN0VGFza3NSZXNwb25zZRIiCgV0YXNrcxgBIAMoCzITLmdvc2NoZWR1bGUudjEuVGFzaxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiHAoOR2V0VGFza1JlcXVlc3QSCgoCaWQYASABKAkiNAoPR2V0VGFza1Jlc3BvbnNlEiEKBHRhc2sYASABKAsyEy5nb3NjaGVkdWxlLnYxLlRhc2siPgoUU2NoZWR1bGVUYXNrc1JlcXVlc3QSJgoFdGFza3MYASADKAsyFy5nb3NjaGVkdWxlLnYxLlRhc2tTcGVjIjsKFVNjaGVkdWxlVGFza3NSZXNwb25zZRIiCgV0YXNrcxgBIAMoCzITLmdvc2NoZWR1bGUudjEuVGFzayK4AQoOQ29ubmVjdFJlcXVlc3QSJQoFaGVsbG8YASABKAsyFC5nb3NjaGVkdWxlLnYxLkhlbGxvSAASIwoEcG9uZxgCIAEoCzITLmdvc2NoZWR1bGUudjEuUG9uZ0gAEiUKA2FjaxgDIAEoCzIWLmdvc2NoZWR1bGUudjEuVGFza0Fja0gAEiwKCWxvZ19jaHVuaxgEIAEoCzIXLmdvc2NoZWR1bGUudjEuTG9nQ2h1bmtIAEIFCgNtc2cingIKD0Nvbm5lY3RSZXNwb25zZRIpCgd3ZWxjb21lGAEgASgLMhYuZ29zY2hlZHVsZS52MS5XZWxjb21lSAASIwoEcGluZxgCIAEoCzITLmdvc2NoZWR1bGUudjEuUGluZ0gAEiUKA3J1bhgDIAEoCzIWLmdvc2NoZWR1bGUudjEuUnVuVGFza0gAEisKBmNhbmNlbBgEIAEoCzIZLmdvc2NoZWR1bGUudjEuQ2FuY2VsVGFza0gAEjAKC2xvZ19yZXF1ZXN0GAUgASgLMhkuZ29zY2hlZHVsZS52MS5Mb2dSZXF1ZXN0SAASLgoKbG9nX2NhbmNlbBgGIAEoCzIYLmdvc2NoZWR1bGUudjEuTG9nQ2FuY2VsSABCBQoDbXNnIsUBCgVIZWxsbxIRCgl3b3JrZXJfaWQYASABKAkSEAoIaG9zdG5hbWUYAiABKAkSMQoMY2FwYWJpbGl0aWVzGAMgASgLMhsuZ29zY2hlZHVsZS52MS5DYXBhYmlsaXRpZXMSDwoHdmVyc2lvbhgEIAEoCRInCgdydW5uaW5nGAUgAygLMhYuZ29zY2hlZHVsZS52MS5UYXNrUmVmEioKCnVucmVwb3J0ZWQYBiADKAsyFi5nb3NjaGVkdWxlLnYxLlRhc2tSZWYiKwoHVGFza1JlZhIPCgd0YXNrX2lkGAEgASgJEg8KB2F0dGVtcHQYAiABKA0iIwoHV2VsY29tZRIYChBwaW5nX2ludGVydmFsX21zGAEgASgNIhMKBFBpbmcSCwoDc2VxGAEgASgEIhMKBFBvbmcSCwoDc2VxGAEgASgEIowCCgdSdW5UYXNrEg8KB3Rhc2tfaWQYASABKAkSDwoHYXR0ZW1wdBgCIAEoDRILCgNjbWQYAyABKAkSDgoGcGFyYW1zGAQgAygJEiwKA2VudhgFIAMoCzIfLmdvc2NoZWR1bGUudjEuUnVuVGFzay5FbnZFbnRyeRILCgNjd2QYBiABKAkSKgoHdGltZW91dBgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIvCgxraWxsX3RpbWVvdXQYCCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24aKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIuCgpDYW5jZWxUYXNrEg8KB3Rhc2tfaWQYASABKAkSDwoHYXR0ZW1wdBgCIAEoDSJ2CgpMb2dSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAQSDwoHdGFza19pZBgCIAEoCRIPCgdhdHRlbXB0GAMgASgNEg4KBmZvbGxvdxgEIAEoCBIOCgZzdGRlcnIYBSABKAgSEgoKdGFpbF9saW5lcxgGIAEoDSIfCglMb2dDYW5jZWwSEgoKcmVxdWVzdF9pZBgBIAEoBCJICghMb2dDaHVuaxISCgpyZXF1ZXN0X2lkGAEgASgEEgwKBGRhdGEYAiABKAwSCwoDZW9mGAMgASgIEg0KBWVycm9yGAQgASgJIisKB1Rhc2tBY2sSDwoHdGFza19pZBgBIAEoCRIPCgdhdHRlbXB0GAIgASgNIosDCg5TZXRUYXNrUmVxdWVzdBIRCgl3b3JrZXJfaWQYASABKAkSDwoHdGFza19pZBgCIAEoCRIPCgdhdHRlbXB0GAMgASgNEicKBmV4aXRlZBgEIAEoCzIVLmdvc2NoZWR1bGUudjEuRXhpdGVkSAASFQoLc3RhcnRfZXJyb3IYBSABKAlIABITCglhYmFuZG9uZWQYDSABKAlIABIOCgZzdGRvdXQYBiABKAkSDgoGc3RkZXJyGAcgASgJEhgKEHN0ZG91dF90cnVuY2F0ZWQYCCABKAgSGAoQc3RkZXJyX3RydW5jYXRlZBgJIAEoCBIuCgpzdGFydGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hlZF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdGVybWluYXRpb24YDCABKA4yGi5nb3NjaGVkdWxlLnYxLlRlcm1pbmF0aW9uQgkKB291dGNvbWUiKwoGRXhpdGVkEhEKCWV4aXRfY29kZRgBIAEoBRIOCgZzaWduYWwYAiABKAkiEQoPU2V0VGFza1Jlc3BvbnNlKoMBCglUYXNrU3RhdGUSGgoWVEFTS19TVEFURV9VTlNQRUNJRklFRBAAEhYKElRBU0tfU1RBVEVfUEVORElORxABEhgKFFRBU0tfU1RBVEVfU0NIRURVTEVEEAISEwoPVEFTS19TVEFURV9ET05FEAMSEwoPVEFTS19TVEFURV9ERUFEEAQqZgoLV29ya2VyU3RhdGUSHAoYV09SS0VSX1NUQVRFX1VOU1BFQ0lGSUVEEAASGgoWV09SS0VSX1NUQVRFX0NPTk5FQ1RFRBABEh0KGVdPUktFUl9TVEFURV9ESVNDT05ORUNURUQQAiqJAQoLVGVybWluYXRpb24SGwoXVEVSTUlOQVRJT05fVU5TUEVDSUZJRUQQABIZChVURVJNSU5BVElPTl9DQU5DRUxMRUQQARIhCh1URVJNSU5BVElPTl9ERUFETElORV9FWENFRURFRBACEh8KG1RFUk1JTkFUSU9OX1dPUktFUl9TVE9QUElORxADMoIECg9PcGVyYXRvclNlcnZpY2USVAoLTGlzdFdvcmtlcnMSIS5nb3NjaGVkdWxlLnYxLkxpc3RXb3JrZXJzUmVxdWVzdBoiLmdvc2NoZWR1bGUudjEuTGlzdFdvcmtlcnNSZXNwb25zZRJOCglMaXN0VGFza3MSHy5nb3NjaGVkdWxlLnYxLkxpc3RUYXNrc1JlcXVlc3QaIC5nb3NjaGVkdWxlLnYxLkxpc3RUYXNrc1Jlc3BvbnNlEkgKB0dldFRhc2sSHS5nb3NjaGVkdWxlLnYxLkdldFRhc2tSZXF1ZXN0Gh4uZ29zY2hlZHVsZS52MS5HZXRUYXNrUmVzcG9uc2USWgoNU2NoZWR1bGVUYXNrcxIjLmdvc2NoZWR1bGUudjEuU2NoZWR1bGVUYXNrc1JlcXVlc3QaJC5nb3NjaGVkdWxlLnYxLlNjaGVkdWxlVGFza3NSZXNwb25zZRJUCgtDYW5jZWxUYXNrcxIhLmdvc2NoZWR1bGUudjEuQ2FuY2VsVGFza3NSZXF1ZXN0GiIuZ29zY2hlZHVsZS52MS5DYW5jZWxUYXNrc1Jlc3BvbnNlEk0KCFRhc2tMb2dzEh4uZ29zY2hlZHVsZS52MS5UYXNrTG9nc1JlcXVlc3QaHy5nb3NjaGVkdWxlLnYxLlRhc2tMb2dzUmVzcG9uc2UwATKnAQoNV29ya2VyU2VydmljZRJMCgdDb25uZWN0Eh0uZ29zY2hlZHVsZS52MS5Db25uZWN0UmVxdWVzdBoeLmdvc2NoZWR1bGUudjEuQ29ubmVjdFJlc3BvbnNlKAEwARJICgdTZXRUYXNrEh0uZ29zY2hlZHVsZS52MS5TZXRUYXNrUmVxdWVzdBoeLmdvc2NoZWR1bGUudjEuU2V0VGFza1Jlc3BvbnNlYgZwcm90bzM",
     [file_google_protobuf_duration, file_google_protobuf_timestamp],
   );
 
@@ -69,6 +69,30 @@ export type TaskSpec = Message<"goschedule.v1.TaskSpec"> & {
    * @generated from field: google.protobuf.Duration kill_timeout = 6;
    */
   killTimeout?: Duration | undefined;
+
+  /**
+   * How many more times to place the task when an attempt fails: no
+   * acknowledgement in time, its worker lost, or (with retry_on_failure) a
+   * non-zero exit. Never on two workers at once.
+   *
+   * @generated from field: uint32 retries = 7;
+   */
+  retries: number;
+
+  /**
+   * The wait before the first retry; it doubles for each further one.
+   * Unset: 1s.
+   *
+   * @generated from field: google.protobuf.Duration retry_backoff = 8;
+   */
+  retryBackoff?: Duration | undefined;
+
+  /**
+   * Also retry when the process exits non-zero.
+   *
+   * @generated from field: bool retry_on_failure = 9;
+   */
+  retryOnFailure: boolean;
 };
 
 /**
@@ -214,6 +238,36 @@ export type Task = Message<"goschedule.v1.Task"> & {
    * @generated from field: google.protobuf.Timestamp cancel_requested_at = 22;
    */
   cancelRequestedAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: uint32 retries = 23;
+   */
+  retries: number;
+
+  /**
+   * @generated from field: google.protobuf.Duration retry_backoff = 24;
+   */
+  retryBackoff?: Duration | undefined;
+
+  /**
+   * @generated from field: bool retry_on_failure = 25;
+   */
+  retryOnFailure: boolean;
+
+  /**
+   * Every attempt that ended, oldest first (the current one is not here
+   * until it ends).
+   *
+   * @generated from field: repeated goschedule.v1.Attempt attempts = 26;
+   */
+  attempts: Attempt[];
+
+  /**
+   * When a pending task waiting to be retried is placed again.
+   *
+   * @generated from field: google.protobuf.Timestamp retry_at = 27;
+   */
+  retryAt?: Timestamp | undefined;
 };
 
 /**
@@ -222,6 +276,53 @@ export type Task = Message<"goschedule.v1.Task"> & {
  */
 export const TaskSchema: GenMessage<Task> = /*@__PURE__*/
   messageDesc(file_goschedule_v1_goschedule, 1);
+
+/**
+ * One attempt at running a task, as it ended.
+ *
+ * @generated from message goschedule.v1.Attempt
+ */
+export type Attempt = Message<"goschedule.v1.Attempt"> & {
+  /**
+   * @generated from field: uint32 attempt = 1;
+   */
+  attempt: number;
+
+  /**
+   * @generated from field: string worker_id = 2;
+   */
+  workerId: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp assigned_at = 3;
+   */
+  assignedAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp scheduled_at = 4;
+   */
+  scheduledAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp finished_at = 5;
+   */
+  finishedAt?: Timestamp | undefined;
+
+  /**
+   * How it ended, in plain words: "exit code 3", "ack timeout", "lost",
+   * "cancelled", ...
+   *
+   * @generated from field: string outcome = 6;
+   */
+  outcome: string;
+};
+
+/**
+ * Describes the message goschedule.v1.Attempt.
+ * Use `create(AttemptSchema)` to create a new message.
+ */
+export const AttemptSchema: GenMessage<Attempt> = /*@__PURE__*/
+  messageDesc(file_goschedule_v1_goschedule, 2);
 
 /**
  * What a worker offers; reported when it connects.
@@ -255,7 +356,7 @@ export type Capabilities = Message<"goschedule.v1.Capabilities"> & {
  * Use `create(CapabilitiesSchema)` to create a new message.
  */
 export const CapabilitiesSchema: GenMessage<Capabilities> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 2);
+  messageDesc(file_goschedule_v1_goschedule, 3);
 
 /**
  * @generated from message goschedule.v1.Worker
@@ -323,7 +424,7 @@ export type Worker = Message<"goschedule.v1.Worker"> & {
  * Use `create(WorkerSchema)` to create a new message.
  */
 export const WorkerSchema: GenMessage<Worker> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 3);
+  messageDesc(file_goschedule_v1_goschedule, 4);
 
 /**
  * @generated from message goschedule.v1.CancelTasksRequest
@@ -340,7 +441,7 @@ export type CancelTasksRequest = Message<"goschedule.v1.CancelTasksRequest"> & {
  * Use `create(CancelTasksRequestSchema)` to create a new message.
  */
 export const CancelTasksRequestSchema: GenMessage<CancelTasksRequest> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 4);
+  messageDesc(file_goschedule_v1_goschedule, 5);
 
 /**
  * @generated from message goschedule.v1.CancelTasksResponse
@@ -359,7 +460,7 @@ export type CancelTasksResponse = Message<"goschedule.v1.CancelTasksResponse"> &
  * Use `create(CancelTasksResponseSchema)` to create a new message.
  */
 export const CancelTasksResponseSchema: GenMessage<CancelTasksResponse> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 5);
+  messageDesc(file_goschedule_v1_goschedule, 6);
 
 /**
  * @generated from message goschedule.v1.TaskLogsRequest
@@ -395,7 +496,7 @@ export type TaskLogsRequest = Message<"goschedule.v1.TaskLogsRequest"> & {
  * Use `create(TaskLogsRequestSchema)` to create a new message.
  */
 export const TaskLogsRequestSchema: GenMessage<TaskLogsRequest> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 6);
+  messageDesc(file_goschedule_v1_goschedule, 7);
 
 /**
  * @generated from message goschedule.v1.TaskLogsResponse
@@ -414,7 +515,7 @@ export type TaskLogsResponse = Message<"goschedule.v1.TaskLogsResponse"> & {
  * Use `create(TaskLogsResponseSchema)` to create a new message.
  */
 export const TaskLogsResponseSchema: GenMessage<TaskLogsResponse> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 7);
+  messageDesc(file_goschedule_v1_goschedule, 8);
 
 /**
  * @generated from message goschedule.v1.ListWorkersRequest
@@ -426,7 +527,7 @@ export type ListWorkersRequest = Message<"goschedule.v1.ListWorkersRequest"> & {
  * Use `create(ListWorkersRequestSchema)` to create a new message.
  */
 export const ListWorkersRequestSchema: GenMessage<ListWorkersRequest> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 8);
+  messageDesc(file_goschedule_v1_goschedule, 9);
 
 /**
  * @generated from message goschedule.v1.ListWorkersResponse
@@ -443,7 +544,7 @@ export type ListWorkersResponse = Message<"goschedule.v1.ListWorkersResponse"> &
  * Use `create(ListWorkersResponseSchema)` to create a new message.
  */
 export const ListWorkersResponseSchema: GenMessage<ListWorkersResponse> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 9);
+  messageDesc(file_goschedule_v1_goschedule, 10);
 
 /**
  * @generated from message goschedule.v1.ListTasksRequest
@@ -476,7 +577,7 @@ export type ListTasksRequest = Message<"goschedule.v1.ListTasksRequest"> & {
  * Use `create(ListTasksRequestSchema)` to create a new message.
  */
 export const ListTasksRequestSchema: GenMessage<ListTasksRequest> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 10);
+  messageDesc(file_goschedule_v1_goschedule, 11);
 
 /**
  * @generated from message goschedule.v1.ListTasksResponse
@@ -502,7 +603,7 @@ export type ListTasksResponse = Message<"goschedule.v1.ListTasksResponse"> & {
  * Use `create(ListTasksResponseSchema)` to create a new message.
  */
 export const ListTasksResponseSchema: GenMessage<ListTasksResponse> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 11);
+  messageDesc(file_goschedule_v1_goschedule, 12);
 
 /**
  * @generated from message goschedule.v1.GetTaskRequest
@@ -519,7 +620,7 @@ export type GetTaskRequest = Message<"goschedule.v1.GetTaskRequest"> & {
  * Use `create(GetTaskRequestSchema)` to create a new message.
  */
 export const GetTaskRequestSchema: GenMessage<GetTaskRequest> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 12);
+  messageDesc(file_goschedule_v1_goschedule, 13);
 
 /**
  * @generated from message goschedule.v1.GetTaskResponse
@@ -536,7 +637,7 @@ export type GetTaskResponse = Message<"goschedule.v1.GetTaskResponse"> & {
  * Use `create(GetTaskResponseSchema)` to create a new message.
  */
 export const GetTaskResponseSchema: GenMessage<GetTaskResponse> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 13);
+  messageDesc(file_goschedule_v1_goschedule, 14);
 
 /**
  * @generated from message goschedule.v1.ScheduleTasksRequest
@@ -553,7 +654,7 @@ export type ScheduleTasksRequest = Message<"goschedule.v1.ScheduleTasksRequest">
  * Use `create(ScheduleTasksRequestSchema)` to create a new message.
  */
 export const ScheduleTasksRequestSchema: GenMessage<ScheduleTasksRequest> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 14);
+  messageDesc(file_goschedule_v1_goschedule, 15);
 
 /**
  * @generated from message goschedule.v1.ScheduleTasksResponse
@@ -572,7 +673,7 @@ export type ScheduleTasksResponse = Message<"goschedule.v1.ScheduleTasksResponse
  * Use `create(ScheduleTasksResponseSchema)` to create a new message.
  */
 export const ScheduleTasksResponseSchema: GenMessage<ScheduleTasksResponse> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 15);
+  messageDesc(file_goschedule_v1_goschedule, 16);
 
 /**
  * @generated from message goschedule.v1.ConnectRequest
@@ -613,7 +714,7 @@ export type ConnectRequest = Message<"goschedule.v1.ConnectRequest"> & {
  * Use `create(ConnectRequestSchema)` to create a new message.
  */
 export const ConnectRequestSchema: GenMessage<ConnectRequest> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 16);
+  messageDesc(file_goschedule_v1_goschedule, 17);
 
 /**
  * @generated from message goschedule.v1.ConnectResponse
@@ -666,7 +767,7 @@ export type ConnectResponse = Message<"goschedule.v1.ConnectResponse"> & {
  * Use `create(ConnectResponseSchema)` to create a new message.
  */
 export const ConnectResponseSchema: GenMessage<ConnectResponse> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 17);
+  messageDesc(file_goschedule_v1_goschedule, 18);
 
 /**
  * @generated from message goschedule.v1.Hello
@@ -691,6 +792,23 @@ export type Hello = Message<"goschedule.v1.Hello"> & {
    * @generated from field: string version = 4;
    */
   version: string;
+
+  /**
+   * The attempts this worker runs now. The manager reconciles: an attempt
+   * it does not give to this worker is cancelled; one it gave but that is in
+   * neither list is lost.
+   *
+   * @generated from field: repeated goschedule.v1.TaskRef running = 5;
+   */
+  running: TaskRef[];
+
+  /**
+   * Attempts that ended whose results are not delivered yet (SetTask
+   * follows for each).
+   *
+   * @generated from field: repeated goschedule.v1.TaskRef unreported = 6;
+   */
+  unreported: TaskRef[];
 };
 
 /**
@@ -698,7 +816,29 @@ export type Hello = Message<"goschedule.v1.Hello"> & {
  * Use `create(HelloSchema)` to create a new message.
  */
 export const HelloSchema: GenMessage<Hello> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 18);
+  messageDesc(file_goschedule_v1_goschedule, 19);
+
+/**
+ * @generated from message goschedule.v1.TaskRef
+ */
+export type TaskRef = Message<"goschedule.v1.TaskRef"> & {
+  /**
+   * @generated from field: string task_id = 1;
+   */
+  taskId: string;
+
+  /**
+   * @generated from field: uint32 attempt = 2;
+   */
+  attempt: number;
+};
+
+/**
+ * Describes the message goschedule.v1.TaskRef.
+ * Use `create(TaskRefSchema)` to create a new message.
+ */
+export const TaskRefSchema: GenMessage<TaskRef> = /*@__PURE__*/
+  messageDesc(file_goschedule_v1_goschedule, 20);
 
 /**
  * @generated from message goschedule.v1.Welcome
@@ -718,7 +858,7 @@ export type Welcome = Message<"goschedule.v1.Welcome"> & {
  * Use `create(WelcomeSchema)` to create a new message.
  */
 export const WelcomeSchema: GenMessage<Welcome> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 19);
+  messageDesc(file_goschedule_v1_goschedule, 21);
 
 /**
  * @generated from message goschedule.v1.Ping
@@ -735,7 +875,7 @@ export type Ping = Message<"goschedule.v1.Ping"> & {
  * Use `create(PingSchema)` to create a new message.
  */
 export const PingSchema: GenMessage<Ping> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 20);
+  messageDesc(file_goschedule_v1_goschedule, 22);
 
 /**
  * @generated from message goschedule.v1.Pong
@@ -752,7 +892,7 @@ export type Pong = Message<"goschedule.v1.Pong"> & {
  * Use `create(PongSchema)` to create a new message.
  */
 export const PongSchema: GenMessage<Pong> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 21);
+  messageDesc(file_goschedule_v1_goschedule, 23);
 
 /**
  * @generated from message goschedule.v1.RunTask
@@ -804,7 +944,7 @@ export type RunTask = Message<"goschedule.v1.RunTask"> & {
  * Use `create(RunTaskSchema)` to create a new message.
  */
 export const RunTaskSchema: GenMessage<RunTask> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 22);
+  messageDesc(file_goschedule_v1_goschedule, 24);
 
 /**
  * Stop the process group of this attempt: SIGTERM, then SIGKILL after the
@@ -829,7 +969,7 @@ export type CancelTask = Message<"goschedule.v1.CancelTask"> & {
  * Use `create(CancelTaskSchema)` to create a new message.
  */
 export const CancelTaskSchema: GenMessage<CancelTask> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 23);
+  messageDesc(file_goschedule_v1_goschedule, 25);
 
 /**
  * Send what this attempt printed as LogChunks tagged with request_id.
@@ -873,7 +1013,7 @@ export type LogRequest = Message<"goschedule.v1.LogRequest"> & {
  * Use `create(LogRequestSchema)` to create a new message.
  */
 export const LogRequestSchema: GenMessage<LogRequest> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 24);
+  messageDesc(file_goschedule_v1_goschedule, 26);
 
 /**
  * The reader went away: stop sending chunks for this request.
@@ -892,7 +1032,7 @@ export type LogCancel = Message<"goschedule.v1.LogCancel"> & {
  * Use `create(LogCancelSchema)` to create a new message.
  */
 export const LogCancelSchema: GenMessage<LogCancel> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 25);
+  messageDesc(file_goschedule_v1_goschedule, 27);
 
 /**
  * @generated from message goschedule.v1.LogChunk
@@ -928,7 +1068,7 @@ export type LogChunk = Message<"goschedule.v1.LogChunk"> & {
  * Use `create(LogChunkSchema)` to create a new message.
  */
 export const LogChunkSchema: GenMessage<LogChunk> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 26);
+  messageDesc(file_goschedule_v1_goschedule, 28);
 
 /**
  * @generated from message goschedule.v1.TaskAck
@@ -950,7 +1090,7 @@ export type TaskAck = Message<"goschedule.v1.TaskAck"> & {
  * Use `create(TaskAckSchema)` to create a new message.
  */
 export const TaskAckSchema: GenMessage<TaskAck> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 27);
+  messageDesc(file_goschedule_v1_goschedule, 29);
 
 /**
  * @generated from message goschedule.v1.SetTaskRequest
@@ -990,6 +1130,15 @@ export type SetTaskRequest = Message<"goschedule.v1.SetTaskRequest"> & {
      */
     value: string;
     case: "startError";
+  } | {
+    /**
+     * The worker lost track of the process (it was restarted while the
+     * process ran, and killed what was left of it); why, in plain words.
+     *
+     * @generated from field: string abandoned = 13;
+     */
+    value: string;
+    case: "abandoned";
   } | { case: undefined; value?: undefined };
 
   /**
@@ -1035,7 +1184,7 @@ export type SetTaskRequest = Message<"goschedule.v1.SetTaskRequest"> & {
  * Use `create(SetTaskRequestSchema)` to create a new message.
  */
 export const SetTaskRequestSchema: GenMessage<SetTaskRequest> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 28);
+  messageDesc(file_goschedule_v1_goschedule, 30);
 
 /**
  * @generated from message goschedule.v1.Exited
@@ -1061,7 +1210,7 @@ export type Exited = Message<"goschedule.v1.Exited"> & {
  * Use `create(ExitedSchema)` to create a new message.
  */
 export const ExitedSchema: GenMessage<Exited> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 29);
+  messageDesc(file_goschedule_v1_goschedule, 31);
 
 /**
  * @generated from message goschedule.v1.SetTaskResponse
@@ -1073,7 +1222,7 @@ export type SetTaskResponse = Message<"goschedule.v1.SetTaskResponse"> & {};
  * Use `create(SetTaskResponseSchema)` to create a new message.
  */
 export const SetTaskResponseSchema: GenMessage<SetTaskResponse> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 30);
+  messageDesc(file_goschedule_v1_goschedule, 32);
 
 /**
  * The life of a task. A task only moves forward:
