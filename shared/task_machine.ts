@@ -213,12 +213,14 @@ export function transition(task: TaskRecord, event: TaskEvent, now: number): Tra
       if (task.state === "done" || task.state === "dead") {
         return refuse("invalid_state", `task ${task.id} is already ${task.state}`);
       }
-      if (!isAssigned(task)) {
-        return changed(
-          withoutUndefined({ ...task, ...dead("cancelled", now), retryAt: undefined }),
-        );
+      {
+        // The request is recorded even when granted at once, so the record says who ended it.
+        const cancelled = { ...task, ...dead("cancelled", now), cancelRequestedAt: now };
+        if (!isAssigned(task)) {
+          return changed(withoutUndefined({ ...cancelled, retryAt: undefined }));
+        }
+        return changed(endAttempt(cancelled, now, "cancelled"));
       }
-      return changed(endAttempt({ ...task, ...dead("cancelled", now) }, now, "cancelled"));
 
     case "cancel_requested":
       if (task.state === "done" || task.state === "dead") {

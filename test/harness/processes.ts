@@ -111,7 +111,13 @@ export interface ManagerSettings {
   pingInterval?: string;
   silenceTimeout?: string;
   ackTimeout?: string;
+  lostTimeout?: string;
   scheduler?: string;
+}
+
+export interface WorkerSettings {
+  /** Where the worker dials; the manager by default (a proxy, to cut its stream). */
+  managerUrl?: string;
 }
 
 export interface CommandResult {
@@ -150,6 +156,7 @@ export class Cluster implements AsyncDisposable {
         `ping_interval: ${settings.pingInterval ?? "500ms"}\n` +
         `silence_timeout: ${settings.silenceTimeout ?? "2s"}\n` +
         `ack_timeout: ${settings.ackTimeout ?? "5s"}\n` +
+        `lost_timeout: ${settings.lostTimeout ?? "2m"}\n` +
         `scheduler: ${settings.scheduler ?? "round-robin"}\n`,
     );
     this.schedctlConfig = await this.writeFile(
@@ -177,10 +184,13 @@ export class Cluster implements AsyncDisposable {
   }
 
   /** Starts a worker with its own state_dir; resolves once the manager lists it connected. */
-  async startWorker(name = `w${this.workers.length + 1}`): Promise<DaemonProcess> {
+  async startWorker(
+    name = `w${this.workers.length + 1}`,
+    settings: WorkerSettings = {},
+  ): Promise<DaemonProcess> {
     const config = await this.writeFile(
       `${name}.yaml`,
-      `manager: ${this.managerUrl}\nstate_dir: ${this.dir}/${name}\nid: ${name}\n` +
+      `manager: ${settings.managerUrl ?? this.managerUrl}\nstate_dir: ${this.dir}/${name}\nid: ${name}\n` +
         `reconnect_max_delay: 1s\noutput_limit: 4KiB\nlog_limit: 32KiB\n`,
     );
     const worker = new DaemonProcess(
