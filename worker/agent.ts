@@ -1,26 +1,46 @@
 /**
  * What the worker does with the tasks it is sent: run each attempt once, with its output in
- * the task's log files, stop it when asked, and hand the result to the outbox. A task sent
- * again (the manager restarted, say) is acknowledged again but not run twice.
+ * the task's log files and its process recorded in state_dir/running while it runs, stop it
+ * when asked, and hand the result to the outbox. A task sent again (the manager restarted, say)
+ * is acknowledged again but not run twice. Nothing here depends on the stream to the manager:
+ * a stream that drops leaves the running attempts and their results alone.
  */
 import type { Logger } from "../shared/log.ts";
-import type {
-  Executor,
-  OutputSinks,
-  ProcessSpec,
-  RunningProcess,
-  Termination,
+import {
+  DEFAULT_KILL_TIMEOUT_MS,
+  type Executor,
+  type OutputSinks,
+  type ProcessSpec,
+  type RunningProcess,
+  type Termination,
 } from "./executor.ts";
 import type { LogStore } from "./log_store.ts";
 import type { ReportOutbox } from "./report_outbox.ts";
+import type { RunningRecords } from "./running_records.ts";
 
 export type RunRequest = ProcessSpec;
+
+/** One attempt at a task (the TaskRef of the protocol). */
+export interface AttemptRef {
+  taskId: string;
+  attempt: number;
+}
 
 export interface AgentOptions {
   executor: Executor;
   outbox: ReportOutbox;
   /** Where each attempt's output is kept; without it, only the report's tail is kept. */
   logs?: LogStore;
+  /**
+   * Where each running process is recorded for the next life of the worker; without it, a
+   * worker killed with SIGKILL leaves its tasks' processes behind, unknown.
+   */
+  records?: RunningRecords;
+  /**
+   * Attempts a previous life of this worker ran (their reports are in the outbox). Sent again,
+   * they are acknowledged but not run a second time.
+   */
+  alreadyRun?: Iterable<AttemptRef>;
   log: Logger;
 }
 
@@ -40,10 +60,19 @@ export class Agent {
 
   constructor(options: AgentOptions) {
     this.#options = options;
+    for (const ref of options.alreadyRun ?? []) this.#remember(attemptKey(ref.taskId, ref.attempt));
   }
 
   get running(): number {
     return this.#running.size;
+  }
+
+  /**
+   * The attempts this worker runs now, from the moment one is received (still starting) until
+   * its report is in the outbox.
+   */
+  runningAttempts(): AttemptRef[] {
+    return [...this.#running.keys()].map(parseAttemptKey);
   }
 
   /** Starts the task unless this attempt is already known; the caller acknowledges. */
@@ -108,6 +137,7 @@ export class Agent {
     const process = executor.start(request, sinks);
     running.process = process;
     if (running.stopBeforeStart) process.stop(running.stopBeforeStart);
+    const recorded = this.#record(request, process);
     const result = await process.result;
     await logs?.finish(request.taskId, request.attempt);
     log.info("task ended", {
@@ -115,10 +145,45 @@ export class Agent {
       attempt: request.attempt,
       ...(result.outcome.kind === "exited"
         ? { exit_code: result.outcome.exitCode, signal: result.outcome.signal }
-        : { error: result.outcome.error }),
+        : result.outcome.kind === "start_failed"
+        ? { error: result.outcome.error }
+        : { abandoned: result.outcome.reason }),
       termination: result.termination,
     });
     await outbox.add({ taskId: request.taskId, attempt: request.attempt, result });
+    // Only now: until the report is safe on disk, a restart must find the process's record.
+    if (await recorded) {
+      await this.#options.records?.remove(request.taskId, request.attempt).catch((e) => {
+        log.warn("cannot remove a task's record from state_dir/running", {
+          task: request.taskId,
+          cause: e,
+        });
+      });
+    }
+  }
+
+  /** Records the process once it exists; resolves to whether there is a record to remove. */
+  async #record(request: RunRequest, process: RunningProcess): Promise<boolean> {
+    const { records, log } = this.#options;
+    if (!records) return false;
+    const spawned = await process.spawned;
+    if (!spawned) return false;
+    try {
+      await records.add({
+        taskId: request.taskId,
+        attempt: request.attempt,
+        pid: spawned.pid,
+        startedAt: spawned.startedAt,
+        killTimeoutMs: request.killTimeoutMs ?? DEFAULT_KILL_TIMEOUT_MS,
+      });
+    } catch (e) {
+      log.warn("cannot record a running task in state_dir/running; a restart would not find it", {
+        task: request.taskId,
+        cause: e,
+      });
+    }
+    // Even after a failed write: a half-done one may have left a file.
+    return true;
   }
 
   #remember(key: string): void {
@@ -132,4 +197,9 @@ export class Agent {
 
 function attemptKey(taskId: string, attempt: number): string {
   return `${taskId}#${attempt}`;
+}
+
+function parseAttemptKey(key: string): AttemptRef {
+  const hash = key.lastIndexOf("#");
+  return { taskId: key.slice(0, hash), attempt: Number(key.slice(hash + 1)) };
 }

@@ -10,8 +10,10 @@ import {
 } from "./executor.ts";
 import { LogStore } from "./log_store.ts";
 import { type LogChunkOut, LogSession } from "./log_session.ts";
+import { readProcStat } from "./proc.ts";
 import { ReportOutbox, type TaskReport } from "./report_outbox.ts";
-import { eventually } from "./test_util.ts";
+import { type RunningRecord, RunningRecords } from "./running_records.ts";
+import { eventually, groupMembers, killGroup } from "./test_util.ts";
 
 /** An executor whose processes end when the test says so, or when stopped. */
 class FakeExecutor implements Executor {
@@ -32,6 +34,8 @@ class FakeExecutor implements Executor {
       ...(stops.length > 0 ? { termination: stops[0] } : {}),
     }));
     return {
+      // No real process: nothing here records it (these tests give the agent no records).
+      spawned: Promise.resolve({ pid: 0, startedAt: 0 }),
       result,
       stop: (termination: Termination) => {
         stops.push(termination);
@@ -46,9 +50,14 @@ interface Fixture {
   reports: TaskReport[];
   logs: LogStore;
   logsDir: string;
+  records: RunningRecords;
 }
 
-async function withAgent(executor: Executor, fn: (f: Fixture) => Promise<void>) {
+async function withAgent(
+  executor: Executor,
+  fn: (f: Fixture) => Promise<void>,
+  more: { alreadyRun?: { taskId: string; attempt: number }[] } = {},
+) {
   const dir = await Deno.makeTempDir();
   const reports: TaskReport[] = [];
   const outbox = new ReportOutbox({
@@ -66,11 +75,13 @@ async function withAgent(executor: Executor, fn: (f: Fixture) => Promise<void>) 
     retentionMs: 3_600_000,
     log: silentLogger,
   });
-  const agent = new Agent({ executor, outbox, logs, log: silentLogger });
+  const records = new RunningRecords({ dir: `${dir}/running`, log: silentLogger });
+  const agent = new Agent({ executor, outbox, logs, records, log: silentLogger, ...more });
   try {
     await outbox.load();
     await logs.start();
-    await fn({ agent, reports, logs, logsDir: `${dir}/logs` });
+    await records.start();
+    await fn({ agent, reports, logs, logsDir: `${dir}/logs`, records });
   } finally {
     await agent.stopAll();
     await outbox.drain(1000);
@@ -176,6 +187,68 @@ Deno.test("a follow receives a running task's lines as it prints them, then eof"
       await eventually(() => reports.length === 1, "the report");
     } finally {
       session.close();
+    }
+  });
+});
+
+Deno.test("an attempt counts as running from its receipt until its report is in the outbox", async () => {
+  const executor = new FakeExecutor();
+  await withAgent(executor, async ({ agent, reports }) => {
+    agent.run(request("t-1", 2));
+    // Still opening its log files: already running as far as the manager is told.
+    assert.deepEqual(agent.runningAttempts(), [{ taskId: "t-1", attempt: 2 }]);
+    await eventually(() => executor.started.length === 1, "the start");
+    executor.started[0].end();
+    await eventually(() => reports.length === 1, "the report");
+    await eventually(() => agent.runningAttempts().length === 0, "the end of the attempt");
+  });
+});
+
+Deno.test("attempts a previous life ran are not run again", async () => {
+  const executor = new FakeExecutor();
+  await withAgent(executor, async ({ agent }) => {
+    agent.run(request("t-old", 3));
+    assert.equal(agent.running, 0);
+    agent.run(request("t-old", 4));
+    await eventually(() => executor.started.length === 1, "the new attempt's start");
+    assert.equal(executor.started[0].spec.attempt, 4);
+  }, { alreadyRun: [{ taskId: "t-old", attempt: 3 }] });
+});
+
+Deno.test("a running process is recorded in state_dir/running until its report is kept", async () => {
+  const executor = createProcessExecutor({ outputLimit: 1024, workerId: "w-test" });
+  await withAgent(executor, async ({ agent, reports, records }) => {
+    let pid: number | undefined;
+    try {
+      agent.run({
+        ...request("t-rec", 2),
+        cmd: "sh",
+        params: ["-c", "sleep 100"],
+        killTimeoutMs: 1500,
+      });
+      let record: RunningRecord | undefined;
+      await eventually(async () => (record = (await records.list())[0]) !== undefined, "record");
+      pid = record!.pid;
+      const stat = await readProcStat(pid);
+      assert.ok(stat, "the recorded pid is a living process");
+      assert.equal(stat.pgrp, pid, "the pid is its own process group");
+      assert.equal(record!.start_time, stat.startTime);
+      assert.equal(record!.task_id, "t-rec");
+      assert.equal(record!.attempt, 2);
+      assert.equal(record!.kill_timeout_ms, 1500);
+      assert.ok(Math.abs(record!.started_at - Date.now()) < 10_000);
+      assert.match(record!.boot_id ?? "", /^[0-9a-f-]{36}$/);
+      const files = [];
+      for await (const entry of Deno.readDir(records.dir)) files.push(entry.name);
+      assert.deepEqual(files, ["t-rec.2.json"]);
+
+      agent.cancel("t-rec", 2);
+      await eventually(() => reports.length === 1, "the report");
+      await eventually(() => agent.running === 0, "the end of the attempt");
+      assert.deepEqual(await records.list(), []);
+      assert.deepEqual(await groupMembers(pid), []);
+    } finally {
+      killGroup(pid);
     }
   });
 });

@@ -1,9 +1,11 @@
 /**
  * The worker's one stream to the manager. It dials out (so it works behind NAT), introduces
- * itself, answers pings, acknowledges, starts and cancels tasks, and serves log requests on
- * the same stream; when the stream drops, or the manager goes quiet for three ping intervals,
- * it ends the log follows of that stream and reconnects with capped exponential backoff and
- * jitter.
+ * itself with what it runs and what it has not reported yet (afresh on every stream, so that
+ * the manager can reconcile after a reconnect or a restart of either side), answers pings,
+ * acknowledges, starts and cancels tasks, and serves log requests on the same stream; when the
+ * stream drops, or the manager goes quiet for three ping intervals, it ends the log follows of
+ * that stream and reconnects with capped exponential backoff and jitter. The running tasks and
+ * their results do not depend on the stream.
  */
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { durationMs } from "@bufbuild/protobuf/wkt";
@@ -11,6 +13,7 @@ import { type Client, ConnectError } from "@connectrpc/connect";
 import { AsyncQueue } from "../shared/async_queue.ts";
 import type {
   ConnectRequestSchema,
+  HelloSchema,
   RunTask,
   WorkerService,
 } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
@@ -19,6 +22,7 @@ import type { Agent, RunRequest } from "./agent.ts";
 import { backoffDelay } from "./backoff.ts";
 import type { LogStore } from "./log_store.ts";
 import { LogSession } from "./log_session.ts";
+import type { ReportOutbox } from "./report_outbox.ts";
 
 type Outgoing = MessageInitShape<typeof ConnectRequestSchema>;
 
@@ -33,14 +37,17 @@ export interface ConnectionOptions {
   client: Client<typeof WorkerService>;
   managerUrl: string;
   intro: Introduction;
-  /** Runs and cancels the tasks the manager sends. */
+  /** Runs and cancels the tasks the manager sends; says what runs, for the Hello. */
   agent: Agent;
+  /**
+   * The results not delivered yet: listed in the Hello, and sent again at once each time a
+   * stream is established.
+   */
+  outbox: ReportOutbox;
   /** Answers the manager's log requests; without it every request gets a "no logs" error. */
   logs?: LogStore;
   log: Logger;
   reconnectMaxDelayMs: number;
-  /** Called each time a stream is established (the outbox retries at once). */
-  onConnected?: () => void;
   random?: () => number;
 }
 
@@ -118,7 +125,7 @@ async function streamOnce(
     watchdog = setTimeout(() => abort.abort(new Error("the manager went quiet")), quietLimit);
   };
   try {
-    send({ msg: { case: "hello", value: options.intro } });
+    send({ msg: { case: "hello", value: hello(options) } });
     rearm();
     const responses = options.client.connect(sent, { signal: abort.signal });
     for await (const message of responses) {
@@ -129,7 +136,7 @@ async function streamOnce(
           quietLimit = Math.max(3 * msg.value.pingIntervalMs, 1000);
           rearm();
           onWelcome();
-          options.onConnected?.();
+          options.outbox.flush();
           break;
         case "ping":
           send({ msg: { case: "pong", value: { seq: msg.value.seq } } });
@@ -177,6 +184,22 @@ async function streamOnce(
     logSession?.close();
     outgoing.close();
   }
+}
+
+/**
+ * The Hello of a new stream. An attempt whose report is already in the outbox is listed as
+ * unreported only (for a moment it is in both sets): the manager expects its SetTask, and has
+ * no process to cancel.
+ */
+export function hello(
+  options: Pick<ConnectionOptions, "intro" | "agent" | "outbox">,
+): MessageInitShape<typeof HelloSchema> {
+  const unreported = options.outbox.unreported();
+  const reported = new Set(unreported.map((r) => `${r.taskId}#${r.attempt}`));
+  const running = options.agent.runningAttempts().filter((r) =>
+    !reported.has(`${r.taskId}#${r.attempt}`)
+  );
+  return { ...options.intro, running, unreported };
 }
 
 /** A RunTask as the agent takes it: durations in milliseconds, unset ones left out. */

@@ -30,7 +30,9 @@ export type Termination = "cancelled" | "deadline_exceeded" | "worker_stopping";
 
 export type ProcessOutcome =
   | { kind: "exited"; exitCode: number; signal?: string }
-  | { kind: "start_failed"; error: string };
+  | { kind: "start_failed"; error: string }
+  /** The worker lost track of the process: it restarted while the process ran. */
+  | { kind: "abandoned"; reason: string };
 
 export interface ProcessResult {
   outcome: ProcessOutcome;
@@ -50,7 +52,16 @@ export interface OutputSinks {
   stderr?: OutputSink;
 }
 
+/** A process that exists: its id, which is also its process group's. */
+export interface Spawned {
+  pid: number;
+  /** When the attempt started (the executor's clock), as its result will say. */
+  startedAt: number;
+}
+
 export interface RunningProcess {
+  /** Settles once the process exists, or with undefined when it could not start. */
+  readonly spawned: Promise<Spawned | undefined>;
   /** Settles once the process has ended and its output is drained. */
   readonly result: Promise<ProcessResult>;
   /**
@@ -116,6 +127,8 @@ export function createProcessExecutor(options: ProcessExecutorOptions): Executor
 
 class ProcessRun implements RunningProcess {
   readonly result: Promise<ProcessResult>;
+  readonly spawned: Promise<Spawned | undefined>;
+  #resolveSpawned!: (spawned: Spawned | undefined) => void;
   readonly #options: ProcessExecutorOptions;
   readonly #spec: ProcessSpec;
   readonly #clock: Clock;
@@ -130,7 +143,10 @@ class ProcessRun implements RunningProcess {
     this.#options = options;
     this.#spec = spec;
     this.#clock = options.clock ?? systemClock;
+    this.spawned = new Promise((resolve) => this.#resolveSpawned = resolve);
     this.result = this.#run(spec, output);
+    // Whatever happened, nobody waits for a spawn forever (a second resolve changes nothing).
+    this.result.finally(() => this.#resolveSpawned(undefined)).catch(() => {});
   }
 
   stop(termination: Termination): void {
@@ -189,6 +205,7 @@ class ProcessRun implements RunningProcess {
     }
 
     const group = child.pid;
+    this.#resolveSpawned({ pid: group, startedAt });
     this.#signalGroup = (signal) => {
       try {
         Deno.kill(-group, signal);

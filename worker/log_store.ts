@@ -4,8 +4,9 @@
  * while the attempt runs and after it ended, until log_retention has passed.
  */
 import type { Logger } from "../shared/log.ts";
+import type { TaskOutput } from "../shared/task_machine.ts";
 import { type Clock, systemClock } from "./clock.ts";
-import { type LogReader, StreamLog } from "./stream_log.ts";
+import { type LogReader, readLogTail, StreamLog } from "./stream_log.ts";
 
 export type StreamName = "stdout" | "stderr";
 
@@ -89,6 +90,27 @@ export class LogStore {
     const logs = await opening;
     await Promise.all([logs.stdout.close(), logs.stderr.close()]);
     this.#live.delete(prefix);
+  }
+
+  /**
+   * The last `limit` bytes of each stream of an attempt whose writer is gone (a previous life
+   * of the worker ran it), for its report. Also removes what a rewrite cut short by the crash
+   * left (the file before the rewrite is whole), so the files read as any ended attempt's.
+   */
+  async abandonedTails(taskId: string, attempt: number, limit: number): Promise<TaskOutput> {
+    const path = (stream: StreamName) =>
+      `${this.#options.dir}/${filePrefix(taskId, attempt)}.${stream}`;
+    for (const stream of ["stdout", "stderr"] as const) {
+      await Deno.remove(`${path(stream)}.tmp`).catch(() => {});
+    }
+    const stdout = await readLogTail(path("stdout"), limit);
+    const stderr = await readLogTail(path("stderr"), limit);
+    return {
+      stdout: stdout.text,
+      stderr: stderr.text,
+      stdoutTruncated: stdout.truncated,
+      stderrTruncated: stderr.truncated,
+    };
   }
 
   /**

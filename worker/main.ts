@@ -6,23 +6,27 @@ import { parseArgs } from "node:util";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { ConfigError } from "../shared/config.ts";
-import { Termination, WorkerService } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
+import { WorkerService } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
 import { createLogger } from "../shared/log.ts";
 import { VERSION } from "../shared/version.ts";
 import { Agent } from "./agent.ts";
 import { loadWorkerConfig, type WorkerConfig } from "./config.ts";
 import { runConnectionLoop } from "./connection.ts";
-import { createProcessExecutor, type Termination as StopReason } from "./executor.ts";
+import { createProcessExecutor } from "./executor.ts";
 import { loadOrCreateWorkerId } from "./identity.ts";
 import { LogStore } from "./log_store.ts";
 import { ReportOutbox } from "./report_outbox.ts";
+import { recoverPreviousLife } from "./restart_recovery.ts";
+import { RunningRecords } from "./running_records.ts";
+import { setTaskRequest } from "./set_task.ts";
 
 const USAGE = `Usage: worker [-f FILE] [-v]
 
 Connects to a go-schedule manager, runs the tasks it is sent (each in its own process
 group, with a minimal environment), keeps their logs in state_dir/logs and reports their
 results. SIGINT or SIGTERM stops the running tasks (SIGTERM, then SIGKILL after each task's
-kill timeout), reports them, and exits.
+kill timeout), reports them, and exits. Started again after it was killed (SIGKILL), it
+kills the processes its previous life left running and reports their tasks as abandoned.
 
 Options:
   -f, --file FILE   the config file (default /etc/go-schedule/worker.yaml)
@@ -32,14 +36,6 @@ Options:
 
 /** How long a stopping worker waits for its last reports to reach the manager. */
 const STOP_REPORT_TIMEOUT_MS = 5000;
-
-/** How a result's termination travels to the manager. */
-const TERMINATIONS: Record<StopReason | "none", Termination> = {
-  none: Termination.UNSPECIFIED,
-  cancelled: Termination.CANCELLED,
-  deadline_exceeded: Termination.DEADLINE_EXCEEDED,
-  worker_stopping: Termination.WORKER_STOPPING,
-};
 
 /** Exit codes: 0 stopped cleanly, 1 could not run, 2 bad arguments or config. */
 export async function main(args: string[]): Promise<number> {
@@ -93,32 +89,35 @@ export async function main(args: string[]): Promise<number> {
     dir: `${config.stateDir}/outbox`,
     log,
     maxRetryDelayMs: config.reconnectMaxDelayMs,
-    send: async ({ taskId, attempt, result }) => {
-      await client.setTask({
-        workerId,
-        taskId,
-        attempt,
-        outcome: result.outcome.kind === "exited"
-          ? {
-            case: "exited",
-            value: { exitCode: result.outcome.exitCode, signal: result.outcome.signal ?? "" },
-          }
-          : { case: "startError", value: result.outcome.error },
-        ...result.output,
-        termination: TERMINATIONS[result.termination ?? "none"],
-      }, { timeoutMs: 10_000 });
+    send: async (report) => {
+      await client.setTask(setTaskRequest(workerId, report), { timeoutMs: 10_000 });
     },
   });
-  const unsent = await outbox.load();
-  if (unsent > 0) log.info("resending results kept from an earlier run", { reports: unsent });
-
   const logs = new LogStore({
     dir: `${config.stateDir}/logs`,
     limit: config.logLimit,
     retentionMs: config.logRetentionMs,
     log,
   });
+  const records = new RunningRecords({ dir: `${config.stateDir}/running`, log });
   try {
+    const unsent = await outbox.load();
+    if (unsent > 0) log.info("resending results kept from an earlier run", { reports: unsent });
+    // Before the log sweep (a quiet task's files may be old) and before the first Hello (which
+    // lists the abandoned attempts as unreported).
+    const found = await recoverPreviousLife({
+      records,
+      outbox,
+      logs,
+      outputLimit: config.outputLimit,
+      log,
+    });
+    if (found.killed + found.ended > 0) {
+      log.info("reported the tasks of the worker's previous life as abandoned", {
+        killed: found.killed,
+        already_ended: found.ended,
+      });
+    }
     await logs.start();
   } catch (e) {
     console.error(`worker: cannot use state_dir ${config.stateDir}: ${(e as Error).message}`);
@@ -128,6 +127,8 @@ export async function main(args: string[]): Promise<number> {
     executor: createProcessExecutor({ outputLimit: config.outputLimit, workerId, log }),
     outbox,
     logs,
+    records,
+    alreadyRun: outbox.unreported(),
     log,
   });
   const stop = new AbortController();
@@ -151,10 +152,10 @@ export async function main(args: string[]): Promise<number> {
       version: VERSION,
     },
     agent,
+    outbox,
     logs,
     log,
     reconnectMaxDelayMs: config.reconnectMaxDelayMs,
-    onConnected: () => outbox.flush(),
   }, stop.signal);
 
   log.info("worker stopping", { running_tasks: agent.running });

@@ -44,6 +44,19 @@ export class ReportOutbox {
     return this.#queue.size;
   }
 
+  /**
+   * The attempts whose reports are here: not delivered yet, or being sent (a report leaves only
+   * once the manager accepted it). Every Hello lists them, so that the manager does not take
+   * an attempt whose result is on its way for lost.
+   */
+  unreported(): { taskId: string; attempt: number }[] {
+    return [...this.#queue.values()].map(({ taskId, attempt }) => ({ taskId, attempt }));
+  }
+
+  has(taskId: string, attempt: number): boolean {
+    return this.#queue.has(fileName({ taskId, attempt }));
+  }
+
   /** Loads the reports a previous run could not deliver, and starts sending them. */
   async load(): Promise<number> {
     await Deno.mkdir(this.#options.dir, { recursive: true });
@@ -140,6 +153,6 @@ export class ReportOutbox {
   }
 }
 
-function fileName(report: TaskReport): string {
+function fileName(report: Pick<TaskReport, "taskId" | "attempt">): string {
   return `${report.taskId}.${report.attempt}.json`;
 }

@@ -32,6 +32,46 @@ export function dropMarker(droppedBytes: number): string {
   return `[go-schedule: ${droppedBytes} bytes dropped]\n`;
 }
 
+/** The kept end of a log file, for a report. */
+export interface LogTail {
+  text: string;
+  /** True when output before the kept part exists, or existed and was dropped. */
+  truncated: boolean;
+}
+
+const MARKER = /^\[go-schedule: \d+ bytes dropped\]\n/;
+
+/**
+ * The last `limit` bytes of output of a log file as text (no drop marker), reading only that
+ * much; invalid UTF-8 becomes U+FFFD, as in a report's tail. A missing file is empty.
+ */
+export async function readLogTail(path: string, limit: number): Promise<LogTail> {
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path, { read: true });
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return { text: "", truncated: false };
+    throw e;
+  }
+  try {
+    const size = (await file.stat()).size;
+    const head = new Uint8Array(Math.min(size, 64));
+    await readFull(file, head);
+    const marker = new TextDecoder().decode(head).match(MARKER)?.[0].length ?? 0;
+    const output = size - marker;
+    const keep = Math.min(limit, output);
+    const tail = new Uint8Array(keep);
+    await file.seek(size - keep, Deno.SeekMode.Start);
+    await readFull(file, tail);
+    return {
+      text: new TextDecoder("utf-8", { fatal: false }).decode(tail),
+      truncated: marker > 0 || output > limit,
+    };
+  } finally {
+    file.close();
+  }
+}
+
 export class StreamLog implements OutputSink {
   readonly #options: StreamLogOptions;
   #file: Deno.FsFile | undefined;

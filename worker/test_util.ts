@@ -1,22 +1,10 @@
 /** Helpers for the worker's tests that run real processes. Not used by the worker itself. */
 import type { OutputSink } from "./executor.ts";
+import { groupMembers as livingGroup } from "./proc.ts";
 
 /** The processes (not zombies) whose process group is `pgid`, from /proc. */
 export async function groupMembers(pgid: number): Promise<number[]> {
-  const members: number[] = [];
-  for await (const entry of Deno.readDir("/proc")) {
-    if (!/^\d+$/.test(entry.name)) continue;
-    let stat: string;
-    try {
-      stat = await Deno.readTextFile(`/proc/${entry.name}/stat`);
-    } catch {
-      continue; // Gone meanwhile.
-    }
-    // "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
-    const [state, , pgrp] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    if (state !== "Z" && Number(pgrp) === pgid) members.push(Number(entry.name));
-  }
-  return members;
+  return (await livingGroup(pgid)).map((p) => p.pid);
 }
 
 /** Kills whatever is left of a process group (test cleanup). */

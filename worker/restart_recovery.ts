@@ -1,0 +1,176 @@
+/**
+ * What a worker does at start, before it connects, about the attempts its previous life was
+ * running when it died (SIGKILL, a crash): it cannot adopt their processes (their output went
+ * to pipes that died with it, and no exit status can be had from a process that is not one's
+ * child), so it kills what is left of each, SIGTERM then SIGKILL as when a task is stopped,
+ * and reports the attempt as abandoned, with the end of its log files as output. The reports
+ * are in the outbox before the first Hello, which lists them as unreported, so the manager
+ * never takes these attempts for lost.
+ */
+import type { Logger } from "../shared/log.ts";
+import { type Clock, systemClock } from "./clock.ts";
+import type { LogStore } from "./log_store.ts";
+import { groupMembers, readBootId, readEnviron, readProcStat } from "./proc.ts";
+import type { ReportOutbox } from "./report_outbox.ts";
+import type { RunningRecord, RunningRecords } from "./running_records.ts";
+
+export interface RecoveryOptions {
+  records: RunningRecords;
+  outbox: ReportOutbox;
+  /** Where the attempts' log files are; their tails become the reports' output. */
+  logs: LogStore;
+  /** Bytes of each stream's tail in a report (output_limit). */
+  outputLimit: number;
+  log: Logger;
+  clock?: Clock;
+  /** The longest wait between SIGTERM and SIGKILL, whatever a task asked; default 10 s. */
+  maxKillWaitMs?: number;
+}
+
+export interface RecoverySummary {
+  /** Attempts whose processes were still there, and were stopped. */
+  killed: number;
+  /** Attempts whose processes had ended with the previous life or since. */
+  ended: number;
+  /** Attempts whose reports the previous life had already put in the outbox. */
+  reported: number;
+}
+
+/**
+ * A task's own kill timeout may be long; a worker that takes minutes to start helps nobody.
+ * The records are handled at the same time, so this bounds the whole start-up.
+ */
+export const MAX_KILL_WAIT_MS = 10_000;
+/** How long processes may take to vanish after SIGKILL before we give up waiting. */
+const AFTER_KILL_WAIT_MS = 2_000;
+const POLL_MS = 50;
+
+/** Why an attempt was abandoned; the manager's dead reason reads "worker restarted: ...". */
+export const ABANDONED_KILLED = "its process was killed";
+export const ABANDONED_ENDED = "its process had already ended";
+
+/** Stops and reports every attempt recorded in state_dir/running, and removes the records. */
+export async function recoverPreviousLife(options: RecoveryOptions): Promise<RecoverySummary> {
+  await options.records.start();
+  const records = await options.records.list();
+  const summary: RecoverySummary = { killed: 0, ended: 0, reported: 0 };
+  // All at once: start-up waits for the slowest, not for the sum.
+  await Promise.all(records.map(async (record) => {
+    summary[await recoverOne(options, record)]++;
+  }));
+  return summary;
+}
+
+async function recoverOne(
+  options: RecoveryOptions,
+  record: RunningRecord,
+): Promise<keyof RecoverySummary> {
+  const { log, outbox, records } = options;
+  const clock = options.clock ?? systemClock;
+  const task = { task: record.task_id, attempt: record.attempt, pid: record.pid };
+  if (outbox.has(record.task_id, record.attempt)) {
+    // The previous life died between keeping the result and removing the record.
+    log.debug("a recorded task of the previous life had its result kept; nothing to do", task);
+    await records.remove(record.task_id, record.attempt);
+    return "reported";
+  }
+
+  const group = await findGroup(record);
+  if (group !== undefined) {
+    log.info("a task of the worker's previous life is still running; stopping it", task);
+    const signal = await stopGroup(group, record, clock, options.maxKillWaitMs ?? MAX_KILL_WAIT_MS);
+    const left = signal === "SIGKILL" ? await waitForGroup(group, clock, AFTER_KILL_WAIT_MS) : 0;
+    if (left > 0) {
+      log.warn("processes of a task of the previous life are still there after SIGKILL", {
+        ...task,
+        processes: left,
+      });
+    } else log.info("stopped a task of the worker's previous life", { ...task, signal });
+  } else {
+    log.info("a task of the worker's previous life had already ended", task);
+  }
+
+  const output = await options.logs.abandonedTails(
+    record.task_id,
+    record.attempt,
+    options.outputLimit,
+  );
+  await outbox.add({
+    taskId: record.task_id,
+    attempt: record.attempt,
+    result: {
+      outcome: {
+        kind: "abandoned",
+        reason: group !== undefined ? ABANDONED_KILLED : ABANDONED_ENDED,
+      },
+      output,
+      startedAt: record.started_at,
+      finishedAt: clock.now(),
+    },
+  });
+  await records.remove(record.task_id, record.attempt);
+  return group !== undefined ? "killed" : "ended";
+}
+
+/**
+ * The process group of the record's attempt when something of it is left, else undefined.
+ * A group's id is its leader's pid, and Linux does not hand that number to a new process while
+ * any member of the group lives; so a leader that is ours (same start time, same boot) means
+ * the whole group is ours, and a pid now used by another process means our group is empty.
+ */
+async function findGroup(record: RunningRecord): Promise<number | undefined> {
+  // Never signal -1 (every process we may signal) or -0 (our own group).
+  if (record.pid <= 1 || record.start_time === null) return undefined;
+  const boot = await readBootId();
+  if (record.boot_id !== null && boot !== undefined && record.boot_id !== boot) return undefined;
+  const leader = await readProcStat(record.pid);
+  if (leader && leader.startTime !== record.start_time) return undefined;
+  const members = await groupMembers(record.pid);
+  if (members.length === 0) return undefined;
+  if (leader) return record.pid;
+  // The leader is gone, its children live on. The number could, in principle, have been
+  // freed and reused by a new group since: take the group for ours only when a member runs
+  // with this attempt's environment.
+  for (const member of members) {
+    const env = await readEnviron(member.pid);
+    if (
+      env?.get("GO_SCHEDULE_TASK_ID") === record.task_id &&
+      env?.get("GO_SCHEDULE_ATTEMPT") === String(record.attempt)
+    ) {
+      return record.pid;
+    }
+  }
+  return undefined;
+}
+
+/** SIGTERM, then SIGKILL when the group is not gone within the kill timeout; the last signal. */
+async function stopGroup(
+  group: number,
+  record: RunningRecord,
+  clock: Clock,
+  maxWaitMs: number,
+): Promise<"SIGTERM" | "SIGKILL"> {
+  signalGroup(group, "SIGTERM");
+  const wait = Math.max(0, Math.min(record.kill_timeout_ms, maxWaitMs));
+  if (await waitForGroup(group, clock, wait) === 0) return "SIGTERM";
+  signalGroup(group, "SIGKILL");
+  return "SIGKILL";
+}
+
+/** Polls /proc until the group has no living member or `ms` passed; how many are left. */
+async function waitForGroup(group: number, clock: Clock, ms: number): Promise<number> {
+  const deadline = clock.now() + ms;
+  for (;;) {
+    const left = (await groupMembers(group)).length;
+    if (left === 0 || clock.now() >= deadline) return left;
+    await new Promise<void>((resolve) => clock.setTimeout(resolve, POLL_MS));
+  }
+}
+
+function signalGroup(group: number, signal: Deno.Signal): void {
+  try {
+    Deno.kill(-group, signal);
+  } catch {
+    // Gone already; or not ours to signal, which the wait that follows shows.
+  }
+}
