@@ -57,6 +57,19 @@ export function formatAgo(ts: Timestamp | undefined, nowMs: number): string {
   return `${formatAge(nowMs - timestampMs(ts))} ago`;
 }
 
+/** "in 2s" for a time ahead of now, else "2s ago" (as formatAgo); "-" when there is none. */
+export function formatFromNow(ts: Timestamp | undefined, nowMs: number): string {
+  if (ts === undefined) return "-";
+  const ahead = timestampMs(ts) - nowMs;
+  return ahead > 0 ? `in ${formatAge(Math.ceil(ahead / 1000) * 1000)}` : formatAgo(ts, nowMs);
+}
+
+/** "2025-01-02T03:04:05.000Z (in 2s)": formatTime for a time that may be ahead of now. */
+export function formatTimeFromNow(ts: Timestamp | undefined, nowMs: number): string {
+  if (ts === undefined) return "-";
+  return `${new Date(timestampMs(ts)).toISOString()} (${formatFromNow(ts, nowMs)})`;
+}
+
 /** "2025-01-02T03:04:05.000Z (2s ago)" for a timestamp, "-" when there is none. */
 export function formatTime(ts: Timestamp | undefined, nowMs: number): string {
   if (ts === undefined) return "-";

@@ -1,6 +1,6 @@
 /**
  * The parts of a task spec that `tasks add` flags and the tasks file share: env, cwd,
- * timeout and kill_timeout, each checked the same way in both places. Pure; a bad value is a
+ * timeout, kill_timeout and the retry settings, each checked the same way in both places. Pure; a bad value is a
  * SpecProblem whose message names it, and the caller says where it came from (a flag, or a
  * file and an entry).
  */
@@ -13,8 +13,11 @@ import { quoted } from "./format.ts";
 /** One task to schedule, as the API's TaskSpec takes it. Unset fields are left out. */
 export type TaskSpecInit =
   & Pick<TaskSpec, "cmd" | "params">
-  & Partial<Pick<TaskSpec, "env" | "cwd">>
-  & { timeout?: Duration; killTimeout?: Duration };
+  & Partial<Pick<TaskSpec, "env" | "cwd" | "retries" | "retryOnFailure">>
+  & { timeout?: Duration; killTimeout?: Duration; retryBackoff?: Duration };
+
+/** The most retries the manager accepts for one task. */
+export const MAX_RETRIES = 100;
 
 /** A value that cannot go into a task spec; the message names the value. */
 export class SpecProblem extends Error {
@@ -91,4 +94,54 @@ export function parseKillTimeout(text: string): Duration {
   } catch (e) {
     throw durationProblem(e);
   }
+}
+
+/** How many more times to place a task whose attempt failed: a whole number 0..100. */
+export function parseRetries(text: string): number {
+  if (!/^\d+$/.test(text)) {
+    throw new SpecProblem(
+      `${quoted(text)} is not a whole number from 0 to ${MAX_RETRIES}, e.g. 3`,
+    );
+  }
+  const n = Number(text);
+  if (n > MAX_RETRIES) {
+    throw new SpecProblem(
+      `${quoted(text)} is more than the maximum of ${MAX_RETRIES} (the manager refuses more)`,
+    );
+  }
+  return n;
+}
+
+/** The wait before the first retry (doubling for each further one): a duration, 0s allowed. */
+export function parseRetryBackoff(text: string): Duration {
+  return parseKillTimeout(text);
+}
+
+/**
+ * A yes/no value of the tasks file, which reads every scalar as text (YAML's failsafe
+ * schema): true or false, as YAML 1.2 spells them (also True, TRUE, False, FALSE).
+ */
+export function parseBoolean(text: string): boolean {
+  if (/^(true|True|TRUE)$/.test(text)) return true;
+  if (/^(false|False|FALSE)$/.test(text)) return false;
+  throw new SpecProblem(`${quoted(text)} is not true or false`);
+}
+
+/**
+ * Retry settings without `retries` mean nothing (the task gets no retry): refused, so that a
+ * forgotten `retries` does not pass unnoticed. Returns the message naming them, or undefined.
+ */
+export function retrySettingsWithoutRetries(
+  spec: Pick<TaskSpecInit, "retries" | "retryBackoff" | "retryOnFailure">,
+  names: { retries: string; backoff: string; onFailure: string; example: string },
+): string | undefined {
+  if (spec.retries !== undefined) return undefined;
+  const given = [
+    spec.retryBackoff === undefined ? undefined : names.backoff,
+    spec.retryOnFailure ? names.onFailure : undefined,
+  ].filter((n) => n !== undefined);
+  if (given.length === 0) return undefined;
+  const verb = given.length === 1 ? "applies" : "apply";
+  return `${given.join(" and ")} only ${verb} with ${names.retries} (how many times to retry), ` +
+    `e.g. ${names.example}`;
 }

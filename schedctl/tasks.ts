@@ -1,6 +1,6 @@
 /** `schedctl tasks`: list, show, schedule, follow and cancel tasks. */
 import { toJson } from "@bufbuild/protobuf";
-import { type Duration, durationMs } from "@bufbuild/protobuf/wkt";
+import { type Duration, durationMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import { formatDuration } from "../shared/duration.ts";
 import { type Task, TaskSchema, TaskState } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
 import { parseCommandArgs, type ParsedArgs } from "./args.ts";
@@ -17,7 +17,9 @@ import {
   formatBytes,
   formatCommand,
   formatExit,
+  formatFromNow,
   formatTime,
+  formatTimeFromNow,
   quoted,
   TASK_STATE_BY_NAME,
   taskStateName,
@@ -26,14 +28,18 @@ import {
 import { formatTable } from "./table.ts";
 import {
   checkCwd,
+  MAX_RETRIES,
   parseEnvAssignment,
   parseKillTimeout,
+  parseRetries,
+  parseRetryBackoff,
   parseTimeout,
+  retrySettingsWithoutRetries,
   SpecProblem,
   type TaskSpecInit,
 } from "./task_spec.ts";
 import { parseTasksFile } from "./tasks_file.ts";
-import { describeEnd, EXIT_DETACHED, waitForTasks } from "./wait.ts";
+import { describeEnd, EXIT_DETACHED, isFinal, waitForTasks } from "./wait.ts";
 
 /** `tasks ls` without --limit or --all shows this many tasks. */
 export const DEFAULT_LIST_LIMIT = 100;
@@ -55,8 +61,9 @@ Commands:
       With -o json: a JSON array of the Task objects.
 
   get ID
-      Show every field of one task as "Key: value" lines (env, cwd, timeouts, when a
-      cancel was requested, ...), then its stdout and stderr.
+      Show every field of one task as "Key: value" lines (env, cwd, timeouts, retries,
+      when a cancel was requested, ...), then its attempts (one row per attempt that
+      ended, and the current one), then its stdout and stderr.
       With -o json: the Task object.
 
   schedule [--wait [--detach-on-interrupt]] -f FILE
@@ -72,6 +79,9 @@ Commands:
             cwd: /tmp               # optional, as --cwd
             timeout: 30s            # optional, as --timeout
             kill_timeout: 5s        # optional, as --kill-timeout
+            retries: 3              # optional, as --retries
+            retry_backoff: 2s       # optional, as --retry-backoff
+            retry_on_failure: true  # optional, as --retry-on-failure
       Values are taken as written: params: [30, 007] passes "30" and "007".
         -f, --file FILE          the tasks file
         --wait                   wait for the tasks to end (see WAITING below)
@@ -89,6 +99,13 @@ Commands:
                                  is killed and dead with reason "deadline exceeded"
         --kill-timeout DUR       grace between SIGTERM and SIGKILL when the task is
                                  stopped (default 10s; 0s: SIGKILL at once)
+        --retries N              place the task again, up to N times (0 to ${MAX_RETRIES}),
+                                 when an attempt fails: no acknowledgement in
+                                 time, its worker lost, restarted or stopped
+        --retry-backoff DUR      wait before the first retry, doubled for each
+                                 further one (default 1s); needs --retries
+        --retry-on-failure       also retry when the process exits non-zero;
+                                 needs --retries
         --wait                   wait for the task to end (see WAITING below)
         --detach-on-interrupt    with --wait: Ctrl-C detaches without asking
 
@@ -117,7 +134,9 @@ WAITING (--wait)
   SIGTERM: 143). A dead task prints "schedctl: task ID is dead: REASON" and exits 128+N
   when a signal ended its process (deadline exceeded, cancelled), else its exit code when
   the process exited non-zero, else 1. If the output stream breaks, schedctl says so and
-  keeps asking the manager for the task's state until it ends.
+  keeps asking the manager for the task's state until it ends. A task that is retried:
+  schedctl says "attempt 1 ended (OUTCOME); waiting for attempt 2", keeps waiting, and
+  streams the output of the new attempt from its start.
   A batch: no output; a progress line on stderr ("3 pending, 2 scheduled, 10 done,
   1 dead"), then the tasks that failed or died. Exit status 0 when every task is done
   with exit code 0, else 1.
@@ -239,10 +258,67 @@ function formatEnv(env: Readonly<Record<string, string>>): string[] {
   return names.map((name) => `${name}=${env[name]}`);
 }
 
+/** The Retries line of `tasks get`: "none", or "2 (backoff 1s, also on failure)". */
+function formatRetries(task: Task): string {
+  if (task.retries === 0) return "none";
+  const backoff = formatSpecDuration(task.retryBackoff, "1s");
+  return `${task.retries} (backoff ${backoff}${task.retryOnFailure ? ", also on failure" : ""})`;
+}
+
+const ATTEMPT_COLUMNS = [
+  { header: "ATTEMPT" },
+  { header: "WORKER" },
+  { header: "ASSIGNED" },
+  { header: "FINISHED" },
+  { header: "OUTCOME" },
+];
+
+/** The row of the attempt a task that is not final is on, or waits for. */
+function currentAttemptRow(task: Task, nowMs: number): string[] {
+  if (task.workerId !== "") {
+    const what = task.state === TaskState.SCHEDULED ? "running" : "sent, not acknowledged yet";
+    const cancel = task.cancelRequestedAt === undefined ? "" : " (cancel requested)";
+    return [
+      String(task.attempt),
+      task.workerId,
+      formatAgo(task.assignedAt, nowMs),
+      "-",
+      what + cancel,
+    ];
+  }
+  const waiting = task.retryAt === undefined
+    ? "waiting to be placed"
+    : timestampMs(task.retryAt) > nowMs
+    ? `retry ${formatFromNow(task.retryAt, nowMs)}`
+    : "retry due";
+  return [String(task.attempt + 1), "-", "-", "-", waiting];
+}
+
+/**
+ * The Attempts section of `tasks get`: a row per attempt that ended, oldest first, then the
+ * current one (or the one the task waits for) unless the task is final. Empty when there is
+ * no row (a task that died before it was ever placed).
+ */
+function attemptsSection(task: Task, nowMs: number): string {
+  const rows = task.attempts.map((a) => [
+    String(a.attempt),
+    a.workerId || "-",
+    formatAgo(a.assignedAt, nowMs),
+    formatAgo(a.finishedAt, nowMs),
+    a.outcome || "-",
+  ]);
+  if (!isFinal(task)) rows.push(currentAttemptRow(task, nowMs));
+  if (rows.length === 0) return "";
+  return "Attempts:\n" + formatTable(ATTEMPT_COLUMNS, rows) + "\n";
+}
+
 /** The keys of `tasks get`, so that values line up the same way for every task. */
 const DETAIL_KEY_WIDTH = "Cancel requested:".length + 1;
 
-/** The `tasks get` text: every field as "Key: value", then the stdout and stderr sections. */
+/**
+ * The `tasks get` text: every field as "Key: value", then the attempts, then the stdout and
+ * stderr sections.
+ */
 export function formatTaskDetail(task: Task, nowMs: number): string {
   const fields: Array<[string, string | string[]]> = [
     ["ID", task.id],
@@ -252,6 +328,7 @@ export function formatTaskDetail(task: Task, nowMs: number): string {
     ["Cwd", task.cwd || "/ (default)"],
     ["Timeout", formatSpecDuration(task.timeout, "none")],
     ["Kill timeout", formatSpecDuration(task.killTimeout, "10s (default)")],
+    ["Retries", formatRetries(task)],
     ["Worker", task.workerId || "-"],
     ["Attempt", String(task.attempt)],
     ["Exit code", task.exitCode === undefined ? "-" : String(task.exitCode)],
@@ -261,6 +338,9 @@ export function formatTaskDetail(task: Task, nowMs: number): string {
     ["Assigned", formatTime(task.assignedAt, nowMs)],
     ["Scheduled", formatTime(task.scheduledAt, nowMs)],
     ["Finished", formatTime(task.finishedAt, nowMs)],
+    ...(task.retryAt === undefined
+      ? []
+      : [["Retry at", formatTimeFromNow(task.retryAt, nowMs)] as [string, string]]),
     ...(task.cancelRequestedAt === undefined
       ? []
       : [["Cancel requested", formatTime(task.cancelRequestedAt, nowMs)] as [string, string]]),
@@ -272,7 +352,8 @@ export function formatTaskDetail(task: Task, nowMs: number): string {
     return `${`${key}:`.padEnd(DETAIL_KEY_WIDTH)}${visible(first)}\n` +
       more.map((line) => `${" ".repeat(DETAIL_KEY_WIDTH)}${visible(line)}\n`).join("");
   });
-  return lines.join("") + "\n" + outputSection("stdout", task.stdout, task.stdoutTruncated) +
+  return lines.join("") + "\n" + attemptsSection(task, nowMs) +
+    outputSection("stdout", task.stdout, task.stdoutTruncated) +
     outputSection("stderr", task.stderr, task.stderrTruncated);
 }
 
@@ -531,6 +612,9 @@ function parseAdd(args: readonly string[]): Invocation {
       { names: ["--cwd"], takesValue: true, valueHint: "a directory (an absolute path)" },
       { names: ["--timeout"], takesValue: true, valueHint: "a duration, e.g. 30s" },
       { names: ["--kill-timeout"], takesValue: true, valueHint: "a duration, e.g. 10s" },
+      { names: ["--retries"], takesValue: true, valueHint: `a number from 0 to ${MAX_RETRIES}` },
+      { names: ["--retry-backoff"], takesValue: true, valueHint: "a duration, e.g. 1s" },
+      { names: ["--retry-on-failure"], takesValue: false },
       ...WAIT_SPECS,
     ],
     "tasks add",
@@ -558,6 +642,20 @@ function parseAdd(args: readonly string[]): Invocation {
   if (killTimeout !== undefined) {
     spec.killTimeout = checkFlag("--kill-timeout", () => parseKillTimeout(killTimeout));
   }
+  const retries = parsed.options.get("--retries") as string | undefined;
+  if (retries !== undefined) spec.retries = checkFlag("--retries", () => parseRetries(retries));
+  const backoff = parsed.options.get("--retry-backoff") as string | undefined;
+  if (backoff !== undefined) {
+    spec.retryBackoff = checkFlag("--retry-backoff", () => parseRetryBackoff(backoff));
+  }
+  if (parsed.options.has("--retry-on-failure")) spec.retryOnFailure = true;
+  const orphan = retrySettingsWithoutRetries(spec, {
+    retries: "--retries",
+    backoff: "--retry-backoff",
+    onFailure: "--retry-on-failure",
+    example: "--retries 3",
+  });
+  if (orphan !== undefined) throw new UsageError(`tasks add: ${orphan}`, "tasks");
   const flags = waitFlags(parsed, "tasks add");
   // After the options: in `tasks add --env date`, the mistake is --env's value.
   if (cmd === undefined) throw new UsageError("tasks add: missing CMD", "tasks");

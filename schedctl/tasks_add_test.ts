@@ -156,3 +156,121 @@ Deno.test("tasks schedule sends env, cwd, timeout and kill_timeout from the file
   assert.equal(first.killTimeout?.seconds, 2n);
   assert.deepEqual([second.env, second.cwd, second.timeout], [{}, "", undefined]);
 });
+
+Deno.test("tasks add sends --retries, --retry-backoff and --retry-on-failure", async () => {
+  const fake = createFakeManager();
+  const r = await runCli(
+    ["tasks", "add", "--retries", "3", "--retry-backoff=500ms", "--retry-on-failure", "make"],
+    { transport: fake.transport },
+  );
+  assert.deepEqual(r, { code: 0, stdout: "t-0001\n", stderr: "" });
+  const spec = sentSpec(fake);
+  assert.equal(spec.retries, 3);
+  assert.deepEqual([spec.retryBackoff?.seconds, spec.retryBackoff?.nanos], [0n, 500_000_000]);
+  assert.equal(spec.retryOnFailure, true);
+  assert.equal(fake.tasks[0].retries, 3, "the created task has them too");
+
+  const edges = createFakeManager();
+  for (const argv of [["--retries", "0"], ["--retries", "100", "--retry-backoff", "0s"]]) {
+    const ok = await runCli(["tasks", "add", ...argv, "date"], { transport: edges.transport });
+    assert.equal(ok.code, 0, `${argv.join(" ")}: ${ok.stderr}`);
+  }
+  const [zero, hundred] = edges.calls.map((c) => (c.request as { tasks: TaskSpec[] }).tasks[0]);
+  assert.deepEqual([zero.retries, zero.retryBackoff, zero.retryOnFailure], [0, undefined, false]);
+  assert.deepEqual([hundred.retries, hundred.retryBackoff?.seconds], [100, 0n]);
+});
+
+Deno.test("tasks add without retry options leaves them unset", async () => {
+  const fake = createFakeManager();
+  await runCli(["tasks", "add", "date"], { transport: fake.transport });
+  const spec = sentSpec(fake);
+  assert.deepEqual([spec.retries, spec.retryBackoff, spec.retryOnFailure], [0, undefined, false]);
+});
+
+Deno.test("bad retry options are refused naming the value, exit 2, nothing sent", async () => {
+  const duration = "use a number with a unit (ms, s, m, h), e.g. 500ms, 5s, 2m";
+  const whole = "is not a whole number from 0 to 100, e.g. 3";
+  const cases: Array<[string[], string]> = [
+    [["--retries", "-1"], `tasks add: --retries: "-1" ${whole}`],
+    [["--retries", "1.5"], `tasks add: --retries: "1.5" ${whole}`],
+    [["--retries", "three"], `tasks add: --retries: "three" ${whole}`],
+    [["--retries", ""], `tasks add: --retries: "" ${whole}`],
+    [
+      ["--retries", "101"],
+      `tasks add: --retries: "101" is more than the maximum of 100 (the manager refuses more)`,
+    ],
+    [["--retries", "1", "--retries", "2"], `tasks add: option --retries is given twice`],
+    [
+      ["--retries", "1", "--retry-backoff", "-1s"],
+      `tasks add: --retry-backoff: invalid duration "-1s" (durations cannot be negative): ${duration}`,
+    ],
+    [
+      ["--retries", "1", "--retry-backoff", "5"],
+      `tasks add: --retry-backoff: invalid duration "5": ${duration}`,
+    ],
+    [
+      ["--retry-backoff", "2s"],
+      `tasks add: --retry-backoff only applies with --retries (how many times to retry), e.g. --retries 3`,
+    ],
+    [
+      ["--retry-on-failure"],
+      `tasks add: --retry-on-failure only applies with --retries (how many times to retry), e.g. --retries 3`,
+    ],
+    [
+      ["--retry-on-failure", "--retry-backoff", "2s"],
+      `tasks add: --retry-backoff and --retry-on-failure only apply with --retries (how many times to retry), e.g. --retries 3`,
+    ],
+    [
+      ["--retries", "1", "--retry-on-failure=yes"],
+      `tasks add: option --retry-on-failure takes no value`,
+    ],
+  ];
+  for (const [options, message] of cases) {
+    const fake = createFakeManager();
+    const argv = ["tasks", "add", ...options, "date"];
+    const r = await runCli(argv, { transport: fake.transport });
+    assert.deepEqual(
+      r,
+      { code: 2, stdout: "", stderr: `schedctl: ${message}; see 'schedctl tasks help'\n` },
+      argv.join(" "),
+    );
+    assert.deepEqual(fake.calls, [], "nothing sent");
+  }
+});
+
+Deno.test("tasks add --retries without its value at the end says what it needs", async () => {
+  const fake = createFakeManager();
+  const r = await runCli(["tasks", "add", "--retries"], { transport: fake.transport });
+  assert.deepEqual(r, {
+    code: 2,
+    stdout: "",
+    stderr:
+      "schedctl: tasks add: option --retries needs a number from 0 to 100; see 'schedctl tasks help'\n",
+  });
+});
+
+Deno.test("tasks schedule sends retries, retry_backoff and retry_on_failure from the file", async () => {
+  const fake = createFakeManager();
+  const r = await runCli(["tasks", "schedule", "-f", "-"], {
+    transport: fake.transport,
+    stdin: `tasks:
+  - cmd: make
+    retries: 2
+    retry_backoff: 1m
+    retry_on_failure: true
+  - cmd: date
+`,
+  });
+  assert.deepEqual(r, { code: 0, stdout: "t-0001\nt-0002\n", stderr: "" });
+  const [first, second] = (fake.calls[0].request as { tasks: TaskSpec[] }).tasks;
+  assert.deepEqual([first.retries, first.retryBackoff?.seconds, first.retryOnFailure], [
+    2,
+    60n,
+    true,
+  ]);
+  assert.deepEqual([second.retries, second.retryBackoff, second.retryOnFailure], [
+    0,
+    undefined,
+    false,
+  ]);
+});

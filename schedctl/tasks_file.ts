@@ -9,6 +9,9 @@
  *         cwd: /tmp                # optional, like --cwd: an absolute path
  *         timeout: 30s             # optional, like --timeout
  *         kill_timeout: 5s         # optional, like --kill-timeout
+ *         retries: 3               # optional, like --retries: 0 to 100
+ *         retry_backoff: 2s        # optional, like --retry-backoff (needs retries)
+ *         retry_on_failure: true   # optional, like --retry-on-failure (needs retries)
  *
  * Values are read as YAML's failsafe schema reads them: every scalar is text, exactly as
  * written. So `params: [30, 007, 1.50, true]` passes "30", "007", "1.50" and "true" and never
@@ -23,8 +26,12 @@ import {
   checkCwd,
   checkEnvName,
   checkEnvValue,
+  parseBoolean,
   parseKillTimeout,
+  parseRetries,
+  parseRetryBackoff,
   parseTimeout,
+  retrySettingsWithoutRetries,
   SpecProblem,
   type TaskSpecInit,
 } from "./task_spec.ts";
@@ -45,9 +52,23 @@ const entrySchema = z.strictObject({
   cwd: z.string().optional(),
   timeout: z.string().optional(),
   kill_timeout: z.string().optional(),
+  retries: z.string().optional(),
+  retry_backoff: z.string().optional(),
+  retry_on_failure: z.string().optional(),
 });
 
-const ENTRY_KEYS = "cmd, params, env, cwd, timeout and kill_timeout";
+const ENTRY_KEYS =
+  "cmd, params, env, cwd, timeout, kill_timeout, retries, retry_backoff and retry_on_failure";
+
+/** The entry fields read by checkValues, rather than taken from zod's result. */
+const CHECKED_FIELDS = [
+  "cwd",
+  "timeout",
+  "kill_timeout",
+  "retries",
+  "retry_backoff",
+  "retry_on_failure",
+];
 
 function kind(value: unknown): string {
   if (value === null || value === undefined) return "nothing";
@@ -85,7 +106,7 @@ function describeEntryIssue(issue: z.core.$ZodIssue, entry: unknown): string {
     return `env must be a mapping of names to texts, not ${kind(value)}, e.g. env: {GREETING: hi}`;
   }
   if (field === "env") return `env ${String(index)} must be text, not ${kind(value)}`;
-  if (field === "cwd" || field === "timeout" || field === "kill_timeout") {
+  if (typeof field === "string" && CHECKED_FIELDS.includes(field)) {
     return `${field} must be text, not ${kind(value)}`;
   }
   if (field === "cmd") {
@@ -102,16 +123,23 @@ function describeEntryIssue(issue: z.core.$ZodIssue, entry: unknown): string {
   return issue.message;
 }
 
+/** The fields checkValues reads. */
+type CheckedValues = Pick<
+  TaskSpecInit,
+  "cwd" | "timeout" | "killTimeout" | "retries" | "retryBackoff" | "retryOnFailure"
+>;
+
 /**
- * Checks the values zod cannot: env names and values, cwd, timeout, kill_timeout. Works on
- * the raw entry, so these problems are listed along with the ones of its shape; a field of
- * the wrong shape is skipped here (zod names it). Returns the values read, by field.
+ * Checks the values zod cannot: env names and values, cwd, timeout, kill_timeout and the
+ * retry settings. Works on the raw entry, so these problems are listed along with the ones of
+ * its shape; a field of the wrong shape is skipped here (zod names it). Returns the values
+ * read, by field.
  */
 function checkValues(
   entry: Record<string, unknown>,
   report: (problem: string) => void,
-): Pick<TaskSpecInit, "cwd" | "timeout" | "killTimeout"> {
-  const values: Pick<TaskSpecInit, "cwd" | "timeout" | "killTimeout"> = {};
+): CheckedValues {
+  const values: CheckedValues = {};
   const check = (field: string, f: () => void) => {
     try {
       f();
@@ -121,6 +149,7 @@ function checkValues(
     }
   };
   const { env, cwd, timeout, kill_timeout: killTimeout } = entry;
+  const { retries, retry_backoff: backoff, retry_on_failure: onFailure } = entry;
   if (env !== null && typeof env === "object" && !Array.isArray(env)) {
     for (const [name, value] of Object.entries(env)) {
       check("env", () => {
@@ -134,6 +163,23 @@ function checkValues(
   if (typeof killTimeout === "string") {
     check("kill_timeout", () => values.killTimeout = parseKillTimeout(killTimeout));
   }
+  if (typeof retries === "string") check("retries", () => values.retries = parseRetries(retries));
+  if (typeof backoff === "string") {
+    check("retry_backoff", () => values.retryBackoff = parseRetryBackoff(backoff));
+  }
+  if (typeof onFailure === "string") {
+    check("retry_on_failure", () => values.retryOnFailure = parseBoolean(onFailure));
+  }
+  // Only when retries is not there at all: a bad retries value is reported on its own.
+  const orphan = retries === undefined
+    ? retrySettingsWithoutRetries(values, {
+      retries: "retries",
+      backoff: "retry_backoff",
+      onFailure: "retry_on_failure",
+      example: "retries: 3",
+    })
+    : undefined;
+  if (orphan !== undefined) report(orphan);
   return values;
 }
 

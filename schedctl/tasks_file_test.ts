@@ -126,7 +126,7 @@ Deno.test("parseTasksFile names the entry whose params are not a list of texts",
 Deno.test("parseTasksFile names the entry with an unknown key, and an entry that is not a mapping", () => {
   assert.equal(
     refusal(`tasks:\n  - cmd: ls\n    parms: [-la]\n`),
-    `tasks.yaml: task 1: unknown key "parms" (a task has cmd, params, env, cwd, timeout and kill_timeout)`,
+    `tasks.yaml: task 1: unknown key "parms" (a task has cmd, params, env, cwd, timeout, kill_timeout, retries, retry_backoff and retry_on_failure)`,
   );
   assert.equal(
     refusal(`tasks:\n  - cmd: ls\n  - ls -la\n`),
@@ -192,6 +192,104 @@ Deno.test("parseTasksFile names each bad env, cwd and timeout with its entry", (
       `tasks.yaml: task 3: kill_timeout: invalid duration "soon": ${duration}`,
       `tasks.yaml: task 4: cwd must be text, not a mapping`,
       `tasks.yaml: task 4: timeout: "0s" must be longer than 0 (leave it out for no deadline)`,
+    ].join("\n"),
+  );
+});
+
+Deno.test("parseTasksFile reads retries, retry_backoff and retry_on_failure as written", () => {
+  const [full, zero, off, plain] = parseTasksFile(
+    `tasks:
+  - cmd: make
+    retries: 3
+    retry_backoff: 1m30s
+    retry_on_failure: true
+  - cmd: make
+    retries: 000
+    retry_backoff: 0s
+    retry_on_failure: TRUE
+  - cmd: make
+    retries: "100"
+    retry_on_failure: False
+  - cmd: date
+    retry_on_failure: false
+`,
+    "tasks.yaml",
+  );
+  assert.equal(full.retries, 3);
+  assert.deepEqual([full.retryBackoff?.seconds, full.retryBackoff?.nanos], [90n, 0]);
+  assert.equal(full.retryOnFailure, true);
+  assert.deepEqual([zero.retries, zero.retryBackoff?.seconds, zero.retryOnFailure], [0, 0n, true]);
+  assert.deepEqual([off.retries, off.retryBackoff, off.retryOnFailure], [100, undefined, false]);
+  assert.deepEqual(
+    plain,
+    { cmd: "date", params: [], retryOnFailure: false },
+    "retry_on_failure: false needs no retries",
+  );
+});
+
+Deno.test("parseTasksFile names each bad retry setting with its entry", () => {
+  const duration = "use a number with a unit (ms, s, m, h), e.g. 500ms, 5s, 2m";
+  const whole = "is not a whole number from 0 to 100, e.g. 3";
+  assert.equal(
+    refusal(`tasks:
+  - cmd: a
+    retries: -1
+  - cmd: b
+    retries: 101
+  - cmd: c
+    retries: three
+    retry_backoff: -1s
+    retry_on_failure: yes
+  - cmd: d
+    retries: [1]
+    retry_backoff: {a: 1}
+    retry_on_failure: [true]
+  - cmd: e
+    retries:
+  - cmd: f
+    retries: 1.5
+    retry_backoff: soon
+  - cmd: g
+    retry_backoff: 2s
+  - cmd: h
+    retry_on_failure: true
+  - cmd: i
+    retry_backoff: 2s
+    retry_on_failure: true
+`),
+    [
+      `tasks.yaml: task 1: retries: "-1" ${whole}`,
+      `tasks.yaml: task 2: retries: "101" is more than the maximum of 100 (the manager refuses more)`,
+      `tasks.yaml: task 3: retries: "three" ${whole}`,
+      `tasks.yaml: task 3: retry_backoff: invalid duration "-1s" (durations cannot be negative): ${duration}`,
+      `tasks.yaml: task 3: retry_on_failure: "yes" is not true or false`,
+      `tasks.yaml: task 4: retries must be text, not a list`,
+      `tasks.yaml: task 4: retry_backoff must be text, not a mapping`,
+      `tasks.yaml: task 4: retry_on_failure must be text, not a list`,
+      `tasks.yaml: task 5: retries: "" ${whole}`,
+      `tasks.yaml: task 6: retries: "1.5" ${whole}`,
+      `tasks.yaml: ... and 4 more problems`,
+    ].join("\n"),
+  );
+  assert.equal(
+    refusal(`tasks:
+  - cmd: f
+    retries: 1.5
+    retry_backoff: soon
+  - cmd: g
+    retry_backoff: 2s
+  - cmd: h
+    retry_on_failure: true
+  - cmd: i
+    retry_backoff: 2s
+    retry_on_failure: true
+`),
+    [
+      `tasks.yaml: task 1: retries: "1.5" ${whole}`,
+      `tasks.yaml: task 1: retry_backoff: invalid duration "soon": ${duration}`,
+      `tasks.yaml: task 2: retry_backoff only applies with retries (how many times to retry), e.g. retries: 3`,
+      `tasks.yaml: task 3: retry_on_failure only applies with retries (how many times to retry), e.g. retries: 3`,
+      `tasks.yaml: task 4: retry_backoff and retry_on_failure only apply with retries (how many times to retry), e.g. retries: 3`,
     ].join("\n"),
   );
 });

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { TaskState } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
-import { createFakeManager, makeTask, NOW, runCli } from "./test_util.ts";
+import { createFakeManager, makeAttempt, makeTask, NOW, runCli } from "./test_util.ts";
 
 const TASKS = [
   makeTask({
@@ -193,7 +193,10 @@ Deno.test("-o json tasks ls prints a JSON array of the Task objects", async () =
     "createdAt": "2025-01-02T11:57:00Z",
     "signal": "SIGKILL",
     "env": {},
-    "cwd": ""
+    "cwd": "",
+    "retries": 0,
+    "retryOnFailure": false,
+    "attempts": []
   }
 ]
 `,
@@ -231,6 +234,7 @@ Env:              -
 Cwd:              / (default)
 Timeout:          none
 Kill timeout:     10s (default)
+Retries:          none
 Worker:           w-1
 Attempt:          2
 Exit code:        3
@@ -392,7 +396,10 @@ Deno.test("tasks add prints the new id; -o json the created task", async () => {
   "createdAt": "2025-01-02T12:00:00Z",
   "signal": "",
   "env": {},
-  "cwd": ""
+  "cwd": "",
+  "retries": 0,
+  "retryOnFailure": false,
+  "attempts": []
 }
 `,
   );
@@ -468,6 +475,7 @@ Env:              A_FIRST=1
 Cwd:              /srv/app
 Timeout:          1m30s
 Kill timeout:     0s
+Retries:          none
 Worker:           w-1
 Attempt:          1
 Exit code:        -
@@ -480,6 +488,10 @@ Finished:         -
 Cancel requested: 2025-01-02T11:59:55.000Z (5s ago)
 Stdout:           empty
 Stderr:           empty
+
+Attempts:
+ATTEMPT   WORKER   ASSIGNED   FINISHED   OUTCOME
+1         w-1      59s ago    -          running (cancel requested)
 
 --- stdout (empty) ---
 --- stderr (empty) ---
@@ -514,4 +526,201 @@ Deno.test("tasks get of a task a deadline killed shows its reason and signal", a
   );
   const ls = await runCli(["tasks", "ls"], { transport: fake.transport });
   assert.match(ls.stdout, /\nt-0051 +dead +- +SIGKILL +1m ago +sleep 30\n/);
+});
+
+/** A task that needed three attempts: an ack timeout, a lost worker, then a success. */
+const RETRIED = makeTask({
+  id: "t-0060",
+  cmd: "make",
+  params: ["test"],
+  state: TaskState.DONE,
+  workerId: "w-1",
+  attempt: 3,
+  exitCode: 0,
+  retries: 2,
+  retryOnFailure: true,
+  stdout: "ok\n",
+  createdAt: timestampFromMs(NOW - 10 * 60_000),
+  assignedAt: timestampFromMs(NOW - 4 * 60_000),
+  scheduledAt: timestampFromMs(NOW - 4 * 60_000 + 100),
+  finishedAt: timestampFromMs(NOW - 3 * 60_000),
+  attempts: [
+    makeAttempt({
+      attempt: 1,
+      workerId: "w-2",
+      assignedAt: timestampFromMs(NOW - 10 * 60_000),
+      finishedAt: timestampFromMs(NOW - 10 * 60_000 + 30_000),
+      outcome: "ack timeout",
+    }),
+    makeAttempt({
+      attempt: 2,
+      workerId: "w-3",
+      assignedAt: timestampFromMs(NOW - 9 * 60_000),
+      scheduledAt: timestampFromMs(NOW - 9 * 60_000 + 100),
+      finishedAt: timestampFromMs(NOW - 5 * 60_000),
+      outcome: "lost: worker w-3 disconnected for more than 2m",
+    }),
+    makeAttempt({
+      attempt: 3,
+      workerId: "w-1",
+      assignedAt: timestampFromMs(NOW - 4 * 60_000),
+      scheduledAt: timestampFromMs(NOW - 4 * 60_000 + 100),
+      finishedAt: timestampFromMs(NOW - 3 * 60_000),
+      outcome: "exit code 0",
+    }),
+  ],
+});
+
+Deno.test("tasks get shows the retry settings and every attempt as a table", async () => {
+  const fake = createFakeManager({ tasks: [RETRIED] });
+  const r = await runCli(["tasks", "get", "t-0060"], { transport: fake.transport });
+  assert.deepEqual(r, {
+    code: 0,
+    stderr: "",
+    stdout: `\
+ID:               t-0060
+State:            done
+Command:          make test
+Env:              -
+Cwd:              / (default)
+Timeout:          none
+Kill timeout:     10s (default)
+Retries:          2 (backoff 1s, also on failure)
+Worker:           w-1
+Attempt:          3
+Exit code:        0
+Signal:           -
+Dead reason:      -
+Created:          2025-01-02T11:50:00.000Z (10m ago)
+Assigned:         2025-01-02T11:56:00.000Z (4m ago)
+Scheduled:        2025-01-02T11:56:00.100Z (3m59s ago)
+Finished:         2025-01-02T11:57:00.000Z (3m ago)
+Stdout:           3 bytes
+Stderr:           empty
+
+Attempts:
+ATTEMPT   WORKER   ASSIGNED   FINISHED    OUTCOME
+1         w-2      10m ago    9m30s ago   ack timeout
+2         w-3      9m ago     5m ago      lost: worker w-3 disconnected for more than 2m
+3         w-1      4m ago     3m ago      exit code 0
+
+--- stdout ---
+ok
+--- stderr (empty) ---
+`,
+  });
+  const json = JSON.parse(
+    (await runCli(["-o", "json", "tasks", "get", "t-0060"], { transport: fake.transport })).stdout,
+  );
+  assert.deepEqual(json.attempts[1], {
+    attempt: 2,
+    workerId: "w-3",
+    assignedAt: "2025-01-02T11:51:00Z",
+    scheduledAt: "2025-01-02T11:51:00.100Z",
+    finishedAt: "2025-01-02T11:55:00Z",
+    outcome: "lost: worker w-3 disconnected for more than 2m",
+  });
+  assert.deepEqual([json.retries, json.retryOnFailure], [2, true]);
+});
+
+Deno.test("tasks get of a task waiting for a retry shows when, and the attempt it waits for", async () => {
+  const waiting = makeTask({
+    id: "t-0061",
+    cmd: "make",
+    params: [],
+    state: TaskState.PENDING,
+    attempt: 1,
+    retries: 3,
+    retryBackoff: durationFromMs(2_000),
+    retryAt: timestampFromMs(NOW + 2_000),
+    createdAt: timestampFromMs(NOW - 60_000),
+    attempts: [makeAttempt({
+      attempt: 1,
+      workerId: "w-1",
+      assignedAt: timestampFromMs(NOW - 59_000),
+      scheduledAt: timestampFromMs(NOW - 58_000),
+      finishedAt: timestampFromMs(NOW),
+      outcome: "worker restarted",
+    })],
+  });
+  const fake = createFakeManager({ tasks: [waiting] });
+  const r = await runCli(["tasks", "get", "t-0061"], { transport: fake.transport });
+  assert.equal(r.code, 0);
+  assert.equal(
+    r.stdout,
+    `\
+ID:               t-0061
+State:            pending
+Command:          make
+Env:              -
+Cwd:              / (default)
+Timeout:          none
+Kill timeout:     10s (default)
+Retries:          3 (backoff 2s)
+Worker:           -
+Attempt:          1
+Exit code:        -
+Signal:           -
+Dead reason:      -
+Created:          2025-01-02T11:59:00.000Z (1m ago)
+Assigned:         -
+Scheduled:        -
+Finished:         -
+Retry at:         2025-01-02T12:00:02.000Z (in 2s)
+Stdout:           empty
+Stderr:           empty
+
+Attempts:
+ATTEMPT   WORKER   ASSIGNED   FINISHED   OUTCOME
+1         w-1      59s ago    0s ago     worker restarted
+2         -        -          -          retry in 2s
+
+--- stdout (empty) ---
+--- stderr (empty) ---
+`,
+  );
+});
+
+Deno.test("tasks get: the current attempt's row says where it stands", async () => {
+  const rowOf = async (init: Parameters<typeof makeTask>[0]) => {
+    const fake = createFakeManager({ tasks: [makeTask(init)] });
+    const r = await runCli(["tasks", "get", init.id], { transport: fake.transport });
+    assert.equal(r.code, 0, r.stderr);
+    const section = r.stdout.split("\nAttempts:\n")[1];
+    return section?.split("\n\n")[0].split("\n").slice(1).join("\n");
+  };
+  assert.equal(
+    await rowOf({
+      id: "a",
+      workerId: "w-2",
+      attempt: 2,
+      assignedAt: timestampFromMs(NOW - 1_000),
+      attempts: [makeAttempt({ attempt: 1, outcome: "ack timeout" })],
+    }),
+    "1         w-1      -          -          ack timeout\n" +
+      "2         w-2      1s ago     -          sent, not acknowledged yet",
+  );
+  assert.equal(
+    await rowOf({ id: "b" }),
+    "1         -        -          -          waiting to be placed",
+  );
+  assert.equal(
+    await rowOf({ id: "c", attempt: 1, retryAt: timestampFromMs(NOW - 1), attempts: [] }),
+    "2         -        -          -          retry due",
+  );
+  assert.equal(
+    await rowOf({ id: "d", state: TaskState.DEAD, deadReason: "no eligible worker" }),
+    undefined,
+    "no attempt: no section",
+  );
+});
+
+Deno.test("tasks ls is unchanged by retries: the current attempt's worker", async () => {
+  const fake = createFakeManager({ tasks: [RETRIED] });
+  const r = await runCli(["tasks", "ls"], { transport: fake.transport });
+  assert.equal(
+    r.stdout,
+    "ID       STATE   WORKER   EXIT   CREATED   COMMAND\n" +
+      "t-0060   done    w-1      0      10m ago   make test\n",
+  );
 });

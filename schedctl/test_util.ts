@@ -14,6 +14,8 @@ import {
   type Transport,
 } from "@connectrpc/connect";
 import {
+  type Attempt,
+  AttemptSchema,
   OperatorService,
   type Task,
   TaskSchema,
@@ -43,6 +45,11 @@ export function makeTask(init: Fields<Task> & { id: string }): Task {
     createdAt: timestampFromMs(NOW - 60_000),
     ...init,
   });
+}
+
+/** An attempt that ended, for a task's `attempts`. */
+export function makeAttempt(init: Fields<Attempt> & { attempt: number }): Attempt {
+  return create(AttemptSchema, { workerId: "w-1", outcome: "exit code 0", ...init });
 }
 
 /** A worker, with sensible defaults for what the test does not care about. */
@@ -117,10 +124,21 @@ function concat(chunks: readonly Uint8Array[]): Uint8Array {
  * An in-memory manager. `overrides` replace single methods (e.g. one that throws), the
  * others behave like the real manager: ListTasks oldest first, page_size default 100 and at
  * most 1000, next_page_token empty on the last page; GetTask of an unknown id is not_found;
- * ScheduleTasks all or nothing, invalid_argument naming the entry.
+ * ScheduleTasks all or nothing, invalid_argument naming the entry; a followed TaskLogs
+ * stream ends when the task is final or its attempt ends (a record is added to `attempts`),
+ * and is unavailable while the task waits for a retry. Output is kept per task, not per
+ * attempt: a test starting a new attempt clears `logs` for it.
  */
 export function createFakeManager(
-  init: { tasks?: Task[]; workers?: Worker[] } = {},
+  init: {
+    tasks?: Task[];
+    workers?: Worker[];
+    /**
+     * ScheduleTasks places every task on this worker as attempt 1, as the manager does when
+     * a worker fits. Default: the tasks are created pending, not placed (attempt 0).
+     */
+    placeOn?: string;
+  } = {},
   overrides: Partial<ServiceImpl<typeof OperatorService>> = {},
 ): FakeManager {
   const fake: FakeManager = {
@@ -208,7 +226,13 @@ export function createFakeManager(
           cwd: spec.cwd,
           timeout: spec.timeout,
           killTimeout: spec.killTimeout,
+          retries: spec.retries,
+          retryBackoff: spec.retryBackoff,
+          retryOnFailure: spec.retryOnFailure,
           createdAt: timestampFromMs(NOW),
+          ...(init.placeOn === undefined
+            ? {}
+            : { workerId: init.placeOn, attempt: 1, assignedAt: timestampFromMs(NOW) }),
         })
       );
       fake.tasks.push(...created);
@@ -244,6 +268,17 @@ export function createFakeManager(
       if (!fake.tasks.some((t) => t.id === request.id)) {
         throw new ConnectError(`task "${request.id}" not found`, Code.NotFound);
       }
+      const started = fake.tasks.find((t) => t.id === request.id)!;
+      if (
+        request.follow && started.state === TaskState.PENDING && started.workerId === "" &&
+        started.attempts.length > 0
+      ) {
+        // As the manager: a task waiting for a retry has no worker to read from.
+        throw new ConnectError(
+          `task ${request.id} is pending on worker (none), which is not connected`,
+          Code.Unavailable,
+        );
+      }
       const which = request.stderr ? "stderr" : "stdout";
       const key = `${request.id} ${which}`;
       fake.openStreams.set(key, (fake.openStreams.get(key) ?? 0) + 1);
@@ -260,7 +295,8 @@ export function createFakeManager(
         for (;;) {
           for (; sent < chunks.length; sent++) yield { data: chunks[sent] };
           const task = fake.tasks.find((t) => t.id === request.id)!;
-          if (isFinalState(task)) return;
+          // As the manager: the stream follows one attempt and ends with it.
+          if (isFinalState(task) || task.attempts.length > started.attempts.length) return;
           if (context.signal.aborted) return;
           await new Promise<void>((resolve) => {
             const done = () => {

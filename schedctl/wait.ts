@@ -6,6 +6,10 @@
  * unchanged to schedctl's stdout and stderr; when both end, GetTask gives the final state.
  * A stream that breaks (the manager restarts, the worker goes away) is not retried, since
  * that would repeat output: schedctl says so and polls GetTask until the task is final.
+ * A task that is retried goes back to pending and is placed again as a new attempt: the
+ * streams of the old attempt end (or break) with it, schedctl says how the attempt ended,
+ * polls until the next attempt is placed, and streams that attempt's output from its start
+ * (the manager's TaskLogs reads the current attempt, so nothing is written twice).
  *
  * A batch: GetTask on each unfinished task (or, for many, ListTasks of the pending and
  * scheduled states) every poll interval, and a progress line on stderr.
@@ -14,6 +18,7 @@
  * keeps polling until it answers or the operator presses Ctrl-C.
  */
 import { toJson } from "@bufbuild/protobuf";
+import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { type Task, TaskSchema, TaskState } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
 import { type CommandContext, JSON_OPTIONS, printJson } from "./command.ts";
@@ -224,25 +229,66 @@ class InterruptHandler {
   }
 }
 
+/** A task waiting for a retry is looked at again this long after its retry is due. */
+const RETRY_LOOK_MARGIN_MS = 100;
 /**
- * Polls GetTask until the task is final. Transient failures are reported once per outage
- * and retried every poll interval. Returns undefined when aborted.
+ * After the output streams of a task with retries ended, while the manager has not recorded
+ * the end of the attempt yet (the worker's report follows the end of its output), the task
+ * is looked at this often, for at most QUICK_LOOKS_FOR_MS.
  */
-async function pollUntilFinal(
+const QUICK_LOOK_MS = 100;
+const QUICK_LOOKS_FOR_MS = 2_000;
+
+/**
+ * How long to wait before the next look at a task of `followOne`: the poll interval, or less
+ * when the next attempt is near, so that a short attempt is not missed between two looks:
+ * - the task waits for a retry due sooner: until it is due (`retry_at` is the manager's
+ *   clock; a skewed local clock only changes how often schedctl asks, within the interval);
+ * - the streams of a task with retries just ended but its attempt is still on: QUICK_LOOK_MS,
+ *   until `quickUntil` (performance.now()).
+ */
+function nextLookIn(
+  context: CommandContext,
+  task: Task | undefined,
+  followed: Task,
+  quickUntil: number,
+): number {
+  const interval = context.pollIntervalMs;
+  if (task === undefined) return interval;
+  if (task.workerId === "" && task.retryAt !== undefined) {
+    const due = timestampMs(task.retryAt) - context.now();
+    return Math.min(interval, Math.max(0, due) + RETRY_LOOK_MARGIN_MS);
+  }
+  if (performance.now() < quickUntil && !attemptChanged(followed, task)) {
+    return Math.min(interval, QUICK_LOOK_MS);
+  }
+  return interval;
+}
+
+/**
+ * Polls GetTask until `stop` says so for the task it got: the first look at once, the next
+ * ones after `lookIn(the last task seen)`, by default the poll interval. Transient failures
+ * are reported once per outage and retried every poll interval. Returns the task `stop`
+ * accepted, or undefined when aborted.
+ */
+async function pollUntil(
   context: CommandContext,
   id: string,
-  signal: AbortSignal,
-  first = true,
+  handler: InterruptHandler,
+  stop: (task: Task) => boolean,
+  lookIn: (last: Task | undefined) => number = () => context.pollIntervalMs,
 ): Promise<Task | undefined> {
+  const signal = handler.abort.signal;
   let failing = false;
+  let last: Task | undefined;
   for (let poll = 0; !signal.aborted; poll++) {
-    if (poll > 0 || !first) await sleep(context.pollIntervalMs, signal);
+    if (poll > 0) await sleep(lookIn(failing ? undefined : last), signal);
     if (signal.aborted) break;
+    let task: Task | undefined;
     try {
-      const { task } = await context.client.getTask({ id }, { signal });
+      ({ task } = await context.client.getTask({ id }, { signal }));
       if (task === undefined) throw new Error(`the manager answered without the task ${id}`);
       failing = false;
-      if (isFinal(task)) return task;
     } catch (e) {
       if (signal.aborted) break;
       if (!isTransient(e)) throw e;
@@ -253,19 +299,63 @@ async function pollUntilFinal(
         );
       }
       failing = true;
+      continue;
     }
+    last = task;
+    // `stop` may write a note: not over an open question.
+    await handler.gate();
+    if (signal.aborted) break;
+    if (stop(task)) return task;
   }
   return undefined;
 }
 
-/** Follows one output stream of a task into schedctl's stdout or stderr. */
+/**
+ * True when `now` is on another attempt than the one `followed` was on, so that the
+ * output of `followed`'s attempt is over: an attempt ended since (the manager recorded
+ * it), or `followed` had not been placed yet and `now` has.
+ */
+function attemptChanged(followed: Task, now: Task): boolean {
+  return now.attempts.length > followed.attempts.length ||
+    (followed.workerId === "" && now.workerId !== "" && now.attempt > followed.attempt);
+}
+
+/** True when the task is placed on an attempt other than the one `followed` was on. */
+function onAnotherAttempt(followed: Task, now: Task): boolean {
+  return !isFinal(now) && now.workerId !== "" && attemptChanged(followed, now);
+}
+
+/**
+ * Whether a stream of a task with retries failed because its attempt had ended (e.g. the
+ * stream of a new attempt opened when that attempt was already over): one GetTask; false
+ * when it cannot tell.
+ */
+async function attemptEnded(
+  context: CommandContext,
+  followed: Task,
+  signal: AbortSignal,
+): Promise<boolean> {
+  try {
+    const { task } = await context.client.getTask({ id: followed.id }, { signal });
+    return task !== undefined && attemptChanged(followed, task);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Follows one output stream of a task's current attempt into schedctl's stdout or stderr.
+ * A stream that breaks is said once, unless the attempt ended with it (a task with retries:
+ * the wait then says how the attempt ended).
+ */
 async function followOutput(
   context: CommandContext,
-  id: string,
+  followed: Task,
   which: "stdout" | "stderr",
   handler: InterruptHandler,
 ): Promise<void> {
   const signal = handler.abort.signal;
+  const id = followed.id;
   const write = which === "stdout" ? context.writeStdout : context.writeStderr;
   try {
     const stream = context.client.taskLogs({ id, follow: true, stderr: which === "stderr" }, {
@@ -278,29 +368,92 @@ async function followOutput(
     }
   } catch (e) {
     if (signal.aborted) return;
+    const retries = followed.retries > 0;
+    if (retries && await attemptEnded(context, followed, signal)) return;
+    if (signal.aborted) return;
     await handler.gate();
     context.stderr(
       `schedctl: the ${which} stream of task ${id} broke (${context.explain(e)}); ` +
-        `waiting for the task to end without it\n`,
+        `waiting for the ${retries ? "attempt" : "task"} to end without it\n`,
     );
   }
 }
 
-/** Waits for one task with its output streamed; returns the final task, or undefined. */
+/**
+ * The notes `--wait` prints about a task's attempts: "attempt 1 ended (lost: ...); waiting
+ * for attempt 2", once per attempt that ended with a retry to follow, and whether its output
+ * was shown (an attempt that began and ended between two looks was not). How the last
+ * attempt of a final task ended is the final note's to say.
+ */
+class AttemptNotes {
+  #said: number;
+  readonly #streamed = new Set<number>();
+
+  constructor(private readonly context: CommandContext, created: Task) {
+    this.#said = Math.max(0, ...created.attempts.map((a) => a.attempt));
+  }
+
+  /** The output streams of `followed`'s attempt were opened. */
+  streaming(followed: Task): void {
+    // Opened before the task was placed, they follow the attempt it is placed as.
+    this.#streamed.add(followed.workerId === "" ? followed.attempt + 1 : followed.attempt);
+  }
+
+  seen(task: Task): void {
+    const last = task.attempts.at(-1);
+    for (const a of task.attempts) {
+      if (a.attempt <= this.#said) continue;
+      this.#said = a.attempt;
+      if (isFinal(task) && a === last) continue;
+      const outcome = a.outcome === "" ? "no outcome given" : visible(a.outcome);
+      const unseen = this.#streamed.has(a.attempt) ? "" : " before its output could be shown";
+      this.context.stderr(
+        `schedctl: attempt ${a.attempt} ended (${outcome})${unseen}; ` +
+          `waiting for attempt ${a.attempt + 1}\n`,
+      );
+    }
+  }
+}
+
+/**
+ * Waits for one task; returns the final task, or undefined when detached. Table output: the
+ * output of its current attempt is streamed; when the task is retried, the wait says how the
+ * attempt ended and streams the next attempt's output, from its start, once it is placed.
+ * (The manager streams a task's current attempt, so a stream opened for the next attempt
+ * holds only that attempt's output: nothing is written twice.)
+ */
 async function followOne(
   context: CommandContext,
-  task: Task,
+  created: Task,
   handler: InterruptHandler,
 ): Promise<Task | undefined> {
-  if (context.output === "table") {
-    await Promise.all([
-      followOutput(context, task.id, "stdout", handler),
-      followOutput(context, task.id, "stderr", handler),
-    ]);
+  const streaming = context.output === "table";
+  const notes = new AttemptNotes(context, created);
+  let followed = created;
+  for (;;) {
+    if (streaming) {
+      notes.streaming(followed);
+      await Promise.all([
+        followOutput(context, followed, "stdout", handler),
+        followOutput(context, followed, "stderr", handler),
+      ]);
+    }
+    const from = followed;
+    const quickUntil = streaming && from.retries > 0 ? performance.now() + QUICK_LOOKS_FOR_MS : 0;
+    const task = await pollUntil(
+      context,
+      created.id,
+      handler,
+      (t) => {
+        if (streaming) notes.seen(t);
+        return isFinal(t) || (streaming && onAnotherAttempt(from, t));
+      },
+      (last) => streaming ? nextLookIn(context, last, from, quickUntil) : context.pollIntervalMs,
+    );
+    if (task === undefined || handler.abort.signal.aborted) return undefined;
+    if (isFinal(task)) return task;
+    followed = task;
   }
-  const final = await pollUntilFinal(context, task.id, handler.abort.signal);
-  await handler.gate();
-  return handler.abort.signal.aborted ? undefined : final;
 }
 
 /** The batch progress line: "3 pending, 2 scheduled, 10 done, 1 dead". */

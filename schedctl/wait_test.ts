@@ -1,12 +1,13 @@
 import assert from "node:assert/strict";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { TaskState } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
+import { type Task, TaskState } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
 import {
   createFakeInterrupts,
   createFakeManager,
   type FakeManager,
   type LiveOutput,
+  makeAttempt,
   makeTask,
   NOW,
   startCli,
@@ -543,4 +544,285 @@ Deno.test("Ctrl-C on a batch on a terminal: the progress line ends once, then th
   );
   assert.equal(r.stdout, "t-0001\nt-0002\nt-0003\n");
   assert.equal(callsOf(fake, "CancelTasks").length, 0);
+});
+
+const LOST = "lost: worker w-1 disconnected for more than 2m";
+
+/** Ends the current attempt of t-0001 with `outcome`: pending, waiting for a retry. */
+function failAttempt(fake: FakeManager, outcome: string, retryAtMs = NOW + 1_000): void {
+  const task = fake.tasks.find((t) => t.id === "t-0001")!;
+  // A new attempt has its own output, as a worker keeps logs per attempt.
+  fake.logs.delete("t-0001");
+  fake.update("t-0001", {
+    state: TaskState.PENDING,
+    workerId: "",
+    assignedAt: undefined,
+    scheduledAt: undefined,
+    retryAt: timestampFromMs(retryAtMs),
+    attempts: [
+      ...task.attempts,
+      makeAttempt({ attempt: task.attempt, workerId: task.workerId, outcome }),
+    ],
+  });
+}
+
+/** Places t-0001 again, as its next attempt, on `workerId`. */
+function placeAgain(fake: FakeManager, workerId: string): void {
+  const task = fake.tasks.find((t) => t.id === "t-0001")!;
+  fake.update("t-0001", {
+    state: TaskState.SCHEDULED,
+    workerId,
+    attempt: task.attempt + 1,
+    assignedAt: timestampFromMs(NOW),
+    retryAt: undefined,
+  });
+}
+
+/** Resolves once both streams of t-0001 have been opened `n` times in all, and are open. */
+async function streamsOpened(fake: FakeManager, n: number): Promise<void> {
+  await fake.until(() => callsOf(fake, "TaskLogs").length === 2 * n);
+  await streamsOpen(fake, "t-0001");
+}
+
+Deno.test("tasks add --wait across a retry: a note, then the next attempt's output, exit of the last", async () => {
+  const fake = createFakeManager({ placeOn: "w-1" });
+  const cli = startCli(["tasks", "add", "--wait", "--retries", "2", "make"], {
+    transport: fake.transport,
+  });
+  await streamsOpened(fake, 1);
+  fake.update("t-0001", { state: TaskState.SCHEDULED });
+  fake.print("t-0001", "stdout", "attempt 1 out\n");
+  await eventually(() => cli.output.events.length === 1, "the stdout of attempt 1");
+  fake.print("t-0001", "stderr", "attempt 1 err\n");
+  await eventually(() => cli.output.events.length === 2, "the stderr of attempt 1");
+
+  failAttempt(fake, LOST);
+  await eventually(
+    () => written(cli.output, "stderr").includes("waiting for attempt 2"),
+    "the note about attempt 1",
+  );
+  await fake.until(() =>
+    fake.openStreams.get("t-0001 stdout") === 0 && fake.openStreams.get("t-0001 stderr") === 0
+  );
+  const pollsWhilePending = callsOf(fake, "GetTask").length;
+  await fake.until(() => callsOf(fake, "GetTask").length > pollsWhilePending + 2);
+  assert.equal(callsOf(fake, "TaskLogs").length, 2, "no stream while waiting for the retry");
+
+  placeAgain(fake, "w-2");
+  await streamsOpened(fake, 2);
+  fake.print("t-0001", "stdout", "attempt 2 out\n");
+  await eventually(() => written(cli.output, "stdout").endsWith("attempt 2 out\n"), "attempt 2");
+  const task = fake.tasks[0];
+  fake.update("t-0001", {
+    state: TaskState.DONE,
+    exitCode: 3,
+    attempts: [
+      ...task.attempts,
+      makeAttempt({ attempt: 2, workerId: "w-2", outcome: "exit code 3" }),
+    ],
+  });
+  const r = await cli.result;
+  assert.equal(r.code, 3, "the exit code of the last attempt");
+  assert.equal(r.stdout, "attempt 1 out\nattempt 2 out\n", "each attempt's output once");
+  assert.equal(
+    r.stderr,
+    "attempt 1 err\n" +
+      `schedctl: attempt 1 ended (${LOST}); waiting for attempt 2\n`,
+  );
+  assert.deepEqual(
+    cli.output.events.map(([which, text]) => `${which}: ${text}`),
+    [
+      "stdout: attempt 1 out\n",
+      "stderr: attempt 1 err\n",
+      `stderr: schedctl: attempt 1 ended (${LOST}); waiting for attempt 2\n`,
+      "stdout: attempt 2 out\n",
+    ],
+  );
+});
+
+Deno.test("tasks add --wait across retries that end dead: a note per retried attempt, then why", async () => {
+  const fake = createFakeManager({ placeOn: "w-1" });
+  const cli = startCli(["tasks", "add", "--wait", "--retries", "1", "make"], {
+    transport: fake.transport,
+  });
+  await streamsOpened(fake, 1);
+  failAttempt(fake, "ack timeout");
+  await eventually(() => written(cli.output, "stderr").includes("attempt 2"), "the note");
+  placeAgain(fake, "w-2");
+  await streamsOpened(fake, 2);
+  const task = fake.tasks[0];
+  fake.update("t-0001", {
+    state: TaskState.DEAD,
+    deadReason: "lost",
+    attempts: [...task.attempts, makeAttempt({ attempt: 2, workerId: "w-2", outcome: LOST })],
+  });
+  const r = await cli.result;
+  assert.equal(r.code, 1);
+  assert.equal(
+    r.stderr,
+    "schedctl: attempt 1 ended (ack timeout); waiting for attempt 2\n" +
+      "schedctl: task t-0001 is dead: lost\n",
+    "the last attempt's end is the final note's",
+  );
+});
+
+Deno.test("tasks add --wait: a stream that breaks, then a retry: said once, and the next attempt is streamed", async () => {
+  const encoder = new TextEncoder();
+  const fake: FakeManager = createFakeManager({ placeOn: "w-1" }, {
+    async *taskLogs(request) {
+      fake.calls.push({ method: "TaskLogs", request });
+      const attempt = fake.tasks[0].attempt;
+      if (request.stderr) return;
+      yield { data: encoder.encode(`attempt ${attempt} out\n`) };
+      if (attempt === 1) {
+        throw new ConnectError(
+          "worker w-1 disconnected while its logs were being read",
+          Code.Unavailable,
+        );
+      }
+    },
+  });
+  const cli = startCli(["tasks", "add", "--wait", "--retries", "1", "make"], {
+    transport: fake.transport,
+  });
+  await eventually(() => written(cli.output, "stderr").includes("broke"), "the broken stream");
+  failAttempt(fake, LOST);
+  await eventually(() => written(cli.output, "stderr").includes("attempt 2"), "the note");
+  placeAgain(fake, "w-2");
+  await fake.until(() => callsOf(fake, "TaskLogs").length === 4);
+  await eventually(() => written(cli.output, "stdout").includes("attempt 2"), "attempt 2");
+  fake.update("t-0001", { state: TaskState.DONE, exitCode: 0 });
+  const r = await cli.result;
+  assert.equal(r.code, 0);
+  assert.equal(r.stdout, "attempt 1 out\nattempt 2 out\n");
+  assert.equal(
+    r.stderr,
+    "schedctl: the stdout stream of task t-0001 broke (the manager at http://127.0.0.1:7070 " +
+      "is unavailable: worker w-1 disconnected while its logs were being read); waiting for " +
+      "the attempt to end without it\n" +
+      `schedctl: attempt 1 ended (${LOST}); waiting for attempt 2\n`,
+  );
+});
+
+Deno.test("tasks add --wait: an attempt that ended before its streams opened is not a broken stream", async () => {
+  // The manager placed attempt 2 and it timed out at once: GetTask said "on w-2", but by the
+  // time the streams asked, the task was waiting for attempt 3 (the manager: unavailable).
+  let stale: Task | undefined;
+  const fake: FakeManager = createFakeManager({ placeOn: "w-1" }, {
+    getTask(request) {
+      fake.calls.push({ method: "GetTask", request });
+      const task = stale ?? fake.tasks.find((t) => t.id === request.id);
+      stale = undefined;
+      return { task };
+    },
+  });
+  const cli = startCli(["tasks", "add", "--wait", "--retries", "5", "make"], {
+    transport: fake.transport,
+  });
+  await streamsOpened(fake, 1);
+  const first = makeAttempt({ attempt: 1, outcome: LOST });
+  stale = makeTask({
+    ...fake.tasks[0],
+    state: TaskState.PENDING,
+    workerId: "w-2",
+    attempt: 2,
+    attempts: [first],
+  });
+  fake.update("t-0001", {
+    state: TaskState.PENDING,
+    workerId: "",
+    attempt: 2,
+    retryAt: timestampFromMs(NOW + 2_000),
+    attempts: [first, makeAttempt({ attempt: 2, workerId: "w-2", outcome: "ack timeout" })],
+  });
+  await eventually(() => written(cli.output, "stderr").includes("attempt 3"), "the notes");
+  placeAgain(fake, "w-1");
+  await fake.until(() =>
+    callsOf(fake, "TaskLogs").length === 6 && fake.openStreams.get("t-0001 stdout") === 1
+  );
+  fake.print("t-0001", "stdout", "attempt 3 out\n");
+  await eventually(() => written(cli.output, "stdout").includes("attempt 3"), "attempt 3");
+  fake.update("t-0001", { state: TaskState.DONE, exitCode: 0 });
+  const r = await cli.result;
+  assert.equal(r.code, 0);
+  assert.equal(r.stdout, "attempt 3 out\n");
+  assert.equal(
+    r.stderr,
+    `schedctl: attempt 1 ended (${LOST}); waiting for attempt 2\n` +
+      "schedctl: attempt 2 ended (ack timeout); waiting for attempt 3\n",
+    "no broken stream",
+  );
+});
+
+Deno.test("-o json tasks add --wait across a retry prints only the final Task", async () => {
+  const fake = createFakeManager({ placeOn: "w-1" });
+  const cli = startCli(["-o", "json", "tasks", "add", "--wait", "--retries", "1", "make"], {
+    transport: fake.transport,
+  });
+  await fake.until(() => callsOf(fake, "GetTask").length > 0);
+  failAttempt(fake, "exit code 2");
+  const polls = callsOf(fake, "GetTask").length;
+  await fake.until(() => callsOf(fake, "GetTask").length > polls + 1);
+  placeAgain(fake, "w-2");
+  const task = fake.tasks[0];
+  fake.update("t-0001", {
+    state: TaskState.DONE,
+    exitCode: 0,
+    attempts: [...task.attempts, makeAttempt({ attempt: 2, workerId: "w-2" })],
+  });
+  const r = await cli.result;
+  assert.deepEqual([r.code, r.stderr], [0, ""]);
+  const json = JSON.parse(r.stdout);
+  assert.deepEqual(
+    [json.attempt, json.retries, json.attempts.map((a: { outcome: string }) => a.outcome)],
+    [2, 1, ["exit code 2", "exit code 0"]],
+  );
+  assert.equal(callsOf(fake, "TaskLogs").length, 0);
+});
+
+Deno.test("tasks add --wait: an attempt that began and ended between two looks is said to be unseen", async () => {
+  const fake = createFakeManager({ placeOn: "w-1" });
+  const cli = startCli(["tasks", "add", "--wait", "--retries", "3", "make"], {
+    transport: fake.transport,
+  });
+  await streamsOpened(fake, 1);
+  fake.update("t-0001", {
+    state: TaskState.PENDING,
+    workerId: "",
+    attempt: 2,
+    retryAt: timestampFromMs(NOW + 2_000),
+    attempts: [
+      makeAttempt({ attempt: 1, outcome: "exit code 3" }),
+      makeAttempt({ attempt: 2, workerId: "w-2", outcome: "exit code 3" }),
+    ],
+  });
+  await eventually(() => written(cli.output, "stderr").includes("attempt 3"), "the notes");
+  placeAgain(fake, "w-1");
+  await streamsOpened(fake, 2);
+  fake.update("t-0001", { state: TaskState.DONE, exitCode: 0 });
+  const r = await cli.result;
+  assert.equal(r.code, 0);
+  assert.equal(
+    r.stderr,
+    "schedctl: attempt 1 ended (exit code 3); waiting for attempt 2\n" +
+      "schedctl: attempt 2 ended (exit code 3) before its output could be shown; " +
+      "waiting for attempt 3\n",
+  );
+});
+
+Deno.test("tasks add --wait looks again soon after a retry is due, not a whole poll interval later", async () => {
+  const fake = createFakeManager({ placeOn: "w-1" });
+  const cli = startCli(["tasks", "add", "--wait", "--retries", "1", "make"], {
+    transport: fake.transport,
+    pollIntervalMs: 60_000,
+  });
+  await streamsOpened(fake, 1);
+  failAttempt(fake, "ack timeout", NOW);
+  await fake.until(() => callsOf(fake, "GetTask").length === 1);
+  placeAgain(fake, "w-2");
+  // The next look is 100 ms after the retry is due (the clock of the tests stands at it).
+  await eventually(() => callsOf(fake, "TaskLogs").length === 4, "the streams of attempt 2");
+  fake.update("t-0001", { state: TaskState.DONE, exitCode: 0 });
+  const r = await cli.result;
+  assert.equal(r.code, 0);
 });
