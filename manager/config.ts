@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { durationSchema, loadConfigFile, validateConfig } from "../shared/config.ts";
 
-export const SCHEDULERS = ["round-robin", "random"] as const;
+export const SCHEDULERS = ["round-robin", "random", "least-loaded", "bin-pack", "spread"] as const;
 export type SchedulerName = typeof SCHEDULERS[number];
 
 const managerSchema = z.strictObject({
@@ -18,6 +18,8 @@ const managerSchema = z.strictObject({
   lost_timeout: durationSchema.default(120_000),
   ack_timeout: durationSchema.default(5000),
   scheduler: z.enum(SCHEDULERS).default("round-robin"),
+  spread_label: z.string().min(1).default("rack"),
+  schedule_timeout: durationSchema.default(300_000),
 }).superRefine((config, ctx) => {
   const port = Number(config.listen.slice(config.listen.lastIndexOf(":") + 1));
   if (port > 65535) {
@@ -63,6 +65,10 @@ export interface ManagerConfig {
   lostTimeoutMs: number;
   ackTimeoutMs: number;
   scheduler: SchedulerName;
+  /** The label the spread scheduler spreads across. */
+  spreadLabel: string;
+  /** How long a task may wait to be placed, unless it says otherwise. */
+  scheduleTimeoutMs: number;
 }
 
 /** The embedded store's file when manager.yaml names no store. */
@@ -89,6 +95,8 @@ export function parseManagerConfig(source: string, data: unknown): ManagerConfig
     lostTimeoutMs: raw.lost_timeout,
     ackTimeoutMs: raw.ack_timeout,
     scheduler: raw.scheduler,
+    spreadLabel: raw.spread_label,
+    scheduleTimeoutMs: raw.schedule_timeout,
   };
 }
 

@@ -11,6 +11,8 @@ Deno.test("an empty manager.yaml gives the documented defaults and the embedded 
     lostTimeoutMs: 120_000,
     ackTimeoutMs: 5000,
     scheduler: "round-robin",
+    spreadLabel: "rack",
+    scheduleTimeoutMs: 300_000,
   });
 });
 

@@ -10,6 +10,8 @@ import {
 } from "@bufbuild/protobuf/wkt";
 import {
   type Capabilities,
+  type LabelConstraint as ProtoLabelConstraint,
+  LabelConstraint_Op,
   type RunTaskSchema,
   type Task,
   TaskSchema,
@@ -21,12 +23,16 @@ import {
   WorkerState,
 } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
 import type { StopReason } from "../shared/task_machine.ts";
+import { InvalidArgumentError } from "./errors.ts";
+import type { WorkerView } from "./manager.ts";
+import { capacityOf } from "./placement.ts";
 import type {
+  Capacity,
+  LabelConstraint,
   TaskRecord,
   TaskSpec,
   TaskState as DomainTaskState,
   WorkerCapabilities,
-  WorkerRecord,
 } from "../shared/task.ts";
 
 const TASK_STATES: Record<DomainTaskState, TaskState> = {
@@ -69,6 +75,14 @@ export function taskToProto(task: TaskRecord): Task {
     retryBackoff: duration(task.retryBackoffMs),
     retryOnFailure: task.retryOnFailure ?? false,
     retryAt: timestamp(task.retryAt),
+    cpu: task.cpu ?? 0,
+    memoryBytes: BigInt(task.memoryBytes ?? 0),
+    labels: labelsToProto(task.labels),
+    pinWorkerId: task.pinWorkerId ?? "",
+    priority: task.priority ?? 0,
+    scheduleTimeout: duration(task.scheduleTimeoutMs),
+    queue: task.queue ?? false,
+    placement: task.placement ?? "",
     attempts: (task.attempts ?? []).map((a) => ({
       attempt: a.attempt,
       workerId: a.workerId,
@@ -108,6 +122,13 @@ export function taskSpecToDomain(spec: ProtoTaskSpec): TaskSpec {
     retries: spec.retries || undefined,
     retryBackoffMs: spec.retryBackoff ? durationMs(spec.retryBackoff) : undefined,
     retryOnFailure: spec.retryOnFailure || undefined,
+    cpu: spec.cpu || undefined,
+    memoryBytes: spec.memoryBytes ? Number(spec.memoryBytes) : undefined,
+    labels: spec.labels.length > 0 ? labelsToDomain(spec.labels) : undefined,
+    pinWorkerId: spec.workerId || undefined,
+    priority: spec.priority || undefined,
+    scheduleTimeoutMs: spec.scheduleTimeout ? durationMs(spec.scheduleTimeout) : undefined,
+    queue: spec.queue || undefined,
   };
 }
 
@@ -125,31 +146,77 @@ export function terminationToDomain(termination: Termination): StopReason | unde
   }
 }
 
-export function workerToProto(worker: WorkerRecord, runningTasks: number): Worker {
+export function workerToProto(view: WorkerView): Worker {
+  const { worker } = view;
+  const caps = worker.capabilities;
   return create(WorkerSchema, {
     id: worker.id,
     hostname: worker.hostname,
     address: worker.address,
     state: worker.state === "connected" ? WorkerState.CONNECTED : WorkerState.DISCONNECTED,
     capabilities: {
-      ...worker.capabilities,
-      memoryBytes: BigInt(worker.capabilities.memoryBytes),
+      cpuCores: caps.cpuCores,
+      memoryBytes: BigInt(caps.memoryBytes),
+      os: caps.os,
+      arch: caps.arch,
+      capacity: capacityToProto(capacityOf(worker)),
+      labels: caps.labels ?? {},
     },
-    runningTasks,
+    runningTasks: view.runningTasks,
     connectedAt: timestamp(worker.connectedAt),
     lastSeenAt: timestamp(worker.lastSeenAt),
     disconnectedAt: timestamp(worker.disconnectedAt),
     version: worker.version,
+    draining: worker.draining ?? false,
+    drainDeadline: timestamp(worker.drainDeadline),
+    used: capacityToProto(view.used),
   });
 }
 
+function capacityToProto(capacity: Capacity) {
+  return { ...capacity, memoryBytes: BigInt(Math.round(capacity.memoryBytes)) };
+}
+
 export function capabilitiesToDomain(capabilities: Capabilities | undefined): WorkerCapabilities {
-  return {
+  const domain: WorkerCapabilities = {
     cpuCores: capabilities?.cpuCores ?? 0,
     memoryBytes: Number(capabilities?.memoryBytes ?? 0n),
     os: capabilities?.os ?? "",
     arch: capabilities?.arch ?? "",
   };
+  const capacity = capabilities?.capacity;
+  if (capacity) {
+    domain.capacity = {
+      cpu: capacity.cpu,
+      memoryBytes: Number(capacity.memoryBytes),
+      slots: capacity.slots,
+    };
+  }
+  if (capabilities && Object.keys(capabilities.labels).length > 0) {
+    domain.labels = { ...capabilities.labels };
+  }
+  return domain;
+}
+
+const LABEL_OPS: Record<LabelConstraint["op"], LabelConstraint_Op> = {
+  "=": LabelConstraint_Op.EQUAL,
+  "!=": LabelConstraint_Op.NOT_EQUAL,
+  "exists": LabelConstraint_Op.EXISTS,
+};
+
+function labelsToProto(labels: LabelConstraint[] | undefined) {
+  return (labels ?? []).map((c) => ({ key: c.key, op: LABEL_OPS[c.op], value: c.value ?? "" }));
+}
+
+/** Label constraints from the API; an unknown op is refused, naming the key. */
+function labelsToDomain(labels: ProtoLabelConstraint[]): LabelConstraint[] {
+  return labels.map((c) => {
+    const op = (Object.entries(LABEL_OPS).find(([, v]) => v === c.op)?.[0]) as
+      | LabelConstraint["op"]
+      | undefined;
+    if (!op) throw new InvalidArgumentError(`label ${JSON.stringify(c.key)} has no operator`);
+    return op === "exists" ? { key: c.key, op } : { key: c.key, op, value: c.value };
+  });
 }
 
 export function msFromTimestamp(ts: Timestamp | undefined): number | undefined {

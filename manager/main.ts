@@ -77,6 +77,8 @@ export async function main(args: string[]): Promise<number> {
     lostTimeoutMs: config.lostTimeoutMs,
     ackTimeoutMs: config.ackTimeoutMs,
     scheduler: config.scheduler,
+    spreadLabel: config.spreadLabel,
+    scheduleTimeoutMs: config.scheduleTimeoutMs,
   });
   try {
     await manager.start();
@@ -112,6 +114,8 @@ export async function main(args: string[]): Promise<number> {
     address: server.address,
     store: config.store.kind === "etcd" ? config.store.endpoints.join(",") : config.store.path,
     scheduler: config.scheduler,
+    spreadLabel: config.spreadLabel,
+    scheduleTimeoutMs: config.scheduleTimeoutMs,
   });
 
   await waitForSignal();

@@ -15,13 +15,28 @@ import {
   transition,
 } from "../shared/task_machine.ts";
 import { formatDuration } from "../shared/duration.ts";
-import { isFinal, type TaskRecord, type TaskSpec, type WorkerRecord } from "../shared/task.ts";
+import {
+  type Capacity,
+  isFinal,
+  type TaskRecord,
+  type TaskSpec,
+  type WorkerRecord,
+} from "../shared/task.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import { runTaskMessage } from "./convert.ts";
 import type { SchedulerName } from "./config.ts";
-import { FailedPreconditionError, InvalidArgumentError } from "./errors.ts";
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from "./errors.ts";
 import { type LogQuery, LogRelay, LogSourceLostError, LogsUnavailableError } from "./log_relay.ts";
-import { createPlacer, createScorer, type Placer } from "./placement.ts";
+import {
+  type Candidate,
+  candidateOf,
+  createPlacer,
+  createScorer,
+  neverFits,
+  type Placer,
+  takeRoom,
+  usageByWorker,
+} from "./placement.ts";
 import { type AttemptRef, planReconcile } from "./reconcile.ts";
 import { TaskBook } from "./task_book.ts";
 import { type WorkerIntroduction, WorkerRegistry } from "./worker_registry.ts";
@@ -43,6 +58,10 @@ export interface ManagerOptions {
   /** How long a worker has to acknowledge a task it was sent. */
   ackTimeoutMs: number;
   scheduler: SchedulerName;
+  /** The label the spread scheduler spreads across (default "rack"). */
+  spreadLabel?: string;
+  /** How long a task may wait to be placed unless it says otherwise (default: 5 minutes). */
+  scheduleTimeoutMs?: number;
   /** Time and timers; the system clock unless a test brings its own. */
   clock?: Clock;
   /** Randomness for the random scheduler and task ids. */
@@ -70,6 +89,22 @@ export interface TaskReport {
   output: TaskOutput;
 }
 
+/** A worker as the API shows it: its record and what its unfinished tasks take. */
+export interface WorkerView {
+  worker: WorkerRecord;
+  runningTasks: number;
+  used: Capacity;
+}
+
+/** Indexes of `tasks` in placement order: higher priority first, then older, then by id. */
+function byPriority(tasks: TaskRecord[]): number[] {
+  return tasks.map((_, i) => i).sort((a, b) =>
+    (tasks[b].priority ?? 0) - (tasks[a].priority ?? 0) ||
+    tasks[a].createdAt - tasks[b].createdAt ||
+    (tasks[a].id < tasks[b].id ? -1 : 1)
+  );
+}
+
 /** More retries than this are refused: a task failing a hundred times needs a person. */
 export const MAX_RETRIES = 100;
 
@@ -87,6 +122,12 @@ export class Manager {
   readonly #placer: Placer;
   readonly #ackTimers = new Map<string, unknown>();
   readonly #retryTimers = new Map<string, unknown>();
+  readonly #scheduleTimers = new Map<string, unknown>();
+  readonly #drainTimers = new Map<string, unknown>();
+  /** Why each waiting task is not placed yet, as of the last try. */
+  readonly #diagnoses = new Map<string, string>();
+  #queueRun: Promise<void> | undefined;
+  #queueAgain = false;
   /** Set while no worker is connected: the manager suspects its own network, gives up nothing. */
   #suspectingSelf = false;
   /** Lost deadlines count from no earlier than this (the end of the last suspicion). */
@@ -104,7 +145,9 @@ export class Manager {
     this.#random = options.random ?? Math.random;
     this.#book = new TaskBook(options.store);
     this.#workers = new WorkerRegistry(options.store, options.log);
-    this.#placer = createPlacer(createScorer(options.scheduler, this.#random));
+    this.#placer = createPlacer(
+      createScorer(options.scheduler, { random: this.#random, spreadLabel: options.spreadLabel }),
+    );
   }
 
   /**
@@ -118,8 +161,13 @@ export class Manager {
     for (const task of active) {
       if (task.state === "pending" && isAssigned(task)) this.#startAckTimer(task, now);
     }
-    const unplaced = active.filter((t) => t.state === "pending" && !isAssigned(t));
-    for (const task of unplaced) this.#startRetryTimer(task, now);
+    for (const task of active.filter((t) => t.state === "pending" && !isAssigned(t))) {
+      this.#startScheduleTimer(task, now);
+      if (task.retryAt !== undefined) this.#startRetryTimer(task, now);
+    }
+    for (const worker of this.#workers.list()) {
+      if (worker.draining && worker.drainDeadline !== undefined) this.#startDrainTimer(worker);
+    }
     this.#ticker = this.#clock.setInterval(() => this.#tick(), this.#options.pingIntervalMs);
     this.#log.info("manager state loaded", {
       active_tasks: active.length,
@@ -134,7 +182,8 @@ export class Manager {
     this.#stopping = true;
     if (this.#ticker !== undefined) this.#clock.clearInterval(this.#ticker);
     this.#ticker = undefined;
-    for (const timers of [this.#ackTimers, this.#retryTimers]) {
+    const all = [this.#ackTimers, this.#retryTimers, this.#scheduleTimers, this.#drainTimers];
+    for (const timers of all) {
       for (const timer of timers.values()) this.#clock.clearTimeout(timer);
       timers.clear();
     }
@@ -143,38 +192,89 @@ export class Manager {
 
   // --- operator side ---
 
-  listWorkers(): { worker: WorkerRecord; runningTasks: number }[] {
-    const counts = this.#book.countByWorker();
+  listWorkers(): WorkerView[] {
+    const usage = usageByWorker(this.#book.active());
     return this.#workers.list().map((worker) => ({
       worker,
-      runningTasks: counts.get(worker.id) ?? 0,
+      runningTasks: usage.get(worker.id)?.slots ?? 0,
+      used: usage.get(worker.id) ?? { cpu: 0, memoryBytes: 0, slots: 0 },
     }));
   }
 
+  /** One worker with its unfinished tasks. */
+  getWorker(id: string): { view: WorkerView; tasks: TaskRecord[] } {
+    const view = this.listWorkers().find((w) => w.worker.id === id);
+    if (!view) throw new NotFoundError(`worker "${id}" not found`);
+    const tasks = this.#book.active().filter((t) => t.workerId === id).map((t) =>
+      this.#withDiagnosis(t)
+    );
+    return { view, tasks };
+  }
+
+  /** Takes a worker out of service; past `deadlineMs`, what still runs on it is cancelled. */
+  async drainWorker(id: string, deadlineMs?: number): Promise<WorkerView> {
+    if (deadlineMs !== undefined && !(deadlineMs >= 0)) {
+      throw new InvalidArgumentError(`drain deadline ${deadlineMs}ms is negative`);
+    }
+    const now = this.#clock.now();
+    const worker = await this.#workers.setDraining(id, {
+      draining: true,
+      drainDeadline: deadlineMs === undefined ? undefined : now + deadlineMs,
+    });
+    this.#clearTimer(this.#drainTimers, id);
+    if (worker.drainDeadline !== undefined) this.#startDrainTimer(worker);
+    this.#log.info("worker draining", { worker: id, deadline: deadlineMs });
+    return this.getWorker(id).view;
+  }
+
+  async undrainWorker(id: string): Promise<WorkerView> {
+    await this.#workers.setDraining(id, { draining: false, drainDeadline: undefined });
+    this.#clearTimer(this.#drainTimers, id);
+    this.#log.info("worker back in service", { worker: id });
+    void this.#drainQueue();
+    return this.getWorker(id).view;
+  }
+
   async listTasks(options: ListTasksOptions): Promise<TaskRecord[]> {
-    return (await this.#store.listTasks(options)).map((e) => e.value);
+    return (await this.#store.listTasks(options)).map((e) => this.#withDiagnosis(e.value));
   }
 
   async getTask(id: string): Promise<TaskRecord> {
     if (id === "") throw new InvalidArgumentError("a task id is required");
-    return await this.#book.get(id);
+    return this.#withDiagnosis(await this.#book.get(id));
   }
 
   /**
-   * Stores a batch of tasks, all or none, each already placed on a worker (or dead when no
-   * worker can take it), then sends each to its worker.
+   * Stores a batch of tasks, all or none, then sends each placed one to its worker. When no
+   * task is waiting already, the batch is placed before it is stored (one write per task); a
+   * task that fits nowhere now waits, in order of priority then age, for schedule_timeout. A
+   * task no worker ever seen could run is refused, unless it asks to queue.
    */
   async schedule(specs: TaskSpec[]): Promise<TaskRecord[]> {
     validateSpecs(specs);
+    const candidates = this.#candidates();
+    specs.forEach((spec, i) => {
+      const why = spec.queue ? undefined : neverFits(candidates, spec);
+      if (why) {
+        throw new InvalidArgumentError(
+          `task ${i + 1} can never be placed: ${why}; queue it to wait for such a worker`,
+        );
+      }
+    });
     const now = this.#clock.now();
     const ids = createTaskIds(specs.length, now, this.#random);
-    const tasks = specs.map((spec, i) => this.#place(newTask(ids[i], spec, now)));
+    const tasks = specs.map((spec, i) => newTask(ids[i], spec, now));
+    const queueIsEmpty = !this.#book.active().some((t) => t.state === "pending" && !isAssigned(t));
+    if (queueIsEmpty) {
+      for (const i of byPriority(tasks)) tasks[i] = this.#placeNew(tasks[i], candidates);
+    }
     await this.#book.create(tasks);
     for (const task of tasks) {
-      if (task.state === "pending") this.#send(task);
-      else this.#log.info("task not placed", { task: task.id, reason: task.deadReason });
+      if (isAssigned(task)) this.#send(task);
+      else this.#startScheduleTimer(task, now);
     }
-    return tasks;
+    if (!queueIsEmpty) void this.#drainQueue();
+    return tasks.map((t) => this.#withDiagnosis(t));
   }
 
   // --- worker side ---
@@ -218,6 +318,7 @@ export class Manager {
         msg: { case: "cancel", value: { taskId: ref.taskId, attempt: ref.attempt } },
       });
     }
+    void this.#drainQueue();
     this.#log.info("worker connected", {
       worker: workerId,
       address,
@@ -353,33 +454,131 @@ export class Manager {
 
   // --- internals ---
 
-  #place(task: TaskRecord): TaskRecord {
-    const placement = this.#placer.place(this.#workers.candidates());
-    const event: TaskEvent = placement.ok
-      ? { type: "assign", workerId: placement.workerId }
-      : { type: "unplaceable", reason: placement.reason };
-    const result = transition(task, event, this.#clock.now());
-    // A new task is always pending and unplaced, so both events apply.
+  /** Places a new task in memory, taking its share of the candidate's room. */
+  #placeNew(task: TaskRecord, candidates: Candidate[]): TaskRecord {
+    const placement = this.#placer.place(candidates, task);
+    if (!placement.ok) {
+      this.#diagnoses.set(task.id, placement.reason);
+      return { ...task, placement: placement.reason };
+    }
+    const result = transition(
+      task,
+      { type: "assign", workerId: placement.workerId },
+      this.#clock.now(),
+    );
+    // A new task is pending and unplaced, so it can always be assigned.
     if (!result.ok) throw new Error(`placing a new task: ${result.refusal.message}`);
+    takeRoom(candidates, placement.workerId, task);
     return result.task;
   }
 
-  /** Places a task that is already stored (found unplaced at start-up). */
-  /** Places a stored task waiting for (another) attempt; with no worker at all, it waits. */
-  async #placeStored(task: TaskRecord): Promise<void> {
-    const candidates = this.#workers.candidates();
-    if (candidates.length === 0) {
-      this.#startRetryTimer({ ...task, retryAt: this.#clock.now() + this.#options.pingIntervalMs });
-      return;
-    }
-    const placement = this.#placer.place(candidates);
-    const result = await this.#apply(
-      task.id,
-      placement.ok
-        ? { type: "assign", workerId: placement.workerId }
-        : { type: "unplaceable", reason: placement.reason },
+  /** Workers as placement sees them, with what their unfinished tasks take. */
+  #candidates(): Candidate[] {
+    const usage = usageByWorker(this.#book.active());
+    return this.#workers.list().map((worker) =>
+      candidateOf(worker, this.#workers.session(worker.id)?.open ?? false, usage.get(worker.id))
     );
-    if (result.ok && result.task.state === "pending") this.#send(result.task);
+  }
+
+  /**
+   * Places waiting tasks, higher priority first, then oldest; a task that does not fit does
+   * not hold up smaller ones behind it. Runs one at a time; calls meanwhile run it once more.
+   */
+  #drainQueue(): Promise<void> {
+    if (this.#queueRun) {
+      this.#queueAgain = true;
+      return this.#queueRun;
+    }
+    this.#queueRun = (async () => {
+      do {
+        this.#queueAgain = false;
+        await this.#placeWaiting().catch((e) =>
+          this.#log.warn("cannot place waiting tasks yet", { cause: e })
+        );
+      } while (this.#queueAgain && !this.#stopping);
+    })().finally(() => this.#queueRun = undefined);
+    return this.#queueRun;
+  }
+
+  async #placeWaiting(): Promise<void> {
+    const now = this.#clock.now();
+    const waiting = this.#book.active().filter((t) =>
+      t.state === "pending" && !isAssigned(t) && (t.retryAt ?? 0) <= now
+    );
+    if (waiting.length === 0 || this.#stopping) return;
+    const candidates = this.#candidates();
+    for (const i of byPriority(waiting)) {
+      const task = waiting[i];
+      const placement = this.#placer.place(candidates, task);
+      if (!placement.ok) {
+        this.#diagnoses.set(task.id, placement.reason);
+        continue;
+      }
+      const result = await this.#apply(task.id, { type: "assign", workerId: placement.workerId });
+      if (result.ok && result.changed) {
+        takeRoom(candidates, placement.workerId, task);
+        this.#send(result.task);
+      }
+    }
+  }
+
+  #withDiagnosis(task: TaskRecord): TaskRecord {
+    const diagnosis = this.#diagnoses.get(task.id);
+    if (task.state !== "pending" || isAssigned(task) || diagnosis === undefined) return task;
+    return { ...task, placement: diagnosis };
+  }
+
+  /** A waiting task that is still unplaced after its schedule timeout is dead, saying why. */
+  #startScheduleTimer(task: TaskRecord, now: number): void {
+    const timeoutMs = task.scheduleTimeoutMs ?? this.#options.scheduleTimeoutMs ?? 300_000;
+    const deadline = (task.retryAt ?? task.createdAt) + timeoutMs;
+    this.#setTimer(this.#scheduleTimers, task.id, deadline - now, async () => {
+      const why = this.#diagnoses.get(task.id) ?? "no worker fits";
+      const result = await this.#apply(task.id, {
+        type: "unplaceable",
+        reason: `not placed within ${formatDuration(timeoutMs)}: ${why}`,
+      }).catch((e) => {
+        this.#log.warn("cannot store a schedule timeout yet", { task: task.id, cause: e });
+        this.#startScheduleTimer(task, deadline - timeoutMs + this.#options.ackTimeoutMs);
+        return undefined;
+      });
+      if (result?.ok && result.changed) {
+        this.#log.warn("task not placed in time", {
+          task: task.id,
+          reason: result.task.deadReason,
+        });
+      }
+    });
+  }
+
+  #startDrainTimer(worker: WorkerRecord): void {
+    const now = this.#clock.now();
+    this.#setTimer(this.#drainTimers, worker.id, (worker.drainDeadline ?? now) - now, async () => {
+      const left = this.#book.active().filter((t) => t.workerId === worker.id).map((t) => t.id);
+      if (left.length === 0) return;
+      this.#log.info("drain deadline passed; cancelling what is left", {
+        worker: worker.id,
+        tasks: left.length,
+      });
+      await this.cancel(left).catch((e) =>
+        this.#log.warn("cannot cancel a drained worker's tasks", { worker: worker.id, cause: e })
+      );
+    });
+  }
+
+  #setTimer(timers: Map<string, unknown>, key: string, ms: number, fn: () => Promise<void>): void {
+    this.#clearTimer(timers, key);
+    const timer = this.#clock.setTimeout(() => {
+      if (timers.get(key) === timer) timers.delete(key);
+      void fn();
+    }, Math.max(0, ms));
+    timers.set(key, timer);
+  }
+
+  #clearTimer(timers: Map<string, unknown>, key: string): void {
+    const timer = timers.get(key);
+    if (timer !== undefined) this.#clock.clearTimeout(timer);
+    timers.delete(key);
   }
 
   #send(task: TaskRecord): void {
@@ -428,34 +627,35 @@ export class Manager {
     this.#ackTimers.set(task.id, timer);
   }
 
-  /** Places a task waiting to be retried when its backoff has passed. */
+  /** A task waiting to be retried joins the queue when its backoff has passed. */
   #startRetryTimer(task: TaskRecord, now = this.#clock.now()): void {
-    const previous = this.#retryTimers.get(task.id);
-    if (previous !== undefined) this.#clock.clearTimeout(previous);
-    const timer = this.#clock.setTimeout(async () => {
-      if (this.#retryTimers.get(task.id) === timer) this.#retryTimers.delete(task.id);
-      try {
-        await this.#placeStored(await this.#book.get(task.id));
-      } catch (e) {
-        this.#log.warn("cannot place a task yet", { task: task.id, cause: e });
-        this.#startRetryTimer({ ...task, retryAt: this.#clock.now() + this.#options.ackTimeoutMs });
-      }
-    }, Math.max(0, (task.retryAt ?? now) - now));
-    this.#retryTimers.set(task.id, timer);
+    this.#setTimer(
+      this.#retryTimers,
+      task.id,
+      (task.retryAt ?? now) - now,
+      () => this.#drainQueue(),
+    );
   }
 
   async #apply(taskId: string, event: TaskEvent) {
+    const before = this.#book.active().find((t) => t.id === taskId);
     const result = await this.#book.apply(taskId, event, this.#clock.now());
     if (!result.ok || !result.changed) return result;
     const task = result.task;
-    if (task.state !== "pending" || !isAssigned(task)) {
-      const timer = this.#ackTimers.get(taskId);
-      if (timer !== undefined) this.#clock.clearTimeout(timer);
-      this.#ackTimers.delete(taskId);
+    if (task.state !== "pending" || !isAssigned(task)) this.#clearTimer(this.#ackTimers, taskId);
+    if (task.state !== "pending" || isAssigned(task)) {
+      this.#clearTimer(this.#scheduleTimers, taskId);
+      this.#diagnoses.delete(taskId);
     }
+    if (isFinal(task.state)) this.#clearTimer(this.#retryTimers, taskId);
     if (task.state === "pending" && !isAssigned(task) && task.retryAt !== undefined) {
       this.#log.info("task will be retried", { task: taskId, at: new Date(task.retryAt) });
       this.#startRetryTimer(task);
+      this.#startScheduleTimer(task, this.#clock.now());
+    }
+    // Room freed on a worker lets waiting tasks in.
+    if (before && isAssigned(before) && (isFinal(task.state) || !isAssigned(task))) {
+      void this.#drainQueue();
     }
     return result;
   }
@@ -524,6 +724,7 @@ export class Manager {
         );
       }
       await this.#giveUpLost(now);
+      void this.#drainQueue();
     } catch (e) {
       this.#log.warn("liveness sweep failed", { cause: e });
     }
@@ -557,6 +758,13 @@ function specProblem(spec: TaskSpec): string | undefined {
       return `env key ${JSON.stringify(key)} is not a variable name (empty, or contains "=")`;
     }
   }
+  for (const label of spec.labels ?? []) {
+    if (label.key === "") return "a label constraint has an empty key";
+  }
+  if (spec.cpu !== undefined && !(spec.cpu >= 0)) return `cpu ${spec.cpu} is negative`;
+  if (spec.memoryBytes !== undefined && !(spec.memoryBytes >= 0)) {
+    return `memory ${spec.memoryBytes} bytes is negative`;
+  }
   if (spec.cwd && !spec.cwd.startsWith("/")) {
     return `cwd ${JSON.stringify(spec.cwd)} is not an absolute path`;
   }
@@ -570,6 +778,7 @@ function specProblem(spec: TaskSpec): string | undefined {
       ["timeout", spec.timeoutMs],
       ["kill_timeout", spec.killTimeoutMs],
       ["retry_backoff", spec.retryBackoffMs],
+      ["schedule_timeout", spec.scheduleTimeoutMs],
     ]
   ) {
     if (ms !== undefined && (!Number.isFinite(ms as number) || (ms as number) < 0)) {

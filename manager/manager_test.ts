@@ -18,6 +18,7 @@ const PING_MS = 1_000;
 const SILENCE_MS = 3_000;
 const ACK_MS = 2_000;
 const LOST_MS = 10_000;
+const SCHEDULE_MS = 20_000;
 
 const INTRO: WorkerIntroduction = {
   hostname: "box.example",
@@ -62,6 +63,7 @@ class Harness implements AsyncDisposable {
       pingIntervalMs: PING_MS,
       silenceTimeoutMs: SILENCE_MS,
       lostTimeoutMs: LOST_MS,
+      scheduleTimeoutMs: SCHEDULE_MS,
       ackTimeoutMs: ACK_MS,
       scheduler: "round-robin",
       clock: clockOf(fake),
@@ -82,8 +84,9 @@ class Harness implements AsyncDisposable {
   async connect(
     workerId: string,
     held?: Parameters<Manager["openSession"]>[3],
+    intro: WorkerIntroduction = INTRO,
   ): Promise<Recorded> {
-    const session = await this.manager.openSession(workerId, "10.0.0.9:40000", INTRO, held);
+    const session = await this.manager.openSession(workerId, "10.0.0.9:40000", intro, held);
     const messages: Outgoing[] = [];
     const drained = (async () => {
       for await (const message of session.outgoing) messages.push(message);
@@ -187,30 +190,39 @@ function exited(
   };
 }
 
-Deno.test("schedule with no worker connected stores every task dead, saying why", async () => {
+Deno.test("with no worker connected tasks wait, and are dead after schedule_timeout", async () => {
   await using h = await Harness.start();
   const tasks = await h.manager.schedule([ECHO, { cmd: "sleep", params: ["1"] }]);
-  assert.equal(tasks.length, 2);
   assert.ok(tasks[0].id < tasks[1].id, "ids sort in the order given");
-  const dead = (id: string, spec: { cmd: string; params: string[] }): TaskRecord => ({
-    id,
-    ...spec,
-    state: "dead",
-    attempt: 0,
-    stdout: "",
-    stderr: "",
-    stdoutTruncated: false,
-    stderrTruncated: false,
-    createdAt: START,
-    deadReason: "no worker is connected",
-    finishedAt: START,
-  });
-  assert.deepEqual(tasks, [
-    dead(tasks[0].id, ECHO),
-    dead(tasks[1].id, { cmd: "sleep", params: ["1"] }),
+  assert.deepEqual(
+    tasks.map((t) => [t.state, t.placement]),
+    [["pending", "no worker is connected"], ["pending", "no worker is connected"]],
+  );
+  assert.equal((await h.store.getTask(tasks[0].id))?.value.placement, "no worker is connected");
+  await h.advance(SCHEDULE_MS - 1);
+  assert.equal((await h.task(tasks[0].id)).state, "pending");
+  await h.advance(1);
+  const dead = await h.task(tasks[0].id);
+  assert.deepEqual([dead.state, dead.deadReason, dead.finishedAt], [
+    "dead",
+    "not placed within 20s: no worker is connected",
+    START + SCHEDULE_MS,
   ]);
-  assert.deepEqual((await h.store.listTasks()).map((v) => v.value), tasks);
-  assert.deepEqual(await h.task(tasks[1].id), tasks[1]);
+  assert.equal(dead.attempts, undefined, "it never had an attempt");
+});
+
+Deno.test("a waiting task is placed as soon as a worker connects", async () => {
+  await using h = await Harness.start();
+  const [task] = await h.manager.schedule([ECHO]);
+  await h.advance(1000);
+  const w1 = await h.connect("w1");
+  await h.settle();
+  assert.deepEqual(runs(w1).map((r) => r.taskId), [task.id]);
+  const placed = await h.task(task.id);
+  assert.deepEqual([placed.workerId, placed.attempt, placed.placement], ["w1", 1, undefined]);
+  await h.manager.acknowledge(w1.session, task.id, 1);
+  await keepHearing(h, SCHEDULE_MS, w1);
+  assert.equal((await h.task(task.id)).state, "scheduled", "no schedule timeout once placed");
 });
 
 Deno.test("schedule places tasks round-robin and sends each worker a run message", async () => {
@@ -522,8 +534,8 @@ Deno.test("a restarted manager keeps tasks, workers and acknowledgement deadline
   assert.deepEqual(before.map((t) => t.state), ["pending", "scheduled"]);
   const storedWorkers = (await store.listWorkers()).map((v) => v.value);
   assert.deepEqual(h.manager.listWorkers(), [
-    { worker: storedWorkers[0], runningTasks: 1 },
-    { worker: storedWorkers[1], runningTasks: 1 },
+    { worker: storedWorkers[0], runningTasks: 1, used: { cpu: 0, memoryBytes: 0, slots: 1 } },
+    { worker: storedWorkers[1], runningTasks: 1, used: { cpu: 0, memoryBytes: 0, slots: 1 } },
   ]);
   assert.deepEqual(storedWorkers.map((w) => [w.id, w.state]), [
     ["w1", "connected"],
@@ -946,4 +958,103 @@ Deno.test("a worker that restarted reports what it lost; the task is retried or 
   await h.manager.report(abandoned(twice.id));
   assert.equal((await h.task(twice.id)).state, "pending");
   await h.manager.report(abandoned(once.id)); // the same report again: accepted, no change
+});
+
+const GiB = 1024 ** 3;
+
+function offering(
+  capacity: { cpu: number; memoryBytes: number; slots: number },
+  labels: Record<string, string> = {},
+): WorkerIntroduction {
+  return { ...INTRO, capabilities: { ...INTRO.capabilities, capacity, labels } };
+}
+
+Deno.test("slots limit concurrency; waiting tasks go by priority, then age", async () => {
+  await using h = await Harness.start();
+  const w1 = await h.connect("w1", undefined, offering({ cpu: 4, memoryBytes: 8 * GiB, slots: 1 }));
+  const [a] = await h.manager.schedule([{ ...ECHO, params: ["a"] }]);
+  await h.advance(10);
+  const [b] = await h.manager.schedule([{ ...ECHO, params: ["b"] }]);
+  await h.advance(10);
+  const [c] = await h.manager.schedule([{ ...ECHO, params: ["c"], priority: 5 }]);
+  await h.settle();
+  assert.deepEqual(runs(w1).map((r) => r.taskId), [a.id]);
+  assert.equal((await h.task(b.id)).placement, "0/1 workers fit: 1 has no free slot");
+  const finish = async (id: string) => {
+    await h.manager.acknowledge(w1.session, id, 1);
+    await h.manager.report(exited(id, "w1", 0));
+    await h.settle();
+  };
+  await finish(a.id);
+  assert.deepEqual(runs(w1).map((r) => r.taskId), [a.id, c.id], "higher priority first");
+  await finish(c.id);
+  assert.deepEqual(runs(w1).map((r) => r.taskId), [a.id, c.id, b.id]);
+});
+
+Deno.test("labels choose the worker; a pinned task goes to its worker only", async () => {
+  await using h = await Harness.start();
+  const cap = { cpu: 4, memoryBytes: 8 * GiB, slots: 4 };
+  const gpu = await h.connect("gpu", undefined, offering(cap, { gpu: "true", zone: "a" }));
+  const plain = await h.connect("plain", undefined, offering(cap, { zone: "b" }));
+  const tasks = await h.manager.schedule([
+    { ...ECHO, labels: [{ key: "gpu", op: "=", value: "true" }] },
+    { ...ECHO, labels: [{ key: "zone", op: "!=", value: "a" }] },
+    { ...ECHO, labels: [{ key: "gpu", op: "exists" }] },
+    { ...ECHO, pinWorkerId: "plain" },
+  ]);
+  assert.deepEqual(tasks.map((t) => t.workerId), ["gpu", "plain", "gpu", "plain"]);
+  await h.settle();
+  assert.equal(runs(gpu).length, 2);
+  assert.equal(runs(plain).length, 2);
+});
+
+Deno.test("a task no worker could ever run is refused, unless it asks to queue", async () => {
+  await using h = await Harness.start();
+  await h.connect("w1", undefined, offering({ cpu: 2, memoryBytes: GiB, slots: 2 }));
+  await assert.rejects(h.manager.schedule([ECHO, { ...ECHO, memoryBytes: 2 * GiB }]), {
+    name: "InvalidArgumentError",
+    message:
+      "task 2 can never be placed: 0/1 workers fit: 1 offers 1GiB memory; queue it to wait for such a worker",
+  });
+  assert.deepEqual(await h.store.listTasks(), [], "nothing of the batch is stored");
+  const [queued] = await h.manager.schedule([{ ...ECHO, cpu: 8, queue: true }]);
+  assert.equal(queued.state, "pending");
+  assert.equal(queued.placement, "0/1 workers fit: 1 lacks cpu");
+});
+
+Deno.test("drain: no new tasks, running ones stay; undrain; a deadline cancels", async () => {
+  await using h = await Harness.start();
+  const w1 = await h.connect("w1");
+  const [running] = await h.manager.schedule([ECHO]);
+  await h.manager.acknowledge(w1.session, running.id, 1);
+  const drained = await h.manager.drainWorker("w1");
+  assert.equal(drained.worker.draining, true);
+  assert.equal((await h.store.getWorker("w1"))?.value.draining, true, "stored");
+  const [waiting] = await h.manager.schedule([ECHO]);
+  assert.equal(waiting.placement, "0/1 workers fit: 1 is draining");
+  assert.equal((await h.task(running.id)).state, "scheduled", "running work is left alone");
+
+  await h.manager.undrainWorker("w1");
+  await h.settle();
+  assert.equal((await h.task(waiting.id)).workerId, "w1");
+  await h.manager.acknowledge(w1.session, waiting.id, 1);
+
+  await h.manager.drainWorker("w1", 5000);
+  await keepHearing(h, 4999, w1);
+  assert.deepEqual(cancels(w1), []);
+  await keepHearing(h, 2, w1);
+  assert.deepEqual(cancels(w1).map((c) => c.taskId).sort(), [running.id, waiting.id].sort());
+  await assert.rejects(h.manager.drainWorker("nope"), {
+    name: "NotFoundError",
+    message: 'worker "nope" not found',
+  });
+});
+
+Deno.test("a drain outlives the worker's reconnect", async () => {
+  await using h = await Harness.start();
+  const w1 = await h.connect("w1");
+  await h.manager.drainWorker("w1");
+  await h.manager.closeSession(w1.session, "cut");
+  await h.connect("w1");
+  assert.equal(h.worker("w1")?.draining, true);
 });

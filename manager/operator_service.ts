@@ -1,5 +1,6 @@
 /** OperatorService handlers: decode, call the manager, map errors. */
 import type { ServiceImpl } from "@connectrpc/connect";
+import { durationMs } from "@bufbuild/protobuf/wkt";
 import { OperatorService } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
 import type { Logger } from "../shared/log.ts";
 import { taskSpecToDomain, taskStateToDomain, taskToProto, workerToProto } from "./convert.ts";
@@ -22,9 +23,7 @@ export function createOperatorService(
     listWorkers: () =>
       edge("ListWorkers", () =>
         Promise.resolve({
-          workers: manager.listWorkers().map(({ worker, runningTasks }) =>
-            workerToProto(worker, runningTasks)
-          ),
+          workers: manager.listWorkers().map(workerToProto),
         })),
 
     listTasks: (req) =>
@@ -59,6 +58,27 @@ export function createOperatorService(
         const tasks = await manager.schedule(req.tasks.map(taskSpecToDomain));
         return { tasks: tasks.map(taskToProto) };
       }),
+
+    getWorker: (req) =>
+      edge("GetWorker", () => {
+        const { view, tasks } = manager.getWorker(req.id);
+        return Promise.resolve({ worker: workerToProto(view), tasks: tasks.map(taskToProto) });
+      }),
+
+    drainWorker: (req) =>
+      edge("DrainWorker", async () => ({
+        worker: workerToProto(
+          await manager.drainWorker(
+            req.id,
+            req.deadline ? durationMs(req.deadline) : undefined,
+          ),
+        ),
+      })),
+
+    undrainWorker: (req) =>
+      edge("UndrainWorker", async () => ({
+        worker: workerToProto(await manager.undrainWorker(req.id)),
+      })),
 
     cancelTasks: (req) =>
       edge("CancelTasks", async () => ({

@@ -1,73 +1,275 @@
 import assert from "node:assert/strict";
 import {
   type Candidate,
+  candidateOf,
+  createBinPack,
+  createLeastLoaded,
   createPlacer,
   createRandom,
   createRoundRobin,
   createScorer,
-  diagnose,
+  createSpread,
+  type Filter,
+  hasCpu,
+  hasFreeSlot,
+  hasLabels,
+  hasMemory,
   isConnected,
+  isNotDraining,
+  isPinnedWorker,
+  neverFits,
+  takeRoom,
+  type TaskNeeds,
+  usageByWorker,
 } from "./placement.ts";
+import type { TaskRecord, WorkerRecord } from "../shared/task.ts";
 
-const worker = (id: string, connected = true, runningTasks = 0): Candidate => ({
-  id,
-  connected,
-  runningTasks,
-});
+const GiB = 1024 ** 3;
 
-Deno.test("isConnected passes connected workers and names the others", () => {
-  assert.equal(isConnected(worker("a")), undefined);
-  assert.equal(isConnected(worker("a", false)), "are disconnected");
-});
+function worker(id: string, extra: Partial<Candidate> = {}): Candidate {
+  return {
+    id,
+    connected: true,
+    draining: false,
+    labels: {},
+    capacity: { cpu: 4, memoryBytes: 8 * GiB, slots: 2 },
+    used: { cpu: 0, memoryBytes: 0, slots: 0 },
+    ...extra,
+  };
+}
+
+/** [filter, worker, task, expected rejection (plural form) or undefined] */
+const filterCases: [string, Filter, Candidate, TaskNeeds, string | undefined][] = [
+  ["connected", isConnected, worker("a"), {}, undefined],
+  ["disconnected", isConnected, worker("a", { connected: false }), {}, "are disconnected"],
+  ["not draining", isNotDraining, worker("a"), {}, undefined],
+  ["draining", isNotDraining, worker("a", { draining: true }), {}, "are draining"],
+  ["no pin", isPinnedWorker, worker("a"), {}, undefined],
+  ["pinned here", isPinnedWorker, worker("a"), { pinWorkerId: "a" }, undefined],
+  ["pinned elsewhere", isPinnedWorker, worker("a"), { pinWorkerId: "b" }, "are not worker b"],
+  [
+    "label equal",
+    hasLabels,
+    worker("a", { labels: { gpu: "true" } }),
+    { labels: [{ key: "gpu", op: "=", value: "true" }] },
+    undefined,
+  ],
+  [
+    "label differs",
+    hasLabels,
+    worker("a", { labels: { gpu: "false" } }),
+    { labels: [{ key: "gpu", op: "=", value: "true" }] },
+    "lack label gpu=true",
+  ],
+  [
+    "label missing",
+    hasLabels,
+    worker("a"),
+    { labels: [{ key: "gpu", op: "=", value: "true" }] },
+    "lack label gpu=true",
+  ],
+  [
+    "label not equal, satisfied",
+    hasLabels,
+    worker("a", { labels: { zone: "a" } }),
+    { labels: [{ key: "zone", op: "!=", value: "b" }] },
+    undefined,
+  ],
+  [
+    "label not equal, violated",
+    hasLabels,
+    worker("a", { labels: { zone: "b" } }),
+    { labels: [{ key: "zone", op: "!=", value: "b" }] },
+    "have label zone=b",
+  ],
+  [
+    "label present",
+    hasLabels,
+    worker("a", { labels: { ssd: "" } }),
+    { labels: [{ key: "ssd", op: "exists" }] },
+    undefined,
+  ],
+  [
+    "label absent",
+    hasLabels,
+    worker("a"),
+    { labels: [{ key: "ssd", op: "exists" }] },
+    "lack label ssd",
+  ],
+  [
+    "free slot",
+    hasFreeSlot,
+    worker("a", { used: { cpu: 0, memoryBytes: 0, slots: 1 } }),
+    {},
+    undefined,
+  ],
+  [
+    "no free slot",
+    hasFreeSlot,
+    worker("a", { used: { cpu: 0, memoryBytes: 0, slots: 2 } }),
+    {},
+    "have no free slot",
+  ],
+  ["cpu fits exactly", hasCpu, worker("a", { used: { cpu: 3.5, memoryBytes: 0, slots: 0 } }), {
+    cpu: 0.5,
+  }, undefined],
+  ["cpu short", hasCpu, worker("a", { used: { cpu: 3.5, memoryBytes: 0, slots: 0 } }), {
+    cpu: 1,
+  }, "lack cpu"],
+  ["memory fits", hasMemory, worker("a"), { memoryBytes: 8 * GiB }, undefined],
+  ["memory short", hasMemory, worker("a"), { memoryBytes: 9 * GiB }, "lack memory"],
+];
+
+for (const [name, filter, candidate, task, expected] of filterCases) {
+  Deno.test(`filter: ${name}`, () => {
+    assert.equal(filter(candidate, task)?.many, expected);
+  });
+}
 
 Deno.test("round-robin cycles through eligible workers in id order", () => {
   const placer = createPlacer(createRoundRobin());
-  const workers = [worker("w3"), worker("w1"), worker("w2", false), worker("w4")];
+  const workers = [worker("w3"), worker("w1"), worker("w2", { connected: false }), worker("w4")];
   const picks = Array.from({ length: 6 }, () => {
-    const p = placer.place(workers);
+    const p = placer.place(workers, {});
     assert.ok(p.ok);
     return p.workerId;
   });
   assert.deepEqual(picks, ["w1", "w3", "w4", "w1", "w3", "w4"]);
 });
 
-Deno.test("round-robin keeps its place when a worker joins", () => {
-  const scorer = createRoundRobin();
-  assert.equal(scorer.pick([worker("a"), worker("c")]).id, "a");
-  assert.equal(scorer.pick([worker("a"), worker("b"), worker("c")]).id, "b");
-  assert.equal(scorer.pick([worker("a"), worker("c")]).id, "c");
-});
-
 Deno.test("random picks by the injected randomness", () => {
   const values = [0.1, 0.6, 0.99];
   const scorer = createRandom(() => values.shift() ?? 0);
   const workers = [worker("a"), worker("b"), worker("c")];
-  assert.deepEqual([1, 2, 3].map(() => scorer.pick(workers).id), ["a", "b", "c"]);
+  assert.deepEqual([1, 2, 3].map(() => scorer.pick(workers, {}).id), ["a", "b", "c"]);
 });
 
-Deno.test("createScorer knows both configured algorithms", () => {
-  assert.equal(createScorer("round-robin").pick([worker("x")]).id, "x");
-  assert.equal(createScorer("random", () => 0.5).pick([worker("x"), worker("y")]).id, "y");
+const busy = (id: string, slots: number, extra: Partial<Candidate> = {}) =>
+  worker(id, { used: { cpu: 0, memoryBytes: 0, slots }, ...extra });
+
+/** [scorer, workers, task, expected pick] */
+const scorerCases: [
+  string,
+  ReturnType<typeof createLeastLoaded>,
+  Candidate[],
+  TaskNeeds,
+  string,
+][] = [
+  ["least-loaded takes the emptiest", createLeastLoaded(), [busy("a", 1), busy("b", 0)], {}, "b"],
+  ["least-loaded ties go by id", createLeastLoaded(), [busy("b", 0), busy("a", 0)], {}, "a"],
+  ["bin-pack takes the fullest", createBinPack(), [busy("a", 1), busy("b", 0)], {}, "a"],
+  [
+    "bin-pack counts cpu too",
+    createBinPack(),
+    [
+      busy("a", 0, { used: { cpu: 3, memoryBytes: 0, slots: 0 } }),
+      busy("b", 1),
+    ],
+    { cpu: 1 },
+    "a",
+  ],
+  [
+    "spread takes the label value with fewest tasks",
+    createSpread("rack"),
+    [
+      busy("a", 1, { labels: { rack: "r1" } }),
+      busy("b", 0, { labels: { rack: "r1" } }),
+      busy("c", 0, { labels: { rack: "r2" } }),
+    ],
+    {},
+    "c",
+  ],
+  [
+    "spread then the least loaded within the value",
+    createSpread("rack"),
+    [busy("a", 1, { labels: { rack: "r1" } }), busy("b", 0, { labels: { rack: "r1" } })],
+    {},
+    "b",
+  ],
+];
+
+for (const [name, scorer, workers, task, expected] of scorerCases) {
+  Deno.test(`scorer: ${name}`, () => {
+    assert.equal(scorer.pick(workers, task).id, expected);
+  });
+}
+
+Deno.test("createScorer knows every configured algorithm", () => {
+  for (const name of ["round-robin", "random", "least-loaded", "bin-pack", "spread"] as const) {
+    assert.equal(createScorer(name, { random: () => 0 }).pick([worker("x")], {}).id, "x");
+  }
 });
 
 Deno.test("no workers at all says so", () => {
-  const p = createPlacer(createRoundRobin()).place([]);
+  const p = createPlacer(createRoundRobin()).place([], {});
   assert.deepEqual(p, { ok: false, reason: "no worker is connected" });
 });
 
-Deno.test("when nothing fits the reason counts each rejection", () => {
-  const draining = (w: Candidate) => w.id.startsWith("d") ? "are draining" : undefined;
-  const placer = createPlacer(createRoundRobin(), [isConnected, draining]);
-  const p = placer.place([
-    worker("a", false),
-    worker("b", false),
-    worker("d1"),
-    worker("c", false),
-  ]);
-  assert.deepEqual(p, { ok: false, reason: "0/4 workers fit: 3 are disconnected, 1 are draining" });
+Deno.test("when nothing fits the diagnosis counts each reason, in words for one and many", () => {
+  const placer = createPlacer(createRoundRobin());
+  const workers = [
+    worker("a", { capacity: { cpu: 4, memoryBytes: GiB, slots: 2 } }),
+    worker("b", { capacity: { cpu: 4, memoryBytes: GiB, slots: 2 } }),
+    worker("c", { capacity: { cpu: 4, memoryBytes: GiB, slots: 2 } }),
+    worker("d", { draining: true, labels: { gpu: "true" } }),
+    worker("e", { labels: { gpu: "false" } }),
+  ];
+  workers.slice(0, 3).forEach((w) => w.labels = { gpu: "true" });
+  const p = placer.place(workers, {
+    memoryBytes: 2 * GiB,
+    labels: [{ key: "gpu", op: "=", value: "true" }],
+  });
+  assert.deepEqual(p, {
+    ok: false,
+    reason: "0/5 workers fit: 3 lack memory, 1 is draining, 1 lacks label gpu=true",
+  });
 });
 
-Deno.test("diagnose orders reasons by count", () => {
-  const reasons = new Map([["lack memory", 1], ["are draining", 2]]);
-  assert.equal(diagnose(3, reasons), "0/3 workers fit: 2 are draining, 1 lack memory");
+Deno.test("neverFits looks only at what workers are, not what they do now", () => {
+  const workers = [
+    worker("a", { connected: false, used: { cpu: 4, memoryBytes: 0, slots: 2 } }),
+    worker("b", { draining: true }),
+  ];
+  assert.equal(neverFits(workers, { cpu: 2 }), undefined, "busy or away workers still count");
+  assert.equal(neverFits(workers, { cpu: 8 }), "0/2 workers fit: 2 offer less cpu");
+  assert.equal(
+    neverFits(workers, { labels: [{ key: "gpu", op: "exists" }] }),
+    "0/2 workers fit: 2 lack label gpu",
+  );
+  assert.equal(neverFits([], { cpu: 100 }), undefined, "no worker seen yet: nothing is known");
+});
+
+Deno.test("usage counts every unfinished placed task; takeRoom adds one", () => {
+  const base = {
+    cmd: "x",
+    params: [],
+    stdout: "",
+    stderr: "",
+    stdoutTruncated: false,
+    stderrTruncated: false,
+    createdAt: 0,
+  };
+  const tasks: TaskRecord[] = [
+    { ...base, id: "1", state: "scheduled", workerId: "a", attempt: 1, cpu: 1.5 },
+    { ...base, id: "2", state: "pending", workerId: "a", attempt: 1, memoryBytes: GiB },
+    { ...base, id: "3", state: "done", workerId: "a", attempt: 1, cpu: 2 },
+    { ...base, id: "4", state: "pending", attempt: 0, cpu: 2 },
+  ];
+  const usage = usageByWorker(tasks);
+  assert.deepEqual([...usage], [["a", { cpu: 1.5, memoryBytes: GiB, slots: 2 }]]);
+  const record: WorkerRecord = {
+    id: "a",
+    hostname: "h",
+    address: "",
+    state: "connected",
+    capabilities: { cpuCores: 8, memoryBytes: 16 * GiB, os: "linux", arch: "x86_64" },
+    version: "",
+    connectedAt: 0,
+    lastSeenAt: 0,
+  };
+  const candidates = [candidateOf(record, true, usage.get("a"))];
+  assert.deepEqual(candidates[0].capacity, { cpu: 8, memoryBytes: 16 * GiB, slots: 8 });
+  takeRoom(candidates, "a", { cpu: 1, memoryBytes: GiB });
+  assert.deepEqual(candidates[0].used, { cpu: 2.5, memoryBytes: 2 * GiB, slots: 3 });
+  assert.deepEqual(usage.get("a"), { cpu: 1.5, memoryBytes: GiB, slots: 2 }, "copied, not shared");
 });

@@ -220,8 +220,8 @@ Deno.test("ScheduleTasks stores tasks, or refuses bad input with InvalidArgument
 
   const { tasks } = await s.operator.scheduleTasks({ tasks: [{ cmd: "echo", params: ["x"] }] });
   assert.equal(tasks.length, 1);
-  assert.equal(tasks[0].state, TaskState.DEAD);
-  assert.equal(tasks[0].deadReason, "no worker is connected");
+  assert.equal(tasks[0].state, TaskState.PENDING);
+  assert.equal(tasks[0].placement, "no worker is connected");
   assert.deepEqual(tasks[0].params, ["x"]);
   assert.deepEqual((await s.store.listTasks()).map((v) => v.value.id), [tasks[0].id]);
 });

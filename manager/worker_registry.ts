@@ -7,7 +7,7 @@ import { KeyedLock } from "../shared/keyed_lock.ts";
 import type { Logger } from "../shared/log.ts";
 import type { Store, Versioned } from "../shared/store/store.ts";
 import type { WorkerCapabilities, WorkerRecord } from "../shared/task.ts";
-import type { Candidate } from "./placement.ts";
+import { NotFoundError } from "./errors.ts";
 import type { WorkerSession } from "./worker_session.ts";
 
 export interface WorkerIntroduction {
@@ -58,6 +58,11 @@ export class WorkerRegistry {
         connectedAt: now,
         lastSeenAt: now,
       };
+      // A drain outlives reconnects: it is the operator's, not the connection's.
+      if (previous?.value.draining) record.draining = true;
+      if (previous?.value.drainDeadline !== undefined) {
+        record.drainDeadline = previous.value.drainDeadline;
+      }
       await this.#write(record, previous);
       this.#graceUntil.delete(session.workerId);
       const older = this.#sessions.get(session.workerId);
@@ -78,6 +83,24 @@ export class WorkerRegistry {
       this.#sessions.delete(session.workerId);
       this.#log.info("worker disconnected", { worker: session.workerId, why });
       await this.#markDisconnected(session.workerId, now, session.lastSeenAt);
+    });
+  }
+
+  /** Sets or clears a worker's drain; throws NotFoundError for an unknown worker. */
+  setDraining(
+    id: string,
+    drain: { draining: boolean; drainDeadline?: number },
+  ): Promise<WorkerRecord> {
+    return this.#lock.run(id, async () => {
+      const previous = this.#records.get(id);
+      if (!previous) throw new NotFoundError(`worker "${id}" not found`);
+      const record: WorkerRecord = { ...(this.#unsaved.get(id) ?? previous.value) };
+      delete record.draining;
+      delete record.drainDeadline;
+      if (drain.draining) record.draining = true;
+      if (drain.drainDeadline !== undefined) record.drainDeadline = drain.drainDeadline;
+      await this.#write(record, previous);
+      return record;
     });
   }
 
@@ -119,10 +142,6 @@ export class WorkerRegistry {
       const record = unsaved ?? value;
       return live ? { ...record, lastSeenAt: live.lastSeenAt } : record;
     }).sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
-  }
-
-  candidates(): Candidate[] {
-    return this.sessions().map((s) => ({ id: s.workerId, connected: true, runningTasks: 0 }));
   }
 
   async #markDisconnected(id: string, now: number, lastSeenAt: number): Promise<void> {

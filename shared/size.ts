@@ -20,3 +20,16 @@ export function parseSize(text: string): number {
   }
   return Math.floor(Number(match[1]) * UNIT_BYTES[unit]);
 }
+
+/** Formats bytes for people with a binary unit: "512B", "64KiB", "1.5GiB". */
+export function formatSize(bytes: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  const shown = Number.isInteger(value) ? String(value) : value.toFixed(1).replace(/\.0$/, "");
+  return `${shown}${units[unit]}`;
+}

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { parseSize } from "./size.ts";
+import { formatSize, parseSize } from "./size.ts";
 
 Deno.test("parseSize reads plain bytes and units", () => {
   assert.equal(parseSize("512"), 512);
@@ -13,4 +13,11 @@ Deno.test("parseSize refuses bad text and names it", () => {
   for (const text of ["", "-1", "12 parsecs", "KiB", "1e3"]) {
     assert.throws(() => parseSize(text), new RegExp(`"${text}"`));
   }
+});
+
+Deno.test("formatSize picks the largest whole binary unit", () => {
+  assert.equal(formatSize(512), "512B");
+  assert.equal(formatSize(65536), "64KiB");
+  assert.equal(formatSize(1.5 * 1024 ** 3), "1.5GiB");
+  assert.equal(formatSize(8 * 1024 ** 3), "8GiB");
 });

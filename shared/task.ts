@@ -17,6 +17,34 @@ export interface TaskSpec {
   retryBackoffMs?: number;
   /** Also retry when the process exits non-zero. */
   retryOnFailure?: boolean;
+  /** Cores the task needs. */
+  cpu?: number;
+  /** Bytes of memory the task needs. */
+  memoryBytes?: number;
+  /** Labels a worker must have. */
+  labels?: LabelConstraint[];
+  /** Run only on this worker. */
+  pinWorkerId?: string;
+  /** Higher runs first when tasks wait for room. */
+  priority?: number;
+  /** How long it may wait to be placed; absent means the manager's default. */
+  scheduleTimeoutMs?: number;
+  /** Accept it even when no known worker could ever run it. */
+  queue?: boolean;
+}
+
+/** A label a task requires of its worker: key=value, key!=value, or key present. */
+export interface LabelConstraint {
+  key: string;
+  op: "=" | "!=" | "exists";
+  value?: string;
+}
+
+/** What a worker offers to tasks, or what its tasks take of it. */
+export interface Capacity {
+  cpu: number;
+  memoryBytes: number;
+  slots: number;
 }
 
 /** One attempt at running a task, as it ended. */
@@ -69,6 +97,15 @@ export interface TaskRecord {
   attempts?: AttemptRecord[];
   /** When a task waiting to be retried is placed again. */
   retryAt?: number;
+  cpu?: number;
+  memoryBytes?: number;
+  labels?: LabelConstraint[];
+  pinWorkerId?: string;
+  priority?: number;
+  scheduleTimeoutMs?: number;
+  queue?: boolean;
+  /** Why a pending task is not placed yet (as of when it was last tried). */
+  placement?: string;
   /** Times are milliseconds since the epoch on the manager's clock. */
   createdAt: number;
   assignedAt?: number;
@@ -84,6 +121,9 @@ export interface WorkerCapabilities {
   memoryBytes: number;
   os: string;
   arch: string;
+  /** What it offers to tasks; absent for workers that never said (one slot, no limits). */
+  capacity?: Capacity;
+  labels?: Record<string, string>;
 }
 
 export interface WorkerRecord {
@@ -98,4 +138,8 @@ export interface WorkerRecord {
   /** The manager's clock when it last heard from the worker (stored on state changes only). */
   lastSeenAt: number;
   disconnectedAt?: number;
+  /** Gets no new tasks. */
+  draining?: boolean;
+  /** When a drain's deadline passes, its unfinished tasks are cancelled. */
+  drainDeadline?: number;
 }

@@ -84,6 +84,13 @@ export function newTask(id: string, spec: TaskSpec, now: number): TaskRecord {
   if (spec.retries) task.retries = spec.retries;
   if (spec.retryBackoffMs !== undefined) task.retryBackoffMs = spec.retryBackoffMs;
   if (spec.retryOnFailure) task.retryOnFailure = true;
+  if (spec.cpu) task.cpu = spec.cpu;
+  if (spec.memoryBytes) task.memoryBytes = spec.memoryBytes;
+  if (spec.labels && spec.labels.length > 0) task.labels = spec.labels;
+  if (spec.pinWorkerId) task.pinWorkerId = spec.pinWorkerId;
+  if (spec.priority) task.priority = spec.priority;
+  if (spec.scheduleTimeoutMs !== undefined) task.scheduleTimeoutMs = spec.scheduleTimeoutMs;
+  if (spec.queue) task.queue = true;
   return task;
 }
 
@@ -108,6 +115,7 @@ export function transition(task: TaskRecord, event: TaskEvent, now: number): Tra
         assignedAt: now,
         scheduledAt: undefined,
         retryAt: undefined,
+        placement: undefined,
       }));
 
     case "ack": {

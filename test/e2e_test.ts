@@ -22,7 +22,11 @@ Deno.test("the call flow on etcd, with the operator's commands", async (t) => {
   await using etcd = await startEtcd();
   await using cluster = await Cluster.create();
   try {
-    await cluster.startManager({ etcd: etcd.endpoint, silenceTimeout: "2s" });
+    await cluster.startManager({
+      etcd: etcd.endpoint,
+      silenceTimeout: "2s",
+      scheduleTimeout: "3s",
+    });
     await cluster.startWorker("w1");
     await cluster.startWorker("w2");
 
@@ -107,14 +111,14 @@ Deno.test("the call flow on etcd, with the operator's commands", async (t) => {
       assert.ok(Date.now() - killedAt < 2000 + 3000);
     });
 
-    await t.step("with no worker connected, a task is dead with a reason", async () => {
+    await t.step("with no worker connected, a task waits, then is dead saying why", async () => {
       await cluster.workers[0].stop();
       await cluster.waitForWorkerState("w1", "disconnected");
       const add = await cluster.schedctl("tasks", "add", "true");
       assert.equal(add.code, 0, add.stderr);
       const [task] = await waitForFinal(cluster, [add.stdout.trim()]);
       assert.equal(task.state, "TASK_STATE_DEAD");
-      assert.equal(task.deadReason, "no worker is connected");
+      assert.equal(task.deadReason, "not placed within 3s: 0/2 workers fit: 2 are disconnected");
     });
 
     await t.step("a restarted manager still lists every task and worker", async () => {

@@ -112,6 +112,7 @@ export interface ManagerSettings {
   silenceTimeout?: string;
   ackTimeout?: string;
   lostTimeout?: string;
+  scheduleTimeout?: string;
   scheduler?: string;
 }
 
@@ -157,6 +158,7 @@ export class Cluster implements AsyncDisposable {
         `silence_timeout: ${settings.silenceTimeout ?? "2s"}\n` +
         `ack_timeout: ${settings.ackTimeout ?? "5s"}\n` +
         `lost_timeout: ${settings.lostTimeout ?? "2m"}\n` +
+        `schedule_timeout: ${settings.scheduleTimeout ?? "5m"}\n` +
         `scheduler: ${settings.scheduler ?? "round-robin"}\n`,
     );
     this.schedctlConfig = await this.writeFile(
@@ -190,7 +192,9 @@ export class Cluster implements AsyncDisposable {
   ): Promise<DaemonProcess> {
     const config = await this.writeFile(
       `${name}.yaml`,
-      `manager: ${settings.managerUrl ?? this.managerUrl}\nstate_dir: ${this.dir}/${name}\nid: ${name}\n` +
+      `manager: ${
+        settings.managerUrl ?? this.managerUrl
+      }\nstate_dir: ${this.dir}/${name}\nid: ${name}\n` +
         `reconnect_max_delay: 1s\noutput_limit: 4KiB\nlog_limit: 32KiB\n`,
     );
     const worker = new DaemonProcess(

@@ -20,7 +20,7 @@ import type { Message } from "@bufbuild/protobuf";
  */
 export const file_goschedule_v1_goschedule: GenFile = /*@__PURE__*/
   fileDesc(
-    "Ch5nb3NjaGVkdWxlL3YxL2dvc2NoZWR1bGUucHJvdG8SDWdvc2NoZWR1bGUudjEiyQIKCFRhc2tTcGVjEgsKA2NtZBgBIAEoCRIOCgZwYXJhbXMYAiADKAkSLQoDZW52GAMgAygLMiAuZ29zY2hlZHVsZS52MS5UYXNrU3BlYy5FbnZFbnRyeRILCgNjd2QYBCABKAkSKgoHdGltZW91dBgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIvCgxraWxsX3RpbWVvdXQYBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SDwoHcmV0cmllcxgHIAEoDRIwCg1yZXRyeV9iYWNrb2ZmGAggASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhgKEHJldHJ5X29uX2ZhaWx1cmUYCSABKAgaKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKOBwoEVGFzaxIKCgJpZBgBIAEoCRILCgNjbWQYAiABKAkSDgoGcGFyYW1zGAMgAygJEicKBXN0YXRlGAQgASgOMhguZ29zY2hlZHVsZS52MS5UYXNrU3RhdGUSEQoJd29ya2VyX2lkGAUgASgJEg8KB2F0dGVtcHQYBiABKA0SFgoJZXhpdF9jb2RlGAcgASgFSACIAQESDgoGc3Rkb3V0GAggASgJEg4KBnN0ZGVychgJIAEoCRIYChBzdGRvdXRfdHJ1bmNhdGVkGAogASgIEhgKEHN0ZGVycl90cnVuY2F0ZWQYCyABKAgSEwoLZGVhZF9yZWFzb24YDCABKAkSLgoKY3JlYXRlZF9hdBgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLYXNzaWduZWRfYXQYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDHNjaGVkdWxlZF9hdBgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZmluaXNoZWRfYXQYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBnNpZ25hbBgRIAEoCRIpCgNlbnYYEiADKAsyHC5nb3NjaGVkdWxlLnYxLlRhc2suRW52RW50cnkSCwoDY3dkGBMgASgJEioKB3RpbWVvdXQYFCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLwoMa2lsbF90aW1lb3V0GBUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjcKE2NhbmNlbF9yZXF1ZXN0ZWRfYXQYFiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3JldHJpZXMYFyABKA0SMAoNcmV0cnlfYmFja29mZhgYIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIYChByZXRyeV9vbl9mYWlsdXJlGBkgASgIEigKCGF0dGVtcHRzGBogAygLMhYuZ29zY2hlZHVsZS52MS5BdHRlbXB0EiwKCHJldHJ5X2F0GBsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgwKCl9leGl0X2NvZGUi0gEKB0F0dGVtcHQSDwoHYXR0ZW1wdBgBIAEoDRIRCgl3b3JrZXJfaWQYAiABKAkSLwoLYXNzaWduZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDHNjaGVkdWxlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZmluaXNoZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB291dGNvbWUYBiABKAkiUQoMQ2FwYWJpbGl0aWVzEhEKCWNwdV9jb3JlcxgBIAEoDRIUCgxtZW1vcnlfYnl0ZXMYAiABKAQSCgoCb3MYAyABKAkSDAoEYXJjaBgEIAEoCSLWAgoGV29ya2VyEgoKAmlkGAEgASgJEhAKCGhvc3RuYW1lGAIgASgJEg8KB2FkZHJlc3MYAyABKAkSKQoFc3RhdGUYBCABKA4yGi5nb3NjaGVkdWxlLnYxLldvcmtlclN0YXRlEjEKDGNhcGFiaWxpdGllcxgFIAEoCzIbLmdvc2NoZWR1bGUudjEuQ2FwYWJpbGl0aWVzEhUKDXJ1bm5pbmdfdGFza3MYBiABKA0SMAoMY29ubmVjdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxsYXN0X3NlZW5fYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjMKD2Rpc2Nvbm5lY3RlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHdmVyc2lvbhgKIAEoCSIhChJDYW5jZWxUYXNrc1JlcXVlc3QSCwoDaWRzGAEgAygJIjkKE0NhbmNlbFRhc2tzUmVzcG9uc2USIgoFdGFza3MYASADKAsyEy5nb3NjaGVkdWxlLnYxLlRhc2siUQoPVGFza0xvZ3NSZXF1ZXN0EgoKAmlkGAEgASgJEg4KBmZvbGxvdxgCIAEoCBIOCgZzdGRlcnIYAyABKAgSEgoKdGFpbF9saW5lcxgEIAEoDSIgChBUYXNrTG9nc1Jlc3BvbnNlEgwKBGRhdGEYASABKAwiFAoSTGlzdFdvcmtlcnNSZXF1ZXN0Ij0KE0xpc3RXb3JrZXJzUmVzcG9uc2USJgoHd29ya2VycxgBIAMoCzIVLmdvc2NoZWR1bGUudjEuV29ya2VyImIKEExpc3RUYXNrc1JlcXVlc3QSJwoFc3RhdGUYASABKA4yGC5nb3NjaGVkdWxlLnYxLlRhc2tTdGF0ZRIRCglwYWdlX3NpemUYAiABKA0SEgoKcGFnZV90b2tlbhgDIAEoCSJQChFMaXN0VGFza3NSZXNwb25zZRIiCgV0YXNrcxgBIAMoCzITLmdvc2NoZWR1bGUudjEuVGFzaxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiHAoOR2V0VGFza1JlcXVlc3QSCgoCaWQYASABKAkiNAoPR2V0VGFza1Jlc3BvbnNlEiEKBHRhc2sYASABKAsyEy5nb3NjaGVkdWxlLnYxLlRhc2siPgoUU2NoZWR1bGVUYXNrc1JlcXVlc3QSJgoFdGFza3MYASADKAsyFy5nb3NjaGVkdWxlLnYxLlRhc2tTcGVjIjsKFVNjaGVkdWxlVGFza3NSZXNwb25zZRIiCgV0YXNrcxgBIAMoCzITLmdvc2NoZWR1bGUudjEuVGFzayK4AQoOQ29ubmVjdFJlcXVlc3QSJQoFaGVsbG8YASABKAsyFC5nb3NjaGVkdWxlLnYxLkhlbGxvSAASIwoEcG9uZxgCIAEoCzITLmdvc2NoZWR1bGUudjEuUG9uZ0gAEiUKA2FjaxgDIAEoCzIWLmdvc2NoZWR1bGUudjEuVGFza0Fja0gAEiwKCWxvZ19jaHVuaxgEIAEoCzIXLmdvc2NoZWR1bGUudjEuTG9nQ2h1bmtIAEIFCgNtc2cingIKD0Nvbm5lY3RSZXNwb25zZRIpCgd3ZWxjb21lGAEgASgLMhYuZ29zY2hlZHVsZS52MS5XZWxjb21lSAASIwoEcGluZxgCIAEoCzITLmdvc2NoZWR1bGUudjEuUGluZ0gAEiUKA3J1bhgDIAEoCzIWLmdvc2NoZWR1bGUudjEuUnVuVGFza0gAEisKBmNhbmNlbBgEIAEoCzIZLmdvc2NoZWR1bGUudjEuQ2FuY2VsVGFza0gAEjAKC2xvZ19yZXF1ZXN0GAUgASgLMhkuZ29zY2hlZHVsZS52MS5Mb2dSZXF1ZXN0SAASLgoKbG9nX2NhbmNlbBgGIAEoCzIYLmdvc2NoZWR1bGUudjEuTG9nQ2FuY2VsSABCBQoDbXNnIsUBCgVIZWxsbxIRCgl3b3JrZXJfaWQYASABKAkSEAoIaG9zdG5hbWUYAiABKAkSMQoMY2FwYWJpbGl0aWVzGAMgASgLMhsuZ29zY2hlZHVsZS52MS5DYXBhYmlsaXRpZXMSDwoHdmVyc2lvbhgEIAEoCRInCgdydW5uaW5nGAUgAygLMhYuZ29zY2hlZHVsZS52MS5UYXNrUmVmEioKCnVucmVwb3J0ZWQYBiADKAsyFi5nb3NjaGVkdWxlLnYxLlRhc2tSZWYiKwoHVGFza1JlZhIPCgd0YXNrX2lkGAEgASgJEg8KB2F0dGVtcHQYAiABKA0iIwoHV2VsY29tZRIYChBwaW5nX2ludGVydmFsX21zGAEgASgNIhMKBFBpbmcSCwoDc2VxGAEgASgEIhMKBFBvbmcSCwoDc2VxGAEgASgEIowCCgdSdW5UYXNrEg8KB3Rhc2tfaWQYASABKAkSDwoHYXR0ZW1wdBgCIAEoDRILCgNjbWQYAyABKAkSDgoGcGFyYW1zGAQgAygJEiwKA2VudhgFIAMoCzIfLmdvc2NoZWR1bGUudjEuUnVuVGFzay5FbnZFbnRyeRILCgNjd2QYBiABKAkSKgoHdGltZW91dBgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIvCgxraWxsX3RpbWVvdXQYCCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24aKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIuCgpDYW5jZWxUYXNrEg8KB3Rhc2tfaWQYASABKAkSDwoHYXR0ZW1wdBgCIAEoDSJ2CgpMb2dSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAQSDwoHdGFza19pZBgCIAEoCRIPCgdhdHRlbXB0GAMgASgNEg4KBmZvbGxvdxgEIAEoCBIOCgZzdGRlcnIYBSABKAgSEgoKdGFpbF9saW5lcxgGIAEoDSIfCglMb2dDYW5jZWwSEgoKcmVxdWVzdF9pZBgBIAEoBCJICghMb2dDaHVuaxISCgpyZXF1ZXN0X2lkGAEgASgEEgwKBGRhdGEYAiABKAwSCwoDZW9mGAMgASgIEg0KBWVycm9yGAQgASgJIisKB1Rhc2tBY2sSDwoHdGFza19pZBgBIAEoCRIPCgdhdHRlbXB0GAIgASgNIosDCg5TZXRUYXNrUmVxdWVzdBIRCgl3b3JrZXJfaWQYASABKAkSDwoHdGFza19pZBgCIAEoCRIPCgdhdHRlbXB0GAMgASgNEicKBmV4aXRlZBgEIAEoCzIVLmdvc2NoZWR1bGUudjEuRXhpdGVkSAASFQoLc3RhcnRfZXJyb3IYBSABKAlIABITCglhYmFuZG9uZWQYDSABKAlIABIOCgZzdGRvdXQYBiABKAkSDgoGc3RkZXJyGAcgASgJEhgKEHN0ZG91dF90cnVuY2F0ZWQYCCABKAgSGAoQc3RkZXJyX3RydW5jYXRlZBgJIAEoCBIuCgpzdGFydGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hlZF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdGVybWluYXRpb24YDCABKA4yGi5nb3NjaGVkdWxlLnYxLlRlcm1pbmF0aW9uQgkKB291dGNvbWUiKwoGRXhpdGVkEhEKCWV4aXRfY29kZRgBIAEoBRIOCgZzaWduYWwYAiABKAkiEQoPU2V0VGFza1Jlc3BvbnNlKoMBCglUYXNrU3RhdGUSGgoWVEFTS19TVEFURV9VTlNQRUNJRklFRBAAEhYKElRBU0tfU1RBVEVfUEVORElORxABEhgKFFRBU0tfU1RBVEVfU0NIRURVTEVEEAISEwoPVEFTS19TVEFURV9ET05FEAMSEwoPVEFTS19TVEFURV9ERUFEEAQqZgoLV29ya2VyU3RhdGUSHAoYV09SS0VSX1NUQVRFX1VOU1BFQ0lGSUVEEAASGgoWV09SS0VSX1NUQVRFX0NPTk5FQ1RFRBABEh0KGVdPUktFUl9TVEFURV9ESVNDT05ORUNURUQQAiqJAQoLVGVybWluYXRpb24SGwoXVEVSTUlOQVRJT05fVU5TUEVDSUZJRUQQABIZChVURVJNSU5BVElPTl9DQU5DRUxMRUQQARIhCh1URVJNSU5BVElPTl9ERUFETElORV9FWENFRURFRBACEh8KG1RFUk1JTkFUSU9OX1dPUktFUl9TVE9QUElORxADMoIECg9PcGVyYXRvclNlcnZpY2USVAoLTGlzdFdvcmtlcnMSIS5nb3NjaGVkdWxlLnYxLkxpc3RXb3JrZXJzUmVxdWVzdBoiLmdvc2NoZWR1bGUudjEuTGlzdFdvcmtlcnNSZXNwb25zZRJOCglMaXN0VGFza3MSHy5nb3NjaGVkdWxlLnYxLkxpc3RUYXNrc1JlcXVlc3QaIC5nb3NjaGVkdWxlLnYxLkxpc3RUYXNrc1Jlc3BvbnNlEkgKB0dldFRhc2sSHS5nb3NjaGVkdWxlLnYxLkdldFRhc2tSZXF1ZXN0Gh4uZ29zY2hlZHVsZS52MS5HZXRUYXNrUmVzcG9uc2USWgoNU2NoZWR1bGVUYXNrcxIjLmdvc2NoZWR1bGUudjEuU2NoZWR1bGVUYXNrc1JlcXVlc3QaJC5nb3NjaGVkdWxlLnYxLlNjaGVkdWxlVGFza3NSZXNwb25zZRJUCgtDYW5jZWxUYXNrcxIhLmdvc2NoZWR1bGUudjEuQ2FuY2VsVGFza3NSZXF1ZXN0GiIuZ29zY2hlZHVsZS52MS5DYW5jZWxUYXNrc1Jlc3BvbnNlEk0KCFRhc2tMb2dzEh4uZ29zY2hlZHVsZS52MS5UYXNrTG9nc1JlcXVlc3QaHy5nb3NjaGVkdWxlLnYxLlRhc2tMb2dzUmVzcG9uc2UwATKnAQoNV29ya2VyU2VydmljZRJMCgdDb25uZWN0Eh0uZ29zY2hlZHVsZS52MS5Db25uZWN0UmVxdWVzdBoeLmdvc2NoZWR1bGUudjEuQ29ubmVjdFJlc3BvbnNlKAEwARJICgdTZXRUYXNrEh0uZ29zY2hlZHVsZS52MS5TZXRUYXNrUmVxdWVzdBoeLmdvc2NoZWR1bGUudjEuU2V0VGFza1Jlc3BvbnNlYgZwcm90bzM",
+    "Ch5nb3NjaGVkdWxlL3YxL2dvc2NoZWR1bGUucHJvdG8SDWdvc2NoZWR1bGUudjEihQQKCFRhc2tTcGVjEgsKA2NtZBgBIAEoCRIOCgZwYXJhbXMYAiADKAkSLQoDZW52GAMgAygLMiAuZ29zY2hlZHVsZS52MS5UYXNrU3BlYy5FbnZFbnRyeRILCgNjd2QYBCABKAkSKgoHdGltZW91dBgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIvCgxraWxsX3RpbWVvdXQYBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SDwoHcmV0cmllcxgHIAEoDRIwCg1yZXRyeV9iYWNrb2ZmGAggASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhgKEHJldHJ5X29uX2ZhaWx1cmUYCSABKAgSCwoDY3B1GAogASgBEhQKDG1lbW9yeV9ieXRlcxgLIAEoBBIuCgZsYWJlbHMYDCADKAsyHi5nb3NjaGVkdWxlLnYxLkxhYmVsQ29uc3RyYWludBIRCgl3b3JrZXJfaWQYDSABKAkSEAoIcHJpb3JpdHkYDiABKAUSMwoQc2NoZWR1bGVfdGltZW91dBgPIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhINCgVxdWV1ZRgQIAEoCBoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIqUBCg9MYWJlbENvbnN0cmFpbnQSCwoDa2V5GAEgASgJEi0KAm9wGAIgASgOMiEuZ29zY2hlZHVsZS52MS5MYWJlbENvbnN0cmFpbnQuT3ASDQoFdmFsdWUYAyABKAkiRwoCT3ASEgoOT1BfVU5TUEVDSUZJRUQQABIMCghPUF9FUVVBTBABEhAKDE9QX05PVF9FUVVBTBACEg0KCU9QX0VYSVNUUxADIuEICgRUYXNrEgoKAmlkGAEgASgJEgsKA2NtZBgCIAEoCRIOCgZwYXJhbXMYAyADKAkSJwoFc3RhdGUYBCABKA4yGC5nb3NjaGVkdWxlLnYxLlRhc2tTdGF0ZRIRCgl3b3JrZXJfaWQYBSABKAkSDwoHYXR0ZW1wdBgGIAEoDRIWCglleGl0X2NvZGUYByABKAVIAIgBARIOCgZzdGRvdXQYCCABKAkSDgoGc3RkZXJyGAkgASgJEhgKEHN0ZG91dF90cnVuY2F0ZWQYCiABKAgSGAoQc3RkZXJyX3RydW5jYXRlZBgLIAEoCBITCgtkZWFkX3JlYXNvbhgMIAEoCRIuCgpjcmVhdGVkX2F0GA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgthc3NpZ25lZF9hdBgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMc2NoZWR1bGVkX2F0GA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hlZF9hdBgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGc2lnbmFsGBEgASgJEikKA2VudhgSIAMoCzIcLmdvc2NoZWR1bGUudjEuVGFzay5FbnZFbnRyeRILCgNjd2QYEyABKAkSKgoHdGltZW91dBgUIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIvCgxraWxsX3RpbWVvdXQYFSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SNwoTY2FuY2VsX3JlcXVlc3RlZF9hdBgWIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHcmV0cmllcxgXIAEoDRIwCg1yZXRyeV9iYWNrb2ZmGBggASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhgKEHJldHJ5X29uX2ZhaWx1cmUYGSABKAgSKAoIYXR0ZW1wdHMYGiADKAsyFi5nb3NjaGVkdWxlLnYxLkF0dGVtcHQSLAoIcmV0cnlfYXQYGyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgsKA2NwdRgcIAEoARIUCgxtZW1vcnlfYnl0ZXMYHSABKAQSLgoGbGFiZWxzGB4gAygLMh4uZ29zY2hlZHVsZS52MS5MYWJlbENvbnN0cmFpbnQSFQoNcGluX3dvcmtlcl9pZBgfIAEoCRIQCghwcmlvcml0eRggIAEoBRIzChBzY2hlZHVsZV90aW1lb3V0GCEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEg0KBXF1ZXVlGCIgASgIEhEKCXBsYWNlbWVudBgjIAEoCRoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgwKCl9leGl0X2NvZGUi0gEKB0F0dGVtcHQSDwoHYXR0ZW1wdBgBIAEoDRIRCgl3b3JrZXJfaWQYAiABKAkSLwoLYXNzaWduZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDHNjaGVkdWxlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZmluaXNoZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB291dGNvbWUYBiABKAki5AEKDENhcGFiaWxpdGllcxIRCgljcHVfY29yZXMYASABKA0SFAoMbWVtb3J5X2J5dGVzGAIgASgEEgoKAm9zGAMgASgJEgwKBGFyY2gYBCABKAkSKQoIY2FwYWNpdHkYBSABKAsyFy5nb3NjaGVkdWxlLnYxLkNhcGFjaXR5EjcKBmxhYmVscxgGIAMoCzInLmdvc2NoZWR1bGUudjEuQ2FwYWJpbGl0aWVzLkxhYmVsc0VudHJ5Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiPAoIQ2FwYWNpdHkSCwoDY3B1GAEgASgBEhQKDG1lbW9yeV9ieXRlcxgCIAEoBBINCgVzbG90cxgDIAEoDSLDAwoGV29ya2VyEgoKAmlkGAEgASgJEhAKCGhvc3RuYW1lGAIgASgJEg8KB2FkZHJlc3MYAyABKAkSKQoFc3RhdGUYBCABKA4yGi5nb3NjaGVkdWxlLnYxLldvcmtlclN0YXRlEjEKDGNhcGFiaWxpdGllcxgFIAEoCzIbLmdvc2NoZWR1bGUudjEuQ2FwYWJpbGl0aWVzEhUKDXJ1bm5pbmdfdGFza3MYBiABKA0SMAoMY29ubmVjdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxsYXN0X3NlZW5fYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjMKD2Rpc2Nvbm5lY3RlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHdmVyc2lvbhgKIAEoCRIQCghkcmFpbmluZxgLIAEoCBIyCg5kcmFpbl9kZWFkbGluZRgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJQoEdXNlZBgNIAEoCzIXLmdvc2NoZWR1bGUudjEuQ2FwYWNpdHkiHgoQR2V0V29ya2VyUmVxdWVzdBIKCgJpZBgBIAEoCSJeChFHZXRXb3JrZXJSZXNwb25zZRIlCgZ3b3JrZXIYASABKAsyFS5nb3NjaGVkdWxlLnYxLldvcmtlchIiCgV0YXNrcxgCIAMoCzITLmdvc2NoZWR1bGUudjEuVGFzayJNChJEcmFpbldvcmtlclJlcXVlc3QSCgoCaWQYASABKAkSKwoIZGVhZGxpbmUYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iPAoTRHJhaW5Xb3JrZXJSZXNwb25zZRIlCgZ3b3JrZXIYASABKAsyFS5nb3NjaGVkdWxlLnYxLldvcmtlciIiChRVbmRyYWluV29ya2VyUmVxdWVzdBIKCgJpZBgBIAEoCSI+ChVVbmRyYWluV29ya2VyUmVzcG9uc2USJQoGd29ya2VyGAEgASgLMhUuZ29zY2hlZHVsZS52MS5Xb3JrZXIiIQoSQ2FuY2VsVGFza3NSZXF1ZXN0EgsKA2lkcxgBIAMoCSI5ChNDYW5jZWxUYXNrc1Jlc3BvbnNlEiIKBXRhc2tzGAEgAygLMhMuZ29zY2hlZHVsZS52MS5UYXNrIlEKD1Rhc2tMb2dzUmVxdWVzdBIKCgJpZBgBIAEoCRIOCgZmb2xsb3cYAiABKAgSDgoGc3RkZXJyGAMgASgIEhIKCnRhaWxfbGluZXMYBCABKA0iIAoQVGFza0xvZ3NSZXNwb25zZRIMCgRkYXRhGAEgASgMIhQKEkxpc3RXb3JrZXJzUmVxdWVzdCI9ChNMaXN0V29ya2Vyc1Jlc3BvbnNlEiYKB3dvcmtlcnMYASADKAsyFS5nb3NjaGVkdWxlLnYxLldvcmtlciJiChBMaXN0VGFza3NSZXF1ZXN0EicKBXN0YXRlGAEgASgOMhguZ29zY2hlZHVsZS52MS5UYXNrU3RhdGUSEQoJcGFnZV9zaXplGAIgASgNEhIKCnBhZ2VfdG9rZW4YAyABKAkiUAoRTGlzdFRhc2tzUmVzcG9uc2USIgoFdGFza3MYASADKAsyEy5nb3NjaGVkdWxlLnYxLlRhc2sSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIhwKDkdldFRhc2tSZXF1ZXN0EgoKAmlkGAEgASgJIjQKD0dldFRhc2tSZXNwb25zZRIhCgR0YXNrGAEgASgLMhMuZ29zY2hlZHVsZS52MS5UYXNrIj4KFFNjaGVkdWxlVGFza3NSZXF1ZXN0EiYKBXRhc2tzGAEgAygLMhcuZ29zY2hlZHVsZS52MS5UYXNrU3BlYyI7ChVTY2hlZHVsZVRhc2tzUmVzcG9uc2USIgoFdGFza3MYASADKAsyEy5nb3NjaGVkdWxlLnYxLlRhc2siuAEKDkNvbm5lY3RSZXF1ZXN0EiUKBWhlbGxvGAEgASgLMhQuZ29zY2hlZHVsZS52MS5IZWxsb0gAEiMKBHBvbmcYAiABKAsyEy5nb3NjaGVkdWxlLnYxLlBvbmdIABIlCgNhY2sYAyABKAsyFi5nb3NjaGVkdWxlLnYxLlRhc2tBY2tIABIsCglsb2dfY2h1bmsYBCABKAsyFy5nb3NjaGVkdWxlLnYxLkxvZ0NodW5rSABCBQoDbXNnIp4CCg9Db25uZWN0UmVzcG9uc2USKQoHd2VsY29tZRgBIAEoCzIWLmdvc2NoZWR1bGUudjEuV2VsY29tZUgAEiMKBHBpbmcYAiABKAsyEy5nb3NjaGVkdWxlLnYxLlBpbmdIABIlCgNydW4YAyABKAsyFi5nb3NjaGVkdWxlLnYxLlJ1blRhc2tIABIrCgZjYW5jZWwYBCABKAsyGS5nb3NjaGVkdWxlLnYxLkNhbmNlbFRhc2tIABIwCgtsb2dfcmVxdWVzdBgFIAEoCzIZLmdvc2NoZWR1bGUudjEuTG9nUmVxdWVzdEgAEi4KCmxvZ19jYW5jZWwYBiABKAsyGC5nb3NjaGVkdWxlLnYxLkxvZ0NhbmNlbEgAQgUKA21zZyLFAQoFSGVsbG8SEQoJd29ya2VyX2lkGAEgASgJEhAKCGhvc3RuYW1lGAIgASgJEjEKDGNhcGFiaWxpdGllcxgDIAEoCzIbLmdvc2NoZWR1bGUudjEuQ2FwYWJpbGl0aWVzEg8KB3ZlcnNpb24YBCABKAkSJwoHcnVubmluZxgFIAMoCzIWLmdvc2NoZWR1bGUudjEuVGFza1JlZhIqCgp1bnJlcG9ydGVkGAYgAygLMhYuZ29zY2hlZHVsZS52MS5UYXNrUmVmIisKB1Rhc2tSZWYSDwoHdGFza19pZBgBIAEoCRIPCgdhdHRlbXB0GAIgASgNIiMKB1dlbGNvbWUSGAoQcGluZ19pbnRlcnZhbF9tcxgBIAEoDSITCgRQaW5nEgsKA3NlcRgBIAEoBCITCgRQb25nEgsKA3NlcRgBIAEoBCKMAgoHUnVuVGFzaxIPCgd0YXNrX2lkGAEgASgJEg8KB2F0dGVtcHQYAiABKA0SCwoDY21kGAMgASgJEg4KBnBhcmFtcxgEIAMoCRIsCgNlbnYYBSADKAsyHy5nb3NjaGVkdWxlLnYxLlJ1blRhc2suRW52RW50cnkSCwoDY3dkGAYgASgJEioKB3RpbWVvdXQYByABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLwoMa2lsbF90aW1lb3V0GAggASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uGioKCEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiLgoKQ2FuY2VsVGFzaxIPCgd0YXNrX2lkGAEgASgJEg8KB2F0dGVtcHQYAiABKA0idgoKTG9nUmVxdWVzdBISCgpyZXF1ZXN0X2lkGAEgASgEEg8KB3Rhc2tfaWQYAiABKAkSDwoHYXR0ZW1wdBgDIAEoDRIOCgZmb2xsb3cYBCABKAgSDgoGc3RkZXJyGAUgASgIEhIKCnRhaWxfbGluZXMYBiABKA0iHwoJTG9nQ2FuY2VsEhIKCnJlcXVlc3RfaWQYASABKAQiSAoITG9nQ2h1bmsSEgoKcmVxdWVzdF9pZBgBIAEoBBIMCgRkYXRhGAIgASgMEgsKA2VvZhgDIAEoCBINCgVlcnJvchgEIAEoCSIrCgdUYXNrQWNrEg8KB3Rhc2tfaWQYASABKAkSDwoHYXR0ZW1wdBgCIAEoDSKLAwoOU2V0VGFza1JlcXVlc3QSEQoJd29ya2VyX2lkGAEgASgJEg8KB3Rhc2tfaWQYAiABKAkSDwoHYXR0ZW1wdBgDIAEoDRInCgZleGl0ZWQYBCABKAsyFS5nb3NjaGVkdWxlLnYxLkV4aXRlZEgAEhUKC3N0YXJ0X2Vycm9yGAUgASgJSAASEwoJYWJhbmRvbmVkGA0gASgJSAASDgoGc3Rkb3V0GAYgASgJEg4KBnN0ZGVychgHIAEoCRIYChBzdGRvdXRfdHJ1bmNhdGVkGAggASgIEhgKEHN0ZGVycl90cnVuY2F0ZWQYCSABKAgSLgoKc3RhcnRlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZmluaXNoZWRfYXQYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3Rlcm1pbmF0aW9uGAwgASgOMhouZ29zY2hlZHVsZS52MS5UZXJtaW5hdGlvbkIJCgdvdXRjb21lIisKBkV4aXRlZBIRCglleGl0X2NvZGUYASABKAUSDgoGc2lnbmFsGAIgASgJIhEKD1NldFRhc2tSZXNwb25zZSqDAQoJVGFza1N0YXRlEhoKFlRBU0tfU1RBVEVfVU5TUEVDSUZJRUQQABIWChJUQVNLX1NUQVRFX1BFTkRJTkcQARIYChRUQVNLX1NUQVRFX1NDSEVEVUxFRBACEhMKD1RBU0tfU1RBVEVfRE9ORRADEhMKD1RBU0tfU1RBVEVfREVBRBAEKmYKC1dvcmtlclN0YXRlEhwKGFdPUktFUl9TVEFURV9VTlNQRUNJRklFRBAAEhoKFldPUktFUl9TVEFURV9DT05ORUNURUQQARIdChlXT1JLRVJfU1RBVEVfRElTQ09OTkVDVEVEEAIqiQEKC1Rlcm1pbmF0aW9uEhsKF1RFUk1JTkFUSU9OX1VOU1BFQ0lGSUVEEAASGQoVVEVSTUlOQVRJT05fQ0FOQ0VMTEVEEAESIQodVEVSTUlOQVRJT05fREVBRExJTkVfRVhDRUVERUQQAhIfChtURVJNSU5BVElPTl9XT1JLRVJfU1RPUFBJTkcQAzKEBgoPT3BlcmF0b3JTZXJ2aWNlElQKC0xpc3RXb3JrZXJzEiEuZ29zY2hlZHVsZS52MS5MaXN0V29ya2Vyc1JlcXVlc3QaIi5nb3NjaGVkdWxlLnYxLkxpc3RXb3JrZXJzUmVzcG9uc2USTgoJTGlzdFRhc2tzEh8uZ29zY2hlZHVsZS52MS5MaXN0VGFza3NSZXF1ZXN0GiAuZ29zY2hlZHVsZS52MS5MaXN0VGFza3NSZXNwb25zZRJICgdHZXRUYXNrEh0uZ29zY2hlZHVsZS52MS5HZXRUYXNrUmVxdWVzdBoeLmdvc2NoZWR1bGUudjEuR2V0VGFza1Jlc3BvbnNlEloKDVNjaGVkdWxlVGFza3MSIy5nb3NjaGVkdWxlLnYxLlNjaGVkdWxlVGFza3NSZXF1ZXN0GiQuZ29zY2hlZHVsZS52MS5TY2hlZHVsZVRhc2tzUmVzcG9uc2USVAoLQ2FuY2VsVGFza3MSIS5nb3NjaGVkdWxlLnYxLkNhbmNlbFRhc2tzUmVxdWVzdBoiLmdvc2NoZWR1bGUudjEuQ2FuY2VsVGFza3NSZXNwb25zZRJNCghUYXNrTG9ncxIeLmdvc2NoZWR1bGUudjEuVGFza0xvZ3NSZXF1ZXN0Gh8uZ29zY2hlZHVsZS52MS5UYXNrTG9nc1Jlc3BvbnNlMAESTgoJR2V0V29ya2VyEh8uZ29zY2hlZHVsZS52MS5HZXRXb3JrZXJSZXF1ZXN0GiAuZ29zY2hlZHVsZS52MS5HZXRXb3JrZXJSZXNwb25zZRJUCgtEcmFpbldvcmtlchIhLmdvc2NoZWR1bGUudjEuRHJhaW5Xb3JrZXJSZXF1ZXN0GiIuZ29zY2hlZHVsZS52MS5EcmFpbldvcmtlclJlc3BvbnNlEloKDVVuZHJhaW5Xb3JrZXISIy5nb3NjaGVkdWxlLnYxLlVuZHJhaW5Xb3JrZXJSZXF1ZXN0GiQuZ29zY2hlZHVsZS52MS5VbmRyYWluV29ya2VyUmVzcG9uc2UypwEKDVdvcmtlclNlcnZpY2USTAoHQ29ubmVjdBIdLmdvc2NoZWR1bGUudjEuQ29ubmVjdFJlcXVlc3QaHi5nb3NjaGVkdWxlLnYxLkNvbm5lY3RSZXNwb25zZSgBMAESSAoHU2V0VGFzaxIdLmdvc2NoZWR1bGUudjEuU2V0VGFza1JlcXVlc3QaHi5nb3NjaGVkdWxlLnYxLlNldFRhc2tSZXNwb25zZWIGcHJvdG8z",
     [file_google_protobuf_duration, file_google_protobuf_timestamp],
   );
 
@@ -93,6 +93,57 @@ export type TaskSpec = Message<"goschedule.v1.TaskSpec"> & {
    * @generated from field: bool retry_on_failure = 9;
    */
   retryOnFailure: boolean;
+
+  /**
+   * Cores the task needs (fractions allowed); 0 for none.
+   *
+   * @generated from field: double cpu = 10;
+   */
+  cpu: number;
+
+  /**
+   * Bytes of memory the task needs; 0 for none.
+   *
+   * @generated from field: uint64 memory_bytes = 11;
+   */
+  memoryBytes: bigint;
+
+  /**
+   * Labels a worker must have (all of them).
+   *
+   * @generated from field: repeated goschedule.v1.LabelConstraint labels = 12;
+   */
+  labels: LabelConstraint[];
+
+  /**
+   * Run only on this worker.
+   *
+   * @generated from field: string worker_id = 13;
+   */
+  workerId: string;
+
+  /**
+   * Higher runs first when tasks wait for room; default 0, may be negative.
+   *
+   * @generated from field: int32 priority = 14;
+   */
+  priority: number;
+
+  /**
+   * How long the task may wait to be placed before it is dead; unset: the
+   * manager's schedule_timeout.
+   *
+   * @generated from field: google.protobuf.Duration schedule_timeout = 15;
+   */
+  scheduleTimeout?: Duration | undefined;
+
+  /**
+   * Accept the task even when no worker known so far could ever run it
+   * (wait for such a worker to connect) instead of refusing it.
+   *
+   * @generated from field: bool queue = 16;
+   */
+  queue: boolean;
 };
 
 /**
@@ -101,6 +152,66 @@ export type TaskSpec = Message<"goschedule.v1.TaskSpec"> & {
  */
 export const TaskSpecSchema: GenMessage<TaskSpec> = /*@__PURE__*/
   messageDesc(file_goschedule_v1_goschedule, 0);
+
+/**
+ * One label requirement: key=value, key!=value, or key present.
+ *
+ * @generated from message goschedule.v1.LabelConstraint
+ */
+export type LabelConstraint = Message<"goschedule.v1.LabelConstraint"> & {
+  /**
+   * @generated from field: string key = 1;
+   */
+  key: string;
+
+  /**
+   * @generated from field: goschedule.v1.LabelConstraint.Op op = 2;
+   */
+  op: LabelConstraint_Op;
+
+  /**
+   * @generated from field: string value = 3;
+   */
+  value: string;
+};
+
+/**
+ * Describes the message goschedule.v1.LabelConstraint.
+ * Use `create(LabelConstraintSchema)` to create a new message.
+ */
+export const LabelConstraintSchema: GenMessage<LabelConstraint> = /*@__PURE__*/
+  messageDesc(file_goschedule_v1_goschedule, 1);
+
+/**
+ * @generated from enum goschedule.v1.LabelConstraint.Op
+ */
+export enum LabelConstraint_Op {
+  /**
+   * @generated from enum value: OP_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: OP_EQUAL = 1;
+   */
+  EQUAL = 1,
+
+  /**
+   * @generated from enum value: OP_NOT_EQUAL = 2;
+   */
+  NOT_EQUAL = 2,
+
+  /**
+   * @generated from enum value: OP_EXISTS = 3;
+   */
+  EXISTS = 3,
+}
+
+/**
+ * Describes the enum goschedule.v1.LabelConstraint.Op.
+ */
+export const LabelConstraint_OpSchema: GenEnum<LabelConstraint_Op> = /*@__PURE__*/
+  enumDesc(file_goschedule_v1_goschedule, 1, 0);
 
 /**
  * @generated from message goschedule.v1.Task
@@ -268,6 +379,51 @@ export type Task = Message<"goschedule.v1.Task"> & {
    * @generated from field: google.protobuf.Timestamp retry_at = 27;
    */
   retryAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: double cpu = 28;
+   */
+  cpu: number;
+
+  /**
+   * @generated from field: uint64 memory_bytes = 29;
+   */
+  memoryBytes: bigint;
+
+  /**
+   * @generated from field: repeated goschedule.v1.LabelConstraint labels = 30;
+   */
+  labels: LabelConstraint[];
+
+  /**
+   * The worker the task is pinned to (empty: any).
+   *
+   * @generated from field: string pin_worker_id = 31;
+   */
+  pinWorkerId: string;
+
+  /**
+   * @generated from field: int32 priority = 32;
+   */
+  priority: number;
+
+  /**
+   * @generated from field: google.protobuf.Duration schedule_timeout = 33;
+   */
+  scheduleTimeout?: Duration | undefined;
+
+  /**
+   * @generated from field: bool queue = 34;
+   */
+  queue: boolean;
+
+  /**
+   * Why a pending task is not placed yet, e.g. "0/5 workers fit: 3 lack
+   * memory, 1 is draining, 1 lacks label gpu=true".
+   *
+   * @generated from field: string placement = 35;
+   */
+  placement: string;
 };
 
 /**
@@ -275,7 +431,7 @@ export type Task = Message<"goschedule.v1.Task"> & {
  * Use `create(TaskSchema)` to create a new message.
  */
 export const TaskSchema: GenMessage<Task> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 1);
+  messageDesc(file_goschedule_v1_goschedule, 2);
 
 /**
  * One attempt at running a task, as it ended.
@@ -322,7 +478,7 @@ export type Attempt = Message<"goschedule.v1.Attempt"> & {
  * Use `create(AttemptSchema)` to create a new message.
  */
 export const AttemptSchema: GenMessage<Attempt> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 2);
+  messageDesc(file_goschedule_v1_goschedule, 3);
 
 /**
  * What a worker offers; reported when it connects.
@@ -349,6 +505,18 @@ export type Capabilities = Message<"goschedule.v1.Capabilities"> & {
    * @generated from field: string arch = 4;
    */
   arch: string;
+
+  /**
+   * What the worker offers to tasks (detected, or set in worker.yaml).
+   *
+   * @generated from field: goschedule.v1.Capacity capacity = 5;
+   */
+  capacity?: Capacity | undefined;
+
+  /**
+   * @generated from field: map<string, string> labels = 6;
+   */
+  labels: { [key: string]: string };
 };
 
 /**
@@ -356,7 +524,36 @@ export type Capabilities = Message<"goschedule.v1.Capabilities"> & {
  * Use `create(CapabilitiesSchema)` to create a new message.
  */
 export const CapabilitiesSchema: GenMessage<Capabilities> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 3);
+  messageDesc(file_goschedule_v1_goschedule, 4);
+
+/**
+ * @generated from message goschedule.v1.Capacity
+ */
+export type Capacity = Message<"goschedule.v1.Capacity"> & {
+  /**
+   * @generated from field: double cpu = 1;
+   */
+  cpu: number;
+
+  /**
+   * @generated from field: uint64 memory_bytes = 2;
+   */
+  memoryBytes: bigint;
+
+  /**
+   * How many tasks it runs at once.
+   *
+   * @generated from field: uint32 slots = 3;
+   */
+  slots: number;
+};
+
+/**
+ * Describes the message goschedule.v1.Capacity.
+ * Use `create(CapacitySchema)` to create a new message.
+ */
+export const CapacitySchema: GenMessage<Capacity> = /*@__PURE__*/
+  messageDesc(file_goschedule_v1_goschedule, 5);
 
 /**
  * @generated from message goschedule.v1.Worker
@@ -417,6 +614,27 @@ export type Worker = Message<"goschedule.v1.Worker"> & {
    * @generated from field: string version = 10;
    */
   version: string;
+
+  /**
+   * Gets no new tasks; its running tasks finish.
+   *
+   * @generated from field: bool draining = 11;
+   */
+  draining: boolean;
+
+  /**
+   * When a drain's deadline passes, what is still running is cancelled.
+   *
+   * @generated from field: google.protobuf.Timestamp drain_deadline = 12;
+   */
+  drainDeadline?: Timestamp | undefined;
+
+  /**
+   * What its unfinished tasks take of its capacity.
+   *
+   * @generated from field: goschedule.v1.Capacity used = 13;
+   */
+  used?: Capacity | undefined;
 };
 
 /**
@@ -424,7 +642,124 @@ export type Worker = Message<"goschedule.v1.Worker"> & {
  * Use `create(WorkerSchema)` to create a new message.
  */
 export const WorkerSchema: GenMessage<Worker> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 4);
+  messageDesc(file_goschedule_v1_goschedule, 6);
+
+/**
+ * @generated from message goschedule.v1.GetWorkerRequest
+ */
+export type GetWorkerRequest = Message<"goschedule.v1.GetWorkerRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message goschedule.v1.GetWorkerRequest.
+ * Use `create(GetWorkerRequestSchema)` to create a new message.
+ */
+export const GetWorkerRequestSchema: GenMessage<GetWorkerRequest> = /*@__PURE__*/
+  messageDesc(file_goschedule_v1_goschedule, 7);
+
+/**
+ * @generated from message goschedule.v1.GetWorkerResponse
+ */
+export type GetWorkerResponse = Message<"goschedule.v1.GetWorkerResponse"> & {
+  /**
+   * @generated from field: goschedule.v1.Worker worker = 1;
+   */
+  worker?: Worker | undefined;
+
+  /**
+   * Its unfinished tasks.
+   *
+   * @generated from field: repeated goschedule.v1.Task tasks = 2;
+   */
+  tasks: Task[];
+};
+
+/**
+ * Describes the message goschedule.v1.GetWorkerResponse.
+ * Use `create(GetWorkerResponseSchema)` to create a new message.
+ */
+export const GetWorkerResponseSchema: GenMessage<GetWorkerResponse> = /*@__PURE__*/
+  messageDesc(file_goschedule_v1_goschedule, 8);
+
+/**
+ * @generated from message goschedule.v1.DrainWorkerRequest
+ */
+export type DrainWorkerRequest = Message<"goschedule.v1.DrainWorkerRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * After this long, tasks still running on the worker are cancelled.
+   * Unset: they may run to their end.
+   *
+   * @generated from field: google.protobuf.Duration deadline = 2;
+   */
+  deadline?: Duration | undefined;
+};
+
+/**
+ * Describes the message goschedule.v1.DrainWorkerRequest.
+ * Use `create(DrainWorkerRequestSchema)` to create a new message.
+ */
+export const DrainWorkerRequestSchema: GenMessage<DrainWorkerRequest> = /*@__PURE__*/
+  messageDesc(file_goschedule_v1_goschedule, 9);
+
+/**
+ * @generated from message goschedule.v1.DrainWorkerResponse
+ */
+export type DrainWorkerResponse = Message<"goschedule.v1.DrainWorkerResponse"> & {
+  /**
+   * @generated from field: goschedule.v1.Worker worker = 1;
+   */
+  worker?: Worker | undefined;
+};
+
+/**
+ * Describes the message goschedule.v1.DrainWorkerResponse.
+ * Use `create(DrainWorkerResponseSchema)` to create a new message.
+ */
+export const DrainWorkerResponseSchema: GenMessage<DrainWorkerResponse> = /*@__PURE__*/
+  messageDesc(file_goschedule_v1_goschedule, 10);
+
+/**
+ * @generated from message goschedule.v1.UndrainWorkerRequest
+ */
+export type UndrainWorkerRequest = Message<"goschedule.v1.UndrainWorkerRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message goschedule.v1.UndrainWorkerRequest.
+ * Use `create(UndrainWorkerRequestSchema)` to create a new message.
+ */
+export const UndrainWorkerRequestSchema: GenMessage<UndrainWorkerRequest> = /*@__PURE__*/
+  messageDesc(file_goschedule_v1_goschedule, 11);
+
+/**
+ * @generated from message goschedule.v1.UndrainWorkerResponse
+ */
+export type UndrainWorkerResponse = Message<"goschedule.v1.UndrainWorkerResponse"> & {
+  /**
+   * @generated from field: goschedule.v1.Worker worker = 1;
+   */
+  worker?: Worker | undefined;
+};
+
+/**
+ * Describes the message goschedule.v1.UndrainWorkerResponse.
+ * Use `create(UndrainWorkerResponseSchema)` to create a new message.
+ */
+export const UndrainWorkerResponseSchema: GenMessage<UndrainWorkerResponse> = /*@__PURE__*/
+  messageDesc(file_goschedule_v1_goschedule, 12);
 
 /**
  * @generated from message goschedule.v1.CancelTasksRequest
@@ -441,7 +776,7 @@ export type CancelTasksRequest = Message<"goschedule.v1.CancelTasksRequest"> & {
  * Use `create(CancelTasksRequestSchema)` to create a new message.
  */
 export const CancelTasksRequestSchema: GenMessage<CancelTasksRequest> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 5);
+  messageDesc(file_goschedule_v1_goschedule, 13);
 
 /**
  * @generated from message goschedule.v1.CancelTasksResponse
@@ -460,7 +795,7 @@ export type CancelTasksResponse = Message<"goschedule.v1.CancelTasksResponse"> &
  * Use `create(CancelTasksResponseSchema)` to create a new message.
  */
 export const CancelTasksResponseSchema: GenMessage<CancelTasksResponse> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 6);
+  messageDesc(file_goschedule_v1_goschedule, 14);
 
 /**
  * @generated from message goschedule.v1.TaskLogsRequest
@@ -496,7 +831,7 @@ export type TaskLogsRequest = Message<"goschedule.v1.TaskLogsRequest"> & {
  * Use `create(TaskLogsRequestSchema)` to create a new message.
  */
 export const TaskLogsRequestSchema: GenMessage<TaskLogsRequest> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 7);
+  messageDesc(file_goschedule_v1_goschedule, 15);
 
 /**
  * @generated from message goschedule.v1.TaskLogsResponse
@@ -515,7 +850,7 @@ export type TaskLogsResponse = Message<"goschedule.v1.TaskLogsResponse"> & {
  * Use `create(TaskLogsResponseSchema)` to create a new message.
  */
 export const TaskLogsResponseSchema: GenMessage<TaskLogsResponse> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 8);
+  messageDesc(file_goschedule_v1_goschedule, 16);
 
 /**
  * @generated from message goschedule.v1.ListWorkersRequest
@@ -527,7 +862,7 @@ export type ListWorkersRequest = Message<"goschedule.v1.ListWorkersRequest"> & {
  * Use `create(ListWorkersRequestSchema)` to create a new message.
  */
 export const ListWorkersRequestSchema: GenMessage<ListWorkersRequest> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 9);
+  messageDesc(file_goschedule_v1_goschedule, 17);
 
 /**
  * @generated from message goschedule.v1.ListWorkersResponse
@@ -544,7 +879,7 @@ export type ListWorkersResponse = Message<"goschedule.v1.ListWorkersResponse"> &
  * Use `create(ListWorkersResponseSchema)` to create a new message.
  */
 export const ListWorkersResponseSchema: GenMessage<ListWorkersResponse> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 10);
+  messageDesc(file_goschedule_v1_goschedule, 18);
 
 /**
  * @generated from message goschedule.v1.ListTasksRequest
@@ -577,7 +912,7 @@ export type ListTasksRequest = Message<"goschedule.v1.ListTasksRequest"> & {
  * Use `create(ListTasksRequestSchema)` to create a new message.
  */
 export const ListTasksRequestSchema: GenMessage<ListTasksRequest> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 11);
+  messageDesc(file_goschedule_v1_goschedule, 19);
 
 /**
  * @generated from message goschedule.v1.ListTasksResponse
@@ -603,7 +938,7 @@ export type ListTasksResponse = Message<"goschedule.v1.ListTasksResponse"> & {
  * Use `create(ListTasksResponseSchema)` to create a new message.
  */
 export const ListTasksResponseSchema: GenMessage<ListTasksResponse> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 12);
+  messageDesc(file_goschedule_v1_goschedule, 20);
 
 /**
  * @generated from message goschedule.v1.GetTaskRequest
@@ -620,7 +955,7 @@ export type GetTaskRequest = Message<"goschedule.v1.GetTaskRequest"> & {
  * Use `create(GetTaskRequestSchema)` to create a new message.
  */
 export const GetTaskRequestSchema: GenMessage<GetTaskRequest> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 13);
+  messageDesc(file_goschedule_v1_goschedule, 21);
 
 /**
  * @generated from message goschedule.v1.GetTaskResponse
@@ -637,7 +972,7 @@ export type GetTaskResponse = Message<"goschedule.v1.GetTaskResponse"> & {
  * Use `create(GetTaskResponseSchema)` to create a new message.
  */
 export const GetTaskResponseSchema: GenMessage<GetTaskResponse> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 14);
+  messageDesc(file_goschedule_v1_goschedule, 22);
 
 /**
  * @generated from message goschedule.v1.ScheduleTasksRequest
@@ -654,7 +989,7 @@ export type ScheduleTasksRequest = Message<"goschedule.v1.ScheduleTasksRequest">
  * Use `create(ScheduleTasksRequestSchema)` to create a new message.
  */
 export const ScheduleTasksRequestSchema: GenMessage<ScheduleTasksRequest> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 15);
+  messageDesc(file_goschedule_v1_goschedule, 23);
 
 /**
  * @generated from message goschedule.v1.ScheduleTasksResponse
@@ -673,7 +1008,7 @@ export type ScheduleTasksResponse = Message<"goschedule.v1.ScheduleTasksResponse
  * Use `create(ScheduleTasksResponseSchema)` to create a new message.
  */
 export const ScheduleTasksResponseSchema: GenMessage<ScheduleTasksResponse> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 16);
+  messageDesc(file_goschedule_v1_goschedule, 24);
 
 /**
  * @generated from message goschedule.v1.ConnectRequest
@@ -714,7 +1049,7 @@ export type ConnectRequest = Message<"goschedule.v1.ConnectRequest"> & {
  * Use `create(ConnectRequestSchema)` to create a new message.
  */
 export const ConnectRequestSchema: GenMessage<ConnectRequest> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 17);
+  messageDesc(file_goschedule_v1_goschedule, 25);
 
 /**
  * @generated from message goschedule.v1.ConnectResponse
@@ -767,7 +1102,7 @@ export type ConnectResponse = Message<"goschedule.v1.ConnectResponse"> & {
  * Use `create(ConnectResponseSchema)` to create a new message.
  */
 export const ConnectResponseSchema: GenMessage<ConnectResponse> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 18);
+  messageDesc(file_goschedule_v1_goschedule, 26);
 
 /**
  * @generated from message goschedule.v1.Hello
@@ -816,7 +1151,7 @@ export type Hello = Message<"goschedule.v1.Hello"> & {
  * Use `create(HelloSchema)` to create a new message.
  */
 export const HelloSchema: GenMessage<Hello> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 19);
+  messageDesc(file_goschedule_v1_goschedule, 27);
 
 /**
  * @generated from message goschedule.v1.TaskRef
@@ -838,7 +1173,7 @@ export type TaskRef = Message<"goschedule.v1.TaskRef"> & {
  * Use `create(TaskRefSchema)` to create a new message.
  */
 export const TaskRefSchema: GenMessage<TaskRef> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 20);
+  messageDesc(file_goschedule_v1_goschedule, 28);
 
 /**
  * @generated from message goschedule.v1.Welcome
@@ -858,7 +1193,7 @@ export type Welcome = Message<"goschedule.v1.Welcome"> & {
  * Use `create(WelcomeSchema)` to create a new message.
  */
 export const WelcomeSchema: GenMessage<Welcome> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 21);
+  messageDesc(file_goschedule_v1_goschedule, 29);
 
 /**
  * @generated from message goschedule.v1.Ping
@@ -875,7 +1210,7 @@ export type Ping = Message<"goschedule.v1.Ping"> & {
  * Use `create(PingSchema)` to create a new message.
  */
 export const PingSchema: GenMessage<Ping> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 22);
+  messageDesc(file_goschedule_v1_goschedule, 30);
 
 /**
  * @generated from message goschedule.v1.Pong
@@ -892,7 +1227,7 @@ export type Pong = Message<"goschedule.v1.Pong"> & {
  * Use `create(PongSchema)` to create a new message.
  */
 export const PongSchema: GenMessage<Pong> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 23);
+  messageDesc(file_goschedule_v1_goschedule, 31);
 
 /**
  * @generated from message goschedule.v1.RunTask
@@ -944,7 +1279,7 @@ export type RunTask = Message<"goschedule.v1.RunTask"> & {
  * Use `create(RunTaskSchema)` to create a new message.
  */
 export const RunTaskSchema: GenMessage<RunTask> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 24);
+  messageDesc(file_goschedule_v1_goschedule, 32);
 
 /**
  * Stop the process group of this attempt: SIGTERM, then SIGKILL after the
@@ -969,7 +1304,7 @@ export type CancelTask = Message<"goschedule.v1.CancelTask"> & {
  * Use `create(CancelTaskSchema)` to create a new message.
  */
 export const CancelTaskSchema: GenMessage<CancelTask> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 25);
+  messageDesc(file_goschedule_v1_goschedule, 33);
 
 /**
  * Send what this attempt printed as LogChunks tagged with request_id.
@@ -1013,7 +1348,7 @@ export type LogRequest = Message<"goschedule.v1.LogRequest"> & {
  * Use `create(LogRequestSchema)` to create a new message.
  */
 export const LogRequestSchema: GenMessage<LogRequest> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 26);
+  messageDesc(file_goschedule_v1_goschedule, 34);
 
 /**
  * The reader went away: stop sending chunks for this request.
@@ -1032,7 +1367,7 @@ export type LogCancel = Message<"goschedule.v1.LogCancel"> & {
  * Use `create(LogCancelSchema)` to create a new message.
  */
 export const LogCancelSchema: GenMessage<LogCancel> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 27);
+  messageDesc(file_goschedule_v1_goschedule, 35);
 
 /**
  * @generated from message goschedule.v1.LogChunk
@@ -1068,7 +1403,7 @@ export type LogChunk = Message<"goschedule.v1.LogChunk"> & {
  * Use `create(LogChunkSchema)` to create a new message.
  */
 export const LogChunkSchema: GenMessage<LogChunk> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 28);
+  messageDesc(file_goschedule_v1_goschedule, 36);
 
 /**
  * @generated from message goschedule.v1.TaskAck
@@ -1090,7 +1425,7 @@ export type TaskAck = Message<"goschedule.v1.TaskAck"> & {
  * Use `create(TaskAckSchema)` to create a new message.
  */
 export const TaskAckSchema: GenMessage<TaskAck> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 29);
+  messageDesc(file_goschedule_v1_goschedule, 37);
 
 /**
  * @generated from message goschedule.v1.SetTaskRequest
@@ -1184,7 +1519,7 @@ export type SetTaskRequest = Message<"goschedule.v1.SetTaskRequest"> & {
  * Use `create(SetTaskRequestSchema)` to create a new message.
  */
 export const SetTaskRequestSchema: GenMessage<SetTaskRequest> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 30);
+  messageDesc(file_goschedule_v1_goschedule, 38);
 
 /**
  * @generated from message goschedule.v1.Exited
@@ -1210,7 +1545,7 @@ export type Exited = Message<"goschedule.v1.Exited"> & {
  * Use `create(ExitedSchema)` to create a new message.
  */
 export const ExitedSchema: GenMessage<Exited> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 31);
+  messageDesc(file_goschedule_v1_goschedule, 39);
 
 /**
  * @generated from message goschedule.v1.SetTaskResponse
@@ -1222,7 +1557,7 @@ export type SetTaskResponse = Message<"goschedule.v1.SetTaskResponse"> & {};
  * Use `create(SetTaskResponseSchema)` to create a new message.
  */
 export const SetTaskResponseSchema: GenMessage<SetTaskResponse> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 32);
+  messageDesc(file_goschedule_v1_goschedule, 40);
 
 /**
  * The life of a task. A task only moves forward:
@@ -1398,6 +1733,37 @@ export const OperatorService: GenService<{
     methodKind: "server_streaming";
     input: typeof TaskLogsRequestSchema;
     output: typeof TaskLogsResponseSchema;
+  };
+  /**
+   * One worker with everything about it, including its unfinished tasks.
+   *
+   * @generated from rpc goschedule.v1.OperatorService.GetWorker
+   */
+  getWorker: {
+    methodKind: "unary";
+    input: typeof GetWorkerRequestSchema;
+    output: typeof GetWorkerResponseSchema;
+  };
+  /**
+   * Takes a worker out of service: no new tasks; running ones finish (or,
+   * past an optional deadline, are cancelled).
+   *
+   * @generated from rpc goschedule.v1.OperatorService.DrainWorker
+   */
+  drainWorker: {
+    methodKind: "unary";
+    input: typeof DrainWorkerRequestSchema;
+    output: typeof DrainWorkerResponseSchema;
+  };
+  /**
+   * Puts a drained worker back in service.
+   *
+   * @generated from rpc goschedule.v1.OperatorService.UndrainWorker
+   */
+  undrainWorker: {
+    methodKind: "unary";
+    input: typeof UndrainWorkerRequestSchema;
+    output: typeof UndrainWorkerResponseSchema;
   };
 }> = /*@__PURE__*/
   serviceDesc(file_goschedule_v1_goschedule, 0);
