@@ -122,6 +122,8 @@ export class Manager {
   readonly #placer: Placer;
   readonly #ackTimers = new Map<string, unknown>();
   readonly #retryTimers = new Map<string, unknown>();
+  /** Acknowledgements received while the store could not take them. */
+  readonly #unstoredAcks = new Map<string, { session: WorkerSession; attempt: number }>();
   readonly #scheduleTimers = new Map<string, unknown>();
   readonly #drainTimers = new Map<string, unknown>();
   /** Why each waiting task is not placed yet, as of the last try. */
@@ -406,14 +408,27 @@ export class Manager {
     this.#workers.heard(session, this.#clock.now());
   }
 
+  /**
+   * A worker acknowledged an attempt. One that cannot be stored yet is kept and stored later
+   * (its deadline waits for it); one for an attempt that is no longer the worker's is
+   * answered with a cancel, so a stale attempt does not run on beside a newer one.
+   */
   async acknowledge(session: WorkerSession, taskId: string, attempt: number): Promise<void> {
-    const result = await this.#apply(taskId, {
-      type: "ack",
-      workerId: session.workerId,
-      attempt,
-    });
+    let result;
+    try {
+      result = await this.#apply(taskId, { type: "ack", workerId: session.workerId, attempt });
+    } catch (e) {
+      this.#unstoredAcks.set(taskId, { session, attempt });
+      this.#log.warn("cannot store an acknowledgement yet; will retry", { task: taskId, cause: e });
+      return;
+    }
+    this.#unstoredAcks.delete(taskId);
     if (!result.ok) {
-      this.#log.warn("acknowledgement refused", { task: taskId, why: result.refusal.message });
+      this.#log.warn("acknowledgement refused; stopping that attempt", {
+        task: taskId,
+        why: result.refusal.message,
+      });
+      session.send({ msg: { case: "cancel", value: { taskId, attempt } } });
     }
   }
 
@@ -599,8 +614,10 @@ export class Manager {
     const attempt = task.attempt;
     const timer = this.#clock.setTimeout(async () => {
       if (this.#ackTimers.get(task.id) === timer) this.#ackTimers.delete(task.id);
-      if (this.#workers.sessions().length === 0) {
+      const unstored = this.#unstoredAcks.get(task.id);
+      if (this.#workers.sessions().length === 0 || unstored?.attempt === attempt) {
         // With every worker silent the fault is likely the manager's: wait for one to speak.
+        // An acknowledgement that arrived but is not stored yet is not a missing one.
         this.#startAckTimer({ ...task, assignedAt: this.#clock.now() }, this.#clock.now());
         return;
       }
@@ -722,6 +739,9 @@ export class Manager {
           session,
           `silent for more than ${formatDuration(this.#options.silenceTimeoutMs)}`,
         );
+      }
+      for (const [taskId, { session, attempt }] of [...this.#unstoredAcks]) {
+        await this.acknowledge(session, taskId, attempt);
       }
       await this.#giveUpLost(now);
       void this.#drainQueue();

@@ -1058,3 +1058,37 @@ Deno.test("a drain outlives the worker's reconnect", async () => {
   await h.connect("w1");
   assert.equal(h.worker("w1")?.draining, true);
 });
+
+Deno.test("an acknowledgement the store cannot take yet is kept, stored later, and not timed out", async () => {
+  await using h = await Harness.start();
+  const w1 = await h.connect("w1");
+  const [task] = await h.manager.schedule([ECHO]);
+  h.store.unavailable = true;
+  await h.manager.acknowledge(w1.session, task.id, 1);
+  await keepHearing(h, ACK_MS + PING_MS, w1); // the deadline passes while the store is down
+  h.store.unavailable = false;
+  await keepHearing(h, PING_MS, w1);
+  assert.equal((await h.task(task.id)).state, "scheduled");
+});
+
+Deno.test("a late acknowledgement of a given-up attempt stops that attempt", async () => {
+  await using h = await Harness.start();
+  const w1 = await h.connect("w1");
+  const [task] = await h.manager.schedule([ECHO]);
+  await keepHearing(h, ACK_MS, w1);
+  assert.equal((await h.task(task.id)).state, "dead");
+  await h.manager.acknowledge(w1.session, task.id, 1);
+  await h.settle();
+  assert.deepEqual(cancels(w1), [{ taskId: task.id, attempt: 1 }]);
+});
+
+Deno.test("a task someone asked to cancel is not retried when it fails", async () => {
+  await using h = await Harness.start();
+  const w1 = await h.connect("w1");
+  const [task] = await h.manager.schedule([{ ...ECHO, retries: 3, retryOnFailure: true }]);
+  await h.manager.acknowledge(w1.session, task.id, 1);
+  await h.manager.cancel([task.id]);
+  await h.manager.report(exited(task.id, "w1", 1));
+  const final = await h.task(task.id);
+  assert.deepEqual([final.state, final.exitCode], ["done", 1]);
+});

@@ -163,7 +163,9 @@ export function transition(task: TaskRecord, event: TaskEvent, now: number): Tra
           endAttempt({ ...output, ...dead(event.stoppedFor, now) }, now, event.stoppedFor),
         );
       }
-      if (event.exitCode !== 0 && task.retryOnFailure && retriesLeft(task) > 0) {
+      const wantsRetry = event.exitCode !== 0 && task.retryOnFailure && retriesLeft(task) > 0;
+      // A task someone asked to cancel is not placed again, however its process ended.
+      if (wantsRetry && task.cancelRequestedAt === undefined) {
         return changed(retry(output, now, outcome));
       }
       return changed(endAttempt({ ...output, state: "done", finishedAt: now }, now, outcome));
