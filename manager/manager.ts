@@ -15,6 +15,7 @@ import {
   transition,
 } from "../shared/task_machine.ts";
 import { formatDuration } from "../shared/duration.ts";
+import { labelKeyProblem, labelValueProblem } from "../shared/labels.ts";
 import {
   type Capacity,
   isFinal,
@@ -779,7 +780,9 @@ function specProblem(spec: TaskSpec): string | undefined {
     }
   }
   for (const label of spec.labels ?? []) {
-    if (label.key === "") return "a label constraint has an empty key";
+    const problem = labelKeyProblem(label.key) ??
+      (label.value ? labelValueProblem(label.key, label.value) : undefined);
+    if (problem) return problem;
   }
   if (spec.cpu !== undefined && !(spec.cpu >= 0)) return `cpu ${spec.cpu} is negative`;
   if (spec.memoryBytes !== undefined && !(spec.memoryBytes >= 0)) {

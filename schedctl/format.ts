@@ -3,7 +3,15 @@
  * quoting and making control characters visible. Pure functions, no I/O, no clock reads.
  */
 import { type Timestamp, timestampMs } from "@bufbuild/protobuf/wkt";
-import { type Task, TaskState, WorkerState } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
+import { formatSize as formatSizeNumber } from "../shared/size.ts";
+import {
+  type LabelConstraint,
+  LabelConstraint_Op,
+  type Task,
+  TaskState,
+  type Worker,
+  WorkerState,
+} from "../shared/gen/goschedule/v1/goschedule_pb.ts";
 
 const TASK_STATE_NAMES: Record<number, string> = {
   [TaskState.PENDING]: "pending",
@@ -33,6 +41,57 @@ export function taskStateName(state: TaskState): string {
 /** "connected", "disconnected"; "unknown(7)" for a value this schedctl does not know. */
 export function workerStateName(state: WorkerState): string {
   return WORKER_STATE_NAMES[state] ?? `unknown(${state})`;
+}
+
+/** A worker's state with its drain: "connected", "connected, draining", "disconnected". */
+export function workerStateText(worker: Pick<Worker, "state" | "draining">): string {
+  const state = workerStateName(worker.state);
+  return worker.draining ? `${state}, draining` : state;
+}
+
+/** Cores for people: "4", "0.5", "0.333" (at most three decimals, as millicores). */
+export function formatCpu(cores: number): string {
+  return String(Number(cores.toFixed(3)));
+}
+
+const SIZE_UNITS = ["B", "KiB", "MiB", "GiB", "TiB"];
+
+/**
+ * Bytes for people, in binary units: "512B", "64KiB", "8GiB", "1.5GiB", "7.8GiB" (one
+ * decimal at most, so not always exact; see formatSizeExact).
+ */
+export function formatSize(bytes: bigint | number): string {
+  return formatSizeNumber(Number(bytes));
+}
+
+/** formatSize, followed by the exact number of bytes when it is rounded: "7.8GiB (8345...)". */
+export function formatSizeExact(bytes: bigint | number): string {
+  const text = formatSize(bytes);
+  const shown = /^(\d+(?:\.\d)?)([A-Za-z]+)$/.exec(text);
+  if (shown !== null) {
+    const back = Number(shown[1]) * 1024 ** SIZE_UNITS.indexOf(shown[2]);
+    if (back === Number(bytes)) return text;
+  }
+  return `${text} (${BigInt(bytes)} bytes)`;
+}
+
+/** A label requirement as schedctl takes it: "gpu=true", "zone!=b", "ssd". */
+export function formatLabelConstraint(c: Pick<LabelConstraint, "key" | "op" | "value">): string {
+  switch (c.op) {
+    case LabelConstraint_Op.EQUAL:
+      return `${c.key}=${c.value}`;
+    case LabelConstraint_Op.NOT_EQUAL:
+      return `${c.key}!=${c.value}`;
+    case LabelConstraint_Op.EXISTS:
+      return c.key;
+    default:
+      return `${c.key} (unknown operator ${c.op}) ${c.value}`;
+  }
+}
+
+/** A worker's labels, sorted by key: ["gpu=true", "zone=a"]. */
+export function labelList(labels: Readonly<Record<string, string>>): string[] {
+  return Object.keys(labels).sort().map((key) => `${key}=${labels[key]}`);
 }
 
 /**

@@ -1,17 +1,27 @@
 import assert from "node:assert/strict";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { TaskState, WorkerState } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
+import {
+  LabelConstraint_Op,
+  TaskState,
+  WorkerState,
+} from "../shared/gen/goschedule/v1/goschedule_pb.ts";
 import {
   formatAge,
   formatAgo,
   formatBytes,
   formatCommand,
+  formatCpu,
   formatExit,
+  formatLabelConstraint,
+  formatSize,
+  formatSizeExact,
   formatTime,
+  labelList,
   shellQuoteArg,
   taskStateName,
   visible,
   workerStateName,
+  workerStateText,
 } from "./format.ts";
 import { makeTask, NOW } from "./test_util.ts";
 
@@ -94,4 +104,62 @@ Deno.test("formatBytes counts UTF-8 bytes", () => {
   assert.equal(formatBytes(""), "0 bytes");
   assert.equal(formatBytes("a"), "1 byte");
   assert.equal(formatBytes("été\n"), "6 bytes");
+});
+
+Deno.test("formatSize: binary units, one decimal at most", () => {
+  const cases: Array<[bigint | number, string]> = [
+    [0, "0B"],
+    [1023, "1023B"],
+    [1024, "1KiB"],
+    [1536, "1.5KiB"],
+    [512n * 1024n * 1024n, "512MiB"],
+    [8n * 1024n ** 3n, "8GiB"],
+    [8_345_000_000n, "7.8GiB"],
+    [1_000_000_000, "953.7MiB"],
+    [3n * 1024n ** 4n, "3TiB"],
+    [2n * 1024n ** 5n, "2048TiB"],
+  ];
+  for (const [bytes, text] of cases) assert.equal(formatSize(bytes), text, String(bytes));
+});
+
+Deno.test("formatSizeExact adds the bytes when formatSize rounds", () => {
+  assert.equal(formatSizeExact(8n * 1024n ** 3n), "8GiB");
+  assert.equal(formatSizeExact(1536), "1.5KiB");
+  assert.equal(formatSizeExact(500), "500B");
+  assert.equal(formatSizeExact(8_345_000_000n), "7.8GiB (8345000000 bytes)");
+  assert.equal(formatSizeExact(1025), "1KiB (1025 bytes)");
+});
+
+Deno.test("formatCpu: at most three decimals", () => {
+  assert.deepEqual([4, 0.5, 1 / 3, 0.001, 2.25].map(formatCpu), [
+    "4",
+    "0.5",
+    "0.333",
+    "0.001",
+    "2.25",
+  ]);
+});
+
+Deno.test("formatLabelConstraint spells each operator as schedctl reads it", () => {
+  const { EQUAL, NOT_EQUAL, EXISTS, UNSPECIFIED } = LabelConstraint_Op;
+  assert.equal(formatLabelConstraint({ key: "gpu", op: EQUAL, value: "true" }), "gpu=true");
+  assert.equal(formatLabelConstraint({ key: "zone", op: NOT_EQUAL, value: "b" }), "zone!=b");
+  assert.equal(formatLabelConstraint({ key: "ssd", op: EXISTS, value: "" }), "ssd");
+  assert.equal(
+    formatLabelConstraint({ key: "x", op: UNSPECIFIED, value: "y" }),
+    "x (unknown operator 0) y",
+  );
+});
+
+Deno.test("workerStateText adds the drain; labelList sorts by key", () => {
+  assert.equal(workerStateText({ state: WorkerState.CONNECTED, draining: false }), "connected");
+  assert.equal(
+    workerStateText({ state: WorkerState.DISCONNECTED, draining: true }),
+    "disconnected, draining",
+  );
+  assert.deepEqual(labelList({ zone: "a", gpu: "true", "a/b": "" }), [
+    "a/b=",
+    "gpu=true",
+    "zone=a",
+  ]);
 });

@@ -217,7 +217,7 @@ Deno.test("schedctl talks Connect over HTTP/2 to a real server and closes the co
       assert.equal(r.code, 0);
       assert.match(
         r.stdout,
-        /^ID +ADDRESS +HOSTNAME +STATE +TASKS +LAST SEEN\nw-1 +10\.0\.0\.1:51234 +node-a +connected +0 +2s ago\n$/,
+        /^ID +ADDRESS +HOSTNAME +STATE +TASKS +SLOTS +CPU +MEMORY +LABELS +LAST SEEN\nw-1 +10\.0\.0\.1:51234 +node-a +connected +0 +- +- +- +- +2s ago\n$/,
       );
       // schedctl closed its HTTP/2 connection rather than leaving it to an idle timeout.
       assert.equal(sessionsClosed.length, 1);

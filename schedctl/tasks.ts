@@ -16,8 +16,11 @@ import {
   formatAgo,
   formatBytes,
   formatCommand,
+  formatCpu,
   formatExit,
   formatFromNow,
+  formatLabelConstraint,
+  formatSizeExact,
   formatTime,
   formatTimeFromNow,
   quoted,
@@ -28,11 +31,18 @@ import {
 import { formatTable } from "./table.ts";
 import {
   checkCwd,
+  checkLabelConstraints,
+  checkWorkerId,
   MAX_RETRIES,
+  parseCpu,
   parseEnvAssignment,
   parseKillTimeout,
+  parseLabelExpression,
+  parseMemory,
+  parsePriority,
   parseRetries,
   parseRetryBackoff,
+  parseScheduleTimeout,
   parseTimeout,
   retrySettingsWithoutRetries,
   SpecProblem,
@@ -62,8 +72,10 @@ Commands:
 
   get ID
       Show every field of one task as "Key: value" lines (env, cwd, timeouts, retries,
-      when a cancel was requested, ...), then its attempts (one row per attempt that
-      ended, and the current one), then its stdout and stderr.
+      what it requests of a worker, when a cancel was requested, ...), then its attempts
+      (one row per attempt that ended, and the current one), then its stdout and stderr.
+      A pending task the manager cannot place yet has a Placement line saying why, e.g.
+      "0/5 workers fit: 3 lack memory, 1 is draining, 1 lacks label gpu=true".
       With -o json: the Task object.
 
   schedule [--wait [--detach-on-interrupt]] -f FILE
@@ -82,6 +94,13 @@ Commands:
             retries: 3              # optional, as --retries
             retry_backoff: 2s       # optional, as --retry-backoff
             retry_on_failure: true  # optional, as --retry-on-failure
+            cpu: 0.5                # optional, as --cpu
+            memory: 512MiB          # optional, as --memory
+            labels: ["gpu=true", "zone!=b", "ssd"]   # optional, as --label
+            worker: w-1             # optional, as --worker
+            priority: 10            # optional, as --priority
+            schedule_timeout: 10m   # optional, as --schedule-timeout
+            queue: true             # optional, as --queue
       Values are taken as written: params: [30, 007] passes "30" and "007".
         -f, --file FILE          the tasks file
         --wait                   wait for the tasks to end (see WAITING below)
@@ -106,6 +125,21 @@ Commands:
                                  further one (default 1s); needs --retries
         --retry-on-failure       also retry when the process exits non-zero;
                                  needs --retries
+        --cpu N                  cores the task needs (0.5, 2); placed only where
+                                 that much is free
+        --memory SIZE            memory the task needs (512MiB, 2GiB); as --cpu
+        --label EXPR             a label requirement (repeatable; all must hold):
+                                 key=value, key!=value (another value, or no such
+                                 label), or key (the worker has the label)
+        --worker ID              run only on this worker
+        --priority N             a whole number, default 0, negative allowed: while
+                                 tasks wait for room, higher ones are placed first
+                                 (then the oldest)
+        --schedule-timeout DUR   how long the task may wait to be placed before it
+                                 is dead (default: the manager's schedule_timeout)
+        --queue                  accept the task even if no worker known now could
+                                 ever run it, and wait for one (without it such a
+                                 task is refused, saying why)
         --wait                   wait for the task to end (see WAITING below)
         --detach-on-interrupt    with --wait: Ctrl-C detaches without asking
 
@@ -313,7 +347,13 @@ function attemptsSection(task: Task, nowMs: number): string {
 }
 
 /** The keys of `tasks get`, so that values line up the same way for every task. */
-const DETAIL_KEY_WIDTH = "Cancel requested:".length + 1;
+const DETAIL_KEY_WIDTH = "Schedule timeout:".length + 1;
+
+/** The Labels lines of `tasks get`: one requirement per line; "-" when none. */
+function formatLabelRequests(task: Task): string[] {
+  if (task.labels.length === 0) return ["-"];
+  return task.labels.map(formatLabelConstraint);
+}
 
 /**
  * The `tasks get` text: every field as "Key: value", then the attempts, then the stdout and
@@ -323,12 +363,22 @@ export function formatTaskDetail(task: Task, nowMs: number): string {
   const fields: Array<[string, string | string[]]> = [
     ["ID", task.id],
     ["State", taskStateName(task.state)],
+    ...(task.state === TaskState.PENDING && task.placement !== ""
+      ? [["Placement", task.placement] as [string, string]]
+      : []),
     ["Command", formatCommand(task.cmd, task.params)],
     ["Env", formatEnv(task.env)],
     ["Cwd", task.cwd || "/ (default)"],
     ["Timeout", formatSpecDuration(task.timeout, "none")],
     ["Kill timeout", formatSpecDuration(task.killTimeout, "10s (default)")],
     ["Retries", formatRetries(task)],
+    ["CPU", task.cpu > 0 ? formatCpu(task.cpu) : "none"],
+    ["Memory", task.memoryBytes > 0n ? formatSizeExact(task.memoryBytes) : "none"],
+    ["Labels", formatLabelRequests(task)],
+    ["Run on", task.pinWorkerId === "" ? "any worker" : `${task.pinWorkerId} only`],
+    ["Priority", String(task.priority)],
+    ["Schedule timeout", formatSpecDuration(task.scheduleTimeout, "the manager's default")],
+    ["Queue", task.queue ? "yes: waits for a worker that fits" : "no"],
     ["Worker", task.workerId || "-"],
     ["Attempt", String(task.attempt)],
     ["Exit code", task.exitCode === undefined ? "-" : String(task.exitCode)],
@@ -615,6 +665,18 @@ function parseAdd(args: readonly string[]): Invocation {
       { names: ["--retries"], takesValue: true, valueHint: `a number from 0 to ${MAX_RETRIES}` },
       { names: ["--retry-backoff"], takesValue: true, valueHint: "a duration, e.g. 1s" },
       { names: ["--retry-on-failure"], takesValue: false },
+      { names: ["--cpu"], takesValue: true, valueHint: "a number of cores, e.g. 0.5" },
+      { names: ["--memory"], takesValue: true, valueHint: "a size, e.g. 512MiB" },
+      {
+        names: ["--label"],
+        takesValue: true,
+        valueHint: "key=value, key!=value or key",
+        repeatable: true,
+      },
+      { names: ["--worker"], takesValue: true, valueHint: "a worker id" },
+      { names: ["--priority"], takesValue: true, valueHint: "a whole number, e.g. 10" },
+      { names: ["--schedule-timeout"], takesValue: true, valueHint: "a duration, e.g. 10m" },
+      { names: ["--queue"], takesValue: false },
       ...WAIT_SPECS,
     ],
     "tasks add",
@@ -656,6 +718,31 @@ function parseAdd(args: readonly string[]): Invocation {
     example: "--retries 3",
   });
   if (orphan !== undefined) throw new UsageError(`tasks add: ${orphan}`, "tasks");
+  const cpu = parsed.options.get("--cpu") as string | undefined;
+  if (cpu !== undefined) spec.cpu = checkFlag("--cpu", () => parseCpu(cpu));
+  const memory = parsed.options.get("--memory") as string | undefined;
+  if (memory !== undefined) spec.memoryBytes = checkFlag("--memory", () => parseMemory(memory));
+  const labels = parsed.repeated.get("--label");
+  if (labels !== undefined) {
+    spec.labels = checkFlag(
+      "--label",
+      () => checkLabelConstraints(labels.map(parseLabelExpression)),
+    );
+  }
+  const worker = parsed.options.get("--worker") as string | undefined;
+  if (worker !== undefined) spec.workerId = checkFlag("--worker", () => checkWorkerId(worker));
+  const priority = parsed.options.get("--priority") as string | undefined;
+  if (priority !== undefined) {
+    spec.priority = checkFlag("--priority", () => parsePriority(priority));
+  }
+  const scheduleTimeout = parsed.options.get("--schedule-timeout") as string | undefined;
+  if (scheduleTimeout !== undefined) {
+    spec.scheduleTimeout = checkFlag(
+      "--schedule-timeout",
+      () => parseScheduleTimeout(scheduleTimeout),
+    );
+  }
+  if (parsed.options.has("--queue")) spec.queue = true;
   const flags = waitFlags(parsed, "tasks add");
   // After the options: in `tasks add --env date`, the mistake is --env's value.
   if (cmd === undefined) throw new UsageError("tasks add: missing CMD", "tasks");

@@ -12,6 +12,13 @@
  *         retries: 3               # optional, like --retries: 0 to 100
  *         retry_backoff: 2s        # optional, like --retry-backoff (needs retries)
  *         retry_on_failure: true   # optional, like --retry-on-failure (needs retries)
+ *         cpu: 0.5                 # optional, like --cpu
+ *         memory: 512MiB           # optional, like --memory
+ *         labels: ["gpu=true", "zone!=b", "ssd"]   # optional, like --label
+ *         worker: w-1              # optional, like --worker
+ *         priority: -5             # optional, like --priority
+ *         schedule_timeout: 10m    # optional, like --schedule-timeout
+ *         queue: true              # optional, like --queue
  *
  * Values are read as YAML's failsafe schema reads them: every scalar is text, exactly as
  * written. So `params: [30, 007, 1.50, true]` passes "30", "007", "1.50" and "true" and never
@@ -26,10 +33,18 @@ import {
   checkCwd,
   checkEnvName,
   checkEnvValue,
+  checkLabelConstraints,
+  checkWorkerId,
+  type LabelConstraintInit,
   parseBoolean,
+  parseCpu,
   parseKillTimeout,
+  parseLabelExpression,
+  parseMemory,
+  parsePriority,
   parseRetries,
   parseRetryBackoff,
+  parseScheduleTimeout,
   parseTimeout,
   retrySettingsWithoutRetries,
   SpecProblem,
@@ -55,10 +70,19 @@ const entrySchema = z.strictObject({
   retries: z.string().optional(),
   retry_backoff: z.string().optional(),
   retry_on_failure: z.string().optional(),
+  cpu: z.string().optional(),
+  memory: z.string().optional(),
+  labels: z.array(z.string()).optional(),
+  worker: z.string().optional(),
+  priority: z.string().optional(),
+  schedule_timeout: z.string().optional(),
+  queue: z.string().optional(),
 });
 
-const ENTRY_KEYS =
-  "cmd, params, env, cwd, timeout, kill_timeout, retries, retry_backoff and retry_on_failure";
+const ENTRY_KEYS = "cmd, params, env, cwd, timeout, kill_timeout, retries, retry_backoff, " +
+  "retry_on_failure, cpu, memory, labels, worker, priority, schedule_timeout and queue";
+
+const LABELS_EXAMPLE = 'e.g. labels: ["gpu=true", "zone!=b", "ssd"]';
 
 /** The entry fields read by checkValues, rather than taken from zod's result. */
 const CHECKED_FIELDS = [
@@ -68,6 +92,12 @@ const CHECKED_FIELDS = [
   "retries",
   "retry_backoff",
   "retry_on_failure",
+  "cpu",
+  "memory",
+  "worker",
+  "priority",
+  "schedule_timeout",
+  "queue",
 ];
 
 function kind(value: unknown): string {
@@ -106,6 +136,12 @@ function describeEntryIssue(issue: z.core.$ZodIssue, entry: unknown): string {
     return `env must be a mapping of names to texts, not ${kind(value)}, e.g. env: {GREETING: hi}`;
   }
   if (field === "env") return `env ${String(index)} must be text, not ${kind(value)}`;
+  if (field === "labels" && index === undefined) {
+    return `labels must be a list of label expressions, not ${kind(value)}, ${LABELS_EXAMPLE}`;
+  }
+  if (field === "labels") {
+    return `labels item ${Number(index) + 1} must be text, not ${kind(value)}`;
+  }
   if (typeof field === "string" && CHECKED_FIELDS.includes(field)) {
     return `${field} must be text, not ${kind(value)}`;
   }
@@ -126,12 +162,24 @@ function describeEntryIssue(issue: z.core.$ZodIssue, entry: unknown): string {
 /** The fields checkValues reads. */
 type CheckedValues = Pick<
   TaskSpecInit,
-  "cwd" | "timeout" | "killTimeout" | "retries" | "retryBackoff" | "retryOnFailure"
+  | "cwd"
+  | "timeout"
+  | "killTimeout"
+  | "retries"
+  | "retryBackoff"
+  | "retryOnFailure"
+  | "cpu"
+  | "memoryBytes"
+  | "labels"
+  | "workerId"
+  | "priority"
+  | "scheduleTimeout"
+  | "queue"
 >;
 
 /**
- * Checks the values zod cannot: env names and values, cwd, timeout, kill_timeout and the
- * retry settings. Works on the raw entry, so these problems are listed along with the ones of
+ * Checks the values zod cannot: env names and values, cwd, timeout, kill_timeout, the
+ * retry settings and the placement requests. Works on the raw entry, so these problems are listed along with the ones of
  * its shape; a field of the wrong shape is skipped here (zod names it). Returns the values
  * read, by field.
  */
@@ -170,6 +218,34 @@ function checkValues(
   if (typeof onFailure === "string") {
     check("retry_on_failure", () => values.retryOnFailure = parseBoolean(onFailure));
   }
+  const { cpu, memory, labels, worker, priority } = entry;
+  const { schedule_timeout: scheduleTimeout, queue } = entry;
+  if (typeof cpu === "string") check("cpu", () => values.cpu = parseCpu(cpu));
+  if (typeof memory === "string") check("memory", () => values.memoryBytes = parseMemory(memory));
+  if (Array.isArray(labels)) {
+    const parsed: LabelConstraintInit[] = [];
+    let bad = false;
+    for (const item of labels) {
+      if (typeof item !== "string") continue; // zod names it.
+      check("labels", () => {
+        try {
+          parsed.push(parseLabelExpression(item));
+        } catch (e) {
+          bad = true;
+          throw e;
+        }
+      });
+    }
+    if (!bad) check("labels", () => values.labels = checkLabelConstraints(parsed));
+  }
+  if (typeof worker === "string") check("worker", () => values.workerId = checkWorkerId(worker));
+  if (typeof priority === "string") {
+    check("priority", () => values.priority = parsePriority(priority));
+  }
+  if (typeof scheduleTimeout === "string") {
+    check("schedule_timeout", () => values.scheduleTimeout = parseScheduleTimeout(scheduleTimeout));
+  }
+  if (typeof queue === "string") check("queue", () => values.queue = parseBoolean(queue));
   // Only when retries is not there at all: a bad retries value is reported on its own.
   const orphan = retries === undefined
     ? retrySettingsWithoutRetries(values, {
@@ -240,7 +316,8 @@ export function parseTasksFile(text: string, source: string): TaskSpecInit[] {
   if (problems.length > 0) {
     const shown = problems.slice(0, MAX_PROBLEMS);
     if (problems.length > MAX_PROBLEMS) {
-      shown.push(`${source}: ... and ${problems.length - MAX_PROBLEMS} more problems`);
+      const more = problems.length - MAX_PROBLEMS;
+      shown.push(`${source}: ... and ${more} more ${more === 1 ? "problem" : "problems"}`);
     }
     throw new InputError(shown.join("\n"));
   }

@@ -126,7 +126,7 @@ Deno.test("parseTasksFile names the entry whose params are not a list of texts",
 Deno.test("parseTasksFile names the entry with an unknown key, and an entry that is not a mapping", () => {
   assert.equal(
     refusal(`tasks:\n  - cmd: ls\n    parms: [-la]\n`),
-    `tasks.yaml: task 1: unknown key "parms" (a task has cmd, params, env, cwd, timeout, kill_timeout, retries, retry_backoff and retry_on_failure)`,
+    `tasks.yaml: task 1: unknown key "parms" (a task has cmd, params, env, cwd, timeout, kill_timeout, retries, retry_backoff, retry_on_failure, cpu, memory, labels, worker, priority, schedule_timeout and queue)`,
   );
   assert.equal(
     refusal(`tasks:\n  - cmd: ls\n  - ls -la\n`),

@@ -196,7 +196,14 @@ Deno.test("-o json tasks ls prints a JSON array of the Task objects", async () =
     "cwd": "",
     "retries": 0,
     "retryOnFailure": false,
-    "attempts": []
+    "attempts": [],
+    "cpu": 0,
+    "memoryBytes": "0",
+    "labels": [],
+    "pinWorkerId": "",
+    "priority": 0,
+    "queue": false,
+    "placement": ""
   }
 ]
 `,
@@ -235,6 +242,13 @@ Cwd:              / (default)
 Timeout:          none
 Kill timeout:     10s (default)
 Retries:          none
+CPU:              none
+Memory:           none
+Labels:           -
+Run on:           any worker
+Priority:         0
+Schedule timeout: the manager's default
+Queue:            no
 Worker:           w-1
 Attempt:          2
 Exit code:        3
@@ -399,7 +413,14 @@ Deno.test("tasks add prints the new id; -o json the created task", async () => {
   "cwd": "",
   "retries": 0,
   "retryOnFailure": false,
-  "attempts": []
+  "attempts": [],
+  "cpu": 0,
+  "memoryBytes": "0",
+  "labels": [],
+  "pinWorkerId": "",
+  "priority": 0,
+  "queue": false,
+  "placement": ""
 }
 `,
   );
@@ -476,6 +497,13 @@ Cwd:              /srv/app
 Timeout:          1m30s
 Kill timeout:     0s
 Retries:          none
+CPU:              none
+Memory:           none
+Labels:           -
+Run on:           any worker
+Priority:         0
+Schedule timeout: the manager's default
+Queue:            no
 Worker:           w-1
 Attempt:          1
 Exit code:        -
@@ -586,6 +614,13 @@ Cwd:              / (default)
 Timeout:          none
 Kill timeout:     10s (default)
 Retries:          2 (backoff 1s, also on failure)
+CPU:              none
+Memory:           none
+Labels:           -
+Run on:           any worker
+Priority:         0
+Schedule timeout: the manager's default
+Queue:            no
 Worker:           w-1
 Attempt:          3
 Exit code:        0
@@ -657,6 +692,13 @@ Cwd:              / (default)
 Timeout:          none
 Kill timeout:     10s (default)
 Retries:          3 (backoff 2s)
+CPU:              none
+Memory:           none
+Labels:           -
+Run on:           any worker
+Priority:         0
+Schedule timeout: the manager's default
+Queue:            no
 Worker:           -
 Attempt:          1
 Exit code:        -

@@ -3,8 +3,8 @@
  * found, all-or-nothing scheduling, cancel, log streams), and a way to run schedctl against
  * it and collect what it printed, with Ctrl-C and the terminal replaced.
  */
-import { create } from "@bufbuild/protobuf";
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { durationMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
   Code,
   ConnectError,
@@ -37,7 +37,7 @@ export const NOW = Date.UTC(2025, 0, 2, 12, 0, 0);
 export const NO_CONFIG = "/nonexistent/go-schedule/schedctl.yaml";
 
 /** A task, with sensible defaults for what the test does not care about. */
-export function makeTask(init: Fields<Task> & { id: string }): Task {
+export function makeTask(init: MessageInitShape<typeof TaskSchema> & { id: string }): Task {
   return create(TaskSchema, {
     cmd: "sleep",
     params: ["30"],
@@ -53,7 +53,7 @@ export function makeAttempt(init: Fields<Attempt> & { attempt: number }): Attemp
 }
 
 /** A worker, with sensible defaults for what the test does not care about. */
-export function makeWorker(init: Fields<Worker> & { id: string }): Worker {
+export function makeWorker(init: MessageInitShape<typeof WorkerSchema> & { id: string }): Worker {
   return create(WorkerSchema, {
     hostname: `${init.id}.example`,
     address: "10.0.0.1:51234",
@@ -124,7 +124,9 @@ function concat(chunks: readonly Uint8Array[]): Uint8Array {
  * An in-memory manager. `overrides` replace single methods (e.g. one that throws), the
  * others behave like the real manager: ListTasks oldest first, page_size default 100 and at
  * most 1000, next_page_token empty on the last page; GetTask of an unknown id is not_found;
- * ScheduleTasks all or nothing, invalid_argument naming the entry; a followed TaskLogs
+ * ScheduleTasks all or nothing, invalid_argument naming the entry; GetWorker, DrainWorker and
+ * UndrainWorker of an unknown id are not_found (GetWorker's tasks: the unfinished ones whose
+ * workerId is the worker's; a drain's deadline is NOW plus the request's); a followed TaskLogs
  * stream ends when the task is final or its attempt ends (a record is added to `attempts`),
  * and is unavailable while the task waits for a retry. Output is kept per task, not per
  * attempt: a test starting a new attempt clears `logs` for it.
@@ -185,11 +187,41 @@ export function createFakeManager(
     fake.calls.push({ method, request });
     wake();
   };
+  const workerOf = (id: string): Worker => {
+    const worker = fake.workers.find((w) => w.id === id);
+    if (worker === undefined) throw new ConnectError(`worker "${id}" not found`, Code.NotFound);
+    return worker;
+  };
+  const updateWorker = (worker: Worker, fields: Fields<Worker>): Worker => {
+    const updated = create(WorkerSchema, { ...worker, ...fields });
+    fake.workers[fake.workers.indexOf(worker)] = updated;
+    wake();
+    return updated;
+  };
   let nextId = 1;
   const impl: ServiceImpl<typeof OperatorService> = {
     listWorkers(request) {
       record("ListWorkers", request);
       return { workers: fake.workers };
+    },
+    getWorker(request) {
+      record("GetWorker", request);
+      const worker = workerOf(request.id);
+      const tasks = fake.tasks.filter((t) => t.workerId === worker.id && !isFinalState(t));
+      return { worker, tasks };
+    },
+    drainWorker(request) {
+      record("DrainWorker", request);
+      const worker = workerOf(request.id);
+      const drainDeadline = request.deadline === undefined
+        ? undefined
+        : timestampFromMs(NOW + durationMs(request.deadline));
+      return { worker: updateWorker(worker, { draining: true, drainDeadline }) };
+    },
+    undrainWorker(request) {
+      record("UndrainWorker", request);
+      const worker = workerOf(request.id);
+      return { worker: updateWorker(worker, { draining: false, drainDeadline: undefined }) };
     },
     listTasks(request) {
       record("ListTasks", request);
@@ -229,6 +261,13 @@ export function createFakeManager(
           retries: spec.retries,
           retryBackoff: spec.retryBackoff,
           retryOnFailure: spec.retryOnFailure,
+          cpu: spec.cpu,
+          memoryBytes: spec.memoryBytes,
+          labels: spec.labels,
+          pinWorkerId: spec.workerId,
+          priority: spec.priority,
+          scheduleTimeout: spec.scheduleTimeout,
+          queue: spec.queue,
           createdAt: timestampFromMs(NOW),
           ...(init.placeOn === undefined
             ? {}

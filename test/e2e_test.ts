@@ -34,7 +34,10 @@ Deno.test("the call flow on etcd, with the operator's commands", async (t) => {
       const ls = await cluster.schedctl("workers", "ls");
       assert.equal(ls.code, 0, ls.stderr);
       const rows = ls.stdout.trim().split("\n");
-      assert.match(rows[0], /^ID\s+ADDRESS\s+HOSTNAME\s+STATE\s+TASKS\s+LAST SEEN$/);
+      assert.match(
+        rows[0],
+        /^ID\s+ADDRESS\s+HOSTNAME\s+STATE\s+TASKS\s+SLOTS\s+CPU\s+MEMORY\s+LABELS\s+LAST SEEN$/,
+      );
       for (const id of ["w1", "w2"]) {
         const row = rows.find((r) => r.startsWith(`${id} `));
         assert.ok(row, `${id} missing from:\n${ls.stdout}`);

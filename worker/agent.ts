@@ -41,6 +41,11 @@ export interface AgentOptions {
    * they are acknowledged but not run a second time.
    */
   alreadyRun?: Iterable<AttemptRef>;
+  /**
+   * How many tasks this worker offers to run at once (its capacity's slots). The manager keeps
+   * to it; the agent runs whatever it is sent, and warns when that is more.
+   */
+  slots?: number;
   log: Logger;
 }
 
@@ -55,6 +60,8 @@ interface Running {
 export class Agent {
   readonly #options: AgentOptions;
   readonly #running = new Map<string, Running>();
+  /** Attempts whose process has not ended yet (received, starting or running). */
+  readonly #active = new Set<string>();
   /** Attempts this worker has run (bounded: only recent ones matter for repeats). */
   readonly #seen = new Set<string>();
 
@@ -65,6 +72,14 @@ export class Agent {
 
   get running(): number {
     return this.#running.size;
+  }
+
+  /**
+   * How many attempts take a slot now: from the moment one is received until its process
+   * ends (its report may still be on its way).
+   */
+  get active(): number {
+    return this.#active.size;
   }
 
   /**
@@ -84,12 +99,30 @@ export class Agent {
       return;
     }
     this.#remember(key);
-    log.info("running task", { task: request.taskId, attempt: request.attempt, cmd: request.cmd });
+    this.#active.add(key);
+    const { slots } = this.#options;
+    log.info("running task", {
+      task: request.taskId,
+      attempt: request.attempt,
+      cmd: request.cmd,
+      running: this.#active.size,
+      slots,
+    });
+    if (slots !== undefined && this.#active.size > slots) {
+      log.warn("the manager sent more tasks than this worker has slots; running them anyway", {
+        task: request.taskId,
+        running: this.#active.size,
+        slots,
+      });
+    }
     const running: Running = { done: Promise.resolve() };
     this.#running.set(key, running);
     running.done = this.#runAttempt(request, running).catch((e) => {
       log.error("cannot record a task's result", { task: request.taskId, cause: e });
-    }).finally(() => this.#running.delete(key));
+    }).finally(() => {
+      this.#active.delete(key);
+      this.#running.delete(key);
+    });
   }
 
   /** Stops a running attempt; the result is reported as cancelled. Anything else is ignored. */
@@ -139,6 +172,9 @@ export class Agent {
     if (running.stopBeforeStart) process.stop(running.stopBeforeStart);
     const recorded = this.#record(request, process);
     const result = await process.result;
+    // The slot is free once the process is gone, before the report leaves: the manager may
+    // place the next task as soon as the report reaches it.
+    this.#active.delete(attemptKey(request.taskId, request.attempt));
     await logs?.finish(request.taskId, request.attempt);
     log.info("task ended", {
       task: request.taskId,

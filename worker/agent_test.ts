@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { silentLogger } from "../shared/log.ts";
-import { Agent } from "./agent.ts";
+import { type Logger, silentLogger } from "../shared/log.ts";
+import { Agent, type AgentOptions } from "./agent.ts";
 import {
   createProcessExecutor,
   type Executor,
@@ -56,7 +56,7 @@ interface Fixture {
 async function withAgent(
   executor: Executor,
   fn: (f: Fixture) => Promise<void>,
-  more: { alreadyRun?: { taskId: string; attempt: number }[] } = {},
+  more: Partial<Pick<AgentOptions, "alreadyRun" | "slots" | "log">> = {},
 ) {
   const dir = await Deno.makeTempDir();
   const reports: TaskReport[] = [];
@@ -96,6 +96,48 @@ const request = (taskId: string, attempt = 1): ProcessSpec => ({
   attempt,
   cmd: "true",
   params: [],
+});
+
+/** A logger that keeps its lines as "level message key=value...". */
+function recordingLogger(): { log: Logger; lines: string[] } {
+  const lines: string[] = [];
+  const at = (level: string) => (message: string, fields?: Record<string, unknown>) => {
+    const extra = Object.entries(fields ?? {}).filter(([, v]) => v !== undefined)
+      .map(([k, v]) => ` ${k}=${String(v)}`).join("");
+    lines.push(`${level} ${message}${extra}`);
+  };
+  return {
+    lines,
+    log: { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") },
+  };
+}
+
+Deno.test("more running tasks than slots is a warning (the manager's mistake); all run", async () => {
+  const executor = new FakeExecutor();
+  const { log, lines } = recordingLogger();
+  await withAgent(executor, async ({ agent, reports }) => {
+    agent.run(request("t-1"));
+    agent.run(request("t-2"));
+    assert.equal(agent.active, 2);
+    assert.deepEqual(lines.filter((l) => l.startsWith("warn")), []);
+    agent.run(request("t-3"));
+    await eventually(() => executor.started.length === 3, "three starts");
+    assert.deepEqual(lines.filter((l) => l.startsWith("warn")), [
+      "warn the manager sent more tasks than this worker has slots; running them anyway " +
+      "task=t-3 running=3 slots=2",
+    ]);
+    assert.ok(lines.includes("info running task task=t-3 attempt=1 cmd=true running=3 slots=2"));
+    // A task sent again takes no second slot.
+    agent.run(request("t-3"));
+    assert.equal(agent.active, 3);
+    // The slot is free once the process ended, even before its report is delivered.
+    executor.started[0].end();
+    await eventually(() => agent.active === 2, "t-1's slot freed");
+    await eventually(() => reports.length === 1, "t-1's report");
+    agent.run(request("t-4"));
+    assert.equal(lines.filter((l) => l.startsWith("warn")).length, 2);
+    assert.ok(lines.includes("info running task task=t-4 attempt=1 cmd=true running=3 slots=2"));
+  }, { slots: 2, log });
 });
 
 Deno.test("a cancel stops the running attempt and its report says cancelled", async () => {

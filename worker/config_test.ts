@@ -12,7 +12,101 @@ Deno.test("an empty worker.yaml gives the documented defaults", () => {
     logLimit: 10 * 1024 * 1024,
     logRetentionMs: 24 * 3_600_000,
     reconnectMaxDelayMs: 10_000,
+    capacity: {},
+    labels: {},
   });
+});
+
+Deno.test("worker.yaml capacity and labels are read; each capacity key is optional", () => {
+  const config = parseWorkerConfig("w.yaml", {
+    capacity: { cpu: 0.5, memory: "8GiB", slots: 2 },
+    labels: { zone: "a", gpu: "true", "example.com/rack": "r-01", ssd: "" },
+  });
+  assert.deepEqual(config.capacity, { cpu: 0.5, memoryBytes: 8 * 1024 ** 3, slots: 2 });
+  assert.deepEqual(config.labels, {
+    zone: "a",
+    gpu: "true",
+    "example.com/rack": "r-01",
+    ssd: "",
+  });
+  assert.deepEqual(parseWorkerConfig("w.yaml", { capacity: { slots: 3 } }).capacity, { slots: 3 });
+  assert.deepEqual(parseWorkerConfig("w.yaml", { capacity: { memory: 1024 } }).capacity, {
+    memoryBytes: 1024,
+  });
+  // `capacity:` and `labels:` with nothing under them.
+  const empty = parseWorkerConfig("w.yaml", { capacity: null, labels: null });
+  assert.deepEqual([empty.capacity, empty.labels], [{}, {}]);
+});
+
+Deno.test("worker.yaml capacity and label mistakes name the key", () => {
+  const cases: [unknown, RegExp][] = [
+    [{ capacity: { cpus: 4 } }, /^w\.yaml: unknown key "capacity\.cpus"$/],
+    [{ capacity: 4 }, /^w\.yaml: capacity: expected object, not number$/],
+    [{ capacity: { cpu: 0 } }, /^w\.yaml: capacity\.cpu: 0 is not a number of cores above 0/],
+    [{ capacity: { cpu: -2 } }, /^w\.yaml: capacity\.cpu: -2 is not a number of cores above 0/],
+    [{ capacity: { cpu: "four" } }, /^w\.yaml: capacity\.cpu: expected number, not string$/],
+    [{ capacity: { memory: "lots" } }, /^w\.yaml: capacity\.memory: Invalid size "lots"/],
+    [
+      { capacity: { memory: 0 } },
+      /^w\.yaml: capacity\.memory: must be a size above 0, e\.g\. 8GiB$/,
+    ],
+    [
+      { capacity: { slots: 0 } },
+      /^w\.yaml: capacity\.slots: 0 is not a whole number of tasks from 1 up/,
+    ],
+    [{ capacity: { slots: 1.5 } }, /^w\.yaml: capacity\.slots: 1\.5 is not a whole number/],
+    [
+      { labels: ["zone=a"] },
+      /^w\.yaml: labels: expected a mapping of label keys to texts, not a list, e\.g\. labels: \{zone: a, gpu: "true"\}$/,
+    ],
+    [
+      { labels: "zone=a" },
+      /^w\.yaml: labels: expected a mapping of label keys to texts, not string/,
+    ],
+    [
+      { labels: { "Zone A": "x" } },
+      /^w\.yaml: labels: the label key "Zone A" is not valid: use 1 to 63 letters, digits/,
+    ],
+    [{ labels: { "-zone": "x" } }, /^w\.yaml: labels: the label key "-zone" is not valid/],
+    [{ labels: { ["k".repeat(64)]: "x" } }, /^w\.yaml: labels: the label key "k{64}" is not valid/],
+    [
+      { labels: { "Example.com/rack": "x" } },
+      /^w\.yaml: labels: the label key "Example\.com\/rack" has a bad prefix "Example\.com": before "\/" use a lowercase DNS name/,
+    ],
+    [{ labels: { "/rack": "x" } }, /^w\.yaml: labels: the label key "\/rack" has a bad prefix ""/],
+    [
+      { labels: { "example.com/": "x" } },
+      /^w\.yaml: labels: the label key "example\.com\/" is not valid/,
+    ],
+    [
+      { labels: { zone: "a b" } },
+      /^w\.yaml: labels: the value "a b" of label zone is not valid: use 1 to 63 letters.*, or nothing$/,
+    ],
+    [
+      { labels: { zone: "v".repeat(64) } },
+      /^w\.yaml: labels: the value "v{64}" of label zone is not valid/,
+    ],
+    [
+      { labels: { gpu: true } },
+      /^w\.yaml: labels: gpu: the value must be text, not boolean: quote it, e\.g\. gpu: "true"$/,
+    ],
+    [
+      { labels: { rack: 1 } },
+      /^w\.yaml: labels: rack: the value must be text, not number: quote it, e\.g\. rack: "1"$/,
+    ],
+    [
+      { labels: { ssd: null } },
+      /^w\.yaml: labels: ssd has no value: write ssd: "" for a label without one$/,
+    ],
+    [{ labels: { zone: ["a"] } }, /^w\.yaml: labels: zone: the value must be text, not a list$/],
+  ];
+  for (const [data, expected] of cases) {
+    assert.throws(() => parseWorkerConfig("w.yaml", data), (e: Error) => {
+      assert.ok(e instanceof ConfigError, `${JSON.stringify(data)}: ${e}`);
+      assert.match(e.message, expected, JSON.stringify(data));
+      return true;
+    });
+  }
 });
 
 Deno.test("worker.yaml values are read, host:port gets http://", () => {
@@ -61,4 +155,26 @@ Deno.test("the shipped worker.yaml is valid", async () => {
   assert.equal(config.manager, "http://127.0.0.1:7070");
   assert.equal(config.logLimit, 10 * 1024 * 1024);
   assert.equal(config.logRetentionMs, 24 * 3_600_000);
+  // Commented out: detected.
+  assert.deepEqual(config.capacity, {});
+  assert.deepEqual(config.labels, {});
+});
+
+Deno.test("the capacity and labels commented in worker.yaml are valid when uncommented", async () => {
+  const text = await Deno.readTextFile(new URL("./worker.yaml", import.meta.url));
+  const start = text.indexOf("# capacity:");
+  assert.ok(start !== -1);
+  const uncommented = text.slice(start).split("\n").filter((l) =>
+    /^# {0,3}[a-z]/.test(l) &&
+    /^# ( {2})?[a-z]+:/.test(l)
+  ).map((l) => l.slice(2)).join("\n");
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/w.yaml`, uncommented);
+    const config = await loadWorkerConfig(`${dir}/w.yaml`);
+    assert.deepEqual(config.capacity, { cpu: 4, memoryBytes: 8 * 1024 ** 3, slots: 2 });
+    assert.deepEqual(config.labels, { zone: "a", gpu: "true" });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

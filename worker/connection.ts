@@ -29,7 +29,15 @@ type Outgoing = MessageInitShape<typeof ConnectRequestSchema>;
 export interface Introduction {
   workerId: string;
   hostname: string;
-  capabilities: { cpuCores: number; memoryBytes: bigint; os: string; arch: string };
+  capabilities: {
+    cpuCores: number;
+    memoryBytes: bigint;
+    os: string;
+    arch: string;
+    /** What the worker offers to tasks (worker.yaml's capacity, the rest detected). */
+    capacity: { cpu: number; memoryBytes: bigint; slots: number };
+    labels: Record<string, string>;
+  };
   version: string;
 }
 

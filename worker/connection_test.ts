@@ -179,7 +179,14 @@ async function withWorker(
       intro: {
         workerId: "w-1",
         hostname: "test",
-        capabilities: { cpuCores: 1, memoryBytes: 1n, os: "linux", arch: "x86_64" },
+        capabilities: {
+          cpuCores: 1,
+          memoryBytes: 1n,
+          os: "linux",
+          arch: "x86_64",
+          capacity: { cpu: 0.5, memoryBytes: 512n * 1024n * 1024n, slots: 2 },
+          labels: { zone: "a", gpu: "true" },
+        },
         version: "test",
       },
       agent,
@@ -215,6 +222,18 @@ async function pidOf(dir: string, taskId: string, attempt = 1): Promise<number> 
 }
 
 const welcome: ToWorker = { msg: { case: "welcome", value: { pingIntervalMs: 60_000 } } };
+
+Deno.test("the hello carries the worker's capacity and labels", async () => {
+  await withWorker(async ({ manager }) => {
+    const hello = await manager.hello(0);
+    const capabilities = hello.capabilities!;
+    assert.equal(capabilities.capacity?.cpu, 0.5);
+    assert.equal(capabilities.capacity?.memoryBytes, 512n * 1024n * 1024n);
+    assert.equal(capabilities.capacity?.slots, 2);
+    assert.deepEqual(capabilities.labels, { zone: "a", gpu: "true" });
+    assert.equal(capabilities.cpuCores, 1);
+  });
+});
 
 Deno.test("over its stream the worker runs, serves logs of, and cancels a task", async () => {
   await withWorker(async ({ manager, reports, dir }) => {
@@ -433,7 +452,14 @@ Deno.test("a hello lists an attempt whose report is already kept as unreported o
   const intro = {
     workerId: "w-1",
     hostname: "h",
-    capabilities: { cpuCores: 1, memoryBytes: 1n, os: "linux", arch: "x86_64" },
+    capabilities: {
+      cpuCores: 1,
+      memoryBytes: 1n,
+      os: "linux",
+      arch: "x86_64",
+      capacity: { cpu: 1, memoryBytes: 1n, slots: 1 },
+      labels: {},
+    },
     version: "v",
   };
   const agent = {

@@ -10,6 +10,7 @@ import { WorkerService } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
 import { createLogger } from "../shared/log.ts";
 import { VERSION } from "../shared/version.ts";
 import { Agent } from "./agent.ts";
+import { detectMachine, resolveCapacity } from "./capacity.ts";
 import { loadWorkerConfig, type WorkerConfig } from "./config.ts";
 import { runConnectionLoop } from "./connection.ts";
 import { createProcessExecutor } from "./executor.ts";
@@ -27,6 +28,8 @@ group, with a minimal environment), keeps their logs in state_dir/logs and repor
 results. SIGINT or SIGTERM stops the running tasks (SIGTERM, then SIGKILL after each task's
 kill timeout), reports them, and exits. Started again after it was killed (SIGKILL), it
 kills the processes its previous life left running and reports their tasks as abandoned.
+It offers the manager the capacity and labels of worker.yaml (capacity not set there is
+detected: cpu cores, total memory, and a slot per whole core).
 
 Options:
   -f, --file FILE   the config file (default /etc/go-schedule/worker.yaml)
@@ -123,12 +126,15 @@ export async function main(args: string[]): Promise<number> {
     console.error(`worker: cannot use state_dir ${config.stateDir}: ${(e as Error).message}`);
     return 1;
   }
+  const machine = detectMachine();
+  const capacity = resolveCapacity(config.capacity, machine);
   const agent = new Agent({
     executor: createProcessExecutor({ outputLimit: config.outputLimit, workerId, log }),
     outbox,
     logs,
     records,
     alreadyRun: outbox.unreported(),
+    slots: capacity.slots,
     log,
   });
   const stop = new AbortController();
@@ -136,7 +142,15 @@ export async function main(args: string[]): Promise<number> {
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
 
-  log.info("worker starting", { id: workerId, manager: config.manager });
+  log.info("worker starting", {
+    id: workerId,
+    manager: config.manager,
+    cpu: capacity.cpu,
+    memory_bytes: capacity.memoryBytes,
+    slots: capacity.slots,
+    labels: Object.entries(config.labels).map(([k, v]) => `${k}=${v}`).sort().join(",") ||
+      undefined,
+  });
   await runConnectionLoop({
     client,
     managerUrl: config.manager,
@@ -144,10 +158,16 @@ export async function main(args: string[]): Promise<number> {
       workerId,
       hostname: config.hostname ?? Deno.hostname(),
       capabilities: {
-        cpuCores: navigator.hardwareConcurrency,
-        memoryBytes: BigInt(Deno.systemMemoryInfo().total),
+        cpuCores: machine.cpuCores,
+        memoryBytes: BigInt(machine.memoryBytes),
         os: Deno.build.os,
         arch: Deno.build.arch,
+        capacity: {
+          cpu: capacity.cpu,
+          memoryBytes: BigInt(capacity.memoryBytes),
+          slots: capacity.slots,
+        },
+        labels: config.labels,
       },
       version: VERSION,
     },

@@ -119,6 +119,8 @@ export interface ManagerSettings {
 export interface WorkerSettings {
   /** Where the worker dials; the manager by default (a proxy, to cut its stream). */
   managerUrl?: string;
+  /** More worker.yaml, such as capacity and labels. */
+  extraConfig?: string;
 }
 
 export interface CommandResult {
@@ -195,7 +197,8 @@ export class Cluster implements AsyncDisposable {
       `manager: ${
         settings.managerUrl ?? this.managerUrl
       }\nstate_dir: ${this.dir}/${name}\nid: ${name}\n` +
-        `reconnect_max_delay: 1s\noutput_limit: 4KiB\nlog_limit: 32KiB\n`,
+        `reconnect_max_delay: 1s\noutput_limit: 4KiB\nlog_limit: 32KiB\n` +
+        (settings.extraConfig ?? ""),
     );
     const worker = new DaemonProcess(
       name,

@@ -1,0 +1,43 @@
+/**
+ * What the worker offers to tasks: cpu cores, bytes of memory and slots (how many tasks it
+ * runs at once). Each is detected unless worker.yaml sets it under `capacity`.
+ */
+
+/** A worker's capacity, every field known. */
+export interface Capacity {
+  /** Cores; fractions allowed. */
+  cpu: number;
+  memoryBytes: number;
+  /** How many tasks run at once. */
+  slots: number;
+}
+
+/** What the machine has, as detected. */
+export interface Machine {
+  /** Logical processors (navigator.hardwareConcurrency). */
+  cpuCores: number;
+  /** Total memory in bytes (Deno.systemMemoryInfo().total). */
+  memoryBytes: number;
+}
+
+/** Reads the machine's logical processors and total memory. */
+export function detectMachine(): Machine {
+  return {
+    cpuCores: navigator.hardwareConcurrency,
+    memoryBytes: Deno.systemMemoryInfo().total,
+  };
+}
+
+/**
+ * The capacity the worker reports: what worker.yaml sets, the rest detected. cpu defaults to
+ * the machine's logical processors (at least 1), memory to its total memory, and slots to the
+ * cpu capacity (as set or detected) rounded down, at least 1: one task per core.
+ */
+export function resolveCapacity(configured: Partial<Capacity>, machine: Machine): Capacity {
+  const cpu = configured.cpu ?? Math.max(1, machine.cpuCores);
+  return {
+    cpu,
+    memoryBytes: configured.memoryBytes ?? machine.memoryBytes,
+    slots: configured.slots ?? Math.max(1, Math.floor(cpu)),
+  };
+}
