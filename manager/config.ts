@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { durationSchema, loadConfigFile, validateConfig } from "../shared/config.ts";
+import { labelKeyProblem } from "../shared/labels.ts";
 
 export const SCHEDULERS = ["round-robin", "random", "least-loaded", "bin-pack", "spread"] as const;
 export type SchedulerName = typeof SCHEDULERS[number];
@@ -17,8 +18,11 @@ const managerSchema = z.strictObject({
   silence_timeout: durationSchema.default(10_000),
   lost_timeout: durationSchema.default(120_000),
   ack_timeout: durationSchema.default(5000),
-  scheduler: z.enum(SCHEDULERS).default("round-robin"),
-  spread_label: z.string().min(1).default("rack"),
+  scheduler: z.enum(SCHEDULERS, {
+    error: (issue) =>
+      `unknown scheduler ${JSON.stringify(issue.input)}: use ${SCHEDULERS.join(", ")}`,
+  }).default("round-robin"),
+  spread_label: z.string().default("rack"),
   schedule_timeout: durationSchema.default(300_000),
 }).superRefine((config, ctx) => {
   const port = Number(config.listen.slice(config.listen.lastIndexOf(":") + 1));
@@ -41,6 +45,13 @@ const managerSchema = z.strictObject({
       path: ["lost_timeout"],
       message: "must be longer than silence_timeout: a worker is disconnected before it is lost",
     });
+  }
+  const labelProblem = labelKeyProblem(config.spread_label);
+  if (labelProblem) {
+    ctx.addIssue({ code: "custom", path: ["spread_label"], message: labelProblem });
+  }
+  if (config.schedule_timeout <= 0) {
+    ctx.addIssue({ code: "custom", path: ["schedule_timeout"], message: "must be more than 0s" });
   }
   if (config.ack_timeout <= 0) {
     ctx.addIssue({ code: "custom", path: ["ack_timeout"], message: "must be more than 0s" });

@@ -53,7 +53,15 @@ Deno.test("manager.yaml mistakes name the file and the key", () => {
     ],
     [{ ack_timeout: "0ms" }, /^m\.yaml: ack_timeout: must be more than 0s$/],
     [{ lost_timeout: "10s" }, /^m\.yaml: lost_timeout: must be longer than silence_timeout/],
-    [{ scheduler: "fastest" }, /^m\.yaml: scheduler: /],
+    [
+      { scheduler: "fastest" },
+      /^m\.yaml: scheduler: unknown scheduler "fastest": use round-robin, random, least-loaded, bin-pack, spread$/,
+    ],
+    [{ schedule_timeout: "0s" }, /^m\.yaml: schedule_timeout: must be more than 0s$/],
+    [
+      { spread_label: "no spaces" },
+      /^m\.yaml: spread_label: the label key "no spaces" is not valid/,
+    ],
     [
       { etcd: { endpoints: ["http://e:2379"] }, store_path: "x.db" },
       /^m\.yaml: store_path: cannot be used with etcd/,

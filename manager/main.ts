@@ -114,8 +114,8 @@ export async function main(args: string[]): Promise<number> {
     address: server.address,
     store: config.store.kind === "etcd" ? config.store.endpoints.join(",") : config.store.path,
     scheduler: config.scheduler,
-    spreadLabel: config.spreadLabel,
-    scheduleTimeoutMs: config.scheduleTimeoutMs,
+    spread_label: config.scheduler === "spread" ? config.spreadLabel : undefined,
+    schedule_timeout: formatDuration(config.scheduleTimeoutMs),
   });
 
   await waitForSignal();

@@ -379,7 +379,24 @@ export class Manager {
    * else the tail stored with the task.
    */
   async *logs(id: string, options: LogOptions, signal: AbortSignal): AsyncGenerator<Uint8Array> {
-    const task = await this.getTask(id);
+    let task = await this.getTask(id);
+    // Following a task that waits for a worker waits with it (`--wait` on a queued task).
+    while (options.follow && task.state === "pending" && !isAssigned(task) && !signal.aborted) {
+      await new Promise<void>((resolve) => {
+        const timer = this.#clock.setTimeout(done, this.#options.pingIntervalMs);
+        function done() {
+          signal.removeEventListener("abort", onAbort);
+          resolve();
+        }
+        const onAbort = () => {
+          this.#clock.clearTimeout(timer);
+          done();
+        };
+        signal.addEventListener("abort", onAbort);
+      });
+      task = await this.getTask(id);
+    }
+    if (signal.aborted) return;
     const session = task.workerId ? this.#workers.session(task.workerId) : undefined;
     if (session?.open && isAssigned(task)) {
       const query: LogQuery = { taskId: task.id, attempt: task.attempt, ...options };

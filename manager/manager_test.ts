@@ -1092,3 +1092,31 @@ Deno.test("a task someone asked to cancel is not retried when it fails", async (
   const final = await h.task(task.id);
   assert.deepEqual([final.state, final.exitCode], ["done", 1]);
 });
+
+Deno.test("following the logs of a waiting task waits for it to be placed", async () => {
+  await using h = await Harness.start();
+  const [task] = await h.manager.schedule([ECHO]);
+  const abort = new AbortController();
+  const chunks: string[] = [];
+  const reading = (async () => {
+    const options = { follow: true, stderr: false, tailLines: 0 };
+    for await (const data of h.manager.logs(task.id, options, abort.signal)) {
+      chunks.push(new TextDecoder().decode(data));
+    }
+  })();
+  await h.advance(3 * PING_MS);
+  const w1 = await h.connect("w1");
+  await h.advance(PING_MS);
+  const request = w1.messages.flatMap((m) => m.msg?.case === "logRequest" ? [m.msg.value] : [])[0];
+  assert.equal(request?.taskId, task.id, "the worker is asked once the task is placed");
+  h.manager.deliverLogs(
+    w1.session,
+    create(LogChunkSchema, {
+      requestId: request.requestId,
+      data: new TextEncoder().encode("hi\n"),
+      eof: true,
+    }),
+  );
+  await reading;
+  assert.deepEqual(chunks, ["hi\n"]);
+});

@@ -217,7 +217,10 @@ export function transition(task: TaskRecord, event: TaskEvent, now: number): Tra
       if (task.state !== "pending" || isAssigned(task)) {
         return refuse("invalid_state", `task ${task.id} is ${describe(task)}`);
       }
-      return changed({ ...task, ...dead(event.reason, now) });
+      // The diagnosis lives on in the dead reason; `placement` is for waiting tasks.
+      return changed(
+        withoutUndefined({ ...task, ...dead(event.reason, now), placement: undefined }),
+      );
 
     case "cancel":
       if (task.state === "done" || task.state === "dead") {

@@ -1,16 +1,13 @@
 import { Buffer } from "node:buffer";
 import {
-  ClientClosedError,
-  Etcd3,
-  GRPCCancelledError,
-  GRPCDeadlineExceededError,
-  GRPCUnavailableError,
-  type ICompare,
-  type IKeyValue,
-  type IOptions,
-  type IRequestOp,
-  type ITxnResponse,
-} from "etcd3";
+  type Compare as ICompare,
+  createEtcdGateway,
+  type EtcdGateway,
+  EtcdUnavailableError,
+  type KeyValue as IKeyValue,
+  type RequestOp as IRequestOp,
+  type TxnResponse as ITxnResponse,
+} from "./etcd_gateway.ts";
 import { TASK_STATES, type TaskRecord, type TaskState, type WorkerRecord } from "../task.ts";
 import {
   ConflictError,
@@ -31,6 +28,8 @@ export interface EtcdStoreOptions {
    * StoreUnavailableError. Default 5000.
    */
   requestTimeoutMs?: number;
+  /** The client to talk through; tests wrap one to inject races. Default: the JSON gateway. */
+  gateway?: EtcdGateway;
 }
 
 /**
@@ -65,6 +64,7 @@ export async function createEtcdStore(options: EtcdStoreOptions): Promise<Store>
     options.endpoints,
     options.prefix ?? "/goschedule/",
     options.requestTimeoutMs ?? 5_000,
+    options.gateway ?? createEtcdGateway(options.endpoints),
   );
   try {
     await store.ping();
@@ -73,46 +73,6 @@ export async function createEtcdStore(options: EtcdStoreOptions): Promise<Store>
     throw error;
   }
   return store;
-}
-
-type Policy = NonNullable<NonNullable<IOptions["faultHandling"]>["global"]>;
-
-const neverAborted = new AbortController().signal;
-
-/**
- * etcd3's default policies retry three times and open a circuit breaker for five seconds
- * after three failures. Then an outage is reported late, and recovery is reported up to five
- * seconds late. Each store call has its own deadline and the manager decides what to retry,
- * so calls go straight through. (Hand-written policies avoid depending on cockatiel.)
- */
-const passThrough: Policy = {
-  _altReturn: undefined as never,
-  onSuccess: () => ({ dispose() {} }),
-  onFailure: () => ({ dispose() {} }),
-  async execute(fn, signal) {
-    return await fn({ signal: signal ?? neverAborted });
-  },
-};
-
-/**
- * With several endpoints, a call that finds its endpoint unavailable tries the next one at
- * once (etcd3 picks a different host per attempt), within the same deadline. A write whose
- * fate is unknown may be sent twice; its compare then fails and the caller sees a conflict,
- * which it handles by reading again.
- */
-function tryEachHost(hosts: number): Policy {
-  return {
-    ...passThrough,
-    async execute(fn, signal) {
-      for (let attempt = 1;; attempt++) {
-        try {
-          return await fn({ signal: signal ?? neverAborted });
-        } catch (error) {
-          if (attempt >= hosts || !(error instanceof GRPCUnavailableError)) throw error;
-        }
-      }
-    },
-  };
 }
 
 interface CallOptions {
@@ -130,33 +90,22 @@ interface Undo {
 }
 
 class EtcdStore implements Store {
-  readonly #client: Etcd3;
+  readonly #client: EtcdGateway;
   readonly #prefix: string;
   readonly #timeoutMs: number;
   readonly #where: string;
   #closed = false;
 
-  constructor(endpoints: string[], prefix: string, timeoutMs: number) {
+  constructor(endpoints: string[], prefix: string, timeoutMs: number, client: EtcdGateway) {
     this.#prefix = prefix;
     this.#timeoutMs = timeoutMs;
     this.#where = endpoints.map((e) => e.replace(/^https?:\/\//, "")).join(", ");
-    this.#client = new Etcd3({
-      hosts: endpoints,
-      faultHandling: { host: () => passThrough, global: tryEachHost(endpoints.length) },
-      grpcOptions: {
-        // Lists of finished tasks carry their output and can exceed grpc's 4 MiB default.
-        "grpc.max_receive_message_length": -1,
-        // etcd3 replaces a failed channel on the next call, but keep any backoff short too
-        // so a restarted etcd is used promptly.
-        "grpc.initial_reconnect_backoff_ms": 100,
-        "grpc.max_reconnect_backoff_ms": 1_000,
-      },
-    });
+    this.#client = client;
   }
 
   async ping(): Promise<void> {
     await this.#run((call) =>
-      this.#client.kv.range({ key: this.#key("tasks/"), limit: 1, keys_only: true }, call)
+      this.#client.range({ key: this.#key("tasks/"), limit: 1, keys_only: true }, call)
     );
   }
 
@@ -221,7 +170,7 @@ class EtcdStore implements Store {
 
   async getTask(id: string): Promise<Versioned<TaskRecord> | undefined> {
     const response = await this.#run((call) =>
-      this.#client.kv.range({ key: this.#taskKey(id) }, call)
+      this.#client.range({ key: this.#taskKey(id) }, call)
     );
     const kv = response.kvs[0];
     return kv ? decode<TaskRecord>(kv) : undefined;
@@ -328,10 +277,10 @@ class EtcdStore implements Store {
     };
     return await this.#run(async (call) => {
       if (options.state === undefined) {
-        const response = await this.#client.kv.range(range, call);
+        const response = await this.#client.range(range, call);
         return response.kvs.map((kv) => decode<TaskRecord>(kv));
       }
-      const index = await this.#client.kv.range({ ...range, keys_only: true }, call);
+      const index = await this.#client.range({ ...range, keys_only: true }, call);
       const ids = index.kvs.map((kv) => this.#idFromIndexKey(kv.key, options.state!));
       return await this.#readTasks(ids, index.header.revision, call);
     });
@@ -340,7 +289,7 @@ class EtcdStore implements Store {
   async listActiveTasks(): Promise<Versioned<TaskRecord>[]> {
     const active: TaskState[] = ["pending", "scheduled"];
     return await this.#run(async (call) => {
-      const index = await this.#client.kv.txn({
+      const index = await this.#client.txn({
         success: active.map((state) => ({
           request_range: {
             key: this.#key(`index/${state}/`),
@@ -363,7 +312,7 @@ class EtcdStore implements Store {
     const responses = await this.#run((call) =>
       Promise.all(
         split(ids, MAX_TXN_OPS, () => 0).map((part) =>
-          this.#client.kv.txn({
+          this.#client.txn({
             success: part.map((id) => ({
               request_range: { key: this.#taskKey(id), keys_only: true },
             })),
@@ -392,7 +341,7 @@ class EtcdStore implements Store {
   ): Promise<Versioned<TaskRecord>[]> {
     const parts = split(ids, MAX_TXN_OPS, () => 0);
     const responses = await Promise.all(parts.map((part) =>
-      this.#client.kv.txn({
+      this.#client.txn({
         success: part.map((id) => ({ request_range: { key: this.#taskKey(id), revision } })),
       }, call)
     ));
@@ -429,7 +378,7 @@ class EtcdStore implements Store {
 
   async getWorker(id: string): Promise<Versioned<WorkerRecord> | undefined> {
     const response = await this.#run((call) =>
-      this.#client.kv.range({ key: this.#key(`workers/${id}`) }, call)
+      this.#client.range({ key: this.#key(`workers/${id}`) }, call)
     );
     const kv = response.kvs[0];
     return kv ? decode<WorkerRecord>(kv) : undefined;
@@ -437,7 +386,7 @@ class EtcdStore implements Store {
 
   async listWorkers(): Promise<Versioned<WorkerRecord>[]> {
     const response = await this.#run((call) =>
-      this.#client.kv.range({
+      this.#client.range({
         key: this.#key("workers/"),
         range_end: prefixEnd(this.#key("workers/")),
       }, call)
@@ -507,7 +456,7 @@ class EtcdStore implements Store {
     request: { compare?: ICompare[]; success?: IRequestOp[]; failure?: IRequestOp[] },
     deadline = this.#deadline(),
   ): Promise<ITxnResponse> {
-    return this.#run((call) => this.#client.kv.txn(request, call), deadline);
+    return this.#run((call) => this.#client.txn(request, call), deadline);
   }
 
   #deadline(): number {
@@ -521,12 +470,12 @@ class EtcdStore implements Store {
   async #run<T>(fn: (call: CallOptions) => Promise<T>, deadline = this.#deadline()): Promise<T> {
     if (this.#closed) throw new Error("The etcd store is closed");
     const work = fn({ deadline });
-    // grpc's deadline covers each request; this covers anything before a request is sent
+    // Each request has the deadline; this also covers anything before a request is sent
     // (such as waiting for a connection) that might not honour it.
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
-        () => reject(new GRPCDeadlineExceededError(`no answer within ${this.#timeoutMs} ms`)),
+        () => reject(new EtcdUnavailableError(`no answer within ${this.#timeoutMs} ms`)),
         Math.max(0, deadline - Date.now()),
       );
     });
@@ -590,16 +539,7 @@ function updateConflict(
 }
 
 function isUnavailable(error: unknown): boolean {
-  if (
-    error instanceof GRPCUnavailableError || error instanceof GRPCDeadlineExceededError ||
-    error instanceof GRPCCancelledError || error instanceof ClientClosedError
-  ) {
-    return true;
-  }
-  // cockatiel's errors, should a fault-handling policy ever be configured again.
-  const name = (error as Error | undefined)?.name;
-  return name === "BrokenCircuitError" || name === "IsolatedCircuitError" ||
-    name === "TaskCancelledError";
+  return error instanceof EtcdUnavailableError;
 }
 
 function encode(record: TaskRecord | WorkerRecord): Buffer {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { Etcd3, KVClient } from "etcd3";
+import { Etcd3 } from "etcd3";
+import { createEtcdGateway, type EtcdGateway } from "./etcd_gateway.ts";
 import { startEtcd } from "../../test/harness/etcd.ts";
 import { freePort } from "../../test/harness/ports.ts";
 import { storeConformance, task } from "./conformance.ts";
@@ -169,41 +170,41 @@ Deno.test("etcd: revisions are etcd's mod revisions", async () => {
 });
 
 /**
- * Makes every etcd client (the store's included) run `race` once, just before sending the
- * first transaction that compares `key`: a deterministic stand-in for another manager's
- * write landing between two transactions of one batch.
+ * A store whose client runs `race` once, just before sending the first transaction that
+ * compares `key` (unless `race` declines): a deterministic stand-in for another manager's write landing between two
+ * transactions of one batch.
  */
-function raceBefore(key: string, race: () => Promise<void>): Disposable {
-  const original = KVClient.prototype.txn;
+function racingStore(endpoint: string, key: string, race: () => Promise<boolean | void>) {
+  const inner = createEtcdGateway([endpoint]);
   let raced = false;
-  KVClient.prototype.txn = async function (this: KVClient, request, options) {
-    if (!raced && request.compare?.some((c) => c.key?.toString() === key)) {
-      raced = true;
-      await race();
-    }
-    return await original.call(this, request, options);
+  const gateway: EtcdGateway = {
+    ...inner,
+    async txn(request, call) {
+      if (!raced && request.compare?.some((c) => c.key?.toString() === key)) {
+        // A race that declines (returns false) waits for a later transaction.
+        raced = (await race()) !== false;
+      }
+      return await inner.txn(request, call);
+    },
   };
-  return { [Symbol.dispose]: () => KVClient.prototype.txn = original };
+  return createEtcdStore({ endpoints: [endpoint], gateway });
 }
 
 const seq = (i: number) => `task-${String(i).padStart(5, "0")}`;
 
 Deno.test("etcd: a create batch that loses a race part-way is taken back", async () => {
   await using etcd = await startEtcd();
-  const store = await createEtcdStore({ endpoints: [etcd.endpoint] });
   const raw = new Etcd3({ hosts: etcd.endpoint });
+  const batch = Array.from({ length: 300 }, (_, i) => task(seq(i)));
+  const rival = task(seq(290), "done");
+  const touched = { ...task(seq(0)), attempt: 7 };
+  const store = await racingStore(etcd.endpoint, `/goschedule/tasks/${seq(290)}`, async () => {
+    await raw.put(`/goschedule/tasks/${seq(290)}`).value(JSON.stringify(rival));
+    // Written by this batch's first transaction and changed since: the undo leaves it.
+    await raw.put(`/goschedule/tasks/${seq(0)}`).value(JSON.stringify(touched));
+  });
   try {
-    const batch = Array.from({ length: 300 }, (_, i) => task(seq(i)));
-    const rival = task(seq(290), "done");
-    const touched = { ...task(seq(0)), attempt: 7 };
-    {
-      using _race = raceBefore(`/goschedule/tasks/${seq(290)}`, async () => {
-        await raw.put(`/goschedule/tasks/${seq(290)}`).value(JSON.stringify(rival));
-        // Written by this batch's first transaction and changed since: the undo leaves it.
-        await raw.put(`/goschedule/tasks/${seq(0)}`).value(JSON.stringify(touched));
-      });
-      await assert.rejects(store.createTasks(batch), { name: "ConflictError" });
-    }
+    await assert.rejects(store.createTasks(batch), { name: "ConflictError" });
     assert.deepEqual((await store.listTasks()).map((v) => v.value), [touched, rival]);
     assert.deepEqual((await store.listTasks({ state: "pending" })).map((v) => v.value), [touched]);
     assert.deepEqual(await raw.getAll().prefix("/goschedule/index/").keys(), [
@@ -217,25 +218,26 @@ Deno.test("etcd: a create batch that loses a race part-way is taken back", async
 
 Deno.test("etcd: an update batch that loses a race part-way is taken back", async () => {
   await using etcd = await startEtcd();
-  const store = await createEtcdStore({ endpoints: [etcd.endpoint] });
   const raw = new Etcd3({ hosts: etcd.endpoint });
+  const rival = { ...task(seq(140)), attempt: 5 };
+  const touched = { ...task(seq(0), "scheduled"), attempt: 9 };
+  let armed = false;
+  const store = await racingStore(etcd.endpoint, `/goschedule/tasks/${seq(140)}`, async () => {
+    if (!armed) return false;
+    await raw.put(`/goschedule/tasks/${seq(140)}`).value(JSON.stringify(rival));
+    await raw.put(`/goschedule/tasks/${seq(0)}`).value(JSON.stringify(touched));
+    return true;
+  });
   try {
     const created = await store.createTasks(Array.from({ length: 150 }, (_, i) => task(seq(i))));
     const updates = created.map((v) => ({
       task: { ...v.value, state: "scheduled" as const, attempt: 1 },
       expectedRevision: v.revision,
     }));
-    const rival = { ...task(seq(140)), attempt: 5 };
-    const touched = { ...task(seq(0), "scheduled"), attempt: 9 };
-    {
-      using _race = raceBefore(`/goschedule/tasks/${seq(140)}`, async () => {
-        await raw.put(`/goschedule/tasks/${seq(140)}`).value(JSON.stringify(rival));
-        await raw.put(`/goschedule/tasks/${seq(0)}`).value(JSON.stringify(touched));
-      });
-      const error = await store.updateTasks(updates).then(() => undefined, (e) => e);
-      assert.equal(error?.name, "ConflictError");
-      assert.equal(error.key, `tasks/${seq(140)}`);
-    }
+    armed = true;
+    const error = await store.updateTasks(updates).then(() => undefined, (e) => e);
+    assert.equal(error?.name, "ConflictError");
+    assert.equal(error.key, `tasks/${seq(140)}`);
     const expected = created.map((v) => v.value);
     expected[0] = touched;
     expected[140] = rival;

@@ -198,6 +198,8 @@ export class Cluster implements AsyncDisposable {
         settings.managerUrl ?? this.managerUrl
       }\nstate_dir: ${this.dir}/${name}\nid: ${name}\n` +
         `reconnect_max_delay: 1s\noutput_limit: 4KiB\nlog_limit: 32KiB\n` +
+        // Test tasks mostly sleep: more slots than this machine's cores, unless a test sets them.
+        (settings.extraConfig?.includes("capacity:") ? "" : "capacity: {slots: 8}\n") +
         (settings.extraConfig ?? ""),
     );
     const worker = new DaemonProcess(
