@@ -2,10 +2,9 @@
  * The manager daemon: `manager -f manager.yaml [-v]`. Loads its config, opens its store,
  * reads its state back, and serves the operator and worker APIs on one HTTP/2 port.
  */
-import { parseArgs } from "node:util";
-import { ConfigError } from "../shared/config.ts";
+import { startDaemon } from "../shared/daemon_cli.ts";
 import { formatDuration } from "../shared/duration.ts";
-import { createLogger, type Logger } from "../shared/log.ts";
+import type { Logger } from "../shared/log.ts";
 import type { Store } from "../shared/store/store.ts";
 import { createEtcdStore } from "../shared/store/etcd_store.ts";
 import { createSqliteStore } from "../shared/store/sqlite_store.ts";
@@ -28,38 +27,9 @@ Options:
 
 /** Exit codes: 0 stopped cleanly, 1 could not run, 2 bad arguments or config. */
 export async function main(args: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      options: {
-        file: { type: "string", short: "f", default: "/etc/go-schedule/manager.yaml" },
-        verbose: { type: "boolean", short: "v", default: false },
-        help: { type: "boolean", short: "h", default: false },
-      },
-      strict: true,
-      allowPositionals: false,
-    });
-  } catch (e) {
-    console.error(`manager: ${(e as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (parsed.values.help) {
-    console.log(USAGE);
-    return 0;
-  }
-  const log = createLogger({ verbose: parsed.values.verbose });
-
-  let config: ManagerConfig;
-  try {
-    config = await loadManagerConfig(parsed.values.file);
-  } catch (e) {
-    if (e instanceof ConfigError) {
-      console.error(`manager: ${e.message}`);
-      return 2;
-    }
-    throw e;
-  }
+  const started = await startDaemon("manager", USAGE, args, loadManagerConfig);
+  if (typeof started === "number") return started;
+  const { config, log } = started;
 
   let store: Store;
   try {

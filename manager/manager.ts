@@ -23,7 +23,7 @@ import {
   type TaskSpec,
   type WorkerRecord,
 } from "../shared/task.ts";
-import { type Clock, systemClock } from "./clock.ts";
+import { type Clock, systemClock } from "../shared/clock.ts";
 import { runTaskMessage } from "./convert.ts";
 import type { SchedulerName } from "./config.ts";
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from "./errors.ts";

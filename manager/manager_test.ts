@@ -6,12 +6,12 @@ import { silentLogger } from "../shared/log.ts";
 import { createMemoryStore, type MemoryStore } from "../shared/store/memory_store.ts";
 import { StoreUnavailableError } from "../shared/store/store.ts";
 import type { TaskRecord, WorkerRecord } from "../shared/task.ts";
-import type { Clock } from "./clock.ts";
 import { LogChunkSchema } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from "./errors.ts";
 import { Manager, type TaskReport } from "./manager.ts";
 import type { WorkerIntroduction } from "./worker_registry.ts";
 import type { Outgoing, WorkerSession } from "./worker_session.ts";
+import { clockOf } from "../shared/fake_clock.ts";
 
 const START = Date.UTC(2025, 0, 1, 12);
 const PING_MS = 1_000;
@@ -25,17 +25,6 @@ const INTRO: WorkerIntroduction = {
   capabilities: { cpuCores: 4, memoryBytes: 8 * 1024 ** 3, os: "linux", arch: "x86_64" },
   version: "0.1.0",
 };
-
-/** The manager's Clock on a fake-timers clock (not installed globally). */
-function clockOf(fake: FakeClock): Clock {
-  return {
-    now: () => fake.now,
-    setTimeout: (fn, ms) => fake.setTimeout(fn, ms),
-    clearTimeout: (id) => fake.clearTimeout(id as ReturnType<FakeClock["setTimeout"]>),
-    setInterval: (fn, ms) => fake.setInterval(fn, ms),
-    clearInterval: (id) => fake.clearInterval(id as ReturnType<FakeClock["setInterval"]>),
-  };
-}
 
 /** Stands in for Math.random: distinct values (so task ids differ), the same every run. */
 function fixedRandom(): () => number {

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
-import { type Clock as FakeClock, createClock } from "@sinonjs/fake-timers";
+import { createClock } from "@sinonjs/fake-timers";
 import { AsyncQueue } from "../shared/async_queue.ts";
 import {
   type ConnectRequestSchema,
@@ -17,24 +17,14 @@ import {
 import type { Logger } from "../shared/log.ts";
 import { task } from "../shared/store/conformance.ts";
 import { createMemoryStore, type MemoryStore } from "../shared/store/memory_store.ts";
-import type { Clock } from "./clock.ts";
 import { Manager } from "./manager.ts";
 import { createOperatorService } from "./operator_service.ts";
 import { createWorkerService } from "./worker_service.ts";
+import { clockOf } from "../shared/fake_clock.ts";
 
 const START = Date.UTC(2025, 0, 1, 12);
 
 type Request = MessageInitShape<typeof ConnectRequestSchema>;
-
-function clockOf(fake: FakeClock): Clock {
-  return {
-    now: () => fake.now,
-    setTimeout: (fn, ms) => fake.setTimeout(fn, ms),
-    clearTimeout: (id) => fake.clearTimeout(id as ReturnType<FakeClock["setTimeout"]>),
-    setInterval: (fn, ms) => fake.setInterval(fn, ms),
-    clearInterval: (id) => fake.clearInterval(id as ReturnType<FakeClock["setInterval"]>),
-  };
-}
 
 /** A logger that keeps what it is given, to show where causes go. */
 function recordingLogger(): Logger & { lines: string[] } {

@@ -7,7 +7,7 @@
  */
 import type { Logger } from "../shared/log.ts";
 import type { TaskOutput } from "../shared/task_machine.ts";
-import { type Clock, systemClock } from "./clock.ts";
+import { type Clock, systemClock } from "../shared/clock.ts";
 import { OutputTail } from "./output_tail.ts";
 
 export interface ProcessSpec {

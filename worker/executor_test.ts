@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { type Clock as FakeClock, createClock } from "@sinonjs/fake-timers";
-import type { Clock } from "./clock.ts";
 import {
   BASE_PATH,
   createProcessExecutor,
@@ -10,6 +9,7 @@ import {
   type ProcessSpec,
 } from "./executor.ts";
 import { delay, eventually, groupMembers, killGroup, RecordingSink } from "./test_util.ts";
+import { clockOf } from "../shared/fake_clock.ts";
 
 const spec = (cmd: string, params: string[], more: Partial<ProcessSpec> = {}): ProcessSpec => ({
   taskId: "t-1",
@@ -24,17 +24,6 @@ const executor = (options: Partial<ProcessExecutorOptions> = {}) =>
 
 const run = (cmd: string, params: string[], more: Partial<ProcessSpec> = {}, outputLimit = 1024) =>
   executor({ outputLimit }).start(spec(cmd, params, more)).result;
-
-/** The executor's Clock on a fake-timers clock (not installed globally). */
-function clockOf(fake: FakeClock): Clock {
-  return {
-    now: () => fake.now,
-    setTimeout: (fn, ms) => fake.setTimeout(fn, ms),
-    clearTimeout: (id) => fake.clearTimeout(id as ReturnType<FakeClock["setTimeout"]>),
-    setInterval: (fn, ms) => fake.setInterval(fn, ms),
-    clearInterval: (id) => fake.clearInterval(id as ReturnType<FakeClock["setInterval"]>),
-  };
-}
 
 /**
  * Starts `sh -c script` whose first line of output is its pid (= its process group); resolves

@@ -5,7 +5,7 @@
  */
 import type { Logger } from "../shared/log.ts";
 import type { TaskOutput } from "../shared/task_machine.ts";
-import { type Clock, systemClock } from "./clock.ts";
+import { type Clock, systemClock } from "../shared/clock.ts";
 import { type LogReader, readLogTail, StreamLog } from "./stream_log.ts";
 
 export type StreamName = "stdout" | "stderr";

@@ -1,22 +1,12 @@
 import assert from "node:assert/strict";
 import { type Clock as FakeClock, createClock } from "@sinonjs/fake-timers";
 import { silentLogger } from "../shared/log.ts";
-import type { Clock } from "./clock.ts";
 import { filePrefix, LogStore } from "./log_store.ts";
 import type { LogReader } from "./stream_log.ts";
+import { clockOf } from "../shared/fake_clock.ts";
 
 const HOUR = 3_600_000;
 const bytes = (s: string) => new TextEncoder().encode(s);
-
-function clockOf(fake: FakeClock): Clock {
-  return {
-    now: () => fake.now,
-    setTimeout: (fn, ms) => fake.setTimeout(fn, ms),
-    clearTimeout: (id) => fake.clearTimeout(id as ReturnType<FakeClock["setTimeout"]>),
-    setInterval: (fn, ms) => fake.setInterval(fn, ms),
-    clearInterval: (id) => fake.clearInterval(id as ReturnType<FakeClock["setInterval"]>),
-  };
-}
 
 async function withStore(
   fn: (store: LogStore, dir: string, fake: FakeClock) => Promise<void>,

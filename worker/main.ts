@@ -2,16 +2,14 @@
  * The worker daemon: `worker -f worker.yaml [-v]`. Dials the manager, keeps one stream open,
  * runs the tasks it is sent and reports their results.
  */
-import { parseArgs } from "node:util";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { ConfigError } from "../shared/config.ts";
+import { startDaemon } from "../shared/daemon_cli.ts";
 import { WorkerService } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
-import { createLogger } from "../shared/log.ts";
 import { VERSION } from "../shared/version.ts";
 import { Agent } from "./agent.ts";
 import { detectMachine, resolveCapacity } from "./capacity.ts";
-import { loadWorkerConfig, type WorkerConfig } from "./config.ts";
+import { loadWorkerConfig } from "./config.ts";
 import { runConnectionLoop } from "./connection.ts";
 import { createProcessExecutor } from "./executor.ts";
 import { loadOrCreateWorkerId } from "./identity.ts";
@@ -42,38 +40,9 @@ const STOP_REPORT_TIMEOUT_MS = 5000;
 
 /** Exit codes: 0 stopped cleanly, 1 could not run, 2 bad arguments or config. */
 export async function main(args: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      options: {
-        file: { type: "string", short: "f", default: "/etc/go-schedule/worker.yaml" },
-        verbose: { type: "boolean", short: "v", default: false },
-        help: { type: "boolean", short: "h", default: false },
-      },
-      strict: true,
-      allowPositionals: false,
-    });
-  } catch (e) {
-    console.error(`worker: ${(e as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (parsed.values.help) {
-    console.log(USAGE);
-    return 0;
-  }
-  const log = createLogger({ verbose: parsed.values.verbose });
-
-  let config: WorkerConfig;
-  try {
-    config = await loadWorkerConfig(parsed.values.file);
-  } catch (e) {
-    if (e instanceof ConfigError) {
-      console.error(`worker: ${e.message}`);
-      return 2;
-    }
-    throw e;
-  }
+  const started = await startDaemon("worker", USAGE, args, loadWorkerConfig);
+  if (typeof started === "number") return started;
+  const { config, log } = started;
 
   let workerId: string;
   try {

@@ -8,7 +8,7 @@
  * never takes these attempts for lost.
  */
 import type { Logger } from "../shared/log.ts";
-import { type Clock, systemClock } from "./clock.ts";
+import { type Clock, systemClock } from "../shared/clock.ts";
 import type { LogStore } from "./log_store.ts";
 import { groupMembers, readBootId, readEnviron, readProcStat } from "./proc.ts";
 import type { ReportOutbox } from "./report_outbox.ts";

@@ -1,4 +1,4 @@
-/** The manager's clock and timers, injected so that unit tests run on fake time. */
+/** Time and timers, injected so that unit tests run on fake time (see fake_clock.ts). */
 export interface Clock {
   now(): number;
   setTimeout(fn: () => void, ms: number): unknown;
