@@ -1,0 +1,262 @@
+/**
+ * Scenario 3, many workers: M SIMULATED workers (bench/sim_workers.ts, one process holding M
+ * worker streams that answer pings, acknowledge and report tasks without starting processes)
+ * on one real manager with its production timings (ping_interval 2s).
+ *
+ * Figures: the time to connect all (the simulator's clock, from its first dial to the last
+ * Welcome), the manager's RSS (VmRSS) once all are connected and at its peak, the manager's CPU
+ * over an idle window (utime + stime from /proc/<pid>/stat, as a percentage of one core), and
+ * the placement rate: tasks per second from the first ScheduleTasks call until the last one
+ * returned (every task placed, stored pending and queued to its worker), until the simulator
+ * received the last RunTask, and until the last report was stored (the manager's in-memory
+ * counts read through ListWorkers).
+ */
+import { TaskState } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
+import { startBenchCluster } from "./cluster.ts";
+import {
+  cpuSeconds,
+  fixed,
+  markPhase,
+  type Operator,
+  progress,
+  ROOT,
+  rssMiB,
+  sleep,
+  summary,
+  until,
+} from "./common.ts";
+
+export interface ManyWorkersOptions {
+  workers: number;
+  streamsPerConnection: number;
+  idleSeconds: number;
+  tasks: number;
+  batch: number;
+  profileDir?: string;
+}
+
+interface SimStats {
+  event: string;
+  ms?: number;
+  welcomed: number;
+  streamsEnded: number;
+  pings: number;
+  runs: number;
+  reports: number;
+  reportFailures: number;
+  firstRunAt: number;
+  lastRunAt: number;
+  lastReportAt: number;
+}
+
+export async function runManyWorkers(options: ManyWorkersOptions): Promise<string> {
+  await using stack = new AsyncDisposableStack();
+  progress("many-workers: starting etcd and the manager");
+  const { cluster, manager, operator } = await startBenchCluster(stack, {
+    profileDir: options.profileDir,
+  });
+  const pid = manager.pid;
+  const rssBefore = await rssMiB(pid);
+
+  progress(`many-workers: connecting ${options.workers} simulated workers`);
+  const connectStart = Date.now();
+  const sim = stack.use(startSimulator(cluster.managerUrl, options));
+  const connected = await sim.next();
+  if (connected.event !== "connected") throw new Error(`the simulator said ${connected.event}`);
+  await until(
+    `${options.workers} workers connected in ListWorkers`,
+    async () => (await connectedCount(operator)) >= options.workers - connected.streamsEnded,
+    60_000,
+    200,
+  );
+  markPhase("connect", connectStart);
+  const connectS = (connected.ms ?? NaN) / 1000;
+  progress(`many-workers: all connected in ${fixed(connectS, 2)} s`);
+  await sleep(2_000); // Let the connection burst's garbage settle before the idle window.
+  const rssConnected = await rssMiB(pid);
+
+  progress(`many-workers: idle for ${options.idleSeconds} s`);
+  const cpu0 = await cpuSeconds(pid);
+  const pings0 = (await sim.stats()).pings;
+  const idleStart = performance.now();
+  let rssPeak = rssConnected;
+  const idleEnd = idleStart + options.idleSeconds * 1000;
+  while (performance.now() < idleEnd) {
+    await sleep(Math.min(5_000, idleEnd - performance.now()));
+    rssPeak = Math.max(rssPeak, await rssMiB(pid));
+  }
+  const cpu1 = await cpuSeconds(pid);
+  markPhase("idle", Date.now() - options.idleSeconds * 1000);
+  const idleS = (performance.now() - idleStart) / 1000;
+  const idleCpuPct = ((cpu1 - cpu0) / idleS) * 100;
+  const pingsPerS = ((await sim.stats()).pings - pings0) / idleS;
+  const rssIdle = await rssMiB(pid);
+
+  progress(`many-workers: placing ${options.tasks} tasks in batches of ${options.batch}`);
+  const cpuPlace0 = await cpuSeconds(pid);
+  const start = Date.now();
+  let submitted = 0;
+  let failedBatches = 0;
+  let placed = 0;
+  let firstError = "";
+  while (submitted < options.tasks) {
+    const size = Math.min(options.batch, options.tasks - submitted);
+    try {
+      await operator.client.scheduleTasks({
+        tasks: Array.from({ length: size }, () => ({ cmd: "/bin/true", params: [] })),
+      });
+      placed += size;
+    } catch (e) {
+      // A figure, not a failure: count it and go on.
+      failedBatches++;
+      firstError ||= (e as Error).message;
+    }
+    submitted += size;
+    if (submitted % (options.batch * 10) === 0) rssPeak = Math.max(rssPeak, await rssMiB(pid));
+  }
+  const submitEnd = Date.now();
+  let polls = 0;
+  await until(
+    "every placed task to be reported",
+    async () => {
+      if (polls++ % 20 === 0) rssPeak = Math.max(rssPeak, await rssMiB(pid));
+      const { workers } = await operator.client.listWorkers({});
+      return workers.every((w) => w.runningTasks === 0);
+    },
+    600_000,
+    20,
+  );
+  const doneAt = Date.now();
+  markPhase("placement", start, doneAt);
+  if (failedBatches > 0) {
+    progress(`many-workers: ${failedBatches} ScheduleTasks calls failed, first: ${firstError}`);
+  }
+  const placeCpu = await cpuSeconds(pid) - cpuPlace0;
+  const final = await sim.stats();
+  const dead = await countDead(operator);
+  const rate = (end: number) => `${fixed(placed / ((end - start) / 1000))}/s`;
+
+  return summary("many-workers", {
+    workers: options.workers,
+    simulated: "yes",
+    streams_per_connection: options.streamsPerConnection,
+    connect_s: fixed(connectS, 2),
+    streams_lost: final.streamsEnded,
+    rss_mib_start: fixed(rssBefore, 0),
+    rss_mib_connected: fixed(rssConnected, 0),
+    rss_mib_idle: fixed(rssIdle, 0),
+    rss_mib_peak: fixed(rssPeak, 0),
+    idle_s: fixed(idleS, 0),
+    idle_cpu_pct: fixed(idleCpuPct, 1),
+    pings_per_s: fixed(pingsPerS, 0),
+    tasks: options.tasks,
+    batch: options.batch,
+    place_rate: rate(submitEnd),
+    failed_batches: failedBatches,
+    sent_rate: final.runs >= placed ? rate(final.lastRunAt) : "nan",
+    done_rate: rate(doneAt),
+    place_cpu_s: fixed(placeCpu, 1),
+    dead,
+    runs: final.runs,
+    reports: final.reports,
+    report_failures: final.reportFailures,
+  });
+}
+
+/** Tasks that ended dead (for example not acknowledged in time by an overloaded manager). */
+async function countDead(operator: Operator): Promise<number> {
+  let dead = 0;
+  let pageToken = "";
+  do {
+    const page = await operator.client.listTasks({
+      state: TaskState.DEAD,
+      pageSize: 1000,
+      pageToken,
+    });
+    dead += page.tasks.length;
+    pageToken = page.nextPageToken;
+  } while (pageToken !== "");
+  return dead;
+}
+
+async function connectedCount(operator: Operator): Promise<number> {
+  const { workers } = await operator.client.listWorkers({});
+  return workers.filter((w) => w.state === 1).length;
+}
+
+export interface Simulator extends AsyncDisposable {
+  /** The next line the simulator prints. */
+  next(): Promise<SimStats>;
+  stats(): Promise<SimStats>;
+}
+
+export function startSimulator(
+  managerUrl: string,
+  options: Pick<ManyWorkersOptions, "workers" | "streamsPerConnection">,
+): Simulator {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      `${ROOT}bench/sim_workers.ts`,
+      "--manager",
+      managerUrl,
+      "--count",
+      String(options.workers),
+      "--streams-per-connection",
+      String(options.streamsPerConnection),
+    ],
+    cwd: ROOT,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  const lines = readJsonLines(child.stdout);
+  const next = async (): Promise<SimStats> => {
+    const line = await Promise.race([lines.next(), child.status.then(() => undefined)]);
+    if (!line || line.done) throw new Error("the simulator exited");
+    return line.value;
+  };
+  return {
+    next,
+    async stats() {
+      await writer.write(new TextEncoder().encode("stats\n"));
+      for (;;) {
+        const line = await next();
+        if (line.event === "stats") return line;
+      }
+    },
+    async [Symbol.asyncDispose]() {
+      await writer.close().catch(() => {});
+      try {
+        child.kill("SIGTERM");
+      } catch {
+        // It has exited.
+      }
+      const timer = setTimeout(() => {
+        try {
+          child.kill("SIGKILL");
+        } catch {
+          // It has exited.
+        }
+      }, 5_000);
+      await child.status;
+      clearTimeout(timer);
+      await child.stdout.cancel().catch(() => {});
+    },
+  };
+}
+
+async function* readJsonLines(stream: ReadableStream<Uint8Array>): AsyncGenerator<SimStats> {
+  let buffered = "";
+  for await (const text of stream.pipeThrough(new TextDecoderStream())) {
+    buffered += text;
+    let newline;
+    while ((newline = buffered.indexOf("\n")) >= 0) {
+      const line = buffered.slice(0, newline);
+      buffered = buffered.slice(newline + 1);
+      if (line.startsWith("{")) yield JSON.parse(line) as SimStats;
+    }
+  }
+}

@@ -1,0 +1,174 @@
+/**
+ * Scenario 1, throughput, and scenario 5, store cost, measured in the same run.
+ *
+ * N tasks running `/bin/true` are submitted in batches to K real workers. The rate counts
+ * from the first submit to the last `done` (the largest stored finishedAt; the manager's
+ * clock, on this machine). The ceiling, measured in the same run before the cluster starts,
+ * is how fast Deno starts and reaps `/bin/true` in K processes at once.
+ *
+ * Completion is watched with ListWorkers, whose running-task counts the manager keeps in
+ * memory, so that watching adds no etcd traffic: between the two readings of etcd's
+ * counters, every request etcd serves is the manager's.
+ */
+import { timestampMs } from "@bufbuild/protobuf/wkt";
+import { TaskState } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
+import { measureCeiling } from "./ceiling.ts";
+import { startBenchCluster } from "./cluster.ts";
+import {
+  delta,
+  fixed,
+  fsyncMeanMs,
+  markPhase,
+  type Operator,
+  progress,
+  readEtcdCounters,
+  rssMiB,
+  sleep,
+  summary,
+} from "./common.ts";
+
+export interface ThroughputOptions {
+  tasks: number;
+  workers: number;
+  /** Tasks per ScheduleTasks call. */
+  batch: number;
+  /** Tasks each ceiling process runs at once. */
+  ceilingConcurrency: number;
+  /** Skip the ceiling (when only the store cost is wanted). */
+  skipCeiling?: boolean;
+  profileDir?: string;
+}
+
+export interface ThroughputResult {
+  lines: string[];
+}
+
+export async function runThroughput(options: ThroughputOptions): Promise<ThroughputResult> {
+  const { tasks, workers, batch } = options;
+  let ceiling = { rate: NaN, failures: 0, count: 0, elapsedMs: NaN };
+  if (!options.skipCeiling) {
+    progress(
+      `throughput: ceiling: ${tasks} x /bin/true in ${workers} processes, ` +
+        `${options.ceilingConcurrency} at once each`,
+    );
+    ceiling = await measureCeiling(tasks, workers, options.ceilingConcurrency);
+    progress(`throughput: ceiling ${fixed(ceiling.rate)}/s (${ceiling.failures} failures)`);
+  }
+
+  await using stack = new AsyncDisposableStack();
+  progress("throughput: starting etcd, the manager and workers");
+  const { etcd, cluster, manager, operator } = await startBenchCluster(stack, {
+    profileDir: options.profileDir,
+  });
+  for (let i = 1; i <= workers; i++) await cluster.startWorker(`w${i}`);
+
+  // A few tasks first, so that JIT warm-up and first connections are not in the figure.
+  await runBatch(operator, 2 * workers);
+  await waitIdle(operator);
+
+  const before = await readEtcdCounters(etcd.endpoint);
+  progress(`throughput: submitting ${tasks} tasks in batches of ${batch}`);
+  const firstSubmit = Date.now();
+  let submitted = 0;
+  while (submitted < tasks) {
+    const size = Math.min(batch, tasks - submitted);
+    await runBatch(operator, size);
+    submitted += size;
+  }
+  const submitEnd = Date.now();
+  let peakRss = await rssMiB(manager.pid);
+  await waitIdle(operator, async () => {
+    peakRss = Math.max(peakRss, await rssMiB(manager.pid));
+  });
+  const observedEnd = Date.now();
+  markPhase("run", firstSubmit, observedEnd);
+  const after = await readEtcdCounters(etcd.endpoint);
+
+  // Outside the measured window: read every task back for its stored finish time.
+  const finished = await listFinished(operator, firstSubmit);
+  const lastDone = Math.max(...finished.doneAt);
+  const elapsed = (lastDone - firstSubmit) / 1000;
+  const rate = tasks / elapsed;
+  if (finished.doneAt.length !== tasks) {
+    progress(`throughput: WARNING ${finished.doneAt.length}/${tasks} done, ${finished.dead} dead`);
+  }
+  const lines = [summary("throughput", {
+    tasks,
+    workers,
+    batch,
+    rate: `${fixed(rate)}/s`,
+    ceiling: `${fixed(ceiling.rate)}/s`,
+    ratio: fixed(rate / ceiling.rate, 2),
+    elapsed_s: fixed(elapsed, 2),
+    submit_s: fixed((submitEnd - firstSubmit) / 1000, 2),
+    observed_rate: `${fixed(tasks / ((observedEnd - firstSubmit) / 1000))}/s`,
+    done: finished.doneAt.length,
+    dead: finished.dead,
+    manager_rss_mib: fixed(peakRss, 0),
+  })];
+
+  const per = (key: string) => fixed(delta(before, after, key) / tasks, 2);
+  lines.push(summary("store-cost", {
+    tasks,
+    batch,
+    round_trips_per_task: fixed(
+      (delta(before, after, "grpc:Txn") + delta(before, after, "grpc:Range") +
+        delta(before, after, "grpc:Put") + delta(before, after, "grpc:DeleteRange")) / tasks,
+      2,
+    ),
+    txn_per_task: per("grpc:Txn"),
+    range_per_task: per("grpc:Range"),
+    put_per_task: per("etcd_mvcc_put_total"),
+    delete_per_task: per("etcd_mvcc_delete_total"),
+    proposals_per_task: per("etcd_server_proposals_committed_total"),
+    fsyncs_per_task: per("etcd_disk_wal_fsync_duration_seconds_count"),
+    wal_bytes_per_task: fixed(delta(before, after, "etcd_disk_wal_write_bytes_total") / tasks, 0),
+    fsync_mean_ms: fixed(fsyncMeanMs(before, after), 2),
+    client_bytes_per_task: fixed(
+      delta(before, after, "etcd_network_client_grpc_received_bytes_total") / tasks,
+      0,
+    ),
+  }));
+  return { lines };
+}
+
+async function runBatch(operator: Operator, size: number): Promise<void> {
+  await operator.client.scheduleTasks({
+    tasks: Array.from({ length: size }, () => ({ cmd: "/bin/true", params: [] })),
+  });
+}
+
+/** Waits until no worker holds an unfinished task (the manager's in-memory counts). */
+async function waitIdle(operator: Operator, each?: () => Promise<void>): Promise<void> {
+  let polls = 0;
+  for (;;) {
+    const { workers } = await operator.client.listWorkers({});
+    if (workers.every((w) => w.runningTasks === 0)) return;
+    if (each && polls++ % 10 === 0) await each();
+    await sleep(10);
+  }
+}
+
+/** The stored finish times of the done tasks created since `since`, and how many are dead. */
+async function listFinished(
+  operator: Operator,
+  since: number,
+): Promise<{ doneAt: number[]; dead: number }> {
+  const doneAt: number[] = [];
+  let dead = 0;
+  for (const state of [TaskState.DONE, TaskState.DEAD]) {
+    let pageToken = "";
+    do {
+      const page = await operator.client.listTasks({ state, pageSize: 1000, pageToken });
+      for (const task of page.tasks) {
+        if (!task.createdAt || timestampMs(task.createdAt) < since) continue;
+        if (state === TaskState.DEAD) dead++;
+        else {
+          doneAt.push(task.finishedAt ? timestampMs(task.finishedAt) : NaN);
+        }
+      }
+      pageToken = page.nextPageToken;
+    } while (pageToken !== "");
+  }
+  return { doneAt, dead };
+}
