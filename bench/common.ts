@@ -4,7 +4,7 @@
  * raises so that every scenario unwinds and cleans up what it started.
  */
 import { type Client, createClient } from "@connectrpc/connect";
-import { createConnectTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { OperatorService } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
 import { freePort } from "../test/harness/ports.ts";
 
@@ -112,11 +112,8 @@ export interface Operator extends Disposable {
 
 export function createOperator(managerUrl: string): Operator {
   const sessionManager = new Http2SessionManager(managerUrl, { connectTimeoutMs: 10_000 });
-  const transport = createConnectTransport({
-    baseUrl: managerUrl,
-    httpVersion: "2",
-    sessionManager,
-  });
+  // gRPC framing, as schedctl uses (see schedctl/client.ts on Connect streams under Deno).
+  const transport = createGrpcTransport({ baseUrl: managerUrl, sessionManager });
   const close = () => sessionManager.abort();
   return {
     client: createClient(OperatorService, transport),

@@ -540,6 +540,7 @@ export class Manager {
     );
     if (waiting.length === 0 || this.#stopping) return;
     const candidates = this.#candidates();
+    const assigning: Promise<void>[] = [];
     for (const i of byPriority(waiting)) {
       const task = waiting[i];
       const placement = this.#placer.place(candidates, task);
@@ -547,12 +548,16 @@ export class Manager {
         this.#diagnoses.set(task.id, placement.reason);
         continue;
       }
-      const result = await this.#apply(task.id, { type: "assign", workerId: placement.workerId });
-      if (result.ok && result.changed) {
-        takeRoom(candidates, placement.workerId, task);
-        this.#send(result.task);
-      }
+      // Room is taken at once so the next placement sees it; the writes go out together.
+      takeRoom(candidates, placement.workerId, task);
+      assigning.push(
+        this.#apply(task.id, { type: "assign", workerId: placement.workerId }).then((result) => {
+          if (result.ok && result.changed) this.#send(result.task);
+        }),
+      );
     }
+    const failed = (await Promise.allSettled(assigning)).find((r) => r.status === "rejected");
+    if (failed) throw (failed as PromiseRejectedResult).reason;
   }
 
   #withDiagnosis(task: TaskRecord): TaskRecord {

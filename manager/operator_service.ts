@@ -8,6 +8,14 @@ import { InvalidArgumentError, toConnectError } from "./errors.ts";
 import type { Manager } from "./manager.ts";
 
 export const DEFAULT_PAGE_SIZE = 100;
+
+/**
+ * Log data is sent in messages of at most this many bytes. Under Deno 2.9, connect-node's
+ * HTTP/2 client ends a server stream early ("Premature close") when it carries several
+ * messages of a KiB or more (3 x 19 KB failed 40 times in 40; 1000 x 1000 B never did), and
+ * schedctl is such a client.
+ */
+export const MAX_LOG_MESSAGE = 1000;
 export const MAX_PAGE_SIZE = 1000;
 
 export function createOperatorService(
@@ -92,7 +100,11 @@ export function createOperatorService(
           stderr: req.stderr,
           tailLines: req.tailLines,
         }, ctx.signal);
-        for await (const data of chunks) yield { data };
+        for await (const data of chunks) {
+          for (let at = 0; at < data.length; at += MAX_LOG_MESSAGE) {
+            yield { data: data.subarray(at, at + MAX_LOG_MESSAGE) };
+          }
+        }
       } catch (e) {
         throw toConnectError(e, log, "TaskLogs");
       }

@@ -3,16 +3,32 @@
  * store revision; every change goes through the state machine and is written with
  * compare-and-swap before the book believes it. Finished tasks live only in the store.
  */
-import { ConflictError, type Store, type Versioned } from "../shared/store/store.ts";
+import {
+  ConflictError,
+  type Store,
+  type TaskUpdate,
+  type Versioned,
+} from "../shared/store/store.ts";
 import { isFinal, type TaskRecord } from "../shared/task.ts";
 import { type TaskEvent, transition, type TransitionResult } from "../shared/task_machine.ts";
 import { KeyedLock } from "../shared/keyed_lock.ts";
 import { NotFoundError } from "./errors.ts";
 
+/** At most this many task updates in one store write. */
+const MAX_GROUP = 256;
+
+interface PendingWrite {
+  update: TaskUpdate;
+  resolve: (written: Versioned<TaskRecord>) => void;
+  reject: (error: unknown) => void;
+}
+
 export class TaskBook {
   readonly #store: Store;
   readonly #active = new Map<string, Versioned<TaskRecord>>();
   readonly #lock = new KeyedLock();
+  readonly #waiting: PendingWrite[] = [];
+  #writing = false;
 
   constructor(store: Store) {
     this.#store = store;
@@ -65,9 +81,10 @@ export class TaskBook {
         const result = transition(current.value, event, now);
         if (!result.ok || !result.changed) return result;
         try {
-          const [written] = await this.#store.updateTasks([
-            { task: result.task, expectedRevision: current.revision },
-          ]);
+          const written = await this.#write({
+            task: result.task,
+            expectedRevision: current.revision,
+          });
           if (isFinal(written.value.state)) this.#active.delete(id);
           else this.#active.set(id, written);
           return result;
@@ -77,6 +94,40 @@ export class TaskBook {
         }
       }
     });
+  }
+
+  /**
+   * Group commit: one write to the store at a time, and every update that arrives meanwhile
+   * goes into the next one, so a busy manager spends one round trip on many tasks while an
+   * idle one adds no wait. Each caller resolves only once its update is stored.
+   */
+  #write(update: TaskUpdate): Promise<Versioned<TaskRecord>> {
+    return new Promise((resolve, reject) => {
+      this.#waiting.push({ update, resolve, reject });
+      void this.#flush();
+    });
+  }
+
+  async #flush(): Promise<void> {
+    if (this.#writing || this.#waiting.length === 0) return;
+    this.#writing = true;
+    const group = this.#waiting.splice(0, MAX_GROUP);
+    try {
+      const written = await this.#store.updateTasks(group.map((w) => w.update));
+      group.forEach((w, i) => w.resolve(written[i]));
+    } catch (e) {
+      if (group.length > 1 && e instanceof ConflictError) {
+        // One stale update refuses the whole group: write each alone, so only it fails.
+        for (const w of group) {
+          await this.#store.updateTasks([w.update]).then(([v]) => w.resolve(v), w.reject);
+        }
+      } else {
+        for (const w of group) w.reject(e);
+      }
+    } finally {
+      this.#writing = false;
+      void this.#flush();
+    }
   }
 
   async #fetch(id: string): Promise<Versioned<TaskRecord>> {

@@ -1,0 +1,59 @@
+import assert from "node:assert/strict";
+import { createMemoryStore } from "../shared/store/memory_store.ts";
+import type { Store } from "../shared/store/store.ts";
+import { newTask } from "../shared/task_machine.ts";
+import { TaskBook } from "./task_book.ts";
+
+/** A store that counts its update calls and the updates in each. */
+function counting(store: Store): { store: Store; groups: number[] } {
+  const groups: number[] = [];
+  return {
+    groups,
+    store: {
+      ...store,
+      listActiveTasks: () => store.listActiveTasks(),
+      createTasks: (tasks) => store.createTasks(tasks),
+      getTask: (id) => store.getTask(id),
+      updateTasks(updates) {
+        groups.push(updates.length);
+        return store.updateTasks(updates);
+      },
+    },
+  };
+}
+
+const tasks = (n: number) =>
+  Array.from({ length: n }, (_, i) => newTask(`t${i}`, { cmd: "true", params: [] }, 0));
+
+Deno.test("updates that arrive while a write is out go to the store together", async () => {
+  const memory = createMemoryStore();
+  const { store, groups } = counting(memory);
+  const book = new TaskBook(store);
+  await book.create(tasks(20));
+  const results = await Promise.all(
+    tasks(20).map((t) => book.apply(t.id, { type: "assign", workerId: "w1" }, 5)),
+  );
+  assert.ok(results.every((r) => r.ok && r.changed));
+  assert.equal(groups.reduce((a, b) => a + b, 0), 20, "every update written once");
+  assert.ok(groups.length <= 2, `20 updates took ${groups.length} writes`);
+  for (const t of tasks(20)) assert.equal((await memory.getTask(t.id))?.value.workerId, "w1");
+});
+
+Deno.test("a stale update in a group fails alone", async () => {
+  const memory = createMemoryStore();
+  const book = new TaskBook(memory);
+  await book.create(tasks(3));
+  await book.load();
+  // Another writer changes t1 behind the book's back: the book's revision for it is stale.
+  const stored = await memory.getTask("t1");
+  await memory.updateTasks([{
+    task: { ...stored!.value, attempt: 9 },
+    expectedRevision: stored!.revision,
+  }]);
+  const results = await Promise.all(
+    ["t0", "t1", "t2"].map((id) => book.apply(id, { type: "cancel" }, 5)),
+  );
+  // t1 is re-read after its conflict and cancelled on the second try; the others at once.
+  assert.ok(results.every((r) => r.ok && r.task.state === "dead"));
+  assert.equal((await memory.getTask("t1"))?.value.attempt, 9, "the other writer's change kept");
+});
