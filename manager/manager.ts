@@ -106,6 +106,9 @@ function byPriority(tasks: TaskRecord[]): number[] {
   );
 }
 
+/** What a waiting task is told while every worker's slots are taken. */
+const NO_FREE_SLOT = "every worker's slots are taken";
+
 /** More retries than this are refused: a task failing a hundred times needs a person. */
 export const MAX_RETRIES = 100;
 
@@ -540,9 +543,17 @@ export class Manager {
     );
     if (waiting.length === 0 || this.#stopping) return;
     const candidates = this.#candidates();
+    const open = candidates.filter((c) => c.connected && !c.draining);
+    let freeSlots = open.reduce((sum, c) => sum + Math.max(0, c.capacity.slots - c.used.slots), 0);
     const assigning: Promise<void>[] = [];
     for (const i of byPriority(waiting)) {
       const task = waiting[i];
+      // With every slot taken nothing more can be placed: a long queue is not tried task by
+      // task on every finished one. Tasks not reached keep the diagnosis they had.
+      if (open.length > 0 && freeSlots === 0) {
+        if (!this.#diagnoses.has(task.id)) this.#diagnoses.set(task.id, NO_FREE_SLOT);
+        continue;
+      }
       const placement = this.#placer.place(candidates, task);
       if (!placement.ok) {
         this.#diagnoses.set(task.id, placement.reason);
@@ -550,6 +561,7 @@ export class Manager {
       }
       // Room is taken at once so the next placement sees it; the writes go out together.
       takeRoom(candidates, placement.workerId, task);
+      freeSlots--;
       assigning.push(
         this.#apply(task.id, { type: "assign", workerId: placement.workerId }).then((result) => {
           if (result.ok && result.changed) this.#send(result.task);
@@ -678,7 +690,7 @@ export class Manager {
   }
 
   async #apply(taskId: string, event: TaskEvent) {
-    const before = this.#book.active().find((t) => t.id === taskId);
+    const before = this.#book.peek(taskId);
     const result = await this.#book.apply(taskId, event, this.#clock.now());
     if (!result.ok || !result.changed) return result;
     const task = result.task;

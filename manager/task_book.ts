@@ -41,6 +41,11 @@ export class TaskBook {
     return active.map((e) => e.value);
   }
 
+  /** The active task with this id, if there is one; without a copy of the whole book. */
+  peek(id: string): TaskRecord | undefined {
+    return this.#active.get(id)?.value;
+  }
+
   active(): TaskRecord[] {
     return [...this.#active.values()].map((e) => e.value);
   }
