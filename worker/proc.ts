@@ -45,14 +45,19 @@ export function parseProcStat(pid: number, text: string): ProcStat | undefined {
   };
 }
 
-/** This boot of the machine; start times are counted from it. Undefined without /proc. */
-export async function readBootId(): Promise<string | undefined> {
-  try {
-    return (await Deno.readTextFile("/proc/sys/kernel/random/boot_id")).trim();
-  } catch {
-    return undefined;
-  }
+/**
+ * This boot of the machine; start times are counted from it. Undefined without /proc. Read
+ * once: it cannot change while this process lives, and every task's record needs it.
+ */
+export function readBootId(): Promise<string | undefined> {
+  bootId ??= Deno.readTextFile("/proc/sys/kernel/random/boot_id").then(
+    (text) => text.trim(),
+    () => undefined,
+  );
+  return bootId;
 }
+
+let bootId: Promise<string | undefined> | undefined;
 
 /** The living processes (zombies left out) whose process group is `pgid`. */
 export async function groupMembers(pgid: number): Promise<ProcStat[]> {
