@@ -149,6 +149,18 @@ function pending(
 
 const ECHO = { cmd: "echo", params: ["hello"] };
 
+/** A task sent to w1 at START that w1 never acknowledged, dead at `finishedAt`. */
+function ackTimedOut(id: string, finishedAt: number): TaskRecord {
+  return ended(
+    pending(id, "w1", {
+      state: "dead",
+      deadReason: "worker w1 did not acknowledge within 2s",
+      finishedAt,
+    }),
+    "ack timeout",
+  );
+}
+
 /** The record with its current attempt's end appended to its history. */
 function ended(task: TaskRecord, outcome: string): TaskRecord {
   const attempt = Object.fromEntries(
@@ -366,12 +378,7 @@ Deno.test("no acknowledgement within ack_timeout makes the task dead, for good",
   await h.advance(ACK_MS - 1);
   assert.deepEqual(await h.task(task.id), pending(task.id, "w1"));
   await h.advance(1);
-  const dead = pending(task.id, "w1", {
-    state: "dead",
-    deadReason: "worker w1 did not acknowledge within 2s",
-    finishedAt: START + ACK_MS,
-  });
-  assert.deepEqual(await h.task(task.id), ended(dead, "ack timeout"));
+  assert.deepEqual(await h.task(task.id), ackTimedOut(task.id, START + ACK_MS));
   assert.equal(h.manager.listWorkers()[0].runningTasks, 0);
 
   // A late acknowledgement is refused and does not bring the task back; nor does a result.
@@ -403,14 +410,7 @@ Deno.test("an acknowledgement timeout that cannot be stored is retried, not forg
   await h.advance(1);
   assert.deepEqual(
     await h.task(task.id),
-    ended(
-      pending(task.id, "w1", {
-        state: "dead",
-        deadReason: "worker w1 did not acknowledge within 2s",
-        finishedAt: START + 2 * ACK_MS,
-      }),
-      "ack timeout",
-    ),
+    ackTimedOut(task.id, START + 2 * ACK_MS),
   );
 });
 
@@ -537,14 +537,7 @@ Deno.test("a restarted manager keeps tasks, workers and acknowledgement deadline
   await h.advance(1);
   assert.deepEqual(
     await h.task(t1.id),
-    ended(
-      pending(t1.id, "w1", {
-        state: "dead",
-        deadReason: "worker w1 did not acknowledge within 2s",
-        finishedAt: START + ACK_MS,
-      }),
-      "ack timeout",
-    ),
+    ackTimedOut(t1.id, START + ACK_MS),
   );
 
   // w1 never reconnects and is disconnected silence_timeout after the restart.
@@ -587,14 +580,7 @@ Deno.test("an acknowledgement deadline that passed while no manager ran fires on
   await h.advance(ACK_MS);
   assert.deepEqual(
     await h.task(task.id),
-    ended(
-      pending(task.id, "w1", {
-        state: "dead",
-        deadReason: "worker w1 did not acknowledge within 2s",
-        finishedAt: START + 11 * ACK_MS,
-      }),
-      "ack timeout",
-    ),
+    ackTimedOut(task.id, START + 11 * ACK_MS),
   );
 });
 
