@@ -9,6 +9,7 @@ import type { Logger } from "../shared/log.ts";
 import type { TaskOutput } from "../shared/task_machine.ts";
 import { type Clock, systemClock } from "../shared/clock.ts";
 import { OutputTail } from "./output_tail.ts";
+import { spawnInOwnGroup } from "./spawn.ts";
 
 export interface ProcessSpec {
   taskId: string;
@@ -180,26 +181,23 @@ class ProcessRun implements RunningProcess {
       };
     };
     // Deno's spawn error says "not found" for a missing cwd and a missing command alike.
-    const cwdProblem = await checkWorkingDirectory(cwd);
+    const cwdProblem = checkWorkingDirectory(cwd);
     if (cwdProblem) return failed(cwdProblem);
 
     let child: Deno.ChildProcess;
     try {
-      child = new Deno.Command(spec.cmd, {
+      // Its own session and process group (pgid = pid): the group is what we signal.
+      child = spawnInOwnGroup(spec.cmd, {
         args: spec.params,
         cwd,
-        clearEnv: true,
         env: taskEnvironment(
           spec,
           this.#options.workerId,
           this.#options.home ?? (Deno.env.get("HOME") || "/"),
         ),
-        stdin: "null",
         stdout: "piped",
         stderr: "piped",
-        // Its own session and process group (pgid = pid): the group is what we signal.
-        detached: true,
-      }).spawn();
+      });
     } catch (e) {
       return failed(describeSpawnError(spec.cmd, e));
     }
@@ -298,11 +296,12 @@ function pump(
 }
 
 /** Says why `cwd` cannot be a task's working directory, or nothing when it can. */
-export async function checkWorkingDirectory(cwd: string): Promise<string | undefined> {
+export function checkWorkingDirectory(cwd: string): string | undefined {
   const name = JSON.stringify(cwd);
   if (!cwd.startsWith("/")) return `working directory ${name} is not an absolute path`;
   try {
-    const info = await Deno.stat(cwd);
+    // Synchronous, like the worker's other per-task file calls (see small_files.ts).
+    const info = Deno.statSync(cwd);
     if (!info.isDirectory) return `working directory ${name} is not a directory`;
     return undefined;
   } catch (e) {
