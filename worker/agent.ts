@@ -186,15 +186,17 @@ export class Agent {
         : { abandoned: result.outcome.reason }),
       termination: result.termination,
     });
-    await outbox.add({ taskId: request.taskId, attempt: request.attempt, result });
+    outbox.add({ taskId: request.taskId, attempt: request.attempt, result });
     // Only now: until the report is safe on disk, a restart must find the process's record.
     if (await recorded) {
-      await this.#options.records?.remove(request.taskId, request.attempt).catch((e) => {
+      try {
+        this.#options.records?.remove(request.taskId, request.attempt);
+      } catch (e) {
         log.warn("cannot remove a task's record from state_dir/running", {
           task: request.taskId,
           cause: e,
         });
-      });
+      }
     }
   }
 

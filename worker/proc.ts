@@ -30,6 +30,17 @@ export async function readProcStat(pid: number): Promise<ProcStat | undefined> {
   return parseProcStat(pid, text);
 }
 
+/** readProcStat without the trip through Deno's thread pool: /proc answers from memory. */
+export function readProcStatSync(pid: number): ProcStat | undefined {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  } catch {
+    return undefined;
+  }
+  return parseProcStat(pid, text);
+}
+
 /** Parses "pid (comm) state ppid pgrp session ..."; comm may hold spaces and parentheses. */
 export function parseProcStat(pid: number, text: string): ProcStat | undefined {
   const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");

@@ -71,7 +71,7 @@ async function recoverOne(
   if (outbox.has(record.task_id, record.attempt)) {
     // The previous life died between keeping the result and removing the record.
     log.debug("a recorded task of the previous life had its result kept; nothing to do", task);
-    await records.remove(record.task_id, record.attempt);
+    records.remove(record.task_id, record.attempt);
     return "reported";
   }
 
@@ -95,7 +95,7 @@ async function recoverOne(
     record.attempt,
     options.outputLimit,
   );
-  await outbox.add({
+  outbox.add({
     taskId: record.task_id,
     attempt: record.attempt,
     result: {
@@ -108,7 +108,7 @@ async function recoverOne(
       finishedAt: clock.now(),
     },
   });
-  await records.remove(record.task_id, record.attempt);
+  records.remove(record.task_id, record.attempt);
   return group !== undefined ? "killed" : "ended";
 }
 

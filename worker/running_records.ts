@@ -7,7 +7,8 @@
  */
 import type { Logger } from "../shared/log.ts";
 import { filePrefix } from "./log_store.ts";
-import { readBootId, readProcStat } from "./proc.ts";
+import { readBootId, readProcStatSync } from "./proc.ts";
+import { removeFileSync, writeFileAtomicSync } from "./small_files.ts";
 
 /** One file of state_dir/running (snake_case: people read these files). */
 export interface RunningRecord {
@@ -61,7 +62,7 @@ export class RunningRecords {
 
   /** Records a process that was just started; reads its start time from /proc. */
   async add(record: NewRecord): Promise<void> {
-    const stat = await readProcStat(record.pid);
+    const stat = readProcStatSync(record.pid);
     const written: RunningRecord = {
       task_id: record.taskId,
       attempt: record.attempt,
@@ -71,22 +72,16 @@ export class RunningRecords {
       kill_timeout_ms: record.killTimeoutMs,
       started_at: record.startedAt,
     };
-    await this.write(written);
+    this.write(written);
   }
 
   /** Writes a record whole: a new file renamed over the old, so a crash leaves one or the other. */
-  async write(record: RunningRecord): Promise<void> {
-    const path = this.#path(record.task_id, record.attempt);
-    await Deno.writeTextFile(`${path}.tmp`, JSON.stringify(record) + "\n");
-    await Deno.rename(`${path}.tmp`, path);
+  write(record: RunningRecord): void {
+    writeFileAtomicSync(this.#path(record.task_id, record.attempt), JSON.stringify(record) + "\n");
   }
 
-  async remove(taskId: string, attempt: number): Promise<void> {
-    try {
-      await Deno.remove(this.#path(taskId, attempt));
-    } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound)) throw e;
-    }
+  remove(taskId: string, attempt: number): void {
+    removeFileSync(this.#path(taskId, attempt));
   }
 
   /**
