@@ -6,6 +6,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Logger } from "../shared/log.ts";
 import { backoffDelay } from "./backoff.ts";
+import { removeFileSync, writeFileAtomicSync } from "./small_files.ts";
 import type { ProcessResult } from "./executor.ts";
 
 export interface TaskReport {
@@ -23,6 +24,12 @@ export interface ReportOutboxOptions {
   maxRetryDelayMs: number;
   random?: () => number;
 }
+
+/**
+ * Reports sent at once. Enough to cover every slot of a big worker finishing together; few
+ * enough that a reconnecting worker with a long backlog does not flood the manager.
+ */
+const MAX_REPORTS_IN_FLIGHT = 32;
 
 /** Refusals that will never turn into success: the report is dropped, loudly. */
 const PERMANENT = new Set([Code.FailedPrecondition, Code.InvalidArgument, Code.NotFound]);
@@ -74,11 +81,10 @@ export class ReportOutbox {
     return this.#queue.size;
   }
 
-  async add(report: TaskReport): Promise<void> {
+  add(report: TaskReport): void {
     const name = fileName(report);
     const path = `${this.#options.dir}/${name}`;
-    await Deno.writeTextFile(`${path}.tmp`, JSON.stringify(report));
-    await Deno.rename(`${path}.tmp`, path);
+    writeFileAtomicSync(path, JSON.stringify(report));
     this.#queue.set(name, report);
     this.flush();
   }
@@ -116,27 +122,44 @@ export class ReportOutbox {
     for (const wake of this.#idle.splice(0)) wake();
   }
 
+  /**
+   * Sends the queued reports, several at once: each waits for the manager to store it, and
+   * reports sent together are stored together (the manager's group commit), where one at a
+   * time a busy worker's results would queue behind one store write each. The first failure
+   * that may pass stops new sends and schedules a retry of what is left.
+   */
   async #sendAll(): Promise<void> {
-    for (const [name, report] of [...this.#queue]) {
-      if (this.#closed) return;
-      try {
-        await this.#options.send(report);
-      } catch (e) {
-        if (e instanceof ConnectError && PERMANENT.has(e.code)) {
+    const reports = [...this.#queue];
+    let next = 0;
+    let retryCause: unknown;
+    const sendNext = async (): Promise<void> => {
+      while (next < reports.length && !this.#closed && retryCause === undefined) {
+        const [name, report] = reports[next++];
+        try {
+          await this.#options.send(report);
+        } catch (e) {
+          if (!(e instanceof ConnectError && PERMANENT.has(e.code))) {
+            retryCause ??= e;
+            return;
+          }
           this.#options.log.warn("the manager refused a report; dropping it", {
             task: report.taskId,
             attempt: report.attempt,
             why: e.rawMessage,
           });
-        } else {
-          this.#scheduleRetry(e);
-          return;
+        }
+        this.#failures = 0;
+        this.#queue.delete(name);
+        try {
+          removeFileSync(`${this.#options.dir}/${name}`);
+        } catch (e) {
+          this.#options.log.warn("cannot remove a delivered report's file", { name, cause: e });
         }
       }
-      this.#failures = 0;
-      this.#queue.delete(name);
-      await Deno.remove(`${this.#options.dir}/${name}`).catch(() => {});
-    }
+    };
+    const lanes = Math.min(MAX_REPORTS_IN_FLIGHT, reports.length);
+    await Promise.all(Array.from({ length: lanes }, sendNext));
+    if (retryCause !== undefined && !this.#closed) this.#scheduleRetry(retryCause);
   }
 
   #scheduleRetry(cause: unknown): void {
