@@ -1,7 +1,11 @@
 /**
  * The manager's book of tasks: active tasks (pending, scheduled) live in memory with their
  * store revision; every change goes through the state machine and is written with
- * compare-and-swap before the book believes it. Finished tasks live only in the store.
+ * compare-and-swap before the book believes it. Finished tasks live in the store; the most
+ * recently finished are also kept here for a while, because what follows a task's end is
+ * usually about it (its late acknowledgement, a repeated report, a client polling for the
+ * result), and reading each back from the store costs a round trip. Only this manager writes
+ * tasks, and a finished task does not change, so the copy stays true.
  */
 import {
   ConflictError,
@@ -17,6 +21,9 @@ import { NotFoundError } from "./errors.ts";
 /** At most this many task updates in one store write. */
 const MAX_GROUP = 256;
 
+/** Recently finished tasks kept in memory (the oldest go first). */
+const RECENTLY_FINISHED = 4096;
+
 interface PendingWrite {
   update: TaskUpdate;
   resolve: (written: Versioned<TaskRecord>) => void;
@@ -26,6 +33,7 @@ interface PendingWrite {
 export class TaskBook {
   readonly #store: Store;
   readonly #active = new Map<string, Versioned<TaskRecord>>();
+  readonly #finished = new Map<string, Versioned<TaskRecord>>();
   readonly #lock = new KeyedLock();
   readonly #waiting: PendingWrite[] = [];
   #writing = false;
@@ -68,8 +76,8 @@ export class TaskBook {
   }
 
   async get(id: string): Promise<TaskRecord> {
-    const active = this.#active.get(id);
-    if (active) return active.value;
+    const known = this.#active.get(id) ?? this.#finished.get(id);
+    if (known) return known.value;
     const stored = await this.#store.getTask(id);
     if (!stored) throw new NotFoundError(`task "${id}" not found`);
     return stored.value;
@@ -82,7 +90,8 @@ export class TaskBook {
   apply(id: string, event: TaskEvent, now: number): Promise<TransitionResult> {
     return this.#lock.run(id, async () => {
       for (let tries = 0;; tries++) {
-        const current = this.#active.get(id) ?? await this.#fetch(id);
+        const current = this.#active.get(id) ?? this.#finished.get(id) ??
+          await this.#fetch(id);
         const result = transition(current.value, event, now);
         if (!result.ok || !result.changed) return result;
         try {
@@ -90,12 +99,13 @@ export class TaskBook {
             task: result.task,
             expectedRevision: current.revision,
           });
-          if (isFinal(written.value.state)) this.#active.delete(id);
+          if (isFinal(written.value.state)) this.#rememberFinished(written);
           else this.#active.set(id, written);
           return result;
         } catch (e) {
           if (!(e instanceof ConflictError) || tries > 0) throw e;
           this.#active.delete(id);
+          this.#finished.delete(id);
         }
       }
     });
@@ -132,6 +142,16 @@ export class TaskBook {
     } finally {
       this.#writing = false;
       void this.#flush();
+    }
+  }
+
+  #rememberFinished(entry: Versioned<TaskRecord>): void {
+    const id = entry.value.id;
+    this.#active.delete(id);
+    this.#finished.delete(id);
+    this.#finished.set(id, entry);
+    if (this.#finished.size > RECENTLY_FINISHED) {
+      this.#finished.delete(this.#finished.keys().next().value!);
     }
   }
 

@@ -4,16 +4,21 @@ import type { Store } from "../shared/store/store.ts";
 import { newTask } from "../shared/task_machine.ts";
 import { TaskBook } from "./task_book.ts";
 
-/** A store that counts its update calls and the updates in each. */
-function counting(store: Store): { store: Store; groups: number[] } {
+/** A store that counts its reads, its update calls and the updates in each. */
+function counting(store: Store): { store: Store; groups: number[]; reads: string[] } {
   const groups: number[] = [];
+  const reads: string[] = [];
   return {
     groups,
+    reads,
     store: {
       ...store,
       listActiveTasks: () => store.listActiveTasks(),
       createTasks: (tasks) => store.createTasks(tasks),
-      getTask: (id) => store.getTask(id),
+      getTask: (id) => {
+        reads.push(id);
+        return store.getTask(id);
+      },
       updateTasks(updates) {
         groups.push(updates.length);
         return store.updateTasks(updates);
@@ -56,4 +61,37 @@ Deno.test("a stale update in a group fails alone", async () => {
   // t1 is re-read after its conflict and cancelled on the second try; the others at once.
   assert.ok(results.every((r) => r.ok && r.task.state === "dead"));
   assert.equal((await memory.getTask("t1"))?.value.attempt, 9, "the other writer's change kept");
+});
+
+Deno.test("a late acknowledgement of a finished task is answered without a store read", async () => {
+  const { store, reads } = counting(createMemoryStore());
+  const book = new TaskBook(store);
+  const [task] = tasks(1);
+  await book.create([task]);
+  await book.apply(task.id, { type: "assign", workerId: "w1" }, 1);
+  const output = { stdout: "", stderr: "", stdoutTruncated: false, stderrTruncated: false };
+  const done = await book.apply(
+    task.id,
+    { type: "exited", workerId: "w1", attempt: 1, exitCode: 0, output },
+    2,
+  );
+  assert.equal(done.ok && done.task.state, "done");
+  // The result overtook the acknowledgement, as a fast task's does.
+  const ack = await book.apply(task.id, { type: "ack", workerId: "w1", attempt: 1 }, 3);
+  assert.ok(ack.ok && !ack.changed);
+  assert.equal((await book.get(task.id)).state, "done");
+  assert.deepEqual(reads, [], "the finished task came from memory");
+  assert.equal(book.peek(task.id), undefined, "a finished task is not active");
+});
+
+Deno.test("only the most recently finished tasks are kept; older ones are read back", async () => {
+  const { store, reads } = counting(createMemoryStore());
+  const book = new TaskBook(store);
+  const many = tasks(4097);
+  await book.create(many);
+  for (const t of many) await book.apply(t.id, { type: "cancel" }, 1);
+  assert.equal((await book.get("t4096")).state, "dead");
+  assert.deepEqual(reads, []);
+  assert.equal((await book.get("t0")).state, "dead");
+  assert.deepEqual(reads, ["t0"], "the oldest was dropped from memory and read from the store");
 });
