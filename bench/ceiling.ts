@@ -11,6 +11,8 @@ export interface CeilingResult {
   count: number;
   failures: number;
   elapsedMs: number;
+  /** CPU seconds the ceiling processes and their /bin/true children used while measured. */
+  cpuSeconds: number;
 }
 
 export async function measureCeiling(
@@ -43,6 +45,7 @@ export async function measureCeiling(
         endedAt: number;
         count: number;
         failures: number;
+        cpuSeconds: number;
       };
     }));
     await Promise.all(writers.map((w) => w.close().catch(() => {})));
@@ -54,6 +57,7 @@ export async function measureCeiling(
       count,
       failures: results.reduce((n, r) => n + r.failures, 0),
       elapsedMs: end - start,
+      cpuSeconds: results.reduce((n, r) => n + r.cpuSeconds, 0),
     };
   } finally {
     for (const child of children) {

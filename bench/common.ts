@@ -140,10 +140,19 @@ export async function rssMiB(pid: number): Promise<number> {
 
 /** CPU seconds (user + system, every thread) a process has used so far. */
 export async function cpuSeconds(pid: number): Promise<number> {
+  return (await cpuWithChildren(pid)).self;
+}
+
+/**
+ * CPU seconds a process has used so far (user + system, every thread), and those of its
+ * children it has waited for (a worker's tasks).
+ */
+export async function cpuWithChildren(pid: number): Promise<{ self: number; children: number }> {
   const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  // fields[0] is field 3; utime and stime are fields 14 and 15.
-  return (Number(fields[14 - 3]) + Number(fields[15 - 3])) / CLOCK_TICKS;
+  // fields[0] is field 3; utime, stime, cutime and cstime are fields 14 to 17.
+  const field = (n: number) => Number(fields[n - 3]) / CLOCK_TICKS;
+  return { self: field(14) + field(15), children: field(16) + field(17) };
 }
 
 // --- etcd's metrics ---

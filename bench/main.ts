@@ -40,8 +40,8 @@ Options (defaults from issue 6):
   --tasks N                 throughput: tasks (5000)
   --workers K               throughput: real workers (4)
   --batch B                 tasks per ScheduleTasks call, throughput and many-workers (100)
-  --ceiling-concurrency C   throughput: /bin/true runs at once per ceiling process (the
-                            machine's cores: a worker's default slots, so its concurrency)
+  --slots S                 throughput: each worker's slots, and the /bin/true runs at once
+                            of each ceiling process (the machine's cores, a worker's default)
   --latency-tasks N         latency: measured tasks (500)
   --latency-workers K       latency: real workers (1)
   --warmup N                latency: unmeasured tasks first (10)
@@ -67,7 +67,7 @@ export async function main(args: string[]): Promise<number> {
         tasks: { type: "string", default: "5000" },
         workers: { type: "string", default: "4" },
         batch: { type: "string", default: "100" },
-        "ceiling-concurrency": { type: "string", default: String(navigator.hardwareConcurrency) },
+        slots: { type: "string", default: String(navigator.hardwareConcurrency) },
         "latency-tasks": { type: "string", default: "500" },
         "latency-workers": { type: "string", default: "1" },
         warmup: { type: "string", default: "10" },
@@ -132,7 +132,7 @@ export async function main(args: string[]): Promise<number> {
         tasks: num("tasks"),
         workers: num("workers"),
         batch: num("batch"),
-        ceilingConcurrency: num("ceiling-concurrency"),
+        slots: num("slots"),
         profileDir: profileDir("throughput"),
       }));
     await run("latency", () =>

@@ -3,10 +3,14 @@
  * `concurrency` at once, the way a worker does (no shell, a fresh minimal environment, its own
  * process group, stdout and stderr piped and read to their end). It prints `ready`, waits for
  * a line on stdin (so that Deno's own start-up is not timed), runs, and prints
- * `{"startedAt":..,"endedAt":..,"count":..,"failures":..}` (epoch milliseconds).
+ * `{"startedAt":..,"endedAt":..,"count":..,"failures":..,"cpuSeconds":..}` (epoch
+ * milliseconds; the CPU time is this process's and its children's over the run).
  *
  * Usage: deno run -A bench/spawn_ceiling.ts COUNT CONCURRENCY
  */
+
+import { BASE_PATH } from "../worker/executor.ts";
+import { spawnInOwnGroup } from "../worker/spawn.ts";
 
 const [count, concurrency] = Deno.args.map(Number);
 if (!(count > 0) || !(concurrency > 0)) {
@@ -21,18 +25,24 @@ async function drain(stream: ReadableStream<Uint8Array>): Promise<void> {
 }
 
 async function runOnce(): Promise<boolean> {
-  const child = new Deno.Command("/bin/true", {
+  // Exactly the worker's spawn (worker/spawn.ts): its own session and process group.
+  const child = await spawnInOwnGroup("/bin/true", {
     args: [],
     cwd: "/",
-    clearEnv: true,
-    env: { PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", LANG: "C.UTF-8" },
-    stdin: "null",
+    env: { PATH: BASE_PATH, LANG: "C.UTF-8" },
     stdout: "piped",
     stderr: "piped",
-    detached: true,
-  }).spawn();
+  });
   const [status] = await Promise.all([child.status, drain(child.stdout), drain(child.stderr)]);
   return status.success;
+}
+
+/** CPU seconds of this process and the children it reaped, from /proc/self/stat. */
+function cpuSeconds(): number {
+  const stat = Deno.readTextFileSync("/proc/self/stat");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // fields[0] is field 3; utime, stime, cutime and cstime are fields 14 to 17 (100 ticks/s).
+  return [14, 15, 16, 17].reduce((sum, n) => sum + Number(fields[n - 3]), 0) / 100;
 }
 
 console.log("ready");
@@ -42,6 +52,7 @@ reader.releaseLock();
 
 let next = 0;
 let failures = 0;
+const cpuBefore = cpuSeconds();
 const startedAt = performance.timeOrigin + performance.now();
 await Promise.all(Array.from({ length: Math.min(concurrency, count) }, async () => {
   while (next < count) {
@@ -50,4 +61,5 @@ await Promise.all(Array.from({ length: Math.min(concurrency, count) }, async () 
   }
 }));
 const endedAt = performance.timeOrigin + performance.now();
-console.log(JSON.stringify({ startedAt, endedAt, count, failures }));
+const cpu = cpuSeconds() - cpuBefore;
+console.log(JSON.stringify({ startedAt, endedAt, count, failures, cpuSeconds: cpu }));

@@ -15,6 +15,7 @@ import { TaskState } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
 import { measureCeiling } from "./ceiling.ts";
 import { startBenchCluster } from "./cluster.ts";
 import {
+  cpuWithChildren,
   delta,
   fixed,
   fsyncMeanMs,
@@ -32,8 +33,11 @@ export interface ThroughputOptions {
   workers: number;
   /** Tasks per ScheduleTasks call. */
   batch: number;
-  /** Tasks each ceiling process runs at once. */
-  ceilingConcurrency: number;
+  /**
+   * Each worker's slots (tasks it runs at once), and so the runs at once of each ceiling
+   * process: the same concurrency on both sides of the ratio.
+   */
+  slots: number;
   /** Skip the ceiling (when only the store cost is wanted). */
   skipCeiling?: boolean;
   profileDir?: string;
@@ -45,13 +49,13 @@ export interface ThroughputResult {
 
 export async function runThroughput(options: ThroughputOptions): Promise<ThroughputResult> {
   const { tasks, workers, batch } = options;
-  let ceiling = { rate: NaN, failures: 0, count: 0, elapsedMs: NaN };
+  let ceiling = { rate: NaN, failures: 0, count: 0, elapsedMs: NaN, cpuSeconds: NaN };
   if (!options.skipCeiling) {
     progress(
       `throughput: ceiling: ${tasks} x /bin/true in ${workers} processes, ` +
-        `${options.ceilingConcurrency} at once each`,
+        `${options.slots} at once each`,
     );
-    ceiling = await measureCeiling(tasks, workers, options.ceilingConcurrency);
+    ceiling = await measureCeiling(tasks, workers, options.slots);
     progress(`throughput: ceiling ${fixed(ceiling.rate)}/s (${ceiling.failures} failures)`);
   }
 
@@ -60,12 +64,25 @@ export async function runThroughput(options: ThroughputOptions): Promise<Through
   const { etcd, cluster, manager, operator } = await startBenchCluster(stack, {
     profileDir: options.profileDir,
   });
-  for (let i = 1; i <= workers; i++) await cluster.startWorker(`w${i}`);
+  const workerDir = options.profileDir && `${options.profileDir}/workers`;
+  if (workerDir) await Deno.mkdir(workerDir, { recursive: true });
+  for (let i = 1; i <= workers; i++) {
+    await cluster.startWorker(`w${i}`, {
+      extraConfig: `capacity: {slots: ${options.slots}}\n`,
+      denoFlags: workerDir ? ["--cpu-prof", `--cpu-prof-dir=${workerDir}`] : [],
+    });
+  }
 
   // A few tasks first, so that JIT warm-up and first connections are not in the figure.
   await runBatch(operator, 2 * workers);
   await waitIdle(operator);
 
+  const processes = [
+    { name: "manager", pid: manager.pid },
+    { name: "workers", pid: NaN, each: cluster.workers.map((w) => w.pid) },
+    { name: "etcd", pid: etcd.pid },
+  ];
+  const cpuBefore = await readCpu(processes);
   const before = await readEtcdCounters(etcd.endpoint);
   progress(`throughput: submitting ${tasks} tasks in batches of ${batch}`);
   const firstSubmit = Date.now();
@@ -83,6 +100,7 @@ export async function runThroughput(options: ThroughputOptions): Promise<Through
   const observedEnd = Date.now();
   markPhase("run", firstSubmit, observedEnd);
   const after = await readEtcdCounters(etcd.endpoint);
+  const cpuAfter = await readCpu(processes);
 
   // Outside the measured window: read every task back for its stored finish time.
   const finished = await listFinished(operator, firstSubmit);
@@ -106,6 +124,16 @@ export async function runThroughput(options: ThroughputOptions): Promise<Through
     dead: finished.dead,
     manager_rss_mib: fixed(peakRss, 0),
   })];
+  // Where the machine's time went, per task: the budget the ratio is made of.
+  const cpuMs = (key: string) => fixed((cpuAfter[key] - cpuBefore[key]) * 1000 / tasks, 2);
+  lines.push(summary("throughput-cpu", {
+    tasks,
+    manager_ms_per_task: cpuMs("manager"),
+    workers_ms_per_task: cpuMs("workers"),
+    tasks_ms_per_task: cpuMs("workers:children"),
+    etcd_ms_per_task: cpuMs("etcd"),
+    ceiling_ms_per_task: fixed(ceiling.cpuSeconds * 1000 / ceiling.count, 2),
+  }));
 
   const per = (key: string) => fixed(delta(before, after, key) / tasks, 2);
   lines.push(summary("store-cost", {
@@ -132,6 +160,24 @@ export async function runThroughput(options: ThroughputOptions): Promise<Through
   return { lines };
 }
 
+/** CPU seconds of each named process (a group's summed), and of the children they reaped. */
+async function readCpu(
+  processes: { name: string; pid: number; each?: number[] }[],
+): Promise<Record<string, number>> {
+  const cpu: Record<string, number> = {};
+  for (const { name, pid, each } of processes) {
+    let self = 0, children = 0;
+    for (const p of each ?? [pid]) {
+      const reading = await cpuWithChildren(p);
+      self += reading.self;
+      children += reading.children;
+    }
+    cpu[name] = self;
+    cpu[`${name}:children`] = children;
+  }
+  return cpu;
+}
+
 async function runBatch(operator: Operator, size: number): Promise<void> {
   await operator.client.scheduleTasks({
     tasks: Array.from({ length: size }, () => ({ cmd: "/bin/true", params: [] })),
@@ -145,7 +191,8 @@ async function waitIdle(operator: Operator, each?: () => Promise<void>): Promise
     const { workers } = await operator.client.listWorkers({});
     if (workers.every((w) => w.runningTasks === 0)) return;
     if (each && polls++ % 10 === 0) await each();
-    await sleep(10);
+    // Not faster: every poll is an RPC the manager answers, and its CPU counts per task.
+    await sleep(100);
   }
 }
 

@@ -8,6 +8,8 @@ export interface EtcdProcess extends AsyncDisposable {
   readonly dataDir: string;
   /** Where etcd's output goes (outside dataDir, which etcd wants to itself). */
   readonly logPath: string;
+  /** The running etcd's process id (NaN while it is stopped): benchmarks read its CPU time. */
+  readonly pid: number;
   /** Everything etcd has logged so far. */
   log(): Promise<string>;
   /** Stops etcd (SIGTERM, then SIGKILL) and waits for it to exit; keeps the data. */
@@ -89,6 +91,10 @@ class EtcdNode implements EtcdProcess {
     this.endpoint = `http://127.0.0.1:${clientPort}`;
     this.dataDir = `${root}/data`;
     this.logPath = `${root}/etcd.log`;
+  }
+
+  get pid(): number {
+    return this.#running?.child.pid ?? NaN;
   }
 
   async log(): Promise<string> {

@@ -20,6 +20,7 @@ export class DaemonProcess {
     readonly entry: string,
     readonly args: string[],
     readonly logPath: string,
+    readonly denoFlags: string[] = [],
   ) {}
 
   get running(): boolean {
@@ -35,7 +36,7 @@ export class DaemonProcess {
     if (this.running) throw new Error(`${this.name} is already running`);
     this.exitStatus = undefined;
     const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", `${ROOT}${this.entry}`, ...this.args],
+      args: ["run", "-A", ...this.denoFlags, `${ROOT}${this.entry}`, ...this.args],
       cwd: ROOT,
       stdin: "null",
       stdout: "piped",
@@ -121,6 +122,8 @@ export interface WorkerSettings {
   managerUrl?: string;
   /** More worker.yaml, such as capacity and labels. */
   extraConfig?: string;
+  /** More `deno run` flags, such as `--cpu-prof` (benchmarks profile workers with it). */
+  denoFlags?: string[];
 }
 
 export interface CommandResult {
@@ -207,6 +210,7 @@ export class Cluster implements AsyncDisposable {
       "worker/main.ts",
       ["-f", config],
       `${this.dir}/${name}.log`,
+      settings.denoFlags,
     );
     this.workers.push(worker);
     await worker.start();
