@@ -92,6 +92,11 @@ export async function main(args: string[]): Promise<number> {
   log.info("manager stopping");
   manager.stop();
   await server.close();
+  await manager.writeDeferred().catch((cause) =>
+    log.warn("cannot store the last acknowledgements; workers will tell the next manager", {
+      cause,
+    })
+  );
   await store.close();
   return 0;
 }

@@ -39,7 +39,7 @@ import {
   usageByWorker,
 } from "./placement.ts";
 import { type AttemptRef, planReconcile } from "./reconcile.ts";
-import { TaskBook } from "./task_book.ts";
+import { type ApplyOptions, TaskBook } from "./task_book.ts";
 import { type WorkerIntroduction, WorkerRegistry } from "./worker_registry.ts";
 import { WorkerSession } from "./worker_session.ts";
 
@@ -149,7 +149,11 @@ export class Manager {
     this.#log = options.log;
     this.#clock = options.clock ?? systemClock;
     this.#random = options.random ?? Math.random;
-    this.#book = new TaskBook(options.store);
+    this.#book = new TaskBook(options.store, {
+      clock: this.#clock,
+      onDeferredWriteError: (cause) =>
+        this.#log.warn("cannot store acknowledgements yet; will retry", { cause }),
+    });
     this.#workers = new WorkerRegistry(options.store, options.log);
     this.#placer = createPlacer(
       createScorer(options.scheduler, { random: this.#random, spreadLabel: options.spreadLabel }),
@@ -194,6 +198,16 @@ export class Manager {
       timers.clear();
     }
     for (const session of this.#workers.sessions()) session.close();
+    this.#book.close();
+  }
+
+  /**
+   * Stores the acknowledgements still held in memory (see acknowledge), so that the store is
+   * up to date for the next manager; one that cannot be stored now is learnt again from the
+   * worker's Hello. The manager calls it after stop, before the store is closed.
+   */
+  async writeDeferred(): Promise<void> {
+    await this.#book.writeDeferred();
   }
 
   // --- operator side ---
@@ -437,7 +451,12 @@ export class Manager {
   async acknowledge(session: WorkerSession, taskId: string, attempt: number): Promise<void> {
     let result;
     try {
-      result = await this.#apply(taskId, { type: "ack", workerId: session.workerId, attempt });
+      // Deferred: a short task's result carries its acknowledgement in the same store write.
+      result = await this.#apply(
+        taskId,
+        { type: "ack", workerId: session.workerId, attempt },
+        { defer: true },
+      );
     } catch (e) {
       this.#unstoredAcks.set(taskId, { session, attempt });
       this.#log.warn("cannot store an acknowledgement yet; will retry", { task: taskId, cause: e });
@@ -689,9 +708,9 @@ export class Manager {
     );
   }
 
-  async #apply(taskId: string, event: TaskEvent) {
+  async #apply(taskId: string, event: TaskEvent, options?: ApplyOptions) {
     const before = this.#book.peek(taskId);
-    const result = await this.#book.apply(taskId, event, this.#clock.now());
+    const result = await this.#book.apply(taskId, event, this.#clock.now(), options);
     if (!result.ok || !result.changed) return result;
     const task = result.task;
     if (task.state !== "pending" || !isAssigned(task)) this.#clearTimer(this.#ackTimers, taskId);

@@ -98,7 +98,13 @@ class Harness implements AsyncDisposable {
     await this.fake.tickAsync(ms);
   }
 
+  /**
+   * The task as the manager sees it, checked against the store. Acknowledgements reach the
+   * store late on purpose (TaskBook's deferred writes, tested on their own); they are written
+   * first, so that what is compared is the state the store will have.
+   */
   async task(id: string): Promise<TaskRecord> {
+    await this.manager.writeDeferred();
     const fromManager = await this.manager.getTask(id);
     const stored = await this.store.getTask(id);
     assert.deepEqual(stored?.value, fromManager, "the manager and its store agree");

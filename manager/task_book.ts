@@ -16,6 +16,7 @@ import {
 import { isFinal, type TaskRecord } from "../shared/task.ts";
 import { type TaskEvent, transition, type TransitionResult } from "../shared/task_machine.ts";
 import { KeyedLock } from "../shared/keyed_lock.ts";
+import { type Clock, systemClock } from "../shared/clock.ts";
 import { NotFoundError } from "./errors.ts";
 
 /** At most this many task updates in one store write. */
@@ -23,6 +24,28 @@ const MAX_GROUP = 256;
 
 /** Recently finished tasks kept in memory (the oldest go first). */
 const RECENTLY_FINISHED = 4096;
+
+/** How long a deferred change may wait for a later one to carry it. */
+export const DEFAULT_DEFER_MS = 250;
+
+export interface TaskBookOptions {
+  /** Timers for deferred writes; injected in tests. */
+  clock?: Clock;
+  /** How long a deferred change waits before it is written on its own. */
+  deferMs?: number;
+  /** Says when deferred changes cannot be written yet (they are tried again). */
+  onDeferredWriteError?: (error: unknown) => void;
+}
+
+export interface ApplyOptions {
+  /**
+   * Keep the change in memory and write it within deferMs, or sooner with the task's next
+   * change. For a change the store may lag behind without harm: an acknowledgement, which a
+   * restarted manager learns again from the worker's Hello. A short task's result then
+   * carries its acknowledgement in the same write, one store write per task fewer.
+   */
+  defer?: boolean;
+}
 
 interface PendingWrite {
   update: TaskUpdate;
@@ -37,9 +60,23 @@ export class TaskBook {
   readonly #lock = new KeyedLock();
   readonly #waiting: PendingWrite[] = [];
   #writing = false;
+  /** Active tasks whose entry in #active is ahead of the store (its revision is the stored one). */
+  readonly #deferred = new Set<string>();
+  #deferTimer: unknown;
+  readonly #clock: Clock;
+  readonly #deferMs: number;
+  readonly #onDeferredWriteError: (error: unknown) => void;
 
-  constructor(store: Store) {
+  constructor(store: Store, options: TaskBookOptions = {}) {
     this.#store = store;
+    this.#clock = options.clock ?? systemClock;
+    this.#deferMs = options.deferMs ?? DEFAULT_DEFER_MS;
+    this.#onDeferredWriteError = options.onDeferredWriteError ?? (() => {});
+  }
+
+  /** Changes kept in memory that the store does not have yet. */
+  get deferred(): number {
+    return this.#deferred.size;
   }
 
   /** Reads the active tasks back from the store (at start-up). */
@@ -85,30 +122,90 @@ export class TaskBook {
 
   /**
    * Applies an event to a task and stores the result. A refusal changes nothing; a write
-   * that loses a race re-reads the task and tries the event once more.
+   * that loses a race re-reads the task and tries the event once more (a deferred change of
+   * the task is then lost with the stale copy).
    */
-  apply(id: string, event: TaskEvent, now: number): Promise<TransitionResult> {
+  apply(
+    id: string,
+    event: TaskEvent,
+    now: number,
+    options: ApplyOptions = {},
+  ): Promise<TransitionResult> {
     return this.#lock.run(id, async () => {
       for (let tries = 0;; tries++) {
         const current = this.#active.get(id) ?? this.#finished.get(id) ??
           await this.#fetch(id);
         const result = transition(current.value, event, now);
         if (!result.ok || !result.changed) return result;
+        if (options.defer && !isFinal(result.task.state)) {
+          // The stored revision stays: the write that carries this change compares with it.
+          this.#active.set(id, { value: result.task, revision: current.revision });
+          this.#deferred.add(id);
+          this.#deferTimer ??= this.#clock.setTimeout(() => {
+            this.#deferTimer = undefined;
+            void this.writeDeferred();
+          }, this.#deferMs);
+          return result;
+        }
         try {
-          const written = await this.#write({
-            task: result.task,
-            expectedRevision: current.revision,
-          });
-          if (isFinal(written.value.state)) this.#rememberFinished(written);
-          else this.#active.set(id, written);
+          await this.#commit(id, result.task, current.revision);
           return result;
         } catch (e) {
           if (!(e instanceof ConflictError) || tries > 0) throw e;
-          this.#active.delete(id);
-          this.#finished.delete(id);
+          this.#forget(id);
         }
       }
     });
+  }
+
+  /**
+   * Writes the deferred changes now (they are due, or the manager is stopping). Those that
+   * cannot be written stay deferred and are tried again later; resolves once each is tried.
+   */
+  async writeDeferred(): Promise<void> {
+    this.#clock.clearTimeout(this.#deferTimer);
+    this.#deferTimer = undefined;
+    let failure: unknown;
+    await Promise.all([...this.#deferred].map((id) =>
+      this.#lock.run(id, async () => {
+        const current = this.#active.get(id);
+        if (!this.#deferred.has(id) || !current) return;
+        try {
+          await this.#commit(id, current.value, current.revision);
+        } catch (e) {
+          if (e instanceof ConflictError) this.#forget(id);
+          else failure ??= e;
+        }
+      })
+    ));
+    if (failure !== undefined) {
+      this.#onDeferredWriteError(failure);
+      this.#deferTimer ??= this.#clock.setTimeout(() => {
+        this.#deferTimer = undefined;
+        void this.writeDeferred();
+      }, this.#deferMs);
+    }
+  }
+
+  /** Stops the deferred-write timer (what is deferred stays unwritten). */
+  close(): void {
+    this.#clock.clearTimeout(this.#deferTimer);
+    this.#deferTimer = undefined;
+  }
+
+  /** Writes the task's new value (group commit) and keeps the stored copy. */
+  async #commit(id: string, task: TaskRecord, expectedRevision: bigint): Promise<void> {
+    const written = await this.#write({ task, expectedRevision });
+    this.#deferred.delete(id);
+    if (isFinal(written.value.state)) this.#rememberFinished(written);
+    else this.#active.set(id, written);
+  }
+
+  /** Drops the book's copies of a task, which the store has changed behind them. */
+  #forget(id: string): void {
+    this.#active.delete(id);
+    this.#finished.delete(id);
+    this.#deferred.delete(id);
   }
 
   /**

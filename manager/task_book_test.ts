@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import { createMemoryStore } from "../shared/store/memory_store.ts";
 import type { Store } from "../shared/store/store.ts";
 import { newTask } from "../shared/task_machine.ts";
+import { createClock } from "@sinonjs/fake-timers";
+import { clockOf } from "../shared/fake_clock.ts";
 import { TaskBook } from "./task_book.ts";
 
 /** A store that counts its reads, its update calls and the updates in each. */
@@ -94,4 +96,78 @@ Deno.test("only the most recently finished tasks are kept; older ones are read b
   assert.deepEqual(reads, []);
   assert.equal((await book.get("t0")).state, "dead");
   assert.deepEqual(reads, ["t0"], "the oldest was dropped from memory and read from the store");
+});
+
+/** A book on fake time over a counting memory store, with one task assigned to w1. */
+async function deferringBook() {
+  const memory = createMemoryStore();
+  const counted = counting(memory);
+  const fake = createClock(0);
+  const errors: unknown[] = [];
+  const book = new TaskBook(counted.store, {
+    clock: clockOf(fake),
+    deferMs: 250,
+    onDeferredWriteError: (e) => errors.push(e),
+  });
+  const [task] = tasks(1);
+  await book.create([task]);
+  await book.apply(task.id, { type: "assign", workerId: "w1" }, 1);
+  counted.groups.length = 0;
+  return { memory, book, fake, errors, groups: counted.groups, id: task.id };
+}
+
+const ACK = { type: "ack", workerId: "w1", attempt: 1 } as const;
+const EXIT_0 = {
+  type: "exited",
+  workerId: "w1",
+  attempt: 1,
+  exitCode: 0,
+  output: { stdout: "", stderr: "", stdoutTruncated: false, stderrTruncated: false },
+} as const;
+
+Deno.test("a deferred acknowledgement rides in the same write as the task's result", async () => {
+  const { memory, book, fake, groups, id } = await deferringBook();
+  const ack = await book.apply(id, ACK, 10, { defer: true });
+  assert.ok(ack.ok && ack.changed);
+  assert.equal((await book.get(id)).state, "scheduled", "the book knows at once");
+  assert.equal((await memory.getTask(id))?.value.state, "pending", "the store not yet");
+  assert.equal(book.deferred, 1);
+  await book.apply(id, EXIT_0, 20);
+  assert.deepEqual(groups, [1], "one write for both");
+  const stored = (await memory.getTask(id))?.value;
+  assert.equal(stored?.state, "done");
+  assert.equal(stored?.scheduledAt, 10, "the acknowledgement's time is kept");
+  assert.equal(book.deferred, 0);
+  await fake.tickAsync(1000);
+  assert.deepEqual(groups, [1], "nothing left to write when the timer would have fired");
+});
+
+Deno.test("a deferred acknowledgement is written on its own after deferMs", async () => {
+  const { memory, book, fake, groups, id } = await deferringBook();
+  await book.apply(id, ACK, 10, { defer: true });
+  await fake.tickAsync(249);
+  assert.deepEqual(groups, []);
+  await fake.tickAsync(1);
+  assert.deepEqual(groups, [1]);
+  assert.equal((await memory.getTask(id))?.value.state, "scheduled");
+  assert.equal(book.deferred, 0);
+  // The book's revision is the stored one: the next change compares and succeeds.
+  const done = await book.apply(id, EXIT_0, 20);
+  assert.ok(done.ok && done.task.state === "done");
+  assert.equal((await memory.getTask(id))?.value.state, "done");
+});
+
+Deno.test("a deferred write that fails is kept and tried again", async () => {
+  const { memory, book, fake, errors, id } = await deferringBook();
+  await book.apply(id, ACK, 10, { defer: true });
+  memory.unavailable = true;
+  await fake.tickAsync(250);
+  assert.equal(errors.length, 1);
+  assert.equal(book.deferred, 1);
+  assert.equal((await book.get(id)).state, "scheduled");
+  memory.unavailable = false;
+  await fake.tickAsync(250);
+  assert.equal(book.deferred, 0);
+  assert.equal((await memory.getTask(id))?.value.state, "scheduled");
+  book.close();
 });
