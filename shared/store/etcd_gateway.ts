@@ -113,7 +113,8 @@ export function createEtcdGateway(endpoints: string[]): EtcdGateway {
 
   async function call(path: string, body: unknown, deadline: number): Promise<unknown> {
     if (closed) throw new EtcdRequestError("the etcd client is closed");
-    let lastError: Error = new EtcdUnavailableError("no endpoint tried");
+    // Made only when needed: an Error captures a stack, and this runs for every request.
+    let lastError: Error | undefined;
     for (let tried = 0; tried < bases.length; tried++) {
       const index = (preferred + tried) % bases.length;
       const remaining = deadline - Date.now();
@@ -149,7 +150,7 @@ export function createEtcdGateway(endpoints: string[]): EtcdGateway {
       }
       throw new EtcdRequestError(message);
     }
-    throw lastError;
+    throw lastError ?? new EtcdUnavailableError("no answer within the deadline");
   }
 
   return {
