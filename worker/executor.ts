@@ -9,7 +9,7 @@ import type { Logger } from "../shared/log.ts";
 import type { TaskOutput } from "../shared/task_machine.ts";
 import { type Clock, systemClock } from "../shared/clock.ts";
 import { OutputTail } from "./output_tail.ts";
-import { spawnInOwnGroup } from "./spawn.ts";
+import { setsidExecFailure, spawnInOwnGroup } from "./spawn.ts";
 
 export interface ProcessSpec {
   taskId: string;
@@ -247,6 +247,10 @@ class ProcessRun implements RunningProcess {
       await Promise.all(pumps.map((p) => p.cancel()));
     }
 
+    const execError = status.code === 127 && !status.signal
+      ? setsidExecFailure(spec.cmd, stderrTail.text())
+      : undefined;
+    if (execError !== undefined) return failed(execError);
     const result: ProcessResult = {
       outcome: status.signal
         ? { kind: "exited", exitCode: status.code, signal: status.signal }

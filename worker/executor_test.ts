@@ -82,6 +82,24 @@ Deno.test("executor says why a command cannot start", async () => {
   }
 });
 
+Deno.test("a script whose interpreter is missing cannot start; a task's own 127 is its exit", async () => {
+  const script = await Deno.makeTempFile({ suffix: ".sh" });
+  try {
+    await Deno.writeTextFile(script, "#!/no/such/interpreter\necho hi\n");
+    await Deno.chmod(script, 0o755);
+    const result = await run(script, []);
+    assert.deepEqual(result.outcome, {
+      kind: "start_failed",
+      error: `"${script}": no such file or directory`,
+    });
+    const own = await run("sh", ["-c", "echo 'not found' >&2; exit 127"]);
+    assert.deepEqual(own.outcome, { kind: "exited", exitCode: 127 });
+    assert.equal(own.output.stderr, "not found\n");
+  } finally {
+    await Deno.remove(script);
+  }
+});
+
 Deno.test("executor keeps only the tail of a large output and marks the cut", async () => {
   const result = await run("sh", ["-c", "head -c 100000 /dev/zero | tr '\\0' x; echo END"]);
   assert.equal(result.output.stdout.length, 1024);

@@ -73,6 +73,17 @@ export function spawnInOwnGroup(
 }
 
 /**
+ * Why the exec failed, when a process that exited with code 127 is setsid saying it could not
+ * execute the command (`setsid: failed to execute CMD: REASON`, its only line), in the words
+ * describeSpawnError uses; undefined for anything else, such as a task's own exit code 127.
+ */
+export function setsidExecFailure(cmd: string, stderr: string): string | undefined {
+  const match = /^setsid: failed to execute (.*): ([^\n]*)\n?$/.exec(stderr);
+  if (!match || match[1] !== cmd) return undefined;
+  return `${JSON.stringify(cmd)}: ${match[2].charAt(0).toLowerCase()}${match[2].slice(1)}`;
+}
+
+/**
  * The file `cmd` names, as execvp would find it: a name with a slash is a path (from `cwd`
  * when relative), a bare name is looked up on `path`. Throws NotFound when there is none and
  * PermissionDenied when the only ones found cannot be executed.

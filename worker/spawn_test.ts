@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { BASE_PATH } from "./executor.ts";
-import { findSetsid, resolveCommand, spawnInOwnGroup } from "./spawn.ts";
+import { findSetsid, resolveCommand, setsidExecFailure, spawnInOwnGroup } from "./spawn.ts";
 
 async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "goschedule-spawn-" });
@@ -110,4 +110,25 @@ Deno.test("spawnInOwnGroup refuses a command that cannot start before spawning a
       stdout: "null",
       stderr: "null",
     }), Deno.errors.NotFound);
+});
+
+Deno.test("setsidExecFailure reads setsid's exec error, and nothing else", () => {
+  assert.equal(
+    setsidExecFailure(
+      "/x/run.sh",
+      "setsid: failed to execute /x/run.sh: No such file or directory\n",
+    ),
+    '"/x/run.sh": no such file or directory',
+  );
+  assert.equal(
+    setsidExecFailure("tool", "setsid: failed to execute tool: Exec format error\n"),
+    '"tool": exec format error',
+  );
+  // Another command's name, more output, or the task's own words: the task's own exit.
+  assert.equal(setsidExecFailure("a", "setsid: failed to execute b: No such file\n"), undefined);
+  assert.equal(
+    setsidExecFailure("a", "started\nsetsid: failed to execute a: No such file\n"),
+    undefined,
+  );
+  assert.equal(setsidExecFailure("a", "a: not found\n"), undefined);
 });
