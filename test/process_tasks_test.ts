@@ -216,6 +216,22 @@ Deno.test("tasks behave like real processes", async (t) => {
       assert.equal(task.state, "TASK_STATE_DEAD");
       assert.equal(task.deadReason, "worker stopped");
     });
+
+    await t.step("a report with full-size output tails reaches the manager whole", async () => {
+      // The default output_limit: the report carries two 64 KiB tails in one message.
+      await cluster.startWorker("p2", { outputLimit: "64KiB" });
+      const id = await add(
+        cluster,
+        "sh",
+        "-c",
+        "head -c 200000 /dev/zero | tr '\\0' o; head -c 200000 /dev/zero | tr '\\0' e >&2",
+      );
+      const task = await waitForFinal(cluster, id);
+      assert.equal(task.state, "TASK_STATE_DONE");
+      assert.equal(task.stdout, "o".repeat(65536));
+      assert.equal(task.stderr, "e".repeat(65536));
+      assert.equal(task.stdoutTruncated, true);
+    });
   } catch (e) {
     console.error(await cluster.logs());
     throw e;

@@ -22,6 +22,7 @@ import type { Agent, RunRequest } from "./agent.ts";
 import { backoffDelay } from "./backoff.ts";
 import type { LogStore } from "./log_store.ts";
 import { LogSession } from "./log_session.ts";
+import type { ReportChannel } from "./report_channel.ts";
 import type { ReportOutbox } from "./report_outbox.ts";
 
 type Outgoing = MessageInitShape<typeof ConnectRequestSchema>;
@@ -54,6 +55,11 @@ export interface ConnectionOptions {
   outbox: ReportOutbox;
   /** Answers the manager's log requests; without it every request gets a "no logs" error. */
   logs?: LogStore;
+  /**
+   * Carries reports on the stream while there is one whose manager takes them; without it
+   * the outbox sends them by SetTask calls.
+   */
+  reports?: ReportChannel;
   log: Logger;
   reconnectMaxDelayMs: number;
   random?: () => number;
@@ -144,6 +150,7 @@ async function streamOnce(
           quietLimit = Math.max(3 * msg.value.pingIntervalMs, 1000);
           rearm();
           onWelcome();
+          if (msg.value.acceptsReports) options.reports?.attach(send);
           options.outbox.flush();
           break;
         case "ping":
@@ -176,6 +183,9 @@ async function streamOnce(
         case "logCancel":
           logSession?.cancel(msg.value.requestId);
           break;
+        case "reportAnswer":
+          options.reports?.answer(msg.value);
+          break;
         default:
           options.log.debug("ignoring a message of an unknown kind from the manager");
       }
@@ -189,6 +199,7 @@ async function streamOnce(
   } finally {
     clearTimeout(watchdog);
     stop.removeEventListener("abort", onStop);
+    options.reports?.detach();
     logSession?.close();
     outgoing.close();
   }

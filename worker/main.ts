@@ -14,6 +14,7 @@ import { runConnectionLoop } from "./connection.ts";
 import { createProcessExecutor } from "./executor.ts";
 import { loadOrCreateWorkerId } from "./identity.ts";
 import { LogStore } from "./log_store.ts";
+import { ReportChannel } from "./report_channel.ts";
 import { ReportOutbox } from "./report_outbox.ts";
 import { recoverPreviousLife } from "./restart_recovery.ts";
 import { RunningRecords } from "./running_records.ts";
@@ -57,13 +58,14 @@ export async function main(args: string[]): Promise<number> {
     WorkerService,
     createGrpcTransport({ baseUrl: config.manager }),
   );
+  const reports = new ReportChannel(workerId, async (report) => {
+    await client.setTask(setTaskRequest(workerId, report), { timeoutMs: 10_000 });
+  });
   const outbox = new ReportOutbox({
     dir: `${config.stateDir}/outbox`,
     log,
     maxRetryDelayMs: config.reconnectMaxDelayMs,
-    send: async (report) => {
-      await client.setTask(setTaskRequest(workerId, report), { timeoutMs: 10_000 });
-    },
+    send: (report) => reports.send(report),
   });
   const logs = new LogStore({
     dir: `${config.stateDir}/logs`,
@@ -143,6 +145,7 @@ export async function main(args: string[]): Promise<number> {
     agent,
     outbox,
     logs,
+    reports,
     log,
     reconnectMaxDelayMs: config.reconnectMaxDelayMs,
   }, stop.signal);

@@ -96,6 +96,14 @@ async function withStateDir(fn: (s: StateDir) => Promise<void>): Promise<void> {
   }
 }
 
+/** Waits (on a loaded machine a shell takes a while to start its children) for a group's size. */
+async function untilGroupHas(pgid: number, members: number, what: string): Promise<void> {
+  for (let i = 0; i < 500 && (await groupMembers(pgid)).length < members; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  assert.ok((await groupMembers(pgid)).length >= members, what);
+}
+
 /** Records a just-spawned process as the previous life's agent did. */
 function record(s: StateDir, taskId: string, pid: number, killTimeoutMs = 10_000) {
   return s.records.add({ taskId, attempt: 1, pid, startedAt: 1_700_000_000_000, killTimeoutMs });
@@ -115,7 +123,9 @@ Deno.test("a restarted worker kills the process groups its previous life left ru
     await Deno.writeTextFile(`${s.dir}/logs/t-1.1.stderr`, "oops\n");
     await Deno.writeTextFile(`${s.dir}/logs/t-2.1.stdout`, big);
     await Deno.writeTextFile(`${s.dir}/logs/t-2.1.stdout.tmp`, "a rewrite cut short");
-    assert.ok((await groupMembers(polite.pid)).length >= 2, "t-1 runs, with its child");
+    // Each shell has started its background sleep, so t-2's trap is set before any SIGTERM.
+    await untilGroupHas(polite.pid, 2, "t-1 runs, with its child");
+    await untilGroupHas(stubborn.pid, 2, "t-2 ignores SIGTERM and runs its child");
 
     const began = Date.now();
     const summary = await s.recover({ maxKillWaitMs: 300 });

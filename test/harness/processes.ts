@@ -122,6 +122,8 @@ export interface WorkerSettings {
   managerUrl?: string;
   /** More worker.yaml, such as capacity and labels. */
   extraConfig?: string;
+  /** The worker's output_limit; test workers keep 4KiB unless a test needs the real size. */
+  outputLimit?: string;
   /** More `deno run` flags, such as `--cpu-prof` (benchmarks profile workers with it). */
   denoFlags?: string[];
 }
@@ -200,7 +202,8 @@ export class Cluster implements AsyncDisposable {
       `manager: ${
         settings.managerUrl ?? this.managerUrl
       }\nstate_dir: ${this.dir}/${name}\nid: ${name}\n` +
-        `reconnect_max_delay: 1s\noutput_limit: 4KiB\nlog_limit: 32KiB\n` +
+        `reconnect_max_delay: 1s\noutput_limit: ${settings.outputLimit ?? "4KiB"}\n` +
+        `log_limit: 32KiB\n` +
         // Test tasks mostly sleep: more slots than this machine's cores, unless a test sets them.
         (settings.extraConfig?.includes("capacity:") ? "" : "capacity: {slots: 8}\n") +
         (settings.extraConfig ?? ""),
