@@ -13,7 +13,7 @@ import {
   type TaskUpdate,
   type Versioned,
 } from "../shared/store/store.ts";
-import { isFinal, type TaskRecord } from "../shared/task.ts";
+import { isFinal, type TaskRecord, type TaskState } from "../shared/task.ts";
 import { type TaskEvent, transition, type TransitionResult } from "../shared/task_machine.ts";
 import { KeyedLock } from "../shared/keyed_lock.ts";
 import { type Clock, systemClock } from "../shared/clock.ts";
@@ -60,8 +60,11 @@ export class TaskBook {
   readonly #lock = new KeyedLock();
   readonly #waiting: PendingWrite[] = [];
   #writing = false;
-  /** Active tasks whose entry in #active is ahead of the store (its revision is the stored one). */
-  readonly #deferred = new Set<string>();
+  /**
+   * Active tasks whose entry in #active is ahead of the store (its revision is the stored
+   * one), with the state the store has for them.
+   */
+  readonly #deferred = new Map<string, TaskState>();
   #deferTimer: unknown;
   readonly #clock: Clock;
   readonly #deferMs: number;
@@ -140,7 +143,7 @@ export class TaskBook {
         if (options.defer && !isFinal(result.task.state)) {
           // The stored revision stays: the write that carries this change compares with it.
           this.#active.set(id, { value: result.task, revision: current.revision });
-          this.#deferred.add(id);
+          if (!this.#deferred.has(id)) this.#deferred.set(id, current.value.state);
           this.#deferTimer ??= this.#clock.setTimeout(() => {
             this.#deferTimer = undefined;
             void this.writeDeferred();
@@ -148,7 +151,7 @@ export class TaskBook {
           return result;
         }
         try {
-          await this.#commit(id, result.task, current.revision);
+          await this.#commit(id, result.task, current);
           return result;
         } catch (e) {
           if (!(e instanceof ConflictError) || tries > 0) throw e;
@@ -166,12 +169,12 @@ export class TaskBook {
     this.#clock.clearTimeout(this.#deferTimer);
     this.#deferTimer = undefined;
     let failure: unknown;
-    await Promise.all([...this.#deferred].map((id) =>
+    await Promise.all([...this.#deferred.keys()].map((id) =>
       this.#lock.run(id, async () => {
         const current = this.#active.get(id);
         if (!this.#deferred.has(id) || !current) return;
         try {
-          await this.#commit(id, current.value, current.revision);
+          await this.#commit(id, current.value, current);
         } catch (e) {
           if (e instanceof ConflictError) this.#forget(id);
           else failure ??= e;
@@ -193,9 +196,17 @@ export class TaskBook {
     this.#deferTimer = undefined;
   }
 
-  /** Writes the task's new value (group commit) and keeps the stored copy. */
-  async #commit(id: string, task: TaskRecord, expectedRevision: bigint): Promise<void> {
-    const written = await this.#write({ task, expectedRevision });
+  /**
+   * Writes the task's new value over `current`, the book's copy (group commit), and keeps
+   * the stored copy.
+   */
+  async #commit(id: string, task: TaskRecord, current: Versioned<TaskRecord>): Promise<void> {
+    const written = await this.#write({
+      task,
+      expectedRevision: current.revision,
+      // What the store holds at that revision: the copy's state, unless the copy is ahead.
+      previousState: this.#deferred.get(id) ?? current.value.state,
+    });
     this.#deferred.delete(id);
     if (isFinal(written.value.state)) this.#rememberFinished(written);
     else this.#active.set(id, written);

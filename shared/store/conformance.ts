@@ -192,6 +192,27 @@ export function storeConformance(name: string, open: () => Promise<StoreFixture>
     assert.deepEqual(await store.listTasks({ state: "done" }), [again]);
   });
 
+  test("the state filter follows updates that name their previous state", async ({ store }) => {
+    const [t1, t2] = await store.createTasks([task("t1"), task("t2")]);
+    // Same state (an assignment): the index is left as it is and still lists the task.
+    const [assigned] = await store.updateTasks([
+      {
+        task: task("t1", "pending", { workerId: "w1" }),
+        expectedRevision: t1.revision,
+        previousState: "pending",
+      },
+    ]);
+    assert.deepEqual(await store.listTasks({ state: "pending" }), [assigned, t2]);
+    const [done, dead] = await store.updateTasks([
+      { task: task("t1", "done"), expectedRevision: assigned.revision, previousState: "pending" },
+      { task: task("t2", "dead"), expectedRevision: t2.revision, previousState: "pending" },
+    ]);
+    assert.deepEqual(await ids(store.listTasks({ state: "pending" })), []);
+    assert.deepEqual(await store.listTasks({ state: "done" }), [done]);
+    assert.deepEqual(await store.listTasks({ state: "dead" }), [dead]);
+    assert.deepEqual(await store.listActiveTasks(), []);
+  });
+
   test("putWorker creates, compares and refuses stale writes", async ({ store }) => {
     const first = await store.putWorker(worker("w1"), 0n);
     assert.ok(first.revision > 0n);

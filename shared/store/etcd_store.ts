@@ -205,9 +205,9 @@ class EtcdStore implements Store {
     }
     const results: Versioned<TaskRecord>[] = [];
     const done: Undo[] = [];
-    const opsPerUpdate = 1 + TASK_STATES.length;
     try {
       for (const part of parts) {
+        const ops = part.map((update) => this.#updateOps(update));
         const response = await this.#txn({
           compare: part.map(({ task, expectedRevision }): ICompare => ({
             key: this.#taskKey(task.id),
@@ -215,15 +215,7 @@ class EtcdStore implements Store {
             result: "Equal",
             mod_revision: expectedRevision.toString(),
           })),
-          // The previous state is unknown without a read, so the entry under every other
-          // state is deleted; deleting a missing key is allowed and cheap.
-          success: part.flatMap(({ task, value }): IRequestOp[] => [
-            { request_put: { key: this.#taskKey(task.id), value, prev_kv: true } },
-            { request_put: { key: this.#indexKey(task.state, task.id), value: EMPTY } },
-            ...TASK_STATES.filter((s) => s !== task.state).map((s): IRequestOp => ({
-              request_delete_range: { key: this.#indexKey(s, task.id) },
-            })),
-          ]),
+          success: ops.flat(),
           failure: part.map(({ task }) => ({
             request_range: { key: this.#taskKey(task.id), keys_only: true },
           })),
@@ -232,9 +224,11 @@ class EtcdStore implements Store {
           throw this.#updateConflict(part, response);
         }
         const revision = BigInt(response.header.revision);
+        let first = 0; // Each update's ops start with the put of its record.
         part.forEach(({ task }, i) => {
           results.push({ value: task, revision });
-          const prev = response.responses[i * opsPerUpdate].response_put.prev_kv;
+          const prev = response.responses[first].response_put.prev_kv;
+          first += ops[i].length;
           done.push({
             id: task.id,
             revision,
@@ -247,6 +241,32 @@ class EtcdStore implements Store {
       throw await this.#undo(done, error);
     }
     return results;
+  }
+
+  /**
+   * A task update's operations: the record first (its previous value comes back for an undo),
+   * then the state index. With the previous state known only the entries that change are
+   * touched; without it every other state's entry is deleted (deleting a missing key is
+   * allowed), which costs the store a delete per state.
+   */
+  #updateOps({ task, value, previousState }: TaskUpdate & { value: Buffer }): IRequestOp[] {
+    const record: IRequestOp = {
+      request_put: { key: this.#taskKey(task.id), value, prev_kv: true },
+    };
+    if (previousState === task.state) return [record];
+    const index: IRequestOp = {
+      request_put: { key: this.#indexKey(task.state, task.id), value: EMPTY },
+    };
+    const stale = previousState === undefined
+      ? TASK_STATES.filter((s) => s !== task.state)
+      : [previousState];
+    return [
+      record,
+      index,
+      ...stale.map((s): IRequestOp => ({
+        request_delete_range: { key: this.#indexKey(s, task.id) },
+      })),
+    ];
   }
 
   #updateConflict(part: TaskUpdate[], response: ITxnResponse): ConflictError {

@@ -10,6 +10,12 @@ export interface Versioned<T> {
 export interface TaskUpdate {
   task: TaskRecord;
   expectedRevision: bigint;
+  /**
+   * The state of the stored record that expectedRevision names, when the writer knows it: a
+   * store that indexes tasks by state then touches only the index entries that change. The
+   * revision check makes it safe: if the record is not that one, nothing is written.
+   */
+  previousState?: TaskState;
 }
 
 export interface ListTasksOptions {
