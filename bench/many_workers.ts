@@ -47,6 +47,8 @@ interface SimStats {
   firstRunAt: number;
   lastRunAt: number;
   lastReportAt: number;
+  rssMiB: number;
+  heapMiB: number;
 }
 
 export async function runManyWorkers(options: ManyWorkersOptions): Promise<string> {
@@ -84,6 +86,8 @@ export async function runManyWorkers(options: ManyWorkersOptions): Promise<strin
   while (performance.now() < idleEnd) {
     await sleep(Math.min(5_000, idleEnd - performance.now()));
     rssPeak = Math.max(rssPeak, await rssMiB(pid));
+    const simNow = await sim.stats();
+    progress(`many-workers: simulator rss ${simNow.rssMiB} MiB, heap ${simNow.heapMiB} MiB`);
   }
   const cpu1 = await cpuSeconds(pid);
   markPhase("idle", Date.now() - options.idleSeconds * 1000);

@@ -1,8 +1,11 @@
 /**
  * SIMULATED workers for the many-workers benchmark: ONE process holding M worker streams to a
- * manager. Each simulated worker speaks the real protocol over gRPC (as the real worker does):
+ * manager. Each simulated worker speaks the real protocol over gRPC (as the real worker does),
+ * framed by hand on node:http2 rather than through Connect's client, whose per-message cost
+ * and memory would otherwise make the simulator, not the manager, what is measured:
  * Hello (nothing running, nothing unreported) -> Welcome, Pong for every Ping, a TaskAck for
- * every RunTask followed at once by a unary SetTask reporting exit code 0, and a "no logs"
+ * every RunTask followed at once by its report, exit code 0 (on the stream when the Welcome
+ * accepts reports there, else by a unary SetTask), and a "no logs"
  * LogChunk for a log request. It never starts a process: it measures the manager, not process
  * starts. These are not real workers and their figures say nothing about running tasks.
  *
@@ -13,16 +16,23 @@
  * welcomed; `{"event":"stats",...}` for every `stats` line written to stdin. SIGTERM, or the
  * end of stdin, closes every stream and exits.
  */
+import * as http2 from "node:http2";
 import { parseArgs } from "node:util";
-import type { MessageInitShape } from "@bufbuild/protobuf";
-import { timestampNow } from "@bufbuild/protobuf/wkt";
-import { type Client, createClient } from "@connectrpc/connect";
-import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
-import { AsyncQueue } from "../shared/async_queue.ts";
 import {
-  type ConnectRequestSchema,
+  create,
+  type DescMessage,
+  fromBinary,
+  type MessageInitShape,
+  toBinary,
+} from "@bufbuild/protobuf";
+import { timestampNow } from "@bufbuild/protobuf/wkt";
+import {
+  ConnectRequestSchema,
+  ConnectResponseSchema,
+  SetTaskRequestSchema,
   WorkerService,
 } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
+import { EnvelopeReader } from "../manager/worker_stream.ts";
 
 type Outgoing = MessageInitShape<typeof ConnectRequestSchema>;
 
@@ -57,60 +67,119 @@ const stats = {
   lastRunAt: 0,
   lastReportAt: 0,
 };
-const stop = new AbortController();
-const sessions: Http2SessionManager[] = [];
-const clients: Client<typeof WorkerService>[] = [];
-for (let i = 0; i < Math.ceil(count / perConnection); i++) {
-  const sessionManager = new Http2SessionManager(managerUrl, { connectTimeoutMs: 30_000 });
-  sessions.push(sessionManager);
-  clients.push(
-    createClient(WorkerService, createGrpcTransport({ baseUrl: managerUrl, sessionManager })),
-  );
+let stopping = false;
+/** Dialled when their first worker starts, so that at most `parallel` dials are in flight. */
+const connections: http2.ClientHttp2Session[] = [];
+
+function connectionOf(index: number): http2.ClientHttp2Session {
+  const n = Math.floor(index / perConnection);
+  if (!connections[n]) {
+    connections[n] = http2.connect(managerUrl);
+    // A connection that fails shows as the streams on it ending.
+    connections[n].on("error", () => {});
+  }
+  return connections[n];
 }
 
+const CONNECT_PATH = `/${WorkerService.typeName}/${WorkerService.method.connect.name}`;
+const SET_TASK_PATH = `/${WorkerService.typeName}/${WorkerService.method.setTask.name}`;
+
 function emit(event: string, fields: Record<string, unknown> = {}): void {
-  console.log(JSON.stringify({ event, ...stats, ...fields }));
+  const { rss, heapUsed } = Deno.memoryUsage();
+  const memory = { rssMiB: Math.round(rss / 2 ** 20), heapMiB: Math.round(heapUsed / 2 ** 20) };
+  console.log(JSON.stringify({ event, ...stats, ...memory, ...fields }));
+}
+
+function frame<T extends DescMessage>(schema: T, message: MessageInitShape<T>): Uint8Array {
+  const bytes = toBinary(schema, create(schema, message));
+  const framed = new Uint8Array(5 + bytes.length);
+  new DataView(framed.buffer).setUint32(1, bytes.length);
+  framed.set(bytes, 5);
+  return framed;
+}
+
+/** A gRPC call on `connection`, as a real worker's client makes it. */
+function call(connection: http2.ClientHttp2Session, path: string): http2.ClientHttp2Stream {
+  return connection.request({
+    ":method": "POST",
+    ":path": path,
+    "content-type": "application/grpc+proto",
+    te: "trailers",
+  });
+}
+
+/** A unary gRPC call; resolves with the error message of a non-OK status, or undefined. */
+function unary(
+  connection: http2.ClientHttp2Session,
+  path: string,
+  body: Uint8Array,
+): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    let status: string | undefined;
+    let message = "";
+    const stream = call(connection, path);
+    const take = (headers: http2.IncomingHttpHeaders) => {
+      if (headers["grpc-status"] !== undefined) {
+        status = String(headers["grpc-status"]);
+        message = decodeURIComponent(String(headers["grpc-message"] ?? ""));
+      }
+    };
+    stream.on("response", take);
+    stream.on("trailers", take);
+    stream.on("data", () => {});
+    stream.on("error", (e) => status ??= `stream error: ${e.message}`);
+    stream.on(
+      "close",
+      () => resolve(status === "0" ? undefined : `[${status ?? "no status"}] ${message}`),
+    );
+    stream.end(body);
+  });
 }
 
 async function report(
-  client: Client<typeof WorkerService>,
+  connection: http2.ClientHttp2Session,
   workerId: string,
   taskId: string,
   attempt: number,
 ): Promise<void> {
   const now = timestampNow();
+  const body = frame(SetTaskRequestSchema, {
+    workerId,
+    taskId,
+    attempt,
+    outcome: { case: "exited", value: { exitCode: 0 } },
+    startedAt: now,
+    finishedAt: now,
+  });
   for (let tries = 1;; tries++) {
-    try {
-      await client.setTask({
-        workerId,
-        taskId,
-        attempt,
-        outcome: { case: "exited", value: { exitCode: 0 } },
-        startedAt: now,
-        finishedAt: now,
-      });
+    const error = await unary(connection, SET_TASK_PATH, body);
+    if (error === undefined) {
       stats.reports++;
       stats.lastReportAt = Date.now();
       return;
-    } catch (e) {
-      if (stop.signal.aborted || tries >= 5) {
-        stats.reportFailures++;
-        if (!stop.signal.aborted && stats.reportFailures <= 5) {
-          console.error(`sim ${workerId}: SetTask failed (only the first 5 are shown): ${e}`);
-        }
-        return;
-      }
-      await new Promise((r) => setTimeout(r, 100 * tries));
     }
+    if (stopping || tries >= 5) {
+      stats.reportFailures++;
+      if (!stopping && stats.reportFailures <= 5) {
+        console.error(`sim ${workerId}: SetTask failed (only the first 5 are shown): ${error}`);
+      }
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 100 * tries));
   }
 }
 
 /** One simulated worker's stream; resolves once it has been welcomed (the stream stays open). */
 function runWorker(index: number): Promise<void> {
   const workerId = `${values.prefix}${String(index).padStart(5, "0")}`;
-  const client = clients[Math.floor(index / perConnection)];
-  const outgoing = new AsyncQueue<Outgoing>();
-  outgoing.push({
+  const connection = connectionOf(index);
+  const stream = call(connection, CONNECT_PATH);
+  const send = (message: Outgoing) => {
+    if (!stream.writableEnded && !stream.destroyed) {
+      stream.write(frame(ConnectRequestSchema, message));
+    }
+  };
+  send({
     msg: {
       case: "hello",
       value: {
@@ -125,60 +194,105 @@ function runWorker(index: number): Promise<void> {
   });
   let welcomed: () => void = () => {};
   const welcome = new Promise<void>((resolve) => welcomed = resolve);
-  (async () => {
-    try {
-      for await (const message of client.connect(outgoing, { signal: stop.signal })) {
-        const msg = message.msg;
-        switch (msg.case) {
-          case "welcome":
-            stats.welcomed++;
-            welcomed();
-            break;
-          case "ping":
-            stats.pings++;
-            outgoing.push({ msg: { case: "pong", value: { seq: msg.value.seq } } });
-            break;
-          case "run":
-            stats.runs++;
-            stats.lastRunAt = Date.now();
-            stats.firstRunAt ||= stats.lastRunAt;
-            outgoing.push({
-              msg: { case: "ack", value: { taskId: msg.value.taskId, attempt: msg.value.attempt } },
-            });
-            report(client, workerId, msg.value.taskId, msg.value.attempt);
-            break;
-          case "logRequest":
-            outgoing.push({
+  const reader = new EnvelopeReader();
+  let failure = "";
+  /** As a real worker: reports go on the stream when the manager's Welcome takes them there. */
+  let reportOnStream = false;
+  stream.on("data", (chunk: Uint8Array) => {
+    for (const bytes of reader.push(chunk)) {
+      const msg = fromBinary(ConnectResponseSchema, bytes).msg;
+      switch (msg.case) {
+        case "welcome":
+          stats.welcomed++;
+          reportOnStream = msg.value.acceptsReports;
+          welcomed();
+          break;
+        case "reportAnswer":
+          if (msg.value.code === 0) {
+            stats.reports++;
+            stats.lastReportAt = Date.now();
+          } else {
+            stats.reportFailures++;
+            if (stats.reportFailures <= 5) {
+              console.error(
+                `sim ${workerId}: report refused (only the first 5 are shown): ${msg.value.message}`,
+              );
+            }
+          }
+          break;
+        case "ping":
+          stats.pings++;
+          send({ msg: { case: "pong", value: { seq: msg.value.seq } } });
+          break;
+        case "run":
+          stats.runs++;
+          stats.lastRunAt = Date.now();
+          stats.firstRunAt ||= stats.lastRunAt;
+          send({
+            msg: { case: "ack", value: { taskId: msg.value.taskId, attempt: msg.value.attempt } },
+          });
+          if (reportOnStream) {
+            const now = timestampNow();
+            send({
               msg: {
-                case: "logChunk",
+                case: "report",
                 value: {
-                  requestId: msg.value.requestId,
-                  eof: true,
-                  error: "a simulated worker keeps no logs",
+                  workerId,
+                  taskId: msg.value.taskId,
+                  attempt: msg.value.attempt,
+                  outcome: { case: "exited", value: { exitCode: 0 } },
+                  startedAt: now,
+                  finishedAt: now,
                 },
               },
             });
-            break;
-          default:
-            break;
-        }
+          } else report(connection, workerId, msg.value.taskId, msg.value.attempt);
+          break;
+        case "logRequest":
+          send({
+            msg: {
+              case: "logChunk",
+              value: {
+                requestId: msg.value.requestId,
+                eof: true,
+                error: "a simulated worker keeps no logs",
+              },
+            },
+          });
+          break;
+        default:
+          break;
       }
-    } catch (e) {
-      if (!stop.signal.aborted && stats.streamsEnded < 5) {
-        console.error(`sim ${workerId}: stream failed (only the first 5 are shown): ${e}`);
-      }
-    } finally {
-      outgoing.close();
-      if (!stop.signal.aborted) stats.streamsEnded++;
-      welcomed();
     }
-  })();
+  });
+  const onHeaders = (headers: http2.IncomingHttpHeaders) => {
+    const status = headers["grpc-status"];
+    if (status !== undefined && status !== "0") {
+      failure = `[${status}] ${decodeURIComponent(String(headers["grpc-message"] ?? ""))}`;
+    }
+  };
+  stream.on("response", onHeaders);
+  stream.on("trailers", onHeaders);
+  stream.on("error", (e) => failure ||= e.message);
+  stream.on("close", () => {
+    if (!stopping) {
+      if (stats.streamsEnded < 5) {
+        console.error(
+          `sim ${workerId}: stream ended (only the first 5 are shown): ${
+            failure || "by the manager"
+          }`,
+        );
+      }
+      stats.streamsEnded++;
+    }
+    welcomed();
+  });
   return welcome;
 }
 
 async function shutdown(): Promise<never> {
-  stop.abort();
-  for (const session of sessions) session.abort();
+  stopping = true;
+  for (const connection of connections) connection.destroy();
   // Give the aborted streams a moment to unwind before the process ends.
   await new Promise((r) => setTimeout(r, 100));
   Deno.exit(0);

@@ -13,7 +13,8 @@ import { loadManagerConfig, type ManagerConfig } from "./config.ts";
 import { Manager } from "./manager.ts";
 import { createOperatorService } from "./operator_service.ts";
 import { startServer } from "./server.ts";
-import { createWorkerService } from "./worker_service.ts";
+import { createWorkerService, createWorkerStreams } from "./worker_service.ts";
+import { createGrpcWorkerStream } from "./worker_stream.ts";
 
 const USAGE = `Usage: manager [-f FILE] [-v]
 
@@ -58,6 +59,7 @@ export async function main(args: string[]): Promise<number> {
     return 1;
   }
 
+  const streams = createWorkerStreams(manager, log);
   let server;
   try {
     server = await startServer({
@@ -67,9 +69,10 @@ export async function main(args: string[]): Promise<number> {
         router.service(OperatorService, createOperatorService(manager, log));
         router.service(
           WorkerService,
-          createWorkerService(manager, log, config.silenceTimeoutMs),
+          createWorkerService(manager, log, config.silenceTimeoutMs, streams),
         );
       },
+      direct: [createGrpcWorkerStream(streams, log, config.silenceTimeoutMs)],
     });
   } catch (e) {
     const listen = `${config.listen.host}:${config.listen.port}`;

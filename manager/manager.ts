@@ -29,19 +29,18 @@ import type { SchedulerName } from "./config.ts";
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from "./errors.ts";
 import { type LogQuery, LogRelay, LogSourceLostError, LogsUnavailableError } from "./log_relay.ts";
 import {
-  type Candidate,
   candidateOf,
+  CandidatePool,
   createPlacer,
   createScorer,
   neverFits,
   type Placer,
-  takeRoom,
   usageByWorker,
 } from "./placement.ts";
 import { type AttemptRef, planReconcile } from "./reconcile.ts";
 import { type ApplyOptions, TaskBook } from "./task_book.ts";
 import { type WorkerIntroduction, WorkerRegistry } from "./worker_registry.ts";
-import { WorkerSession } from "./worker_session.ts";
+import { type Outgoing, type SessionSink, WorkerSession } from "./worker_session.ts";
 
 export interface ManagerOptions {
   store: Store;
@@ -109,6 +108,12 @@ function byPriority(tasks: TaskRecord[]): number[] {
 /** What a waiting task is told while every worker's slots are taken. */
 const NO_FREE_SLOT = "every worker's slots are taken";
 
+/**
+ * Each session is pinged once per ping interval, in one of this many slices of it: a burst of
+ * every worker's ping and pong at once delays whatever else the manager is doing.
+ */
+const PING_SLICES = 10;
+
 /** More retries than this are refused: a task failing a hundred times needs a person. */
 export const MAX_RETRIES = 100;
 
@@ -140,6 +145,8 @@ export class Manager {
   #lostClockFrom = 0;
   readonly #logs = new LogRelay();
   #ticker: unknown;
+  #pingSlice = 0;
+  #nextPingPhase = 0;
   #stopping = false;
   #pingSeq = 0n;
 
@@ -178,7 +185,10 @@ export class Manager {
     for (const worker of this.#workers.list()) {
       if (worker.draining && worker.drainDeadline !== undefined) this.#startDrainTimer(worker);
     }
-    this.#ticker = this.#clock.setInterval(() => this.#tick(), this.#options.pingIntervalMs);
+    this.#ticker = this.#clock.setInterval(
+      () => this.#ping(),
+      this.#options.pingIntervalMs / PING_SLICES,
+    );
     this.#log.info("manager state loaded", {
       active_tasks: active.length,
       workers: this.#workers.list().length,
@@ -308,8 +318,10 @@ export class Manager {
     address: string,
     intro: WorkerIntroduction,
     held: { running: AttemptRef[]; unreported: AttemptRef[] } = { running: [], unreported: [] },
+    sink?: SessionSink,
   ): Promise<WorkerSession> {
-    const session = new WorkerSession(workerId, address, this.#clock.now());
+    const session = new WorkerSession(workerId, address, this.#clock.now(), sink);
+    session.pingPhase = this.#nextPingPhase++ % PING_SLICES;
     const plan = planReconcile(workerId, this.#book.active(), held.running, held.unreported);
     for (const ref of plan.acknowledge) {
       await this.#apply(ref.taskId, { type: "ack", workerId, attempt: ref.attempt });
@@ -510,7 +522,7 @@ export class Manager {
   // --- internals ---
 
   /** Places a new task in memory, taking its share of the candidate's room. */
-  #placeNew(task: TaskRecord, candidates: Candidate[]): TaskRecord {
+  #placeNew(task: TaskRecord, candidates: CandidatePool): TaskRecord {
     const placement = this.#placer.place(candidates, task);
     if (!placement.ok) {
       this.#diagnoses.set(task.id, placement.reason);
@@ -523,15 +535,17 @@ export class Manager {
     );
     // A new task is pending and unplaced, so it can always be assigned.
     if (!result.ok) throw new Error(`placing a new task: ${result.refusal.message}`);
-    takeRoom(candidates, placement.workerId, task);
+    candidates.takeRoom(placement.workerId, task);
     return result.task;
   }
 
   /** Workers as placement sees them, with what their unfinished tasks take. */
-  #candidates(): Candidate[] {
+  #candidates(): CandidatePool {
     const usage = usageByWorker(this.#book.active());
-    return this.#workers.list().map((worker) =>
-      candidateOf(worker, this.#workers.session(worker.id)?.open ?? false, usage.get(worker.id))
+    return new CandidatePool(
+      this.#workers.records().map((worker) =>
+        candidateOf(worker, this.#workers.session(worker.id)?.open ?? false, usage.get(worker.id))
+      ),
     );
   }
 
@@ -562,7 +576,7 @@ export class Manager {
     );
     if (waiting.length === 0 || this.#stopping) return;
     const candidates = this.#candidates();
-    const open = candidates.filter((c) => c.connected && !c.draining);
+    const open = candidates.workers.filter((c) => c.connected && !c.draining);
     let freeSlots = open.reduce((sum, c) => sum + Math.max(0, c.capacity.slots - c.used.slots), 0);
     const assigning: Promise<void>[] = [];
     for (const i of byPriority(waiting)) {
@@ -579,7 +593,7 @@ export class Manager {
         continue;
       }
       // Room is taken at once so the next placement sees it; the writes go out together.
-      takeRoom(candidates, placement.workerId, task);
+      candidates.takeRoom(placement.workerId, task);
       freeSlots--;
       assigning.push(
         this.#apply(task.id, { type: "assign", workerId: placement.workerId }).then((result) => {
@@ -780,12 +794,24 @@ export class Manager {
     }
   }
 
+  /**
+   * Pings the sessions of the next slice (one message for all, so it is encoded once); once
+   * per ping interval, after its slice's pings, sweeps for silence.
+   */
+  #ping(): void {
+    // Slice 0 comes last in each round, at a whole ping interval, when the first session of
+    // all is pinged: as it was when every session was pinged at once.
+    const slice = this.#pingSlice = (this.#pingSlice + 1) % PING_SLICES;
+    if (slice === 1 % PING_SLICES) this.#pingSeq++;
+    const ping: Outgoing = { msg: { case: "ping", value: { seq: this.#pingSeq } } };
+    this.#workers.forEachSession((session) => {
+      if (session.pingPhase === slice) session.send(ping);
+    });
+    if (slice === 0) void this.#tick();
+  }
+
   async #tick(): Promise<void> {
     const now = this.#clock.now();
-    const seq = ++this.#pingSeq;
-    for (const session of this.#workers.sessions()) {
-      session.send({ msg: { case: "ping", value: { seq } } });
-    }
     try {
       const silent = await this.#workers.sweep(now, this.#options.silenceTimeoutMs);
       for (const session of silent) {

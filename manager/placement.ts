@@ -36,9 +36,19 @@ export interface Rejection {
 /** A filter returns undefined when the worker may take the task, else why not. */
 export type Filter = (worker: Candidate, task: TaskNeeds) => Rejection | undefined;
 
-/** Picks one worker among those that passed every filter. */
+/**
+ * Picks one worker among those that pass every filter. `choose` finds the pick without
+ * listing the fitting workers first, so that most placements look at a few workers, not all.
+ */
 export interface Scorer {
+  /** The pick among `workers`, which all fit. */
   pick(workers: Candidate[], task: TaskNeeds): Candidate;
+  /** The pick among the workers of `pool` that `fits`; undefined when none does. */
+  choose(
+    pool: CandidatePool,
+    task: TaskNeeds,
+    fits: (w: Candidate) => boolean,
+  ): Candidate | undefined;
 }
 
 export type Placement =
@@ -116,7 +126,6 @@ function fitsAtAll(w: Candidate, task: TaskNeeds): Rejection | undefined {
 
 /** How loaded a worker is, 0 to 1, by its busiest dimension; with `adding` placed on it too. */
 export function load(w: Candidate, adding?: TaskNeeds): number {
-  const share = (used: number, total: number) => total > 0 ? used / total : used > 0 ? 1 : 0;
   return Math.max(
     share(w.used.slots + (adding ? 1 : 0), w.capacity.slots),
     share(w.used.cpu + (adding?.cpu ?? 0), w.capacity.cpu),
@@ -124,38 +133,125 @@ export function load(w: Candidate, adding?: TaskNeeds): number {
   );
 }
 
+function share(used: number, total: number): number {
+  return total > 0 ? used / total : used > 0 ? 1 : 0;
+}
+
 const byId = (a: Candidate, b: Candidate) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+
+/**
+ * Workers as one round of placement sees them: sorted by id once, found by id at once, and
+ * charged for each task placed, so that a batch does not rebuild or sort the list per task.
+ */
+export class CandidatePool {
+  /** In id order, which every scorer's tie-break and the round-robin rotation follow. */
+  readonly workers: readonly Candidate[];
+  readonly #byId = new Map<string, Candidate>();
+
+  constructor(workers: Candidate[]) {
+    const sorted = workers.every((w, i) => i === 0 || workers[i - 1].id < w.id);
+    this.workers = sorted ? workers : [...workers].sort(byId);
+    for (const w of this.workers) this.#byId.set(w.id, w);
+  }
+
+  get size(): number {
+    return this.workers.length;
+  }
+
+  get(id: string): Candidate | undefined {
+    return this.#byId.get(id);
+  }
+
+  /** The index of the first worker whose id sorts after `id` (the size when none does). */
+  indexAfter(id: string): number {
+    let low = 0;
+    let high = this.workers.length;
+    while (low < high) {
+      const mid = (low + high) >>> 1;
+      if (this.workers[mid].id <= id) low = mid + 1;
+      else high = mid;
+    }
+    return low;
+  }
+
+  /** Counts a task just placed, so the next placement in the round sees it. */
+  takeRoom(workerId: string, task: TaskNeeds): void {
+    const worker = this.#byId.get(workerId);
+    if (worker) charge(worker, task);
+  }
+}
+
+const everyone = () => true;
+
+/** A scorer whose `pick` is its `choose` over workers that all fit. */
+function scorer(choose: Scorer["choose"]): Scorer {
+  return { choose, pick: (workers, task) => choose(new CandidatePool(workers), task, everyone)! };
+}
 
 /** Round-robin over the eligible workers in id order, so the rotation is stable. */
 export function createRoundRobin(): Scorer {
   let last = "";
-  return {
-    pick(workers) {
-      const sorted = [...workers].sort(byId);
-      const next = sorted.find((w) => w.id > last) ?? sorted[0];
-      last = next.id;
-      return next;
-    },
-  };
+  return scorer((pool, _task, fits) => {
+    // The first fitting worker after the last one picked, wrapping around: usually the next.
+    const n = pool.size;
+    const start = pool.indexAfter(last);
+    for (let k = 0; k < n; k++) {
+      const w = pool.workers[(start + k) % n];
+      if (fits(w)) {
+        last = w.id;
+        return w;
+      }
+    }
+    return undefined;
+  });
 }
 
+/** Every eligible worker equally likely. */
 export function createRandom(random: () => number = Math.random): Scorer {
-  return { pick: (workers) => workers[Math.floor(random() * workers.length)] };
+  return scorer((pool, _task, fits) => {
+    // Drawing among all workers until one fits is still uniform among those that fit, and
+    // needs no list of them while most fit; when few do, list them after all.
+    const all = pool.workers;
+    for (let tries = 0; tries < 8 && all.length > 0; tries++) {
+      const w = all[Math.floor(random() * all.length)];
+      if (fits(w)) return w;
+    }
+    const fit = all.filter(fits);
+    return fit.length > 0 ? fit[Math.floor(random() * fit.length)] : undefined;
+  });
 }
 
 /** The worker with the most room left: spreads load evenly. */
 export function createLeastLoaded(): Scorer {
-  return {
-    pick: (workers) => [...workers].sort((a, b) => load(a) - load(b) || byId(a, b))[0],
-  };
+  return scorer((pool, _task, fits) => {
+    let best: Candidate | undefined;
+    let bestLoad = Infinity;
+    // In id order, so the first of equally loaded workers is the one the tie-break wants.
+    for (const w of pool.workers) {
+      const l = load(w);
+      if (l < bestLoad && fits(w)) {
+        best = w;
+        bestLoad = l;
+      }
+    }
+    return best;
+  });
 }
 
 /** The fullest worker that still fits: packs tasks tight and leaves whole workers free. */
 export function createBinPack(): Scorer {
-  return {
-    pick: (workers, task) =>
-      [...workers].sort((a, b) => load(b, task) - load(a, task) || byId(a, b))[0],
-  };
+  return scorer((pool, task, fits) => {
+    let best: Candidate | undefined;
+    let bestLoad = -Infinity;
+    for (const w of pool.workers) {
+      const l = load(w, task);
+      if (l > bestLoad && fits(w)) {
+        best = w;
+        bestLoad = l;
+      }
+    }
+    return best;
+  });
 }
 
 /**
@@ -164,19 +260,27 @@ export function createBinPack(): Scorer {
  * one group of their own.
  */
 export function createSpread(label: string): Scorer {
-  return {
-    pick(workers) {
-      const perValue = new Map<string, number>();
-      for (const w of workers) {
-        const value = w.labels[label] ?? "";
-        perValue.set(value, (perValue.get(value) ?? 0) + w.used.slots);
+  return scorer((pool, _task, fits) => {
+    const fit = pool.workers.filter(fits);
+    const perValue = new Map<string, number>();
+    for (const w of fit) {
+      const value = w.labels[label] ?? "";
+      perValue.set(value, (perValue.get(value) ?? 0) + w.used.slots);
+    }
+    let best: Candidate | undefined;
+    let bestCount = Infinity;
+    let bestLoad = Infinity;
+    for (const w of fit) {
+      const count = perValue.get(w.labels[label] ?? "")!;
+      const l = load(w);
+      if (count < bestCount || (count === bestCount && l < bestLoad)) {
+        best = w;
+        bestCount = count;
+        bestLoad = l;
       }
-      return [...workers].sort((a, b) =>
-        (perValue.get(a.labels[label] ?? "")! - perValue.get(b.labels[label] ?? "")!) ||
-        load(a) - load(b) || byId(a, b)
-      )[0];
-    },
-  };
+    }
+    return best;
+  });
 }
 
 export function createScorer(
@@ -198,16 +302,25 @@ export function createScorer(
 }
 
 export interface Placer {
-  place(workers: Candidate[], task: TaskNeeds): Placement;
+  /** Places on one of `workers`; a pool lets a batch of placements share its index. */
+  place(workers: Candidate[] | CandidatePool, task: TaskNeeds): Placement;
 }
 
 export function createPlacer(scorer: Scorer, filters: Filter[] = FILTERS): Placer {
   return {
     place(workers, task) {
-      if (workers.length === 0) return { ok: false, reason: "no worker is connected" };
-      const { fit, rejections } = sift(workers, task, filters);
-      if (fit.length > 0) return { ok: true, workerId: scorer.pick(fit, task).id };
-      return { ok: false, reason: diagnose(workers.length, rejections) };
+      const pool = workers instanceof CandidatePool ? workers : new CandidatePool(workers);
+      if (pool.size === 0) return { ok: false, reason: "no worker is connected" };
+      const chosen = scorer.choose(
+        pool,
+        task,
+        (w) => firstRejection(filters, w, task) === undefined,
+      );
+      if (chosen) return { ok: true, workerId: chosen.id };
+      return {
+        ok: false,
+        reason: diagnose(pool.size, sift(pool.workers, task, filters).rejections),
+      };
     },
   };
 }
@@ -216,13 +329,18 @@ export function createPlacer(scorer: Scorer, filters: Filter[] = FILTERS): Place
  * Why a task could never run on any of `workers` (every worker ever seen), or undefined when
  * some worker could run it once it has room.
  */
-export function neverFits(workers: Candidate[], task: TaskNeeds): string | undefined {
-  if (workers.length === 0) return undefined;
-  const { fit, rejections } = sift(workers, task, STATIC_FILTERS);
-  return fit.length > 0 ? undefined : diagnose(workers.length, rejections);
+export function neverFits(
+  workers: Candidate[] | CandidatePool,
+  task: TaskNeeds,
+): string | undefined {
+  const all = workers instanceof CandidatePool ? workers.workers : workers;
+  if (all.length === 0) return undefined;
+  // One worker that could run it settles it; only a refusal needs every worker's reason.
+  if (all.some((w) => firstRejection(STATIC_FILTERS, w, task) === undefined)) return undefined;
+  return diagnose(all.length, sift(all, task, STATIC_FILTERS).rejections);
 }
 
-function sift(workers: Candidate[], task: TaskNeeds, filters: Filter[]) {
+function sift(workers: readonly Candidate[], task: TaskNeeds, filters: Filter[]) {
   const fit: Candidate[] = [];
   const rejections = new Map<string, { rejection: Rejection; count: number }>();
   for (const worker of workers) {
@@ -300,7 +418,10 @@ export function usageByWorker(tasks: TaskRecord[]): Map<string, Capacity> {
 /** Counts a task just placed on a candidate, so the next placement in a batch sees it. */
 export function takeRoom(candidates: Candidate[], workerId: string, task: TaskNeeds): void {
   const worker = candidates.find((c) => c.id === workerId);
-  if (!worker) return;
+  if (worker) charge(worker, task);
+}
+
+function charge(worker: Candidate, task: TaskNeeds): void {
   worker.used.slots += 1;
   worker.used.cpu += task.cpu ?? 0;
   worker.used.memoryBytes += task.memoryBytes ?? 0;

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   type Candidate,
   candidateOf,
+  CandidatePool,
   createBinPack,
   createLeastLoaded,
   createPlacer,
@@ -10,6 +11,7 @@ import {
   createScorer,
   createSpread,
   type Filter,
+  FILTERS,
   hasCpu,
   hasFreeSlot,
   hasLabels,
@@ -272,4 +274,60 @@ Deno.test("usage counts every unfinished placed task; takeRoom adds one", () => 
   takeRoom(candidates, "a", { cpu: 1, memoryBytes: GiB });
   assert.deepEqual(candidates[0].used, { cpu: 2.5, memoryBytes: 2 * GiB, slots: 3 });
   assert.deepEqual(usage.get("a"), { cpu: 1.5, memoryBytes: GiB, slots: 2 }, "copied, not shared");
+});
+
+Deno.test("a pool places as picking among the fitting workers would, batch after batch", () => {
+  // A fleet with every kind of rejection, in no particular order; each scorer must choose
+  // what its pick over the filtered list chooses, while the pool is charged for each task.
+  let seed = 7;
+  const next = () => (seed = (seed * 48271) % 2147483647) / 2147483647;
+  const fleet = () =>
+    Array.from({ length: 60 }, (_, i) =>
+      worker(`w${String((i * 37) % 60).padStart(2, "0")}`, {
+        connected: next() > 0.1,
+        draining: next() < 0.1,
+        labels: next() < 0.5 ? { rack: `r${Math.floor(next() * 3)}` } : {},
+        capacity: { cpu: 1 + Math.floor(next() * 4), memoryBytes: 8 * GiB, slots: 3 },
+        used: { cpu: 0, memoryBytes: 0, slots: Math.floor(next() * 3) },
+      }));
+  const tasks: TaskNeeds[] = [{}, { cpu: 1 }, { labels: [{ key: "rack", op: "exists" }] }, {
+    memoryBytes: 4 * GiB,
+  }];
+  const names = ["round-robin", "least-loaded", "bin-pack", "spread"] as const;
+  for (const name of names) {
+    const workers = fleet();
+    const pooled = createPlacer(createScorer(name));
+    const listed = createScorer(name);
+    const pool = new CandidatePool(workers);
+    const copies = workers.map((w) => ({ ...w, used: { ...w.used } }));
+    for (let i = 0; i < 80; i++) {
+      const task = tasks[i % tasks.length];
+      const fit = [...copies].sort((a, b) => a.id < b.id ? -1 : 1).filter((w) =>
+        FILTERS.every((f) => f(w, task) === undefined)
+      );
+      const placement = pooled.place(pool, task);
+      if (fit.length === 0) {
+        assert.equal(placement.ok, false, `${name} #${i}`);
+        continue;
+      }
+      const expected = listed.pick(fit, task).id;
+      assert.deepEqual(placement, { ok: true, workerId: expected }, `${name} #${i}`);
+      pool.takeRoom(expected, task);
+      takeRoom(copies, expected, task);
+    }
+  }
+});
+
+Deno.test("random places only on fitting workers, also when few fit", () => {
+  const workers = Array.from({ length: 50 }, (_, i) => worker(`w${i}`, { connected: i === 17 }));
+  const placer = createPlacer(createRandom(() => 0.5));
+  assert.deepEqual(placer.place(new CandidatePool(workers), {}), { ok: true, workerId: "w17" });
+});
+
+Deno.test("a pool finds workers by id and the rotation point by binary search", () => {
+  const pool = new CandidatePool([worker("c"), worker("a"), worker("b")]);
+  assert.deepEqual(pool.workers.map((w) => w.id), ["a", "b", "c"]);
+  assert.deepEqual(["", "a", "b", "bb", "c"].map((id) => pool.indexAfter(id)), [0, 1, 2, 2, 3]);
+  pool.takeRoom("b", { cpu: 1 });
+  assert.deepEqual(pool.get("b")?.used, { cpu: 1, memoryBytes: 0, slots: 1 });
 });

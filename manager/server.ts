@@ -7,12 +7,15 @@ import type { AddressInfo } from "node:net";
 import { type ConnectRouter, createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { peerAddressKey } from "./worker_service.ts";
+import type { DirectHandler } from "./worker_stream.ts";
 
 export interface ServerOptions {
   host: string;
   /** 0 picks a free port; the chosen one is in the returned address. */
   port: number;
   routes: (router: ConnectRouter) => void;
+  /** Tried in turn before the routes: each serves a request itself, or leaves it to them. */
+  direct?: DirectHandler[];
 }
 
 export interface RunningServer {
@@ -31,7 +34,14 @@ export function startServer(options: ServerOptions): Promise<RunningServer> {
         formatAddress(req.socket.remoteAddress, req.socket.remotePort),
       ),
   });
-  const server = http2.createServer(handler);
+  const direct = options.direct ?? [];
+  const server = http2.createServer((req, res) => {
+    if (direct.length > 0) {
+      const peer = formatAddress(req.socket.remoteAddress, req.socket.remotePort);
+      for (const serve of direct) if (serve(req, res, peer)) return;
+    }
+    handler(req, res);
+  });
   const sessions = new Set<http2.ServerHttp2Session>();
   server.on("session", (session) => {
     sessions.add(session);

@@ -26,6 +26,8 @@ export class WorkerRegistry {
   /** Workers stored as connected by a previous manager: their deadline to reconnect. */
   readonly #graceUntil = new Map<string, number>();
   readonly #lock = new KeyedLock();
+  /** The ids in order, kept until a worker is first seen: listings need not sort each time. */
+  #order: string[] | undefined;
 
   constructor(store: Store, log: Logger) {
     this.#store = store;
@@ -39,7 +41,7 @@ export class WorkerRegistry {
    */
   async load(now: number, graceMs: number): Promise<void> {
     for (const entry of await this.#store.listWorkers()) {
-      this.#records.set(entry.value.id, entry);
+      this.#remember(entry);
       if (entry.value.state === "connected") this.#graceUntil.set(entry.value.id, now + graceMs);
     }
   }
@@ -108,6 +110,11 @@ export class WorkerRegistry {
     session.lastSeenAt = now;
   }
 
+  /** Every live session, without a copy of the list. */
+  forEachSession(fn: (session: WorkerSession) => void): void {
+    for (const session of this.#sessions.values()) fn(session);
+  }
+
   sessions(): WorkerSession[] {
     return [...this.#sessions.values()];
   }
@@ -136,12 +143,21 @@ export class WorkerRegistry {
 
   /** Every known worker, with live last-seen times for connected ones. */
   list(): WorkerRecord[] {
-    return [...this.#records.values()].map(({ value }) => {
-      const live = this.#sessions.get(value.id);
-      const unsaved = this.#unsaved.get(value.id);
-      const record = unsaved ?? value;
+    return this.records().map((record) => {
+      const live = this.#sessions.get(record.id);
       return live ? { ...record, lastSeenAt: live.lastSeenAt } : record;
-    }).sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+    });
+  }
+
+  /** Every known worker in id order, as last changed; last-seen times as stored (no copies). */
+  records(): WorkerRecord[] {
+    this.#order ??= [...this.#records.keys()].sort();
+    return this.#order.map((id) => this.#unsaved.get(id) ?? this.#records.get(id)!.value);
+  }
+
+  #remember(entry: Versioned<WorkerRecord>): void {
+    if (!this.#records.has(entry.value.id)) this.#order = undefined;
+    this.#records.set(entry.value.id, entry);
   }
 
   async #markDisconnected(id: string, now: number, lastSeenAt: number): Promise<void> {
@@ -164,7 +180,7 @@ export class WorkerRegistry {
 
   async #write(record: WorkerRecord, previous: Versioned<WorkerRecord> | undefined) {
     const stored = await this.#store.putWorker(record, previous?.revision ?? 0n);
-    this.#records.set(record.id, stored);
+    this.#remember(stored);
     this.#unsaved.delete(record.id);
   }
 }

@@ -1,7 +1,8 @@
 /**
  * WorkerService handlers. `connect` holds a worker's bidirectional stream: it waits for the
  * Hello, then drains the session's outgoing queue while a reader hands the worker's messages
- * to the manager. A malformed message closes that stream only.
+ * to the manager. A malformed message closes that stream only. Any message from the worker
+ * counts as hearing from it.
  */
 import {
   Code,
@@ -15,26 +16,45 @@ import type { Logger } from "../shared/log.ts";
 import { capabilitiesToDomain, terminationToDomain } from "./convert.ts";
 import { toConnectError } from "./errors.ts";
 import type { Manager, TaskReport } from "./manager.ts";
-import type { WorkerSession } from "./worker_session.ts";
+import type { SessionSink, WorkerSession } from "./worker_session.ts";
 
 /** The peer's host:port, set by the server from the socket (never from a header). */
 export const peerAddressKey = createContextKey<string>("", { description: "peer address" });
 
 const WORKER_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 
-export function createWorkerService(
-  manager: Manager,
-  log: Logger,
-  helloTimeoutMs: number,
-): ServiceImpl<typeof WorkerService> {
+/**
+ * What a worker stream does, whatever carries it: the Connect handler below, or the gRPC
+ * stream served straight on node:http2 (worker_stream.ts).
+ */
+export interface WorkerStreams {
+  /**
+   * Opens the session of a stream whose first message is `first` (undefined: none came in
+   * time); throws a ConnectError for the worker when it cannot be opened.
+   */
+  open(
+    first: ConnectRequest | undefined,
+    address: string,
+    sink?: SessionSink,
+  ): Promise<WorkerSession>;
+  /**
+   * Takes one message after the Hello. Acknowledgements are stored in the order they came,
+   * without holding up the messages behind them. Throws a ConnectError for a message a worker
+   * may not send.
+   */
+  receive(session: WorkerSession, request: ConnectRequest): void;
+  /** The stream is over: once what it delivered is taken, the session is closed. */
+  end(session: WorkerSession): Promise<void>;
+}
+
+export function createWorkerStreams(manager: Manager, log: Logger): WorkerStreams {
+  const acks = new WeakMap<WorkerSession, Promise<void>>();
   return {
-    async *connect(requests: AsyncIterable<ConnectRequest>, ctx: HandlerContext) {
-      const incoming = requests[Symbol.asyncIterator]();
-      const first = await withTimeout(incoming.next(), helloTimeoutMs);
-      if (first === undefined || first.done || first.value.msg.case !== "hello") {
+    async open(first, address, sink) {
+      if (first === undefined || first.msg.case !== "hello") {
         throw new ConnectError("the first message must be a hello", Code.InvalidArgument);
       }
-      const hello = first.value.msg.value;
+      const hello = first.msg.value;
       if (!WORKER_ID.test(hello.workerId)) {
         throw new ConnectError(
           `invalid worker id ${
@@ -43,27 +63,75 @@ export function createWorkerService(
           Code.InvalidArgument,
         );
       }
-      const address = ctx.values.get(peerAddressKey);
-      let session: WorkerSession;
       try {
-        session = await manager.openSession(hello.workerId, address, {
+        return await manager.openSession(hello.workerId, address, {
           hostname: hello.hostname,
           capabilities: capabilitiesToDomain(hello.capabilities),
           version: hello.version,
         }, {
           running: hello.running.map(({ taskId, attempt }) => ({ taskId, attempt })),
           unreported: hello.unreported.map(({ taskId, attempt }) => ({ taskId, attempt })),
-        });
+        }, sink);
       } catch (e) {
         throw toConnectError(e, log, "Connect");
       }
-      const reader = readLoop(manager, session, incoming, log);
+    },
+
+    receive(session, request) {
+      manager.heard(session);
+      const msg = request.msg;
+      switch (msg.case) {
+        case "pong":
+          return;
+        case "ack": {
+          const { taskId, attempt } = msg.value;
+          const stored = (acks.get(session) ?? Promise.resolve()).then(() =>
+            manager.acknowledge(session, taskId, attempt).catch((e) =>
+              log.warn("cannot store acknowledgement", { task: taskId, cause: e })
+            )
+          );
+          acks.set(session, stored);
+          return;
+        }
+        case "logChunk":
+          manager.deliverLogs(session, msg.value);
+          return;
+        case "hello":
+          throw new ConnectError("hello may only be the first message", Code.InvalidArgument);
+        default:
+          throw new ConnectError("message without a known kind", Code.InvalidArgument);
+      }
+    },
+
+    async end(session) {
+      session.close();
+      await acks.get(session);
+      await manager.closeSession(session, session.error?.message ?? "stream ended");
+    },
+  };
+}
+
+export function createWorkerService(
+  manager: Manager,
+  log: Logger,
+  helloTimeoutMs: number,
+  streams: WorkerStreams = createWorkerStreams(manager, log),
+): ServiceImpl<typeof WorkerService> {
+  return {
+    async *connect(requests: AsyncIterable<ConnectRequest>, ctx: HandlerContext) {
+      const incoming = requests[Symbol.asyncIterator]();
+      const first = await withTimeout(incoming.next(), helloTimeoutMs);
+      const session = await streams.open(
+        first === undefined || first.done ? undefined : first.value,
+        ctx.values.get(peerAddressKey),
+      );
+      const reader = readLoop(streams, session, incoming, log);
       try {
         yield* session.outgoing;
       } finally {
         session.close();
         await reader;
-        await manager.closeSession(session, session.error?.message ?? "stream ended");
+        await streams.end(session);
       }
       if (session.error) throw session.error;
     },
@@ -109,7 +177,7 @@ export function createWorkerService(
 }
 
 async function readLoop(
-  manager: Manager,
+  streams: WorkerStreams,
   session: WorkerSession,
   incoming: AsyncIterator<ConnectRequest>,
   log: Logger,
@@ -118,24 +186,7 @@ async function readLoop(
     while (session.open) {
       const next = await incoming.next();
       if (next.done) break;
-      manager.heard(session);
-      const msg = next.value.msg;
-      switch (msg.case) {
-        case "pong":
-          break;
-        case "ack":
-          await manager.acknowledge(session, msg.value.taskId, msg.value.attempt).catch((e) =>
-            log.warn("cannot store acknowledgement", { task: msg.value.taskId, cause: e })
-          );
-          break;
-        case "logChunk":
-          manager.deliverLogs(session, msg.value);
-          break;
-        case "hello":
-          throw new ConnectError("hello may only be the first message", Code.InvalidArgument);
-        default:
-          throw new ConnectError("message without a known kind", Code.InvalidArgument);
-      }
+      streams.receive(session, next.value);
     }
   } catch (e) {
     const error = e instanceof ConnectError ? e : undefined;

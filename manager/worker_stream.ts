@@ -1,0 +1,242 @@
+/**
+ * The worker stream (WorkerService.Connect) over the gRPC protocol, served straight on the
+ * node:http2 request rather than through Connect's handler. A worker stream lives as long as
+ * its worker and carries a ping and a pong every ping interval; through Connect each message
+ * passes a pipeline of async iterables and a promise per write, which with thousands of
+ * workers was most of the manager's idle time. Here a message is decoded and handed over in
+ * the socket's data callback, and one sent is encoded and written at once (a ping, the same
+ * message for every session, is encoded once).
+ *
+ * Only the plain case is served here: gRPC with protobuf, uncompressed, without a deadline,
+ * which is how our workers call. Anything else (Connect or gRPC-Web, compression, a
+ * grpc-timeout) is left to Connect, which serves the same stream through worker_service.ts.
+ */
+import type * as http2 from "node:http2";
+import { constants } from "node:http2";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import {
+  type ConnectRequest,
+  ConnectRequestSchema,
+  ConnectResponseSchema,
+  WorkerService,
+} from "../shared/gen/goschedule/v1/goschedule_pb.ts";
+import type { Logger } from "../shared/log.ts";
+import type { WorkerStreams } from "./worker_service.ts";
+import type { Outgoing, SessionSink, WorkerSession } from "./worker_session.ts";
+
+/** Serves a request itself and says true, or leaves it to the next handler and says false. */
+export type DirectHandler = (
+  req: http2.Http2ServerRequest,
+  res: http2.Http2ServerResponse,
+  peerAddress: string,
+) => boolean;
+
+const PATH = `/${WorkerService.typeName}/${WorkerService.method.connect.name}`;
+
+/** A worker's messages are small; a larger one is a broken or hostile peer. */
+const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+
+export function createGrpcWorkerStream(
+  streams: WorkerStreams,
+  log: Logger,
+  helloTimeoutMs: number,
+): DirectHandler {
+  return (req, res, peerAddress) => {
+    if (req.method !== "POST" || req.url !== PATH) return false;
+    const type = req.headers["content-type"];
+    if (type !== "application/grpc" && type !== "application/grpc+proto") return false;
+    const encoding = req.headers["grpc-encoding"];
+    if (encoding !== undefined && encoding !== "identity") return false;
+    if (req.headers["grpc-timeout"] !== undefined) return false;
+    serve(streams, log, helloTimeoutMs, req, res, peerAddress);
+    return true;
+  };
+}
+
+function serve(
+  streams: WorkerStreams,
+  log: Logger,
+  helloTimeoutMs: number,
+  req: http2.Http2ServerRequest,
+  res: http2.Http2ServerResponse,
+  peerAddress: string,
+): void {
+  let session: WorkerSession | undefined;
+  let stage: "hello" | "opening" | "open" = "hello";
+  /** Messages that came while the session was being opened. */
+  const early: ConnectRequest[] = [];
+  let clientEnded = false;
+  let responded = false;
+  let ended = false;
+  const reader = new EnvelopeReader();
+
+  const respond = (error?: Error) => {
+    if (responded) return;
+    responded = true;
+    clearTimeout(helloTimer);
+    if (res.writableEnded || res.destroyed) return;
+    const status = error === undefined
+      ? undefined
+      : error instanceof ConnectError
+      ? error
+      : new ConnectError("internal error", Code.Internal);
+    writeHead(res);
+    res.addTrailers(
+      status
+        ? {
+          "grpc-status": String(status.code),
+          "grpc-message": encodeURIComponent(status.rawMessage),
+        }
+        : { "grpc-status": "0" },
+    );
+    // As Connect does: once the trailers are out, a worker still sending is told to stop.
+    stream.once("wantTrailers", () => {
+      setImmediate(() => {
+        if (stream.state?.remoteClose === 0) stream.close(constants.NGHTTP2_NO_ERROR);
+      });
+    });
+    res.end();
+  };
+
+  /** Closes the session with the manager once, when both it exists and the stream is over. */
+  const endSession = () => {
+    if (ended || session === undefined || session.open) return;
+    ended = true;
+    streams.end(session).catch((e) => log.warn("cannot close a worker stream", { cause: e }));
+  };
+
+  // Messages go to the HTTP/2 stream itself: the compatibility response's checks on every
+  // write showed in profiles, and it buffers nothing of its own.
+  const stream = res.stream;
+  const sink: SessionSink = {
+    write(message) {
+      if (responded) return;
+      if (!res.headersSent) writeHead(res);
+      stream.write(frame(message));
+    },
+    close(error) {
+      respond(error);
+      endSession();
+    },
+  };
+
+  const receive = (request: ConnectRequest) => {
+    if (!session?.open) return;
+    try {
+      streams.receive(session, request);
+    } catch (e) {
+      const error = e instanceof ConnectError ? e : undefined;
+      if (error) {
+        log.warn("closing a worker stream", { worker: session.workerId, why: error.rawMessage });
+      }
+      session.close(error);
+    }
+  };
+
+  const open = (first: ConnectRequest | undefined) => {
+    stage = "opening";
+    clearTimeout(helloTimer);
+    streams.open(first, peerAddress, sink).then((opened) => {
+      session = opened;
+      stage = "open";
+      for (const request of early.splice(0)) receive(request);
+      if (clientEnded || responded) opened.close();
+      endSession();
+    }, (e) => respond(e));
+  };
+
+  const helloTimer = setTimeout(() => open(undefined), helloTimeoutMs);
+
+  req.on("data", (chunk: Uint8Array) => {
+    if (responded) return;
+    let requests: ConnectRequest[];
+    try {
+      requests = reader.push(chunk).map((bytes) => fromBinary(ConnectRequestSchema, bytes));
+    } catch (e) {
+      const error = e instanceof ConnectError ? e : new ConnectError(
+        `cannot decode a message: ${(e as Error).message}`,
+        Code.InvalidArgument,
+      );
+      if (session) session.close(error);
+      else respond(error);
+      return;
+    }
+    for (const request of requests) {
+      if (stage === "hello") open(request);
+      else if (stage === "opening") early.push(request);
+      else receive(request);
+    }
+  });
+  req.on("end", () => {
+    // The worker is done sending: as with Connect, that ends the stream.
+    clientEnded = true;
+    if (stage === "hello") open(undefined);
+    else session?.close();
+  });
+  const gone = () => {
+    // Reset or disconnected: nothing more can be written.
+    responded = true;
+    clearTimeout(helloTimer);
+    session?.close();
+    endSession();
+  };
+  req.on("close", gone);
+  req.on("error", gone);
+  res.on("close", gone);
+  res.on("error", gone);
+  stream.on("error", gone);
+}
+
+function writeHead(res: http2.Http2ServerResponse): void {
+  if (!res.headersSent) res.writeHead(200, { "content-type": "application/grpc+proto" });
+}
+
+/** Encoded messages, so that one message sent to many sessions is encoded once. */
+const frames = new WeakMap<Outgoing, Uint8Array>();
+
+function frame(message: Outgoing): Uint8Array {
+  let framed = frames.get(message);
+  if (framed) return framed;
+  const bytes = toBinary(ConnectResponseSchema, create(ConnectResponseSchema, message));
+  framed = new Uint8Array(5 + bytes.length);
+  new DataView(framed.buffer).setUint32(1, bytes.length);
+  framed.set(bytes, 5);
+  frames.set(message, framed);
+  return framed;
+}
+
+/** Splits the request body into gRPC messages (a flag byte, a 4-byte length, the message). */
+export class EnvelopeReader {
+  #pending: Uint8Array = new Uint8Array(0);
+
+  /** The messages completed by `chunk`; throws a ConnectError for one it will not take. */
+  push(chunk: Uint8Array): Uint8Array[] {
+    let data = chunk;
+    if (this.#pending.length > 0) {
+      data = new Uint8Array(this.#pending.length + chunk.length);
+      data.set(this.#pending);
+      data.set(chunk, this.#pending.length);
+    }
+    const messages: Uint8Array[] = [];
+    let at = 0;
+    while (data.length - at >= 5) {
+      const flags = data[at];
+      const length = new DataView(data.buffer, data.byteOffset + at + 1, 4).getUint32(0);
+      if (flags & 1) {
+        throw new ConnectError("compressed messages were not negotiated", Code.InvalidArgument);
+      }
+      if (length > MAX_MESSAGE_BYTES) {
+        throw new ConnectError(
+          `a message of ${length} bytes is more than the ${MAX_MESSAGE_BYTES} accepted`,
+          Code.ResourceExhausted,
+        );
+      }
+      if (data.length - at - 5 < length) break;
+      messages.push(data.subarray(at + 5, at + 5 + length));
+      at += 5 + length;
+    }
+    this.#pending = at === data.length ? new Uint8Array(0) : data.slice(at);
+    return messages;
+  }
+}
