@@ -343,7 +343,10 @@ export class Manager {
     }
     await this.#workers.attach(session, intro, this.#clock.now());
     session.send({
-      msg: { case: "welcome", value: { pingIntervalMs: this.#options.pingIntervalMs } },
+      msg: {
+        case: "welcome",
+        value: { pingIntervalMs: this.#options.pingIntervalMs, acceptsReports: true },
+      },
     });
     for (const ref of plan.cancel) {
       session.send({

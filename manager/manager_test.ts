@@ -251,7 +251,7 @@ Deno.test("schedule places tasks round-robin and sends each worker a run message
   assert.deepEqual((await h.store.listTasks()).map((v) => v.value), tasks);
 
   assert.deepEqual(w1.messages[0], {
-    msg: { case: "welcome", value: { pingIntervalMs: PING_MS } },
+    msg: { case: "welcome", value: { pingIntervalMs: PING_MS, acceptsReports: true } },
   });
   assert.deepEqual(kinds(w1), ["welcome", "run", "run"]);
   assert.deepEqual(kinds(w2), ["welcome", "run"]);

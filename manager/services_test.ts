@@ -364,3 +364,54 @@ Deno.test("SetTask needs an outcome and refuses stale reports", async () => {
   assert.equal(dead?.state, TaskState.DEAD);
   assert.equal(dead?.deadReason, "cannot start: ENOENT");
 });
+
+Deno.test("Connect: reports on the stream are stored and answered, refusals with their code", async () => {
+  await using s = await Services.start();
+  await s.store.createTasks([
+    task("t1", "scheduled", { workerId: "w1", attempt: 1 }),
+    task("t2", "scheduled", { workerId: "w2", attempt: 1 }),
+  ]);
+  const { requests, responses } = s.openStream();
+  requests.push(hello("w1"));
+  const welcome = await responses.next();
+  assert.equal(welcome.value.msg.case, "welcome");
+  assert.equal(welcome.value.msg.value.acceptsReports, true);
+
+  const answer = async () => {
+    for (;;) {
+      const next = await responses.next();
+      assert.equal(next.done, false, "the stream ended before the answer");
+      if (next.value.msg.case === "reportAnswer") {
+        const { taskId, attempt, code, message } = next.value.msg.value;
+        return { taskId, attempt, code, message };
+      }
+    }
+  };
+  requests.push({
+    msg: {
+      case: "report",
+      // The stream's worker counts, not the message's worker_id.
+      value: { workerId: "w2", taskId: "t1", attempt: 1, outcome: { case: "exited", value: {} } },
+    },
+  });
+  assert.deepEqual(await answer(), { taskId: "t1", attempt: 1, code: 0, message: "" });
+  assert.equal((await s.store.getTask("t1"))?.value.state, "done");
+
+  requests.push({
+    msg: {
+      case: "report",
+      value: { taskId: "t2", attempt: 1, outcome: { case: "exited", value: {} } },
+    },
+  });
+  const stale = await answer();
+  assert.equal(Code[stale.code], Code[Code.FailedPrecondition]);
+  assert.match(stale.message, /^task t2 attempt 1 on worker w1 is stale/);
+  requests.push({ msg: { case: "report", value: { taskId: "t2", attempt: 1 } } });
+  assert.deepEqual(await answer(), {
+    taskId: "t2",
+    attempt: 1,
+    code: Code.InvalidArgument,
+    message: "outcome is required: exited, start_error or abandoned",
+  });
+  assert.equal((await s.store.getTask("t2"))?.value.state, "scheduled");
+});

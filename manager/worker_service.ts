@@ -11,7 +11,11 @@ import {
   type HandlerContext,
   type ServiceImpl,
 } from "@connectrpc/connect";
-import { type ConnectRequest, WorkerService } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
+import {
+  type ConnectRequest,
+  type SetTaskRequest,
+  WorkerService,
+} from "../shared/gen/goschedule/v1/goschedule_pb.ts";
 import type { Logger } from "../shared/log.ts";
 import { capabilitiesToDomain, terminationToDomain } from "./convert.ts";
 import { toConnectError } from "./errors.ts";
@@ -96,6 +100,30 @@ export function createWorkerStreams(manager: Manager, log: Logger): WorkerStream
         case "logChunk":
           manager.deliverLogs(session, msg.value);
           return;
+        case "report": {
+          // Stored concurrently, like SetTask calls; each gets its answer when it is done.
+          const { taskId, attempt } = msg.value;
+          const answer = (code: number, message = "") =>
+            session.send({
+              msg: { case: "reportAnswer", value: { taskId, attempt, code, message } },
+            });
+          let report: TaskReport;
+          try {
+            report = reportOf(msg.value, session.workerId);
+          } catch (e) {
+            const error = toConnectError(e, log, "report");
+            answer(error.code, error.rawMessage);
+            return;
+          }
+          manager.report(report).then(
+            () => answer(0),
+            (e) => {
+              const error = toConnectError(e, log, "report");
+              answer(error.code, error.rawMessage);
+            },
+          );
+          return;
+        }
         case "hello":
           throw new ConnectError("hello may only be the first message", Code.InvalidArgument);
         default:
@@ -137,41 +165,50 @@ export function createWorkerService(
     },
 
     async setTask(req) {
-      const outcome: TaskReport["outcome"] | undefined = req.outcome.case === "exited"
-        ? {
-          kind: "exited",
-          exitCode: req.outcome.value.exitCode,
-          signal: req.outcome.value.signal || undefined,
-          stoppedFor: terminationToDomain(req.termination),
-        }
-        : req.outcome.case === "startError"
-        ? { kind: "start_failed", error: req.outcome.value }
-        : req.outcome.case === "abandoned"
-        ? { kind: "abandoned", error: req.outcome.value }
-        : undefined;
-      if (!outcome) {
-        throw new ConnectError(
-          "outcome is required: exited, start_error or abandoned",
-          Code.InvalidArgument,
-        );
-      }
+      const report = reportOf(req, req.workerId);
       try {
-        await manager.report({
-          workerId: req.workerId,
-          taskId: req.taskId,
-          attempt: req.attempt,
-          outcome,
-          output: {
-            stdout: req.stdout,
-            stderr: req.stderr,
-            stdoutTruncated: req.stdoutTruncated,
-            stderrTruncated: req.stderrTruncated,
-          },
-        });
+        await manager.report(report);
       } catch (e) {
         throw toConnectError(e, log, "SetTask");
       }
       return {};
+    },
+  };
+}
+
+/**
+ * A report as the manager takes it, from a SetTask call or a stream's report message (whose
+ * worker is the stream's, whatever the message says). Throws InvalidArgument without outcome.
+ */
+function reportOf(req: SetTaskRequest, workerId: string): TaskReport {
+  const outcome: TaskReport["outcome"] | undefined = req.outcome.case === "exited"
+    ? {
+      kind: "exited",
+      exitCode: req.outcome.value.exitCode,
+      signal: req.outcome.value.signal || undefined,
+      stoppedFor: terminationToDomain(req.termination),
+    }
+    : req.outcome.case === "startError"
+    ? { kind: "start_failed", error: req.outcome.value }
+    : req.outcome.case === "abandoned"
+    ? { kind: "abandoned", error: req.outcome.value }
+    : undefined;
+  if (!outcome) {
+    throw new ConnectError(
+      "outcome is required: exited, start_error or abandoned",
+      Code.InvalidArgument,
+    );
+  }
+  return {
+    workerId,
+    taskId: req.taskId,
+    attempt: req.attempt,
+    outcome,
+    output: {
+      stdout: req.stdout,
+      stderr: req.stderr,
+      stdoutTruncated: req.stdoutTruncated,
+      stderrTruncated: req.stderrTruncated,
     },
   };
 }
