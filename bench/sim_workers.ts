@@ -18,13 +18,7 @@
  */
 import * as http2 from "node:http2";
 import { parseArgs } from "node:util";
-import {
-  create,
-  type DescMessage,
-  fromBinary,
-  type MessageInitShape,
-  toBinary,
-} from "@bufbuild/protobuf";
+import { fromBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import {
   ConnectRequestSchema,
@@ -32,7 +26,7 @@ import {
   SetTaskRequestSchema,
   WorkerService,
 } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
-import { EnvelopeReader } from "../manager/worker_stream.ts";
+import { EnvelopeReader, grpcFrame } from "../shared/grpc_frames.ts";
 
 type Outgoing = MessageInitShape<typeof ConnectRequestSchema>;
 
@@ -90,14 +84,6 @@ function emit(event: string, fields: Record<string, unknown> = {}): void {
   console.log(JSON.stringify({ event, ...stats, ...memory, ...fields }));
 }
 
-function frame<T extends DescMessage>(schema: T, message: MessageInitShape<T>): Uint8Array {
-  const bytes = toBinary(schema, create(schema, message));
-  const framed = new Uint8Array(5 + bytes.length);
-  new DataView(framed.buffer).setUint32(1, bytes.length);
-  framed.set(bytes, 5);
-  return framed;
-}
-
 /** A gRPC call on `connection`, as a real worker's client makes it. */
 function call(connection: http2.ClientHttp2Session, path: string): http2.ClientHttp2Stream {
   return connection.request({
@@ -143,7 +129,7 @@ async function report(
   attempt: number,
 ): Promise<void> {
   const now = timestampNow();
-  const body = frame(SetTaskRequestSchema, {
+  const body = grpcFrame(SetTaskRequestSchema, {
     workerId,
     taskId,
     attempt,
@@ -176,7 +162,7 @@ function runWorker(index: number): Promise<void> {
   const stream = call(connection, CONNECT_PATH);
   const send = (message: Outgoing) => {
     if (!stream.writableEnded && !stream.destroyed) {
-      stream.write(frame(ConnectRequestSchema, message));
+      stream.write(grpcFrame(ConnectRequestSchema, message));
     }
   };
   send({

@@ -13,7 +13,7 @@
  */
 import type * as http2 from "node:http2";
 import { constants } from "node:http2";
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { fromBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import {
   type ConnectRequest,
@@ -21,6 +21,7 @@ import {
   ConnectResponseSchema,
   WorkerService,
 } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
+import { EnvelopeReader, grpcFrame } from "../shared/grpc_frames.ts";
 import type { Logger } from "../shared/log.ts";
 import type { WorkerStreams } from "./worker_service.ts";
 import type { Outgoing, SessionSink, WorkerSession } from "./worker_session.ts";
@@ -33,9 +34,6 @@ export type DirectHandler = (
 ) => boolean;
 
 const PATH = `/${WorkerService.typeName}/${WorkerService.method.connect.name}`;
-
-/** A worker's messages are small; a larger one is a broken or hostile peer. */
-const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 
 export function createGrpcWorkerStream(
   streams: WorkerStreams,
@@ -197,46 +195,9 @@ const frames = new WeakMap<Outgoing, Uint8Array>();
 
 function frame(message: Outgoing): Uint8Array {
   let framed = frames.get(message);
-  if (framed) return framed;
-  const bytes = toBinary(ConnectResponseSchema, create(ConnectResponseSchema, message));
-  framed = new Uint8Array(5 + bytes.length);
-  new DataView(framed.buffer).setUint32(1, bytes.length);
-  framed.set(bytes, 5);
-  frames.set(message, framed);
-  return framed;
-}
-
-/** Splits the request body into gRPC messages (a flag byte, a 4-byte length, the message). */
-export class EnvelopeReader {
-  #pending: Uint8Array = new Uint8Array(0);
-
-  /** The messages completed by `chunk`; throws a ConnectError for one it will not take. */
-  push(chunk: Uint8Array): Uint8Array[] {
-    let data = chunk;
-    if (this.#pending.length > 0) {
-      data = new Uint8Array(this.#pending.length + chunk.length);
-      data.set(this.#pending);
-      data.set(chunk, this.#pending.length);
-    }
-    const messages: Uint8Array[] = [];
-    let at = 0;
-    while (data.length - at >= 5) {
-      const flags = data[at];
-      const length = new DataView(data.buffer, data.byteOffset + at + 1, 4).getUint32(0);
-      if (flags & 1) {
-        throw new ConnectError("compressed messages were not negotiated", Code.InvalidArgument);
-      }
-      if (length > MAX_MESSAGE_BYTES) {
-        throw new ConnectError(
-          `a message of ${length} bytes is more than the ${MAX_MESSAGE_BYTES} accepted`,
-          Code.ResourceExhausted,
-        );
-      }
-      if (data.length - at - 5 < length) break;
-      messages.push(data.subarray(at + 5, at + 5 + length));
-      at += 5 + length;
-    }
-    this.#pending = at === data.length ? new Uint8Array(0) : data.slice(at);
-    return messages;
+  if (!framed) {
+    framed = grpcFrame(ConnectResponseSchema, message);
+    frames.set(message, framed);
   }
+  return framed;
 }

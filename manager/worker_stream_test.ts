@@ -27,7 +27,8 @@ import { Manager } from "./manager.ts";
 import { createOperatorService } from "./operator_service.ts";
 import { type RunningServer, startServer } from "./server.ts";
 import { createWorkerService, createWorkerStreams } from "./worker_service.ts";
-import { createGrpcWorkerStream, EnvelopeReader } from "./worker_stream.ts";
+import { EnvelopeReader } from "../shared/grpc_frames.ts";
+import { createGrpcWorkerStream } from "./worker_stream.ts";
 
 type Request = MessageInitShape<typeof ConnectRequestSchema>;
 

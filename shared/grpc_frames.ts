@@ -1,0 +1,60 @@
+/**
+ * gRPC's message framing, for the worker stream that the manager serves and the worker calls
+ * on node:http2 directly (manager/worker_stream.ts, worker/manager_stream.ts): a flag byte
+ * (compression, which we never negotiate), the message's length in 4 bytes, the message.
+ */
+import { create, type DescMessage, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+
+/** Worker-stream messages are small; a larger one is a broken or hostile peer. */
+export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+
+/** One message, encoded and framed. */
+export function grpcFrame<T extends DescMessage>(
+  schema: T,
+  message: MessageInitShape<T>,
+): Uint8Array {
+  const bytes = toBinary(schema, create(schema, message));
+  const framed = new Uint8Array(5 + bytes.length);
+  new DataView(framed.buffer).setUint32(1, bytes.length);
+  framed.set(bytes, 5);
+  return framed;
+}
+
+/**
+ * Splits a gRPC body into its messages (a flag byte, a 4-byte length, the message), whichever
+ * way the body is cut into chunks.
+ */
+export class EnvelopeReader {
+  #pending: Uint8Array = new Uint8Array(0);
+
+  /** The messages completed by `chunk`; throws a ConnectError for one it will not take. */
+  push(chunk: Uint8Array): Uint8Array[] {
+    let data = chunk;
+    if (this.#pending.length > 0) {
+      data = new Uint8Array(this.#pending.length + chunk.length);
+      data.set(this.#pending);
+      data.set(chunk, this.#pending.length);
+    }
+    const messages: Uint8Array[] = [];
+    let at = 0;
+    while (data.length - at >= 5) {
+      const flags = data[at];
+      const length = new DataView(data.buffer, data.byteOffset + at + 1, 4).getUint32(0);
+      if (flags & 1) {
+        throw new ConnectError("compressed messages were not negotiated", Code.InvalidArgument);
+      }
+      if (length > MAX_MESSAGE_BYTES) {
+        throw new ConnectError(
+          `a message of ${length} bytes is more than the ${MAX_MESSAGE_BYTES} accepted`,
+          Code.ResourceExhausted,
+        );
+      }
+      if (data.length - at - 5 < length) break;
+      messages.push(data.subarray(at + 5, at + 5 + length));
+      at += 5 + length;
+    }
+    this.#pending = at === data.length ? new Uint8Array(0) : data.slice(at);
+    return messages;
+  }
+}
