@@ -13,6 +13,7 @@ import { type Client, ConnectError } from "@connectrpc/connect";
 import { AsyncQueue } from "../shared/async_queue.ts";
 import type {
   ConnectRequestSchema,
+  ConnectResponse,
   HelloSchema,
   RunTask,
   WorkerService,
@@ -60,6 +61,14 @@ export interface ConnectionOptions {
    * the outbox sends them by SetTask calls.
    */
   reports?: ReportChannel;
+  /**
+   * Opens the stream (worker/manager_stream.ts in the worker); without it the stream goes
+   * through `client`, as in tests against an in-memory manager.
+   */
+  openStream?: (
+    outgoing: AsyncIterable<Outgoing>,
+    signal: AbortSignal,
+  ) => AsyncIterable<ConnectResponse>;
   log: Logger;
   reconnectMaxDelayMs: number;
   random?: () => number;
@@ -141,7 +150,9 @@ async function streamOnce(
   try {
     send({ msg: { case: "hello", value: hello(options) } });
     rearm();
-    const responses = options.client.connect(sent, { signal: abort.signal });
+    const responses = options.openStream
+      ? options.openStream(sent, abort.signal)
+      : options.client.connect(sent, { signal: abort.signal });
     for await (const message of responses) {
       rearm();
       const msg = message.msg;

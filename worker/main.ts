@@ -14,6 +14,7 @@ import { runConnectionLoop } from "./connection.ts";
 import { createProcessExecutor } from "./executor.ts";
 import { loadOrCreateWorkerId } from "./identity.ts";
 import { LogStore } from "./log_store.ts";
+import { openManagerStream } from "./manager_stream.ts";
 import { ReportChannel } from "./report_channel.ts";
 import { ReportOutbox } from "./report_outbox.ts";
 import { recoverPreviousLife } from "./restart_recovery.ts";
@@ -146,6 +147,7 @@ export async function main(args: string[]): Promise<number> {
     outbox,
     logs,
     reports,
+    openStream: (outgoing, signal) => openManagerStream(config.manager, outgoing, signal),
     log,
     reconnectMaxDelayMs: config.reconnectMaxDelayMs,
   }, stop.signal);
