@@ -232,6 +232,28 @@ Deno.test("tasks behave like real processes", async (t) => {
       assert.equal(task.stderr, "e".repeat(65536));
       assert.equal(task.stdoutTruncated, true);
     });
+
+    await t.step("large RunTask messages in a row reach the worker whole", async () => {
+      // Several messages of over 1 KiB close together on the worker's stream, the kind of
+      // traffic that made connect-node's client end other streams early under Deno.
+      const big = "x".repeat(16_384);
+      const tasks = Array.from(
+        { length: 6 },
+        (_, i) =>
+          `  - cmd: sh\n    params: [-c, 'printf %s "$BIG" | wc -c; echo ${i}']\n` +
+          `    env: {BIG: "${big}"}\n    worker: p2\n`,
+      ).join("");
+      const file = await cluster.writeFile("big-env.yaml", `tasks:\n${tasks}`);
+      const scheduled = await cluster.schedctl("tasks", "schedule", "-f", file);
+      assert.equal(scheduled.code, 0, scheduled.stderr);
+      const ids = scheduled.stdout.trim().split("\n");
+      assert.equal(ids.length, 6);
+      for (const [i, id] of ids.entries()) {
+        const task = await waitForFinal(cluster, id);
+        assert.equal(task.state, "TASK_STATE_DONE");
+        assert.equal(task.stdout, `16384\n${i}\n`);
+      }
+    });
   } catch (e) {
     console.error(await cluster.logs());
     throw e;
