@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
+import { Code, createClient, createRouterTransport } from "@connectrpc/connect";
 import { createClock } from "@sinonjs/fake-timers";
 import { AsyncQueue } from "../shared/async_queue.ts";
 import {
@@ -21,6 +21,8 @@ import { Manager } from "./manager.ts";
 import { createOperatorService } from "./operator_service.ts";
 import { createWorkerService } from "./worker_service.ts";
 import { clockOf } from "../shared/fake_clock.ts";
+import { rejectsWithCode } from "../shared/connect_test_util.ts";
+import { hello } from "./test_util.ts";
 
 const START = Date.UTC(2025, 0, 1, 12);
 
@@ -84,39 +86,6 @@ class Services implements AsyncDisposable {
     // Let the handlers' finally blocks run before the sanitizers look.
     await this.fake.tickAsync(0);
   }
-}
-
-function hello(workerId: string): Request {
-  return {
-    msg: {
-      case: "hello",
-      value: {
-        workerId,
-        hostname: `${workerId}.example`,
-        capabilities: { cpuCores: 2, memoryBytes: 1n << 30n, os: "linux", arch: "x86_64" },
-        version: "0.1.0",
-      },
-    },
-  };
-}
-
-/** Asserts that `promise` fails with a ConnectError of `code` whose own message is `message`. */
-async function rejectsWithCode(
-  promise: Promise<unknown>,
-  code: Code,
-  message: string | RegExp,
-): Promise<ConnectError> {
-  let caught: unknown;
-  try {
-    await promise;
-  } catch (error) {
-    caught = error;
-  }
-  assert.ok(caught instanceof ConnectError, `expected a ConnectError, got ${caught}`);
-  assert.equal(Code[caught.code], Code[code]);
-  if (typeof message === "string") assert.equal(caught.rawMessage, message);
-  else assert.match(caught.rawMessage, message);
-  return caught;
 }
 
 Deno.test("ListTasks pages by page_size and next_page_token", async () => {

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { type Client, Code, ConnectError, createClient } from "@connectrpc/connect";
+import { type Client, Code, createClient } from "@connectrpc/connect";
 import {
   createConnectTransport,
   createGrpcTransport,
@@ -29,6 +29,8 @@ import { type RunningServer, startServer } from "./server.ts";
 import { createWorkerService, createWorkerStreams } from "./worker_service.ts";
 import { EnvelopeReader } from "../shared/grpc_frames.ts";
 import { createGrpcWorkerStream } from "./worker_stream.ts";
+import { rejectsWithCode } from "../shared/connect_test_util.ts";
+import { hello } from "./test_util.ts";
 
 type Request = MessageInitShape<typeof ConnectRequestSchema>;
 
@@ -117,33 +119,6 @@ class Served implements AsyncDisposable {
   }
 }
 
-function hello(workerId: string): Request {
-  return {
-    msg: {
-      case: "hello",
-      value: {
-        workerId,
-        hostname: `${workerId}.example`,
-        capabilities: { cpuCores: 2, memoryBytes: 1n << 30n, os: "linux", arch: "x86_64" },
-        version: "0.1.0",
-      },
-    },
-  };
-}
-
-async function rejectsWith(promise: Promise<unknown>, code: Code, message: string | RegExp) {
-  let caught: unknown;
-  try {
-    await promise;
-  } catch (e) {
-    caught = e;
-  }
-  assert.ok(caught instanceof ConnectError, `expected a ConnectError, got ${caught}`);
-  assert.equal(Code[caught.code], Code[code]);
-  if (typeof message === "string") assert.equal(caught.rawMessage, message);
-  else assert.match(caught.rawMessage, message);
-}
-
 Deno.test("gRPC worker stream: welcome, pings, runs and acks; the worker's end disconnects", async () => {
   await using s = await Served.start();
   const operator = s.grpc(OperatorService);
@@ -182,20 +157,20 @@ Deno.test("gRPC worker stream: a bad first or a second hello ends it with Invali
   const worker = s.grpc(WorkerService);
   const notHello = s.openStream(worker);
   notHello.requests.push({ msg: { case: "pong", value: { seq: 1n } } });
-  await rejectsWith(
+  await rejectsWithCode(
     notHello.responses.next(),
     Code.InvalidArgument,
     "the first message must be a hello",
   );
   const badId = s.openStream(worker);
   badId.requests.push(hello("no spaces"));
-  await rejectsWith(badId.responses.next(), Code.InvalidArgument, /^invalid worker id/);
+  await rejectsWithCode(badId.responses.next(), Code.InvalidArgument, /^invalid worker id/);
 
   const twice = s.openStream(worker);
   twice.requests.push(hello("w1"));
   assert.equal((await twice.responses.next()).value.msg.case, "welcome");
   twice.requests.push(hello("w1"));
-  await rejectsWith(
+  await rejectsWithCode(
     twice.responses.next(),
     Code.InvalidArgument,
     "hello may only be the first message",

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { fromBinary, type MessageInitShape } from "@bufbuild/protobuf";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { AsyncQueue } from "../shared/async_queue.ts";
 import {
   type ConnectRequest,
@@ -12,6 +12,7 @@ import {
   ConnectResponseSchema,
 } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
 import { EnvelopeReader, grpcFrame } from "../shared/grpc_frames.ts";
+import { rejectsWithCode } from "../shared/connect_test_util.ts";
 import { openManagerStream } from "./manager_stream.ts";
 
 type Outgoing = MessageInitShape<typeof ConnectRequestSchema>;
@@ -69,16 +70,6 @@ async function collect(stream: AsyncIterable<ConnectResponse>): Promise<ConnectR
   return messages;
 }
 
-async function rejection(promise: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await promise;
-  } catch (e) {
-    assert.ok(e instanceof ConnectError, `a ConnectError, not ${e}`);
-    return e;
-  }
-  assert.fail("expected the stream to fail");
-}
-
 const HELLO: Outgoing = { msg: { case: "hello", value: { workerId: "w1" } } };
 
 Deno.test("the stream carries messages both ways and ends on the manager's OK", async () => {
@@ -111,12 +102,12 @@ Deno.test("the manager's error status ends the stream as a ConnectError with its
     async (url) => {
       const outgoing = new AsyncQueue<Outgoing>();
       outgoing.push(HELLO);
-      const error = await rejection(
+      await rejectsWithCode(
         collect(openManagerStream(url, outgoing, new AbortController().signal)),
+        Code.InvalidArgument,
+        "bad worker id: ü",
       );
       outgoing.close();
-      assert.equal(error.code, Code.InvalidArgument);
-      assert.equal(error.rawMessage, "bad worker id: ü");
     },
   );
 });
@@ -127,11 +118,11 @@ Deno.test("a manager that cannot be reached is Unavailable; an abort is Canceled
   const port = (listener.addr as Deno.NetAddr).port;
   listener.close();
   const none = new AsyncQueue<Outgoing>();
-  const refused = await rejection(
+  await rejectsWithCode(
     collect(openManagerStream(`http://127.0.0.1:${port}`, none, new AbortController().signal)),
+    Code.Unavailable,
   );
   none.close();
-  assert.equal(refused.code, Code.Unavailable);
 
   await withServer(() => {}, async (url) => {
     const outgoing = new AsyncQueue<Outgoing>();
@@ -139,7 +130,7 @@ Deno.test("a manager that cannot be reached is Unavailable; an abort is Canceled
     const abort = new AbortController();
     const stream = collect(openManagerStream(url, outgoing, abort.signal));
     setTimeout(() => abort.abort(), 50);
-    assert.equal((await rejection(stream)).code, Code.Canceled);
+    await rejectsWithCode(stream, Code.Canceled);
     outgoing.close();
   });
 });

@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import type { ConnectRequestSchema } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
 import type { ProcessResult } from "./executor.ts";
+import { rejectsWithCode } from "../shared/connect_test_util.ts";
 import { ReportChannel } from "./report_channel.ts";
 import type { TaskReport } from "./report_outbox.ts";
 
@@ -26,16 +27,6 @@ function channel(answerTimeoutMs?: number) {
   return { reports, calls, sent, send: (m: Outgoing) => sent.push(m) };
 }
 
-async function rejection(promise: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await promise;
-  } catch (e) {
-    assert.ok(e instanceof ConnectError);
-    return e;
-  }
-  assert.fail("expected a rejection");
-}
-
 Deno.test("without a stream that takes reports, a report is a SetTask call", async () => {
   const { reports, calls } = channel();
   await reports.send(report("t1"));
@@ -55,9 +46,7 @@ Deno.test("on the stream, a report waits for its answer: stored, or refused with
   reports.answer({ taskId: "t2", attempt: 1, code: Code.FailedPrecondition, message: "stale" });
   reports.answer({ taskId: "t1", attempt: 1, code: 0, message: "" });
   await stored;
-  const error = await rejection(refused);
-  assert.equal(error.code, Code.FailedPrecondition);
-  assert.equal(error.rawMessage, "stale");
+  await rejectsWithCode(refused, Code.FailedPrecondition, "stale");
   // A late or unknown answer changes nothing.
   reports.answer({ taskId: "t1", attempt: 1, code: 0, message: "" });
 });
@@ -77,7 +66,7 @@ Deno.test("reports waiting when the stream ends are not delivered; later ones us
   reports.attach(send);
   const waiting = reports.send(report("t1"));
   reports.detach();
-  assert.equal((await rejection(waiting)).code, Code.Unavailable);
+  await rejectsWithCode(waiting, Code.Unavailable);
   await reports.send(report("t2"));
   assert.deepEqual(calls.map((r) => r.taskId), ["t2"]);
 });
@@ -85,5 +74,5 @@ Deno.test("reports waiting when the stream ends are not delivered; later ones us
 Deno.test("a report with no answer in time is not delivered (the outbox sends it again)", async () => {
   const { reports, send } = channel(5);
   reports.attach(send);
-  assert.equal((await rejection(reports.send(report("t1")))).code, Code.DeadlineExceeded);
+  await rejectsWithCode(reports.send(report("t1")), Code.DeadlineExceeded);
 });
