@@ -103,7 +103,9 @@ export async function* openManagerStream(
   void (async () => {
     for await (const message of outgoing) {
       if (stream.destroyed || stream.writableEnded) return;
-      stream.write(grpcFrame(ConnectRequestSchema, message));
+      // Backpressure: while the connection is behind, the next message waits in `outgoing`,
+      // where its owner sees it (log followers skip output rather than pile it up).
+      if (!stream.write(grpcFrame(ConnectRequestSchema, message))) await drained(stream);
     }
     if (!stream.destroyed && !stream.writableEnded) stream.end();
   })().catch((e) => fail(new ConnectError((e as Error).message, Code.Internal)));
@@ -116,4 +118,17 @@ export async function* openManagerStream(
     if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
     session.destroy();
   }
+}
+
+/** Resolves once the stream can take more, or is gone. */
+function drained(stream: http2.ClientHttp2Stream): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      stream.off("drain", done);
+      stream.off("close", done);
+      resolve();
+    };
+    stream.on("drain", done);
+    stream.on("close", done);
+  });
 }

@@ -28,6 +28,8 @@ async function withServer(
     end: (status: number, message?: string) => void,
   ) => void,
   fn: (url: string, seen: { path?: string; contentType?: string }) => Promise<void>,
+  /** The server reads nothing of a stream until this settles (flow control holds the worker). */
+  readAfter: Promise<void> = Promise.resolve(),
 ): Promise<void> {
   const seen: { path?: string; contentType?: string } = {};
   const server = http2.createServer();
@@ -44,16 +46,18 @@ async function withServer(
       stream.end();
     };
     const reader = new EnvelopeReader();
-    stream.on("data", (chunk: Uint8Array) => {
-      for (const bytes of reader.push(chunk)) {
-        handle(
-          fromBinary(RequestSchema, bytes),
-          (m) => stream.write(grpcFrame(ConnectResponseSchema, m)),
-          end,
-        );
-      }
-    });
     stream.on("error", () => {});
+    readAfter.then(() =>
+      stream.on("data", (chunk: Uint8Array) => {
+        for (const bytes of reader.push(chunk)) {
+          handle(
+            fromBinary(RequestSchema, bytes),
+            (m) => stream.write(grpcFrame(ConnectResponseSchema, m)),
+            end,
+          );
+        }
+      })
+    );
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as AddressInfo;
@@ -133,4 +137,41 @@ Deno.test("a manager that cannot be reached is Unavailable; an abort is Canceled
     await rejectsWithCode(stream, Code.Canceled);
     outgoing.close();
   });
+});
+
+Deno.test("while the manager reads nothing, messages wait in the worker's queue", async () => {
+  let release!: () => void;
+  const readAfter = new Promise<void>((resolve) => release = resolve);
+  let received = 0;
+  await withServer((request, _reply, end) => {
+    if (request.msg.case === "logChunk" && ++received === 200) end(0);
+  }, async (url) => {
+    const outgoing = new AsyncQueue<Outgoing>();
+    let taken = 0;
+    const counted = (async function* () {
+      for await (const message of outgoing) {
+        taken++;
+        yield message;
+      }
+    })();
+    const chunk = new Uint8Array(8192);
+    for (let i = 0; i < 200; i++) {
+      outgoing.push({ msg: { case: "logChunk", value: { requestId: 1n, data: chunk } } });
+    }
+    const abort = new AbortController();
+    const stream = collect(openManagerStream(url, counted, abort.signal));
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      // 1.6 MiB offered; HTTP/2 flow control lets about 64 KiB through to a peer not reading.
+      assert.ok(taken < 100, `only what the connection can hold is taken (${taken} of 200)`);
+      release();
+      await stream;
+      assert.equal(received, 200, "everything arrives once the manager reads");
+    } finally {
+      release();
+      abort.abort();
+      await stream.catch(() => {});
+      outgoing.close();
+    }
+  }, readAfter);
 });
