@@ -90,7 +90,8 @@ Deno.test("log files of ended attempts are removed after the retention, running 
     fake.tick(24 * HOUR + 1000);
     await store.sweep();
     const names = [...Deno.readDirSync(dir)].map((e) => e.name).sort();
-    assert.deepEqual(names, ["t-running.1.stderr", "t-running.1.stdout"]);
+    // t-running printed nothing on stderr: that stream has no file.
+    assert.deepEqual(names, ["t-running.1.stdout"]);
     await store.finish("t-running", 1);
 
     // The periodic sweep (hourly at most) takes the rest once they are old too.
@@ -122,4 +123,28 @@ Deno.test("log files past the retention are removed when the worker starts", asy
     await store.close();
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("an attempt that prints nothing makes no files, and its streams read as empty", async () => {
+  await withStore(async (store, dir) => {
+    const logs = await store.open("t-quiet", 1);
+    const snapshots: string[] = [];
+    const reader = {
+      snapshot: (data: Uint8Array) => snapshots.push(new TextDecoder().decode(data)),
+      data: () => assert.fail("no output was written"),
+      end: () => {},
+    };
+    // While it runs, a reader gets an empty snapshot.
+    assert.ok(await store.attach("t-quiet", 1, "stdout", false, reader));
+    await logs.stdout.close();
+    await store.finish("t-quiet", 1);
+    assert.deepEqual([...Deno.readDirSync(dir)], []);
+    assert.deepEqual(snapshots, [""]);
+    assert.deepEqual(await store.abandonedTails("t-quiet", 1, 100), {
+      stdout: "",
+      stderr: "",
+      stdoutTruncated: false,
+      stderrTruncated: false,
+    });
+  });
 });

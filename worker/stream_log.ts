@@ -86,16 +86,18 @@ export class StreamLog implements OutputSink {
   readonly #followers = new Set<LogReader>();
   #turn: Promise<unknown> = Promise.resolve();
 
-  private constructor(options: StreamLogOptions, file: Deno.FsFile) {
+  private constructor(options: StreamLogOptions) {
     this.#options = options;
-    this.#file = file;
   }
 
-  /** Creates (or empties) the file. */
+  /**
+   * A stream whose file is created (or emptied) by its first output: a task that prints
+   * nothing costs no file. Creating a file is a journaled change of its folder, which on a
+   * disk shared with etcd's fsyncs can take milliseconds; readers take a missing file as
+   * empty.
+   */
   static create(options: StreamLogOptions): StreamLog {
-    // Synchronous: every task opens two, and the async call costs more than the open itself.
-    const file = Deno.openSync(options.path, { write: true, create: true, truncate: true });
-    return new StreamLog(options, file);
+    return new StreamLog(options);
   }
 
   get path(): string {
@@ -106,8 +108,14 @@ export class StreamLog implements OutputSink {
   write(chunk: Uint8Array): Promise<void> {
     return this.#exclusive(async () => {
       if (this.#closed) return;
-      if (!this.#broken && this.#file) {
+      if (!this.#broken) {
         try {
+          // Synchronous: small, and the async call costs more than the open itself.
+          this.#file ??= Deno.openSync(this.#options.path, {
+            write: true,
+            create: true,
+            truncate: true,
+          });
           await writeAll(this.#file, chunk);
           this.#fileSize += chunk.length;
           this.#outputSize += chunk.length;
