@@ -5,14 +5,8 @@
  * scenario ends.
  */
 import { type EtcdProcess, startEtcd } from "../test/harness/etcd.ts";
-import { Cluster, type ManagerSettings } from "../test/harness/processes.ts";
-import {
-  createOperator,
-  type ManagerHandle,
-  type Operator,
-  phases,
-  ProfiledManager,
-} from "./common.ts";
+import { Cluster, type DaemonProcess, type ManagerSettings } from "../test/harness/processes.ts";
+import { createOperator, type Operator, phases } from "./common.ts";
 
 /** The manager's defaults from manager/config.ts, rather than the harness's fast test timings. */
 export const PRODUCTION_TIMINGS: ManagerSettings = {
@@ -20,10 +14,13 @@ export const PRODUCTION_TIMINGS: ManagerSettings = {
   silenceTimeout: "10s",
   ackTimeout: "5s",
   lostTimeout: "2m",
+  // The harness's 2s is for quick failures in fault tests; under load a request may queue
+  // longer than that.
+  requestTimeout: "5s",
 };
 
-/** etcd's request timeout, as manager/config.ts defaults it. */
-export const REQUEST_TIMEOUT = "5s";
+/** How long a profiled manager gets to write its profile when it is stopped. */
+const PROFILE_WRITE_MS = 30_000;
 
 export interface BenchClusterOptions {
   /** Reuse this etcd instead of starting one (its data is then the caller's). */
@@ -36,9 +33,9 @@ export interface BenchClusterOptions {
 export interface BenchCluster {
   etcd: EtcdProcess;
   cluster: Cluster;
-  /** The manager whose figures are taken (the profiled one when profiling). */
-  manager: ManagerHandle;
-  /** Epoch ms just before the measured manager process was spawned. */
+  /** The manager whose figures are taken. */
+  manager: DaemonProcess;
+  /** Epoch ms just before the manager process was spawned. */
   managerSpawnedAt: number;
   operator: Operator;
 }
@@ -49,36 +46,23 @@ export async function startBenchCluster(
 ): Promise<BenchCluster> {
   const etcd = options.etcd ?? stack.use(await startEtcd());
   const cluster = stack.use(await Cluster.create());
-  const settings = { ...PRODUCTION_TIMINGS, ...options.manager, etcd: etcd.endpoint };
-  let managerSpawnedAt = Date.now();
-  await cluster.startManager(settings);
-  // The harness gives etcd requests 2s (quick failures for fault tests); production's
-  // default is 5s. Under load a request may queue longer than 2s, so run with 5s.
-  const config = await Deno.readTextFile(cluster.managerConfig);
-  const production = config.replace(/request_timeout: \S+/, `request_timeout: ${REQUEST_TIMEOUT}`);
-  if (production !== config || options.profileDir) {
-    await cluster.manager.stop();
-    await Deno.writeTextFile(cluster.managerConfig, production);
-  }
-  let manager: ManagerHandle = cluster.manager;
-  if (!options.profileDir && production !== config) {
-    managerSpawnedAt = Date.now();
-    await cluster.restartManager();
-  }
+  const denoFlags: string[] = [];
   if (options.profileDir) {
-    // The harness wrote the config; run the same config under the profiler instead.
     await Deno.mkdir(options.profileDir, { recursive: true });
-    const profiled = new ProfiledManager(
-      cluster.managerConfig,
-      `${cluster.dir}/manager-profiled.log`,
-      ["--cpu-prof", `--cpu-prof-dir=${options.profileDir}`],
-    );
-    managerSpawnedAt = Date.now();
+    denoFlags.push("--cpu-prof", `--cpu-prof-dir=${options.profileDir}`);
+  }
+  const manager = await cluster.startManager({
+    ...PRODUCTION_TIMINGS,
+    ...options.manager,
+    etcd: etcd.endpoint,
+    denoFlags,
+  });
+  const managerSpawnedAt = manager.startedAt;
+  if (options.profileDir) {
     phases.origin = managerSpawnedAt;
     phases.list = [];
-    stack.use(profiled);
-    await profiled.start();
-    manager = profiled;
+    // Before the cluster's own stop, which allows a few seconds only.
+    stack.defer(async () => void await manager.stop(PROFILE_WRITE_MS));
   }
   const keep = Deno.env.get("BENCH_KEEP_LOGS");
   if (keep) {

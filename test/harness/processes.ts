@@ -14,6 +14,8 @@ export class DaemonProcess {
   #status: Promise<Deno.CommandStatus> | undefined;
   #pump: Promise<void> | undefined;
   exitStatus: Deno.CommandStatus | undefined;
+  /** Epoch ms just before the process was last spawned. */
+  startedAt = NaN;
 
   constructor(
     readonly name: string,
@@ -35,6 +37,7 @@ export class DaemonProcess {
   async start(): Promise<void> {
     if (this.running) throw new Error(`${this.name} is already running`);
     this.exitStatus = undefined;
+    this.startedAt = Date.now();
     const child = new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", ...this.denoFlags, `${ROOT}${this.entry}`, ...this.args],
       cwd: ROOT,
@@ -115,6 +118,10 @@ export interface ManagerSettings {
   lostTimeout?: string;
   scheduleTimeout?: string;
   scheduler?: string;
+  /** etcd's request_timeout: 2s in tests, for quick failures in fault tests. */
+  requestTimeout?: string;
+  /** More `deno run` flags, such as `--cpu-prof` (benchmarks profile the manager with it). */
+  denoFlags?: string[];
 }
 
 export interface WorkerSettings {
@@ -156,7 +163,8 @@ export class Cluster implements AsyncDisposable {
     this.#port = freePort();
     this.managerUrl = `http://127.0.0.1:${this.#port}`;
     const store = settings.etcd
-      ? `etcd:\n  endpoints: ["${settings.etcd}"]\n  request_timeout: 2s\n`
+      ? `etcd:\n  endpoints: ["${settings.etcd}"]\n` +
+        `  request_timeout: ${settings.requestTimeout ?? "2s"}\n`
       : `store_path: ${this.dir}/store.db\n`;
     this.managerConfig = await this.writeFile(
       "manager.yaml",
@@ -177,6 +185,7 @@ export class Cluster implements AsyncDisposable {
       "manager/main.ts",
       ["-f", this.managerConfig],
       `${this.dir}/manager.log`,
+      settings.denoFlags,
     );
     await this.restartManager();
     return this.manager;
