@@ -10,6 +10,7 @@
  */
 
 import { BASE_PATH } from "../worker/executor.ts";
+import { cpuWithChildren } from "./common.ts";
 import { spawnInOwnGroup } from "../worker/spawn.ts";
 
 const [count, concurrency] = Deno.args.map(Number);
@@ -37,12 +38,10 @@ async function runOnce(): Promise<boolean> {
   return status.success;
 }
 
-/** CPU seconds of this process and the children it reaped, from /proc/self/stat. */
-function cpuSeconds(): number {
-  const stat = Deno.readTextFileSync("/proc/self/stat");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  // fields[0] is field 3; utime, stime, cutime and cstime are fields 14 to 17 (100 ticks/s).
-  return [14, 15, 16, 17].reduce((sum, n) => sum + Number(fields[n - 3]), 0) / 100;
+/** CPU seconds of this process and of the children it reaped. */
+async function cpuSeconds(): Promise<number> {
+  const { self, children } = await cpuWithChildren(Deno.pid);
+  return self + children;
 }
 
 console.log("ready");
@@ -52,7 +51,7 @@ reader.releaseLock();
 
 let next = 0;
 let failures = 0;
-const cpuBefore = cpuSeconds();
+const cpuBefore = await cpuSeconds();
 const startedAt = performance.timeOrigin + performance.now();
 await Promise.all(Array.from({ length: Math.min(concurrency, count) }, async () => {
   while (next < count) {
@@ -61,5 +60,5 @@ await Promise.all(Array.from({ length: Math.min(concurrency, count) }, async () 
   }
 }));
 const endedAt = performance.timeOrigin + performance.now();
-const cpu = cpuSeconds() - cpuBefore;
+const cpu = await cpuSeconds() - cpuBefore;
 console.log(JSON.stringify({ startedAt, endedAt, count, failures, cpuSeconds: cpu }));
