@@ -24,6 +24,7 @@ import { type Task, TaskSchema, TaskState } from "../shared/gen/goschedule/v1/go
 import { type CommandContext, JSON_OPTIONS, printJson } from "./command.ts";
 import { formatDuration } from "../shared/duration.ts";
 import { visible } from "./format.ts";
+import { sleep } from "../shared/sleep.ts";
 
 /** The exit code when the operator detached (Ctrl-C): 128 + SIGINT, as a shell reports it. */
 export const EXIT_DETACHED = 130;
@@ -118,19 +119,6 @@ function finalNote(task: Task): string | undefined {
 export interface WaitOptions {
   /** Ctrl-C detaches at once instead of asking whether to cancel. */
   detachOnInterrupt: boolean;
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done);
-  });
 }
 
 /** Errors after which waiting goes on: the manager is restarting, or the network is down. */

@@ -25,6 +25,7 @@ import type { LogStore } from "./log_store.ts";
 import { LogSession } from "./log_session.ts";
 import type { ReportChannel } from "./report_channel.ts";
 import type { ReportOutbox } from "./report_outbox.ts";
+import { sleep } from "../shared/sleep.ts";
 
 type Outgoing = MessageInitShape<typeof ConnectRequestSchema>;
 
@@ -259,16 +260,4 @@ async function* tracked(
     onTaken(message);
     yield message;
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done);
-  });
 }
