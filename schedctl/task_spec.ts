@@ -103,17 +103,18 @@ function durationProblem(e: unknown): SpecProblem {
 
 /** A run deadline: a duration above 0, such as 30s or 1h30m. */
 export function parseTimeout(text: string): Duration {
+  return positiveDuration(text, "leave it out for no deadline");
+}
+
+/** A duration above 0; `leaveOut` says what omitting it means instead. */
+function positiveDuration(text: string, leaveOut: string): Duration {
   let ms: number;
   try {
     ms = parseDuration(text);
   } catch (e) {
     throw durationProblem(e);
   }
-  if (ms <= 0) {
-    throw new SpecProblem(
-      `${quoted(text)} must be longer than 0 (leave it out for no deadline)`,
-    );
-  }
+  if (ms <= 0) throw new SpecProblem(`${quoted(text)} must be longer than 0 (${leaveOut})`);
   return durationFromMs(ms);
 }
 
@@ -309,16 +310,5 @@ export function parsePriority(text: string): number {
 
 /** How long a task may wait to be placed before it is dead: a duration above 0. */
 export function parseScheduleTimeout(text: string): Duration {
-  let ms: number;
-  try {
-    ms = parseDuration(text);
-  } catch (e) {
-    throw durationProblem(e);
-  }
-  if (ms <= 0) {
-    throw new SpecProblem(
-      `${quoted(text)} must be longer than 0 (leave it out for the manager's schedule_timeout)`,
-    );
-  }
-  return durationFromMs(ms);
+  return positiveDuration(text, "leave it out for the manager's schedule_timeout");
 }
