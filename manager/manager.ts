@@ -35,12 +35,12 @@ import {
   createScorer,
   neverFits,
   type Placer,
-  usageByWorker,
 } from "./placement.ts";
 import { type AttemptRef, planReconcile } from "./reconcile.ts";
 import { type ApplyOptions, TaskBook } from "./task_book.ts";
 import { type WorkerIntroduction, WorkerRegistry } from "./worker_registry.ts";
 import { type Outgoing, type SessionSink, WorkerSession } from "./worker_session.ts";
+import { UsageLedger } from "./usage_ledger.ts";
 
 export interface ManagerOptions {
   store: Store;
@@ -138,6 +138,13 @@ export class Manager {
   /** Why each waiting task is not placed yet, as of the last try. */
   readonly #diagnoses = new Map<string, string>();
   #queueRun: Promise<void> | undefined;
+  /** The candidate pool and the workers' version it was built at (see #candidates). */
+  #pool: { pool: CandidatePool; version: number } | undefined;
+  /**
+   * Room taken by placements the book does not hold yet (a batch being stored, an assignment
+   * being written), so that rounds placing meanwhile see it taken.
+   */
+  readonly #reserved = new UsageLedger();
   #queueAgain = false;
   /** Set while no worker is connected: the manager suspects its own network, gives up nothing. */
   #suspectingSelf = false;
@@ -223,12 +230,10 @@ export class Manager {
   // --- operator side ---
 
   listWorkers(): WorkerView[] {
-    const usage = usageByWorker(this.#book.active());
-    return this.#workers.list().map((worker) => ({
-      worker,
-      runningTasks: usage.get(worker.id)?.slots ?? 0,
-      used: usage.get(worker.id) ?? { cpu: 0, memoryBytes: 0, slots: 0 },
-    }));
+    return this.#workers.list().map((worker) => {
+      const used = { ...this.#book.usageOf(worker.id) };
+      return { worker, runningTasks: used.slots, used };
+    });
   }
 
   /** One worker with its unfinished tasks. */
@@ -294,11 +299,15 @@ export class Manager {
     const now = this.#clock.now();
     const ids = createTaskIds(specs.length, now, this.#random);
     const tasks = specs.map((spec, i) => newTask(ids[i], spec, now));
-    const queueIsEmpty = !this.#book.active().some((t) => t.state === "pending" && !isAssigned(t));
+    const queueIsEmpty = this.#book.waitingCount === 0;
     if (queueIsEmpty) {
       for (const i of byPriority(tasks)) tasks[i] = this.#placeNew(tasks[i], candidates);
     }
-    await this.#book.create(tasks);
+    try {
+      await this.#book.create(tasks);
+    } finally {
+      for (const task of tasks) if (isAssigned(task)) this.#reserved.add(task.workerId!, task, -1);
+    }
     for (const task of tasks) {
       if (isAssigned(task)) this.#send(task);
       else this.#startScheduleTimer(task, now);
@@ -539,17 +548,30 @@ export class Manager {
     // A new task is pending and unplaced, so it can always be assigned.
     if (!result.ok) throw new Error(`placing a new task: ${result.refusal.message}`);
     candidates.takeRoom(placement.workerId, task);
+    this.#reserved.add(placement.workerId, task, 1);
     return result.task;
   }
 
-  /** Workers as placement sees them, with what their unfinished tasks take. */
+  /**
+   * Workers as placement sees them, with what their unfinished tasks take. The pool is kept
+   * between rounds and rebuilt only when a worker changes; tasks changing only update their
+   * workers' usage. (Building it for thousands of workers took longer than placing a batch.)
+   */
   #candidates(): CandidatePool {
-    const usage = usageByWorker(this.#book.active());
-    return new CandidatePool(
+    const changed = this.#book.takeUsageChanges();
+    for (const id of this.#reserved.takeChanges()) changed.add(id);
+    const usageOf = (id: string) => plus(this.#book.usageOf(id), this.#reserved.of(id));
+    if (this.#pool?.version === this.#workers.version) {
+      this.#pool.pool.settle(changed, usageOf);
+      return this.#pool.pool;
+    }
+    const pool = new CandidatePool(
       this.#workers.records().map((worker) =>
-        candidateOf(worker, this.#workers.session(worker.id)?.open ?? false, usage.get(worker.id))
+        candidateOf(worker, this.#workers.session(worker.id)?.open ?? false, usageOf(worker.id))
       ),
     );
+    this.#pool = { pool, version: this.#workers.version };
+    return pool;
   }
 
   /**
@@ -574,9 +596,7 @@ export class Manager {
 
   async #placeWaiting(): Promise<void> {
     const now = this.#clock.now();
-    const waiting = this.#book.active().filter((t) =>
-      t.state === "pending" && !isAssigned(t) && (t.retryAt ?? 0) <= now
-    );
+    const waiting = this.#book.waiting().filter((t) => (t.retryAt ?? 0) <= now);
     if (waiting.length === 0 || this.#stopping) return;
     const candidates = this.#candidates();
     const open = candidates.workers.filter((c) => c.connected && !c.draining);
@@ -597,11 +617,12 @@ export class Manager {
       }
       // Room is taken at once so the next placement sees it; the writes go out together.
       candidates.takeRoom(placement.workerId, task);
+      this.#reserved.add(placement.workerId, task, 1);
       freeSlots--;
       assigning.push(
         this.#apply(task.id, { type: "assign", workerId: placement.workerId }).then((result) => {
           if (result.ok && result.changed) this.#send(result.task);
-        }),
+        }).finally(() => this.#reserved.add(placement.workerId, task, -1)),
       );
     }
     const failed = (await Promise.allSettled(assigning)).find((r) => r.status === "rejected");
@@ -891,6 +912,14 @@ function specProblem(spec: TaskSpec): string | undefined {
     }
   }
   return undefined;
+}
+
+function plus(a: Readonly<Capacity>, b: Readonly<Capacity>): Capacity {
+  return {
+    cpu: a.cpu + b.cpu,
+    memoryBytes: a.memoryBytes + b.memoryBytes,
+    slots: a.slots + b.slots,
+  };
 }
 
 /** The last `count` lines of `text` (all of it for 0). */

@@ -972,6 +972,44 @@ Deno.test("slots limit concurrency; waiting tasks go by priority, then age", asy
   assert.deepEqual(runs(w1).map((r) => r.taskId), [a.id, c.id, b.id]);
 });
 
+Deno.test("a batch placed while another is being stored does not take its room", async () => {
+  await using h = await Harness.start();
+  const w1 = await h.connect("w1", undefined, offering({ cpu: 4, memoryBytes: 8 * GiB, slots: 1 }));
+  const create = h.store.createTasks.bind(h.store);
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => release = resolve);
+  h.store.createTasks = async (tasks) => {
+    h.store.createTasks = create;
+    await released;
+    return create(tasks);
+  };
+  const first = h.manager.schedule([{ ...ECHO, params: ["first"] }]);
+  await h.settle();
+  const [second] = await h.manager.schedule([{ ...ECHO, params: ["second"] }]);
+  release();
+  const [placed] = await first;
+  assert.equal(placed.workerId, "w1");
+  assert.equal(second.workerId, undefined, "the only slot is the first batch's");
+  assert.equal(second.placement, "0/1 workers fit: 1 has no free slot");
+  await h.settle();
+  assert.deepEqual(runs(w1).map((r) => r.taskId), [placed.id]);
+});
+
+Deno.test("a batch that cannot be stored gives back the room it was placed in", async () => {
+  await using h = await Harness.start();
+  const w1 = await h.connect("w1", undefined, offering({ cpu: 4, memoryBytes: 8 * GiB, slots: 1 }));
+  const create = h.store.createTasks.bind(h.store);
+  h.store.createTasks = () => {
+    h.store.createTasks = create;
+    return Promise.reject(new Error("etcd is down"));
+  };
+  await assert.rejects(h.manager.schedule([ECHO]), { message: "etcd is down" });
+  const [task] = await h.manager.schedule([ECHO]);
+  assert.equal(task.workerId, "w1");
+  await h.settle();
+  assert.deepEqual(runs(w1).map((r) => r.taskId), [task.id]);
+});
+
 Deno.test("labels choose the worker; a pinned task goes to its worker only", async () => {
   await using h = await Harness.start();
   const cap = { cpu: 4, memoryBytes: 8 * GiB, slots: 4 };

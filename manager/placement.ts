@@ -5,7 +5,7 @@
  * 1 is draining, 1 lacks label gpu=true".
  */
 import { formatSize } from "../shared/size.ts";
-import type { Capacity, LabelConstraint, TaskRecord, WorkerRecord } from "../shared/task.ts";
+import type { Capacity, LabelConstraint, WorkerRecord } from "../shared/task.ts";
 import type { SchedulerName } from "./config.ts";
 
 /** What placement needs to know about a worker. */
@@ -177,7 +177,27 @@ export class CandidatePool {
   /** Counts a task just placed, so the next placement in the round sees it. */
   takeRoom(workerId: string, task: TaskNeeds): void {
     const worker = this.#byId.get(workerId);
-    if (worker) charge(worker, task);
+    if (!worker) return;
+    charge(worker, task);
+    this.#charged.add(workerId);
+  }
+
+  /** Workers charged by takeRoom since the last settle. */
+  readonly #charged = new Set<string>();
+
+  /**
+   * Brings a pool kept between rounds up to date: the workers whose tasks changed, and those
+   * charged for a placement since (whether or not it was stored), take their usage as it is.
+   */
+  settle(changed: Iterable<string>, usageOf: (workerId: string) => Readonly<Capacity>): void {
+    for (const id of changed) this.#setUsed(id, usageOf(id));
+    for (const id of this.#charged) this.#setUsed(id, usageOf(id));
+    this.#charged.clear();
+  }
+
+  #setUsed(workerId: string, used: Readonly<Capacity>): void {
+    const worker = this.#byId.get(workerId);
+    if (worker) worker.used = { ...used };
   }
 }
 
@@ -397,22 +417,6 @@ export function candidateOf(worker: WorkerRecord, connected: boolean, used?: Cap
     capacity: capacityOf(worker),
     used: used ? { ...used } : { cpu: 0, memoryBytes: 0, slots: 0 },
   };
-}
-
-/** What each worker's unfinished tasks take of it. */
-export function usageByWorker(tasks: TaskRecord[]): Map<string, Capacity> {
-  const usage = new Map<string, Capacity>();
-  for (const task of tasks) {
-    if (!task.workerId || task.attempt < 1 || task.state === "done" || task.state === "dead") {
-      continue;
-    }
-    const used = usage.get(task.workerId) ?? { cpu: 0, memoryBytes: 0, slots: 0 };
-    used.cpu += task.cpu ?? 0;
-    used.memoryBytes += task.memoryBytes ?? 0;
-    used.slots += 1;
-    usage.set(task.workerId, used);
-  }
-  return usage;
 }
 
 /** Counts a task just placed on a candidate, so the next placement in a batch sees it. */

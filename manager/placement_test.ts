@@ -22,9 +22,8 @@ import {
   neverFits,
   takeRoom,
   type TaskNeeds,
-  usageByWorker,
 } from "./placement.ts";
-import type { TaskRecord, WorkerRecord } from "../shared/task.ts";
+import type { WorkerRecord } from "../shared/task.ts";
 
 const GiB = 1024 ** 3;
 
@@ -241,24 +240,8 @@ Deno.test("neverFits looks only at what workers are, not what they do now", () =
   assert.equal(neverFits([], { cpu: 100 }), undefined, "no worker seen yet: nothing is known");
 });
 
-Deno.test("usage counts every unfinished placed task; takeRoom adds one", () => {
-  const base = {
-    cmd: "x",
-    params: [],
-    stdout: "",
-    stderr: "",
-    stdoutTruncated: false,
-    stderrTruncated: false,
-    createdAt: 0,
-  };
-  const tasks: TaskRecord[] = [
-    { ...base, id: "1", state: "scheduled", workerId: "a", attempt: 1, cpu: 1.5 },
-    { ...base, id: "2", state: "pending", workerId: "a", attempt: 1, memoryBytes: GiB },
-    { ...base, id: "3", state: "done", workerId: "a", attempt: 1, cpu: 2 },
-    { ...base, id: "4", state: "pending", attempt: 0, cpu: 2 },
-  ];
-  const usage = usageByWorker(tasks);
-  assert.deepEqual([...usage], [["a", { cpu: 1.5, memoryBytes: GiB, slots: 2 }]]);
+Deno.test("candidateOf copies the usage it is given; takeRoom adds one", () => {
+  const usage = { cpu: 1.5, memoryBytes: GiB, slots: 2 };
   const record: WorkerRecord = {
     id: "a",
     hostname: "h",
@@ -269,11 +252,29 @@ Deno.test("usage counts every unfinished placed task; takeRoom adds one", () => 
     connectedAt: 0,
     lastSeenAt: 0,
   };
-  const candidates = [candidateOf(record, true, usage.get("a"))];
+  const candidates = [candidateOf(record, true, usage)];
   assert.deepEqual(candidates[0].capacity, { cpu: 8, memoryBytes: 16 * GiB, slots: 8 });
   takeRoom(candidates, "a", { cpu: 1, memoryBytes: GiB });
   assert.deepEqual(candidates[0].used, { cpu: 2.5, memoryBytes: 2 * GiB, slots: 3 });
-  assert.deepEqual(usage.get("a"), { cpu: 1.5, memoryBytes: GiB, slots: 2 }, "copied, not shared");
+  assert.deepEqual(usage, { cpu: 1.5, memoryBytes: GiB, slots: 2 }, "copied, not shared");
+});
+
+Deno.test("a kept pool settles to the usage of changed and charged workers only", () => {
+  const pool = new CandidatePool([worker("a"), worker("b"), worker("c")]);
+  const truth: Record<string, { cpu: number; memoryBytes: number; slots: number }> = {
+    a: { cpu: 2, memoryBytes: 0, slots: 1 },
+    b: { cpu: 0, memoryBytes: 0, slots: 0 },
+    c: { cpu: 3, memoryBytes: 0, slots: 2 },
+  };
+  pool.takeRoom("b", { cpu: 1 }); // placed, but (say) never stored
+  pool.settle(["a"], (id) => truth[id]);
+  assert.deepEqual(pool.get("a")!.used, truth.a, "changed: as it is now");
+  assert.deepEqual(pool.get("b")!.used, truth.b, "charged: the assumed room is given back");
+  assert.deepEqual(pool.get("c")!.used, { cpu: 0, memoryBytes: 0, slots: 0 }, "untouched");
+  truth.a.slots = 9;
+  assert.equal(pool.get("a")!.used.slots, 1, "a copy, not the source's object");
+  pool.settle([], (id) => truth[id]);
+  assert.equal(pool.get("b")!.used.slots, 0, "charges are settled once");
 });
 
 Deno.test("a pool places as picking among the fitting workers would, batch after batch", () => {

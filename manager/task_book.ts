@@ -13,11 +13,12 @@ import {
   type TaskUpdate,
   type Versioned,
 } from "../shared/store/store.ts";
-import { isFinal, type TaskRecord, type TaskState } from "../shared/task.ts";
+import { type Capacity, isFinal, type TaskRecord, type TaskState } from "../shared/task.ts";
 import { type TaskEvent, transition, type TransitionResult } from "../shared/task_machine.ts";
 import { KeyedLock } from "../shared/keyed_lock.ts";
 import { type Clock, systemClock } from "../shared/clock.ts";
 import { NotFoundError } from "./errors.ts";
+import { ActiveTasks } from "./active_tasks.ts";
 
 /** At most this many task updates in one store write. */
 const MAX_GROUP = 256;
@@ -55,7 +56,7 @@ interface PendingWrite {
 
 export class TaskBook {
   readonly #store: Store;
-  readonly #active = new Map<string, Versioned<TaskRecord>>();
+  readonly #active = new ActiveTasks();
   readonly #finished = new Map<string, Versioned<TaskRecord>>();
   readonly #lock = new KeyedLock();
   readonly #waiting: PendingWrite[] = [];
@@ -96,6 +97,25 @@ export class TaskBook {
 
   active(): TaskRecord[] {
     return [...this.#active.values()].map((e) => e.value);
+  }
+
+  /** Pending tasks no worker holds (the queue), in no particular order. */
+  waiting(): TaskRecord[] {
+    return this.#active.waiting();
+  }
+
+  get waitingCount(): number {
+    return this.#active.waitingCount;
+  }
+
+  /** What a worker's unfinished attempts take of it, kept as tasks change. */
+  usageOf(workerId: string): Readonly<Capacity> {
+    return this.#active.usageOf(workerId);
+  }
+
+  /** The workers whose usage changed since this was last called (for one cache of it). */
+  takeUsageChanges(): Set<string> {
+    return this.#active.takeUsageChanges();
   }
 
   /** How many unfinished tasks each worker holds. */

@@ -28,10 +28,19 @@ export class WorkerRegistry {
   readonly #lock = new KeyedLock();
   /** The ids in order, kept until a worker is first seen: listings need not sort each time. */
   #order: string[] | undefined;
+  #version = 0;
 
   constructor(store: Store, log: Logger) {
     this.#store = store;
     this.#log = log;
+  }
+
+  /**
+   * Counts every change of what placement sees of the workers (a record, a session opened or
+   * closed), so that a view built from them can tell it is still current.
+   */
+  get version(): number {
+    return this.#version;
   }
 
   /**
@@ -69,6 +78,8 @@ export class WorkerRegistry {
       this.#graceUntil.delete(session.workerId);
       const older = this.#sessions.get(session.workerId);
       this.#sessions.set(session.workerId, session);
+      this.#version++;
+      session.onClose = () => this.#version++;
       if (older && older !== session) {
         this.#log.info("worker reconnected; closing its older stream", {
           worker: session.workerId,
@@ -83,6 +94,7 @@ export class WorkerRegistry {
     return this.#lock.run(session.workerId, async () => {
       if (this.#sessions.get(session.workerId) !== session) return;
       this.#sessions.delete(session.workerId);
+      this.#version++;
       this.#log.info("worker disconnected", { worker: session.workerId, why });
       await this.#markDisconnected(session.workerId, now, session.lastSeenAt);
     });
@@ -156,6 +168,7 @@ export class WorkerRegistry {
   }
 
   #remember(entry: Versioned<WorkerRecord>): void {
+    this.#version++;
     if (!this.#records.has(entry.value.id)) this.#order = undefined;
     this.#records.set(entry.value.id, entry);
   }
@@ -174,6 +187,7 @@ export class WorkerRegistry {
     } catch (e) {
       // The worker is gone whatever the store says; keep the change and store it later.
       this.#unsaved.set(id, record);
+      this.#version++;
       this.#log.warn("cannot store worker state yet", { worker: id, cause: e });
     }
   }

@@ -25,6 +25,8 @@ export class WorkerSession {
   pingPhase = 0;
   /** Set when the stream must end with an error (a malformed message, say). */
   error: Error | undefined;
+  /** Called once when the session closes (the registry's cue that placement must look again). */
+  onClose: (() => void) | undefined;
 
   constructor(
     readonly workerId: string,
@@ -52,6 +54,7 @@ export class WorkerSession {
     if (error && !this.error) this.error = error;
     if (this.outgoing.closed) return;
     this.outgoing.close();
+    this.onClose?.();
     this.#sink?.close(this.error);
   }
 }
