@@ -114,6 +114,12 @@ const NO_FREE_SLOT = "every worker's slots are taken";
  */
 const PING_SLICES = 10;
 
+/** A held message (see WorkerSession.hold) waits at most this long, whatever the interval. */
+const MAX_HOLD_MS = 2_000;
+
+/** A session holds at most this many messages; one more sends them all. */
+const MAX_HELD = 16;
+
 /** More retries than this are refused: a task failing a hundred times needs a person. */
 export const MAX_RETRIES = 100;
 
@@ -468,6 +474,15 @@ export class Manager {
   }
 
   /**
+   * Sends a message that may wait for the next one to the same worker, or for its ping round:
+   * an answer to a report (the worker holds the report on disk until then, and waits 10s).
+   */
+  sendSoon(session: WorkerSession, message: Outgoing): void {
+    session.hold(message, this.#clock.now());
+    if (session.heldCount >= MAX_HELD) session.sendHeld();
+  }
+
+  /**
    * A worker acknowledged an attempt. One that cannot be stored yet is kept and stored later
    * (its deadline waits for it); one for an attempt that is no longer the worker's is
    * answered with a cancel, so a stale attempt does not run on beside a newer one.
@@ -819,8 +834,10 @@ export class Manager {
   }
 
   /**
-   * Pings the sessions of the next slice (one message for all, so it is encoded once); once
-   * per ping interval, after its slice's pings, sweeps for silence.
+   * The round of the next slice of sessions (one ping message for all, so it is encoded
+   * once): each sends what it holds, and is pinged unless messages went both ways since its
+   * last round. Held messages of other slices go once they have waited MAX_HOLD_MS. Once per
+   * ping interval, after its slice's round, sweeps for silence.
    */
   #ping(): void {
     // Slice 0 comes last in each round, at a whole ping interval, when the first session of
@@ -828,8 +845,17 @@ export class Manager {
     const slice = this.#pingSlice = (this.#pingSlice + 1) % PING_SLICES;
     if (slice === 1 % PING_SLICES) this.#pingSeq++;
     const ping: Outgoing = { msg: { case: "ping", value: { seq: this.#pingSeq } } };
+    const heldBefore = this.#clock.now() - MAX_HOLD_MS;
+    // Skipping a round stretches the longest quiet spell either way to two ping intervals:
+    // only when silence_timeout leaves room for that (the worker allows three).
+    const maySkip = this.#options.silenceTimeoutMs > 3 * this.#options.pingIntervalMs;
     this.#workers.forEachSession((session) => {
-      if (session.pingPhase === slice) session.send(ping);
+      if (session.pingPhase !== slice) {
+        if (session.heldCount > 0 && session.heldSince <= heldBefore) session.sendHeld();
+        return;
+      }
+      session.sendHeld();
+      if (!session.nextRound() || !maySkip) session.send(ping);
     });
     if (slice === 0) void this.#tick();
   }

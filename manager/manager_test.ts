@@ -45,7 +45,11 @@ class Harness implements AsyncDisposable {
   readonly manager: Manager;
   readonly #recorded: Recorded[] = [];
 
-  private constructor(readonly store: MemoryStore, readonly fake: FakeClock) {
+  private constructor(
+    readonly store: MemoryStore,
+    readonly fake: FakeClock,
+    overrides: Partial<ConstructorParameters<typeof Manager>[0]>,
+  ) {
     this.manager = new Manager({
       store,
       log: silentLogger,
@@ -57,14 +61,16 @@ class Harness implements AsyncDisposable {
       scheduler: "round-robin",
       clock: clockOf(fake),
       random: fixedRandom(),
+      ...overrides,
     });
   }
 
   static async start(
     store: MemoryStore = createMemoryStore(),
     fake: FakeClock = createClock(START),
+    overrides: Partial<ConstructorParameters<typeof Manager>[0]> = {},
   ): Promise<Harness> {
-    const harness = new Harness(store, fake);
+    const harness = new Harness(store, fake, overrides);
     await harness.manager.start();
     return harness;
   }
@@ -824,6 +830,49 @@ Deno.test("logs of a task whose worker is gone are the stored tail", async () =>
   assert.equal(await read(false, 0), "a\nb\nc\n");
   assert.equal(await read(false, 2), "b\nc\n");
   assert.equal(await read(true, 0), "e\n");
+});
+
+Deno.test("a report's answer goes with the worker's next message, or at its ping round", async () => {
+  await using h = await Harness.start();
+  const w1 = await h.connect("w1");
+  const answer = (taskId: string): Outgoing => ({
+    msg: { case: "reportAnswer", value: { taskId, attempt: 1, code: 0, message: "" } },
+  });
+  h.manager.sendSoon(w1.session, answer("a"));
+  h.manager.sendSoon(w1.session, answer("b"));
+  await h.settle();
+  assert.deepEqual(kinds(w1), ["welcome"], "held");
+  const [task] = await h.manager.schedule([ECHO]);
+  await h.settle();
+  assert.deepEqual(kinds(w1), ["welcome", "reportAnswer", "reportAnswer", "run"]);
+  assert.equal(runs(w1)[0].taskId, task.id);
+
+  h.manager.sendSoon(w1.session, answer("c"));
+  await h.advance(PING_MS);
+  assert.deepEqual(kinds(w1).slice(4), ["reportAnswer", "ping"], "at the round, before the ping");
+});
+
+Deno.test("a session that talked both ways since its last round is not pinged", async () => {
+  // Skipping needs a silence_timeout above three ping intervals.
+  await using h = await Harness.start(undefined, undefined, { silenceTimeoutMs: 4 * PING_MS });
+  const busy = await h.connect("w1");
+  const idle = await h.connect("w2");
+  await h.advance(PING_MS); // not heard since the welcome: both pinged
+  const [task] = await h.manager.schedule([ECHO]);
+  assert.equal(task.workerId, "w1");
+  h.manager.heard(busy.session);
+  h.manager.heard(idle.session); // heard, but sent nothing but a ping
+  await h.advance(PING_MS);
+  assert.deepEqual(kinds(busy), ["welcome", "ping", "run"], "the run and an answer do for a ping");
+  assert.deepEqual(kinds(idle), ["welcome", "ping", "ping"]);
+  await h.advance(PING_MS);
+  assert.deepEqual(kinds(busy), ["welcome", "ping", "run", "ping"], "quiet since: pinged again");
+  for (let i = 0; i < 3; i++) {
+    h.manager.heard(idle.session);
+    await h.advance(PING_MS);
+  }
+  assert.equal(kinds(idle).filter((k) => k === "ping").length, 6, "pongs alone do not count");
+  assert.equal(busy.session.open, false, "unheard for longer than silence_timeout: closed");
 });
 
 /** Advances time in ping steps, keeping the given sessions heard. */

@@ -347,6 +347,8 @@ Deno.test("Connect: reports on the stream are stored and answered, refusals with
   assert.equal(welcome.value.msg.value.acceptsReports, true);
 
   const answer = async () => {
+    // Answers wait for the session's ping round (or its next message), at most an interval.
+    await s.fake.tickAsync(1_000);
     for (;;) {
       const next = await responses.next();
       assert.equal(next.done, false, "the stream ended before the answer");

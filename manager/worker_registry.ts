@@ -119,7 +119,7 @@ export class WorkerRegistry {
   }
 
   heard(session: WorkerSession, now: number): void {
-    session.lastSeenAt = now;
+    session.heard(now);
   }
 
   /** Every live session, without a copy of the list. */

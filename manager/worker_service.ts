@@ -104,7 +104,7 @@ export function createWorkerStreams(manager: Manager, log: Logger): WorkerStream
           // Stored concurrently, like SetTask calls; each gets its answer when it is done.
           const { taskId, attempt } = msg.value;
           const answer = (code: number, message = "") =>
-            session.send({
+            manager.sendSoon(session, {
               msg: { case: "reportAnswer", value: { taskId, attempt, code, message } },
             });
           let report: TaskReport;

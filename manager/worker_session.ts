@@ -11,7 +11,8 @@ export type Outgoing = MessageInitShape<typeof ConnectResponseSchema>;
 
 /** Where a session's messages go when they need not wait in a queue. */
 export interface SessionSink {
-  write(message: Outgoing): void;
+  /** Writes the messages in order, together (one write on the wire where it can). */
+  write(...messages: Outgoing[]): void;
   /** Ends the stream, with the session's error if it has one. */
   close(error: Error | undefined): void;
 }
@@ -27,6 +28,12 @@ export class WorkerSession {
   error: Error | undefined;
   /** Called once when the session closes (the registry's cue that placement must look again). */
   onClose: (() => void) | undefined;
+  /** Messages that may wait (see hold), and since when the first of them has waited. */
+  #held: Outgoing[] = [];
+  #heldSince = 0;
+  /** Whether a message other than a ping went out, and one came in, since the last round. */
+  #sentSinceRound = false;
+  #heardSinceRound = false;
 
   constructor(
     readonly workerId: string,
@@ -42,11 +49,63 @@ export class WorkerSession {
     return !this.outgoing.closed;
   }
 
+  /** Sends the message now, with any held ones before it. */
   send(message: Outgoing): boolean {
-    if (!this.#sink) return this.outgoing.push(message);
+    if (message.msg?.case !== "ping") this.#sentSinceRound = true;
+    const held = this.#held;
+    if (held.length > 0) this.#held = [];
+    if (!this.#sink) {
+      for (const m of held) this.outgoing.push(m);
+      return this.outgoing.push(message);
+    }
     if (this.outgoing.closed) return false;
-    this.#sink.write(message);
+    if (held.length > 0) this.#sink.write(...held, message);
+    else this.#sink.write(message);
     return true;
+  }
+
+  /**
+   * Keeps a message that can wait to go out with the next one sent to this worker, or at the
+   * session's next ping round (see sendHeld): a message written alone costs the manager a
+   * socket write, and a worker busy with short tasks is sent something often anyway.
+   */
+  hold(message: Outgoing, now: number): void {
+    if (this.#held.length === 0) this.#heldSince = now;
+    this.#held.push(message);
+  }
+
+  get heldCount(): number {
+    return this.#held.length;
+  }
+
+  /** When the oldest held message was held (meaningless when none is). */
+  get heldSince(): number {
+    return this.#heldSince;
+  }
+
+  /** Sends the held messages, if any, together; says whether there were any. */
+  sendHeld(): boolean {
+    // The last goes as the message sent; send puts the others before it.
+    const last = this.#held.pop();
+    if (last === undefined) return false;
+    this.send(last);
+    return true;
+  }
+
+  /** The worker was heard from. */
+  heard(now: number): void {
+    this.lastSeenAt = now;
+    this.#heardSinceRound = true;
+  }
+
+  /**
+   * Starts a new ping round for this session; says whether, since the last one, the stream
+   * carried messages both ways (other than a ping), which tells both ends what a ping would.
+   */
+  nextRound(): boolean {
+    const busy = this.#sentSinceRound && this.#heardSinceRound;
+    this.#sentSinceRound = this.#heardSinceRound = false;
+    return busy;
   }
 
   /** Ends the stream; with an error, the worker sees that error. */

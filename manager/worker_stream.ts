@@ -108,10 +108,10 @@ function serve(
   // write showed in profiles, and it buffers nothing of its own.
   const stream = res.stream;
   const sink: SessionSink = {
-    write(message) {
+    write(...messages) {
       if (responded) return;
       if (!res.headersSent) writeHead(res);
-      stream.write(frame(message));
+      stream.write(messages.length === 1 ? frame(messages[0]) : concat(messages.map(frame)));
     },
     close(error) {
       respond(error);
@@ -188,6 +188,16 @@ function serve(
 
 function writeHead(res: http2.Http2ServerResponse): void {
   if (!res.headersSent) res.writeHead(200, { "content-type": "application/grpc+proto" });
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    all.set(part, at);
+    at += part.length;
+  }
+  return all;
 }
 
 /** Encoded messages, so that one message sent to many sessions is encoded once. */
