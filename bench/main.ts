@@ -49,6 +49,8 @@ Options (defaults from issue 6):
   --streams-per-connection S  many-workers: worker streams per HTTP/2 connection (1)
   --idle-seconds S          many-workers: idle CPU window (60)
   --placement-tasks N       many-workers: tasks placed across the simulated workers (5000)
+  --in-flight N             many-workers: ScheduleTasks calls under way at once, as several
+                            clients would submit (4; with 1 the rate is one call's round trip)
   --history-tasks N         history: finished tasks written to etcd (100000)
   --profile DIR             run the manager under deno --cpu-prof, profiles in DIR/<scenario>,
                             and print the hottest functions
@@ -75,6 +77,7 @@ export async function main(args: string[]): Promise<number> {
         "streams-per-connection": { type: "string", default: "1" },
         "idle-seconds": { type: "string", default: "60" },
         "placement-tasks": { type: "string", default: "5000" },
+        "in-flight": { type: "string", default: "4" },
         "history-tasks": { type: "string", default: "100000" },
         profile: { type: "string" },
         help: { type: "boolean", short: "h", default: false },
@@ -157,6 +160,7 @@ export async function main(args: string[]): Promise<number> {
         idleSeconds: num("idle-seconds"),
         tasks: num("placement-tasks"),
         batch: num("batch"),
+        inFlight: Math.max(1, num("in-flight")),
         profileDir: profileDir("many-workers"),
       }));
     await run(
