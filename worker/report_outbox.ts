@@ -37,7 +37,8 @@ const PERMANENT = new Set([Code.FailedPrecondition, Code.InvalidArgument, Code.N
 export class ReportOutbox {
   readonly #options: ReportOutboxOptions;
   readonly #queue = new Map<string, TaskReport>();
-  #flushing: Promise<void> | undefined;
+  /** Reports sent and not answered yet, by file name, with their sends. */
+  readonly #inFlight = new Map<string, Promise<void>>();
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
   #failures = 0;
   #closed = false;
@@ -91,15 +92,10 @@ export class ReportOutbox {
 
   /** Sends what is queued now; a connection that comes back calls this to retry at once. */
   flush(): void {
-    if (this.#closed || this.#flushing) return;
+    if (this.#closed) return;
     if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
-    this.#flushing = this.#sendAll().finally(() => {
-      this.#flushing = undefined;
-      if (this.#queue.size === 0) { for (const wake of this.#idle.splice(0)) wake(); }
-      // Reports added while this round was sending have not been tried yet.
-      else if (this.#retryTimer === undefined) this.flush();
-    });
+    this.#pump();
   }
 
   /** Resolves once every report is delivered, or after `timeoutMs` (returns what is left). */
@@ -118,48 +114,56 @@ export class ReportOutbox {
   async close(): Promise<void> {
     this.#closed = true;
     if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
-    await this.#flushing;
+    await Promise.all(this.#inFlight.values());
     for (const wake of this.#idle.splice(0)) wake();
   }
 
   /**
-   * Sends the queued reports, several at once: each waits for the manager to store it, and
-   * reports sent together are stored together (the manager's group commit), where one at a
-   * time a busy worker's results would queue behind one store write each. The first failure
-   * that may pass stops new sends and schedules a retry of what is left.
+   * Sends queued reports, several at once, each as soon as a lane is free: each waits for the
+   * manager to store it (and, on a busy manager, for its answer to travel with the next message
+   * to this worker), and reports sent together are stored together (the manager's group
+   * commit). A report does not wait for others sent before it. While a retry is scheduled
+   * nothing new is sent.
    */
-  async #sendAll(): Promise<void> {
-    const reports = [...this.#queue];
-    let next = 0;
-    let retryCause: unknown;
-    const sendNext = async (): Promise<void> => {
-      while (next < reports.length && !this.#closed && retryCause === undefined) {
-        const [name, report] = reports[next++];
-        try {
-          await this.#options.send(report);
-        } catch (e) {
-          if (!(e instanceof ConnectError && PERMANENT.has(e.code))) {
-            retryCause ??= e;
-            return;
-          }
-          this.#options.log.warn("the manager refused a report; dropping it", {
-            task: report.taskId,
-            attempt: report.attempt,
-            why: e.rawMessage,
-          });
-        }
-        this.#failures = 0;
-        this.#queue.delete(name);
-        try {
-          removeFileSync(`${this.#options.dir}/${name}`);
-        } catch (e) {
-          this.#options.log.warn("cannot remove a delivered report's file", { name, cause: e });
-        }
+  #pump(): void {
+    for (const [name, report] of this.#queue) {
+      if (this.#closed || this.#retryTimer !== undefined) return;
+      if (this.#inFlight.size >= MAX_REPORTS_IN_FLIGHT) return;
+      if (this.#inFlight.has(name)) continue;
+      this.#inFlight.set(name, this.#send(name, report));
+    }
+  }
+
+  async #send(name: string, report: TaskReport): Promise<void> {
+    let delivered = true;
+    try {
+      await this.#options.send(report);
+    } catch (e) {
+      if (!(e instanceof ConnectError && PERMANENT.has(e.code))) {
+        delivered = false;
+        // The first failure that may pass stops new sends and schedules a retry of what is
+        // left; the sends already out finish on their own.
+        if (this.#retryTimer === undefined && !this.#closed) this.#scheduleRetry(e);
+      } else {
+        this.#options.log.warn("the manager refused a report; dropping it", {
+          task: report.taskId,
+          attempt: report.attempt,
+          why: e.rawMessage,
+        });
       }
-    };
-    const lanes = Math.min(MAX_REPORTS_IN_FLIGHT, reports.length);
-    await Promise.all(Array.from({ length: lanes }, sendNext));
-    if (retryCause !== undefined && !this.#closed) this.#scheduleRetry(retryCause);
+    }
+    this.#inFlight.delete(name);
+    if (delivered) {
+      this.#failures = 0;
+      this.#queue.delete(name);
+      try {
+        removeFileSync(`${this.#options.dir}/${name}`);
+      } catch (e) {
+        this.#options.log.warn("cannot remove a delivered report's file", { name, cause: e });
+      }
+    }
+    if (this.#queue.size === 0) { for (const wake of this.#idle.splice(0)) wake(); }
+    else this.#pump();
   }
 
   #scheduleRetry(cause: unknown): void {

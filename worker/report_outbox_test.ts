@@ -70,6 +70,28 @@ Deno.test("the outbox sends queued reports together, not one store write after a
   });
 });
 
+Deno.test("a report goes out without waiting for the answers to earlier ones, 32 at most", async () => {
+  const { calls, send } = heldSend();
+  await withOutbox(send, async (outbox) => {
+    outbox.add(report("a"));
+    outbox.add(report("b"));
+    await until("a and b are out", () => calls.length === 2);
+    // The manager may hold answers back for a while (to send them with its next message).
+    outbox.add(report("c"));
+    await until("c is out while a and b wait for their answers", () => calls.length === 3);
+    for (let i = 0; i < 40; i++) outbox.add(report(`x${i}`));
+    await until("32 out at once", () => calls.length === 32);
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(calls.length, 32, "no more than 32 in flight");
+    calls[0].settle();
+    await until("an answer frees a lane", () => calls.length === 33);
+    for (let i = 1; i < calls.length; i++) calls[i].settle();
+    await until("all out", () => calls.length === 43);
+    for (const call of calls.slice(33)) call.settle();
+    assert.equal(await outbox.drain(5_000), 0);
+  });
+});
+
 Deno.test("a report that fails to go out stays on disk and is sent again", async () => {
   const { calls, send } = heldSend();
   await withOutbox(send, async (outbox, dir) => {
