@@ -217,23 +217,39 @@ function normalizeTxn(raw: unknown): TxnResponse {
   return {
     header: normalizeHeader(r.header),
     succeeded: r.succeeded === true,
-    responses: ((r.responses as Json[] | undefined) ?? []).map((op) => {
-      const put = op.response_put as Json | undefined;
-      const del = op.response_delete_range as Json | undefined;
-      return {
-        response_range: normalizeRange(op.response_range),
-        response_put: {
-          header: normalizeHeader(put?.header),
-          prev_kv: normalizeKv(put?.prev_kv),
-        },
-        response_delete_range: {
-          header: normalizeHeader(del?.header),
-          deleted: String(del?.deleted ?? "0"),
-        },
-        response_txn: normalizeTxn(op.response_txn),
-      };
-    }),
+    responses: ((r.responses as Json[] | undefined) ?? []).map((op) => new ResponseOpView(op)),
   };
+}
+
+/**
+ * One operation's response, read when asked: a transaction of many writes is answered with
+ * an entry per write, and turning each into every kind of response was a busy manager's
+ * garbage.
+ */
+class ResponseOpView implements ResponseOp {
+  readonly #op: Json;
+
+  constructor(op: Json) {
+    this.#op = op;
+  }
+
+  get response_range(): RangeResponse {
+    return normalizeRange(this.#op.response_range);
+  }
+
+  get response_put(): ResponseOp["response_put"] {
+    const put = this.#op.response_put as Json | undefined;
+    return { header: normalizeHeader(put?.header), prev_kv: normalizeKv(put?.prev_kv) };
+  }
+
+  get response_delete_range(): ResponseOp["response_delete_range"] {
+    const del = this.#op.response_delete_range as Json | undefined;
+    return { header: normalizeHeader(del?.header), deleted: String(del?.deleted ?? "0") };
+  }
+
+  get response_txn(): TxnResponse {
+    return normalizeTxn(this.#op.response_txn);
+  }
 }
 
 function parseProblem(text: string): { code: number; message: string } {

@@ -193,8 +193,11 @@ class EtcdStore implements Store {
     // Same splitting and undo as createTasks. An undo puts back the previous record (which
     // the put hands back, prev_kv), so undone records keep their values but get a new
     // revision. Checking every revision first means that only a write racing this batch can
-    // cause an undo; a stale revision in the batch itself writes nothing.
+    // cause an undo; a stale revision in the batch itself writes nothing. One transaction
+    // (the usual case) is all or nothing, needs no undo, and so asks for no previous values:
+    // etcd's gateway would encode each and the manager decode it.
     const parts = split(encoded, UPDATES_PER_TXN, (e) => e.value.length + 5 * e.task.id.length);
+    const undoable = parts.length > 1;
     const deadline = this.#deadline();
     if (parts.length > 1) {
       const current = await this.#currentRevisions(updates.map((u) => u.task.id), deadline);
@@ -207,7 +210,7 @@ class EtcdStore implements Store {
     const done: Undo[] = [];
     try {
       for (const part of parts) {
-        const ops = part.map((update) => this.#updateOps(update));
+        const ops = part.map((update) => this.#updateOps(update, undoable));
         const response = await this.#txn({
           compare: part.map(({ task, expectedRevision }): ICompare => ({
             key: this.#taskKey(task.id),
@@ -227,6 +230,7 @@ class EtcdStore implements Store {
         let first = 0; // Each update's ops start with the put of its record.
         part.forEach(({ task }, i) => {
           results.push({ value: task, revision });
+          if (!undoable) return;
           const prev = response.responses[first].response_put.prev_kv;
           first += ops[i].length;
           done.push({
@@ -249,9 +253,12 @@ class EtcdStore implements Store {
    * touched; without it every other state's entry is deleted (deleting a missing key is
    * allowed), which costs the store a delete per state.
    */
-  #updateOps({ task, value, previousState }: TaskUpdate & { value: Buffer }): IRequestOp[] {
+  #updateOps(
+    { task, value, previousState }: TaskUpdate & { value: Buffer },
+    withPrevious: boolean,
+  ): IRequestOp[] {
     const record: IRequestOp = {
-      request_put: { key: this.#taskKey(task.id), value, prev_kv: true },
+      request_put: { key: this.#taskKey(task.id), value, prev_kv: withPrevious },
     };
     if (previousState === task.state) return [record];
     const index: IRequestOp = {
