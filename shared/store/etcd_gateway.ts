@@ -119,25 +119,30 @@ export function createEtcdGateway(endpoints: string[]): EtcdGateway {
       const index = (preferred + tried) % bases.length;
       const remaining = deadline - Date.now();
       if (remaining <= 0) break;
+      // Not AbortSignal.timeout: its timer outlives the answer and, when it fires seconds
+      // later, builds an exception nobody reads, for every request.
+      const abort = new AbortController();
+      const timer = setTimeout(() => abort.abort(), remaining);
       let response: Response;
+      let text: string;
       try {
         response = await fetch(`${bases[index]}${path}`, {
           method: "POST",
           body: JSON.stringify(toJson(body)),
           headers: { "content-type": "application/json" },
-          signal: AbortSignal.timeout(remaining),
+          signal: abort.signal,
           client,
         });
+        text = await response.text().catch(() => "");
       } catch (e) {
         lastError = new EtcdUnavailableError(
-          (e as Error).name === "TimeoutError"
-            ? `no answer within the deadline`
-            : describeNetworkError(e),
+          abort.signal.aborted ? `no answer within the deadline` : describeNetworkError(e),
           { cause: e },
         );
         continue;
+      } finally {
+        clearTimeout(timer);
       }
-      const text = await response.text().catch(() => "");
       if (response.ok) {
         preferred = index;
         return JSON.parse(text);
