@@ -145,6 +145,17 @@ export async function runManyWorkers(options: ManyWorkersOptions): Promise<strin
     progress(`many-workers: ${failedBatches} ScheduleTasks calls failed, first: ${firstError}`);
   }
   const placeCpu = await cpuSeconds(pid) - cpuPlace0;
+  // Answers to reports may wait for each worker's ping round (up to 2 s): wait for them, so
+  // that `reports` counts every answer.
+  await until(
+    "every report answered",
+    async () => {
+      const now = await sim.stats();
+      return now.reports + now.reportFailures >= now.runs;
+    },
+    10_000,
+    200,
+  ).catch((e) => progress(`many-workers: ${(e as Error).message}`));
   const final = await sim.stats();
   const dead = await countDead(operator);
   const rate = (end: number) => `${fixed(placed / ((end - start) / 1000))}/s`;
