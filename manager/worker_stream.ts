@@ -25,6 +25,7 @@ import { EnvelopeReader, grpcFrame } from "../shared/grpc_frames.ts";
 import type { Logger } from "../shared/log.ts";
 import type { WorkerStreams } from "./worker_service.ts";
 import type { Outgoing, SessionSink, WorkerSession } from "./worker_session.ts";
+import { concatBytes } from "../shared/bytes.ts";
 
 /** Serves a request itself and says true, or leaves it to the next handler and says false. */
 export type DirectHandler = (
@@ -111,7 +112,7 @@ function serve(
     write(...messages) {
       if (responded) return;
       if (!res.headersSent) writeHead(res);
-      stream.write(messages.length === 1 ? frame(messages[0]) : concat(messages.map(frame)));
+      stream.write(messages.length === 1 ? frame(messages[0]) : concatBytes(messages.map(frame)));
     },
     close(error) {
       respond(error);
@@ -188,16 +189,6 @@ function serve(
 
 function writeHead(res: http2.Http2ServerResponse): void {
   if (!res.headersSent) res.writeHead(200, { "content-type": "application/grpc+proto" });
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    all.set(part, at);
-    at += part.length;
-  }
-  return all;
 }
 
 /** Encoded messages, so that one message sent to many sessions is encoded once. */

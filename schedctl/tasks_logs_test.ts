@@ -1,14 +1,9 @@
 import assert from "node:assert/strict";
+import { concatBytes } from "../shared/bytes.ts";
 import { TaskState } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
 import { createFakeManager, makeTask, runCli, startCli } from "./test_util.ts";
 
 const encoder = new TextEncoder();
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  chunks.reduce((offset, c) => (out.set(c, offset), offset + c.length), 0);
-  return out;
-}
 
 Deno.test("tasks logs writes the bytes exactly as received: invalid UTF-8, controls, long lines", async () => {
   const chunks = [
@@ -25,7 +20,7 @@ Deno.test("tasks logs writes the bytes exactly as received: invalid UTF-8, contr
   const r = await startCli(["tasks", "logs", "t-1"], { transport: fake.transport }).result;
   assert.equal(r.code, 0);
   assert.equal(r.stderr, "");
-  assert.deepEqual(r.stdoutBytes, concat(chunks));
+  assert.deepEqual(r.stdoutBytes, concatBytes(chunks));
   const { id, follow, stderr, tailLines } = fake.calls[0].request as {
     id: string;
     follow: boolean;
@@ -74,7 +69,7 @@ Deno.test("tasks logs -f writes as the task prints and returns when the task end
   fake.print("t-1", "stdout", "line 1\n");
   await fake.until(() => true);
   await new Promise((resolve) => setTimeout(resolve, 10));
-  assert.equal(new TextDecoder().decode(concat(cli.output.stdout)), "before\nline 1\n");
+  assert.equal(new TextDecoder().decode(concatBytes(cli.output.stdout)), "before\nline 1\n");
   assert.equal(ended, false, "still following while the task runs");
   fake.print("t-1", "stdout", "line 2\n");
   fake.update("t-1", { state: TaskState.DONE, exitCode: 0 });

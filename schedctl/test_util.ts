@@ -4,6 +4,7 @@
  * it and collect what it printed, with Ctrl-C and the terminal replaced.
  */
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { concatBytes } from "../shared/bytes.ts";
 import { durationMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
   Code,
@@ -108,16 +109,6 @@ function lastLines(data: Uint8Array, n: number): Uint8Array {
     if (data[start - 1] === 0x0a && ++lines === n) break;
   }
   return data.subarray(start);
-}
-
-function concat(chunks: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.length;
-  }
-  return out;
 }
 
 /**
@@ -326,7 +317,7 @@ export function createFakeManager(
         const chunks = logsOf(request.id)[which];
         let sent = chunks.length;
         if (request.tailLines > 0) {
-          yield { data: lastLines(concat(chunks), request.tailLines) };
+          yield { data: lastLines(concatBytes(chunks), request.tailLines) };
         } else {
           for (const data of chunks.slice(0, sent)) yield { data };
         }
@@ -441,11 +432,11 @@ export function startCli(argv: string[], options: CliOptions = {}): StartedCli {
     isTerminal: options.isTerminal ?? { stdin: false, stderr: false },
     pollIntervalMs: options.pollIntervalMs ?? 5,
   }).then((code) => {
-    const stdoutBytes = concat(output.stdout);
+    const stdoutBytes = concatBytes(output.stdout);
     return {
       code,
       stdout: new TextDecoder().decode(stdoutBytes),
-      stderr: new TextDecoder().decode(concat(output.stderr)),
+      stderr: new TextDecoder().decode(concatBytes(output.stderr)),
       stdoutBytes,
     };
   });

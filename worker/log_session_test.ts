@@ -9,7 +9,8 @@ import {
   MAX_BACKLOG_BYTES,
   MAX_CHUNK_BYTES,
 } from "./log_session.ts";
-import { concat, eventually } from "./test_util.ts";
+import { eventually } from "./test_util.ts";
+import { concatBytes } from "../shared/bytes.ts";
 
 const bytes = (s: string) => new TextEncoder().encode(s);
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
@@ -43,7 +44,7 @@ async function withSession(fn: (f: Fixture) => Promise<void>, limit = 1 << 20) {
       store,
       session,
       sent,
-      dataOf: (id) => concat(of(id).map((c) => c.data)),
+      dataOf: (id) => concatBytes(of(id).map((c) => c.data)),
       eof: async (id) => {
         await eventually(() => of(id).some((c) => c.eof), `eof of request ${id}`);
         return of(id).find((c) => c.eof)!;

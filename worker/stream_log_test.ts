@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { silentLogger } from "../shared/log.ts";
 import { dropMarker, type LogReader, StreamLog } from "./stream_log.ts";
-import { concat } from "./test_util.ts";
+import { concatBytes } from "../shared/bytes.ts";
 
 const bytes = (s: string) => new TextEncoder().encode(s);
 
@@ -42,7 +42,7 @@ Deno.test("a log file under its limit holds the output exactly", async () => {
     await log.write(new Uint8Array([0, 0xff, 0x0d]));
     assert.deepEqual(
       await Deno.readFile(path),
-      concat([bytes("hello\n"), new Uint8Array([0, 0xff, 0x0d])]),
+      concatBytes([bytes("hello\n"), new Uint8Array([0, 0xff, 0x0d])]),
     );
   });
 });
@@ -51,7 +51,7 @@ Deno.test("past its limit a log file keeps the newest output and marks the drop"
   await withLog(1000, async (log, path) => {
     const written = chunks(10, 300);
     for (const chunk of written) await log.write(chunk);
-    const all = concat(written);
+    const all = concatBytes(written);
     const text = new TextDecoder().decode(await Deno.readFile(path));
     const match = /^\[go-schedule: (\d+) bytes dropped\]\n/.exec(text);
     assert.ok(match, text.slice(0, 60));
@@ -89,7 +89,7 @@ Deno.test("a reader gets the content and, following, every later write until clo
     await log.write(bytes("after 1\n"));
     await log.write(bytes("after 2\n"));
     assert.equal(new TextDecoder().decode(follower.got.snapshot), "before\n");
-    assert.equal(new TextDecoder().decode(concat(follower.got.data)), "after 1\nafter 2\n");
+    assert.equal(new TextDecoder().decode(concatBytes(follower.got.data)), "after 1\nafter 2\n");
     assert.equal(follower.got.ended, 0);
     assert.equal(new TextDecoder().decode(once.got.snapshot), "before\n");
     assert.deepEqual(once.got.data, []);
@@ -112,7 +112,7 @@ Deno.test("a detached follower gets nothing more", async () => {
     detach();
     await log.write(bytes("b"));
     await log.close();
-    assert.equal(new TextDecoder().decode(concat(follower.got.data)), "a");
+    assert.equal(new TextDecoder().decode(concatBytes(follower.got.data)), "a");
     assert.equal(follower.got.ended, 0);
   });
 });
@@ -132,13 +132,13 @@ Deno.test("followers attached while writes go on see every byte once, across rew
       }
     });
     await Promise.all(pending);
-    const all = new TextDecoder().decode(concat(written));
+    const all = new TextDecoder().decode(concatBytes(written));
     for (const f of followers) {
       const snapshot = new TextDecoder().decode(f.got.snapshot).replace(
         /^\[go-schedule: \d+ bytes dropped\]\n/,
         "",
       );
-      const live = new TextDecoder().decode(concat(f.got.data));
+      const live = new TextDecoder().decode(concatBytes(f.got.data));
       assert.ok(
         all.endsWith(snapshot + live),
         "snapshot and live output join without gap or repeat",

@@ -1,4 +1,5 @@
 /** Helpers for the worker's tests that run real processes. Not used by the worker itself. */
+import { concatBytes } from "../shared/bytes.ts";
 import type { OutputSink } from "./executor.ts";
 import { groupMembers as livingGroup } from "./proc.ts";
 
@@ -34,7 +35,7 @@ export class RecordingSink implements OutputSink {
   }
 
   bytes(): Uint8Array {
-    return concat(this.chunks);
+    return concatBytes(this.chunks);
   }
 
   text(): string {
@@ -46,16 +47,6 @@ export class RecordingSink implements OutputSink {
     if (this.text().includes(text)) return Promise.resolve();
     return new Promise((resolve) => this.#waiters.push({ text, resolve }));
   }
-}
-
-export function concat(chunks: Uint8Array[]): Uint8Array {
-  const all = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let offset = 0;
-  for (const chunk of chunks) {
-    all.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return all;
 }
 
 export function delay(ms: number): Promise<void> {
