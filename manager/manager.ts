@@ -478,6 +478,12 @@ export class Manager {
    * an answer to a report (the worker holds the report on disk until then, and waits 10s).
    */
   sendSoon(session: WorkerSession, message: Outgoing): void {
+    // Held messages are sent by the ping rounds, which come every tenth of the interval: with
+    // a long interval they would come too seldom to keep MAX_HOLD_MS.
+    if (this.#options.pingIntervalMs / PING_SLICES > MAX_HOLD_MS / 2) {
+      session.send(message);
+      return;
+    }
     session.hold(message, this.#clock.now());
     if (session.heldCount >= MAX_HELD) session.sendHeld();
   }
@@ -594,6 +600,8 @@ export class Manager {
    * not hold up smaller ones behind it. Runs one at a time; calls meanwhile run it once more.
    */
   #drainQueue(): Promise<void> {
+    // Called after every finished task: with nothing waiting, nothing to start.
+    if (!this.#queueRun && this.#book.waitingCount === 0) return Promise.resolve();
     if (this.#queueRun) {
       this.#queueAgain = true;
       return this.#queueRun;

@@ -852,6 +852,19 @@ Deno.test("a report's answer goes with the worker's next message, or at its ping
   assert.deepEqual(kinds(w1).slice(4), ["reportAnswer", "ping"], "at the round, before the ping");
 });
 
+Deno.test("with a ping interval too long to keep the 2s bound, answers are not held", async () => {
+  await using h = await Harness.start(undefined, undefined, {
+    pingIntervalMs: 30_000,
+    silenceTimeoutMs: 90_000,
+  });
+  const w1 = await h.connect("w1");
+  h.manager.sendSoon(w1.session, {
+    msg: { case: "reportAnswer", value: { taskId: "a", attempt: 1, code: 0, message: "" } },
+  });
+  await h.settle();
+  assert.deepEqual(kinds(w1), ["welcome", "reportAnswer"]);
+});
+
 Deno.test("a session that talked both ways since its last round is not pinged", async () => {
   // Skipping needs a silence_timeout above three ping intervals.
   await using h = await Harness.start(undefined, undefined, { silenceTimeoutMs: 4 * PING_MS });
