@@ -622,14 +622,12 @@ export class Manager {
     const waiting = this.#book.waiting().filter((t) => (t.retryAt ?? 0) <= now);
     if (waiting.length === 0 || this.#stopping) return;
     const candidates = this.#candidates();
-    const open = candidates.workers.filter((c) => c.connected && !c.draining);
-    let freeSlots = open.reduce((sum, c) => sum + Math.max(0, c.capacity.slots - c.used.slots), 0);
     const assigning: Promise<void>[] = [];
     for (const i of byPriority(waiting)) {
       const task = waiting[i];
       // With every slot taken nothing more can be placed: a long queue is not tried task by
       // task on every finished one. Tasks not reached keep the diagnosis they had.
-      if (open.length > 0 && freeSlots === 0) {
+      if (candidates.openCount > 0 && candidates.freeSlots === 0) {
         if (!this.#diagnoses.has(task.id)) this.#diagnoses.set(task.id, NO_FREE_SLOT);
         continue;
       }
@@ -641,7 +639,6 @@ export class Manager {
       // Room is taken at once so the next placement sees it; the writes go out together.
       candidates.takeRoom(placement.workerId, task);
       this.#reserved.add(placement.workerId, task, 1);
-      freeSlots--;
       assigning.push(
         this.#apply(task.id, { type: "assign", workerId: placement.workerId }).then((result) => {
           if (result.ok && result.changed) this.#send(result.task);

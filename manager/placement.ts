@@ -147,11 +147,28 @@ export class CandidatePool {
   /** In id order, which every scorer's tie-break and the round-robin rotation follow. */
   readonly workers: readonly Candidate[];
   readonly #byId = new Map<string, Candidate>();
+  /** Workers that may take tasks (connected, not draining), and their free slots in all. */
+  readonly openCount: number;
+  #freeSlots = 0;
 
   constructor(workers: Candidate[]) {
     const sorted = workers.every((w, i) => i === 0 || workers[i - 1].id < w.id);
     this.workers = sorted ? workers : [...workers].sort(byId);
-    for (const w of this.workers) this.#byId.set(w.id, w);
+    let open = 0;
+    for (const w of this.workers) {
+      this.#byId.set(w.id, w);
+      if (isOpen(w)) open++;
+      this.#freeSlots += freeSlotsOf(w);
+    }
+    this.openCount = open;
+  }
+
+  /**
+   * Free slots on the open workers, kept as room is taken and given back: with every slot
+   * taken, a queue need not be tried task by task against every worker.
+   */
+  get freeSlots(): number {
+    return this.#freeSlots;
   }
 
   get size(): number {
@@ -178,7 +195,9 @@ export class CandidatePool {
   takeRoom(workerId: string, task: TaskNeeds): void {
     const worker = this.#byId.get(workerId);
     if (!worker) return;
+    this.#freeSlots -= freeSlotsOf(worker);
     charge(worker, task);
+    this.#freeSlots += freeSlotsOf(worker);
     this.#charged.add(workerId);
   }
 
@@ -197,8 +216,19 @@ export class CandidatePool {
 
   #setUsed(workerId: string, used: Readonly<Capacity>): void {
     const worker = this.#byId.get(workerId);
-    if (worker) worker.used = { ...used };
+    if (!worker) return;
+    this.#freeSlots -= freeSlotsOf(worker);
+    worker.used = { ...used };
+    this.#freeSlots += freeSlotsOf(worker);
   }
+}
+
+function isOpen(w: Candidate): boolean {
+  return w.connected && !w.draining;
+}
+
+function freeSlotsOf(w: Candidate): number {
+  return isOpen(w) ? Math.max(0, w.capacity.slots - w.used.slots) : 0;
 }
 
 const everyone = () => true;

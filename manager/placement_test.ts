@@ -277,6 +277,28 @@ Deno.test("a kept pool settles to the usage of changed and charged workers only"
   assert.equal(pool.get("b")!.used.slots, 0, "charges are settled once");
 });
 
+Deno.test("a pool keeps the free slots of its open workers as room is taken and settled", () => {
+  const pool = new CandidatePool([
+    worker("a"), // 2 slots
+    worker("b", { used: { cpu: 0, memoryBytes: 0, slots: 1 } }),
+    worker("c", { draining: true }),
+    worker("d", { connected: false }),
+  ]);
+  assert.equal(pool.openCount, 2);
+  assert.equal(pool.freeSlots, 3, "a's two and b's one; draining and disconnected ones count 0");
+  pool.takeRoom("a", {});
+  pool.takeRoom("b", {});
+  assert.equal(pool.freeSlots, 1);
+  pool.takeRoom("c", {});
+  assert.equal(pool.freeSlots, 1, "a draining worker's room is not free room");
+  const slots: Record<string, number> = { a: 1, b: 3, c: 0, d: 0 };
+  pool.settle([], (id) => ({ cpu: 0, memoryBytes: 0, slots: slots[id] }));
+  assert.equal(pool.freeSlots, 1, "b over its slots counts as none free, not fewer");
+  slots.b = 0;
+  pool.settle(["b"], (id) => ({ cpu: 0, memoryBytes: 0, slots: slots[id] }));
+  assert.equal(pool.freeSlots, 3, "b's usage changed: both its slots are free");
+});
+
 Deno.test("a pool places as picking among the fitting workers would, batch after batch", () => {
   // A fleet with every kind of rejection, in no particular order; each scorer must choose
   // what its pick over the filtered list chooses, while the pool is charged for each task.
