@@ -128,7 +128,7 @@ export function createEtcdGateway(endpoints: string[]): EtcdGateway {
       try {
         response = await fetch(`${bases[index]}${path}`, {
           method: "POST",
-          body: JSON.stringify(toJson(body)),
+          body: requestJson(body),
           headers: { "content-type": "application/json" },
           signal: abort.signal,
           client,
@@ -173,21 +173,24 @@ export function createEtcdGateway(endpoints: string[]): EtcdGateway {
   };
 }
 
-/** The JSON form of a request: bytes as base64, compare enums in the gateway's spelling. */
-function toJson(value: unknown): unknown {
-  if (value instanceof Uint8Array) return Buffer.from(value).toString("base64");
-  if (Array.isArray(value)) return value.map(toJson);
-  if (value && typeof value === "object") {
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) {
-      if (v === undefined) continue;
-      out[k] = (k === "target" || k === "result") && typeof v === "string"
-        ? v.replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase()
-        : toJson(v);
+/**
+ * The JSON text of a request: bytes as base64, compare enums in the gateway's spelling.
+ * Written by JSON.stringify itself, without a converted copy of the request first: for a
+ * batch of writes that copy was most of what the store's client allocated.
+ */
+function requestJson(request: unknown): string {
+  return JSON.stringify(request, function (this: Record<string, unknown>, key, value) {
+    // `value` has been through toJSON (a Buffer's is a list of numbers); the holder has it as is.
+    const raw = this[key];
+    if (raw instanceof Uint8Array) {
+      return (raw instanceof Buffer ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.length))
+        .toString("base64");
     }
-    return out;
-  }
-  return value;
+    if ((key === "target" || key === "result") && typeof value === "string") {
+      return value.replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase();
+    }
+    return value;
+  });
 }
 
 type Json = Record<string, unknown>;
