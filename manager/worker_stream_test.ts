@@ -212,4 +212,12 @@ Deno.test("envelopes are split across and within chunks; compressed ones are ref
   assert.deepEqual(reader.push(all.subarray(3, 9)).map((m) => [...m]), [[1, 2, 3]]);
   assert.deepEqual(reader.push(all.subarray(9)).map((m) => [...m]), [[], [4]]);
   assert.throws(() => new EnvelopeReader().push(new Uint8Array([1, 0, 0, 0, 0])), /compressed/);
+  // Lengths are 4 bytes, big-endian, unsigned.
+  const long = new Uint8Array(5 + 0x0102);
+  long.set([0, 0, 0, 0x01, 0x02]);
+  assert.deepEqual(new EnvelopeReader().push(long).map((m) => m.length), [0x0102]);
+  assert.throws(
+    () => new EnvelopeReader().push(new Uint8Array([0, 0xff, 0, 0, 1])),
+    /a message of 4278190081 bytes is more than the 4194304 accepted/,
+  );
 });

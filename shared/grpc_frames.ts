@@ -25,8 +25,10 @@ export function grpcFrame<T extends DescMessage>(
  * Splits a gRPC body into its messages (a flag byte, a 4-byte length, the message), whichever
  * way the body is cut into chunks.
  */
+const EMPTY = new Uint8Array(0);
+
 export class EnvelopeReader {
-  #pending: Uint8Array = new Uint8Array(0);
+  #pending: Uint8Array = EMPTY;
 
   /** The messages completed by `chunk`; throws a ConnectError for one it will not take. */
   push(chunk: Uint8Array): Uint8Array[] {
@@ -40,7 +42,9 @@ export class EnvelopeReader {
     let at = 0;
     while (data.length - at >= 5) {
       const flags = data[at];
-      const length = new DataView(data.buffer, data.byteOffset + at + 1, 4).getUint32(0);
+      // Big-endian, read by hand: a DataView per message was garbage on every read.
+      const length =
+        ((data[at + 1] << 24) | (data[at + 2] << 16) | (data[at + 3] << 8) | data[at + 4]) >>> 0;
       if (flags & 1) {
         throw new ConnectError("compressed messages were not negotiated", Code.InvalidArgument);
       }
@@ -54,7 +58,7 @@ export class EnvelopeReader {
       messages.push(data.subarray(at + 5, at + 5 + length));
       at += 5 + length;
     }
-    this.#pending = at === data.length ? new Uint8Array(0) : data.slice(at);
+    this.#pending = at === data.length ? EMPTY : data.slice(at);
     return messages;
   }
 }
