@@ -859,8 +859,9 @@ export class Manager {
         if (session.heldCount > 0 && session.heldSince <= heldBefore) session.sendHeld();
         return;
       }
-      session.sendHeld();
-      if (!session.nextRound() || !maySkip) session.send(ping);
+      // What is held goes now: alone when the ping is skipped, else with the ping.
+      if (maySkip && session.nextRound(session.heldCount > 0)) session.sendHeld();
+      else session.send(ping);
     });
     if (slice === 0) void this.#tick();
   }

@@ -844,12 +844,24 @@ Deno.test("a report's answer goes with the worker's next message, or at its ping
   assert.deepEqual(kinds(w1), ["welcome"], "held");
   const [task] = await h.manager.schedule([ECHO]);
   await h.settle();
-  assert.deepEqual(kinds(w1), ["welcome", "reportAnswer", "reportAnswer", "run"]);
+  assert.deepEqual(kinds(w1), ["welcome", "run", "reportAnswer", "reportAnswer"], "run first");
   assert.equal(runs(w1)[0].taskId, task.id);
 
   h.manager.sendSoon(w1.session, answer("c"));
   await h.advance(PING_MS);
-  assert.deepEqual(kinds(w1).slice(4), ["reportAnswer", "ping"], "at the round, before the ping");
+  assert.deepEqual(kinds(w1).slice(4), ["ping", "reportAnswer"], "at the round, with its ping");
+});
+
+Deno.test("a round sends what is held instead of a ping to a worker that reported", async () => {
+  await using h = await Harness.start(undefined, undefined, { silenceTimeoutMs: 4 * PING_MS });
+  const w1 = await h.connect("w1");
+  await h.advance(PING_MS);
+  h.manager.heard(w1.session); // the worker's report
+  h.manager.sendSoon(w1.session, {
+    msg: { case: "reportAnswer", value: { taskId: "a", attempt: 1, code: 0, message: "" } },
+  });
+  await h.advance(PING_MS);
+  assert.deepEqual(kinds(w1), ["welcome", "ping", "reportAnswer"]);
 });
 
 Deno.test("with a ping interval too long to keep the 2s bound, answers are not held", async () => {

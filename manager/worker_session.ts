@@ -49,19 +49,13 @@ export class WorkerSession {
     return !this.outgoing.closed;
   }
 
-  /** Sends the message now, with any held ones before it. */
+  /**
+   * Sends the message now, and any held ones after it: the worker acts on the message (a run,
+   * say) before it deals with the answers.
+   */
   send(message: Outgoing): boolean {
     if (message.msg?.case !== "ping") this.#sentSinceRound = true;
-    const held = this.#held;
-    if (held.length > 0) this.#held = [];
-    if (!this.#sink) {
-      for (const m of held) this.outgoing.push(m);
-      return this.outgoing.push(message);
-    }
-    if (this.outgoing.closed) return false;
-    if (held.length > 0) this.#sink.write(...held, message);
-    else this.#sink.write(message);
-    return true;
+    return this.#write([message, ...this.#takeHeld()]);
   }
 
   /**
@@ -85,10 +79,27 @@ export class WorkerSession {
 
   /** Sends the held messages, if any, together; says whether there were any. */
   sendHeld(): boolean {
-    // The last goes as the message sent; send puts the others before it.
-    const last = this.#held.pop();
-    if (last === undefined) return false;
-    this.send(last);
+    const held = this.#takeHeld();
+    if (held.length === 0) return false;
+    this.#sentSinceRound = true;
+    this.#write(held);
+    return true;
+  }
+
+  #takeHeld(): Outgoing[] {
+    const held = this.#held;
+    if (held.length > 0) this.#held = [];
+    return held;
+  }
+
+  #write(messages: Outgoing[]): boolean {
+    if (!this.#sink) {
+      let queued = true;
+      for (const m of messages) queued = this.outgoing.push(m);
+      return queued;
+    }
+    if (this.outgoing.closed) return false;
+    this.#sink.write(...messages);
     return true;
   }
 
@@ -100,10 +111,11 @@ export class WorkerSession {
 
   /**
    * Starts a new ping round for this session; says whether, since the last one, the stream
-   * carried messages both ways (other than a ping), which tells both ends what a ping would.
+   * carried messages both ways (other than a ping; `sendingNow` counts what is about to go),
+   * which tells both ends what a ping would.
    */
-  nextRound(): boolean {
-    const busy = this.#sentSinceRound && this.#heardSinceRound;
+  nextRound(sendingNow = false): boolean {
+    const busy = (this.#sentSinceRound || sendingNow) && this.#heardSinceRound;
     this.#sentSinceRound = this.#heardSinceRound = false;
     return busy;
   }
