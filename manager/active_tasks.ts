@@ -12,6 +12,12 @@ import { UsageLedger } from "./usage_ledger.ts";
 export class ActiveTasks {
   readonly #entries = new Map<string, Versioned<TaskRecord>>();
   readonly #waiting = new Set<string>();
+  /**
+   * The waiting ids in queue order, sorted when the queue is read after it grew. Ids that have
+   * left are skipped when read and dropped when it is next sorted: a long queue is not sorted
+   * again after every task placed from it.
+   */
+  #order: string[] | undefined;
   readonly #usage = new UsageLedger();
 
   get size(): number {
@@ -31,9 +37,11 @@ export class ActiveTasks {
   }
 
   set(id: string, entry: Versioned<TaskRecord>): void {
+    const wasWaiting = this.#waiting.has(id);
     this.#unindex(this.#entries.get(id)?.value);
     this.#entries.set(id, entry);
     this.#index(entry.value);
+    if (!wasWaiting && this.#waiting.has(id)) this.#order = undefined;
   }
 
   delete(id: string): void {
@@ -41,9 +49,20 @@ export class ActiveTasks {
     this.#entries.delete(id);
   }
 
-  /** Pending tasks that no worker holds: the queue, in no particular order. */
-  waiting(): TaskRecord[] {
-    return [...this.#waiting].map((id) => this.#entries.get(id)!.value);
+  /**
+   * Pending tasks that no worker holds, in the order they are placed: higher priority first,
+   * then older, then by id. Read it without awaiting in between: changes meanwhile may or may
+   * not be seen.
+   */
+  *queue(): Generator<TaskRecord> {
+    if (!this.#order || this.#order.length > 2 * this.#waiting.size + 1024) {
+      this.#order = [...this.#waiting].sort((a, b) =>
+        compareQueueOrder(this.#entries.get(a)!.value, this.#entries.get(b)!.value)
+      );
+    }
+    for (const id of this.#order) {
+      if (this.#waiting.has(id)) yield this.#entries.get(id)!.value;
+    }
   }
 
   get waitingCount(): number {
@@ -70,6 +89,12 @@ export class ActiveTasks {
     this.#waiting.delete(task.id);
     if (holdsRoom(task)) this.#usage.add(task.workerId!, task, -1);
   }
+}
+
+/** Queue order: higher priority first, then older, then by id. */
+export function compareQueueOrder(a: TaskRecord, b: TaskRecord): number {
+  return (b.priority ?? 0) - (a.priority ?? 0) || a.createdAt - b.createdAt ||
+    (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
 
 /** Whether a task's attempt takes room on its worker (as placement counts it). */

@@ -59,11 +59,33 @@ Deno.test("the queue is the pending tasks no worker holds, kept as they change",
   put(active, task("2", { workerId: "a", attempt: 1 }));
   put(active, task("3", { state: "scheduled", workerId: "a", attempt: 1 }));
   put(active, task("4", { retryAt: 5, attempt: 1 }));
-  assert.deepEqual(active.waiting().map((t) => t.id).sort(), ["1", "4"]);
+  assert.deepEqual([...active.queue()].map((t) => t.id), ["1", "4"]);
   assert.equal(active.waitingCount, 2);
   put(active, task("1", { workerId: "b", attempt: 1 }));
   active.delete("4");
   put(active, task("2", { attempt: 1 })); // taken back from its worker
-  assert.deepEqual(active.waiting().map((t) => t.id), ["2"]);
+  assert.deepEqual([...active.queue()].map((t) => t.id), ["2"]);
   assert.equal(active.waitingCount, 1);
+});
+
+Deno.test("the queue reads in placing order, and stays in order as tasks come and go", () => {
+  const active = new ActiveTasks();
+  put(active, task("c", { createdAt: 2 }));
+  put(active, task("a", { createdAt: 2 }));
+  put(active, task("old", { createdAt: 1 }));
+  put(active, task("urgent", { createdAt: 9, priority: 5 }));
+  const ids = () => [...active.queue()].map((t) => t.id);
+  assert.deepEqual(ids(), ["urgent", "old", "a", "c"], "priority, then age, then id");
+  put(active, task("urgent", { createdAt: 9, priority: 5, workerId: "w", attempt: 1 }));
+  active.delete("a");
+  assert.deepEqual(ids(), ["old", "c"], "placed and gone ones are left out");
+  put(active, task("b", { createdAt: 2 }));
+  put(active, task("urgent", { createdAt: 9, priority: 5, attempt: 1, retryAt: 20 }));
+  assert.deepEqual(ids(), ["urgent", "old", "b", "c"], "newcomers and returns take their place");
+  put(active, task("b", { createdAt: 2, attempt: 0, placement: "changed" } as Partial<TaskRecord>));
+  assert.deepEqual(
+    ids(),
+    ["urgent", "old", "b", "c"],
+    "a waiting task's new record keeps its place",
+  );
 });

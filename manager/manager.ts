@@ -41,6 +41,7 @@ import { type ApplyOptions, TaskBook } from "./task_book.ts";
 import { type WorkerIntroduction, WorkerRegistry } from "./worker_registry.ts";
 import { type Outgoing, type SessionSink, WorkerSession } from "./worker_session.ts";
 import { UsageLedger } from "./usage_ledger.ts";
+import { compareQueueOrder } from "./active_tasks.ts";
 
 export interface ManagerOptions {
   store: Store;
@@ -98,11 +99,7 @@ export interface WorkerView {
 
 /** Indexes of `tasks` in placement order: higher priority first, then older, then by id. */
 function byPriority(tasks: TaskRecord[]): number[] {
-  return tasks.map((_, i) => i).sort((a, b) =>
-    (tasks[b].priority ?? 0) - (tasks[a].priority ?? 0) ||
-    tasks[a].createdAt - tasks[b].createdAt ||
-    (tasks[a].id < tasks[b].id ? -1 : 1)
-  );
+  return tasks.map((_, i) => i).sort((a, b) => compareQueueOrder(tasks[a], tasks[b]));
 }
 
 /** What a waiting task is told while every worker's slots are taken. */
@@ -619,12 +616,11 @@ export class Manager {
 
   async #placeWaiting(): Promise<void> {
     const now = this.#clock.now();
-    const waiting = this.#book.waiting().filter((t) => (t.retryAt ?? 0) <= now);
-    if (waiting.length === 0 || this.#stopping) return;
+    if (this.#book.waitingCount === 0 || this.#stopping) return;
     const candidates = this.#candidates();
     const assigning: Promise<void>[] = [];
-    for (const i of byPriority(waiting)) {
-      const task = waiting[i];
+    for (const task of this.#book.queue()) {
+      if ((task.retryAt ?? 0) > now) continue;
       // With every slot taken nothing more can be placed: a long queue is not tried task by
       // task on every finished one. Tasks not reached keep the diagnosis they had.
       if (candidates.openCount > 0 && candidates.freeSlots === 0) {

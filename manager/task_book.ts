@@ -99,9 +99,9 @@ export class TaskBook {
     return [...this.#active.values()].map((e) => e.value);
   }
 
-  /** Pending tasks no worker holds (the queue), in no particular order. */
-  waiting(): TaskRecord[] {
-    return this.#active.waiting();
+  /** Pending tasks no worker holds, in queue order (see ActiveTasks.queue). */
+  queue(): Generator<TaskRecord> {
+    return this.#active.queue();
   }
 
   get waitingCount(): number {
