@@ -173,24 +173,32 @@ export function createEtcdGateway(endpoints: string[]): EtcdGateway {
   };
 }
 
-/**
- * The JSON text of a request: bytes as base64, compare enums in the gateway's spelling.
- * Written by JSON.stringify itself, without a converted copy of the request first: for a
- * batch of writes that copy was most of what the store's client allocated.
- */
+/** The JSON text of a request: bytes as base64, compare enums in the gateway's spelling. */
 function requestJson(request: unknown): string {
-  return JSON.stringify(request, function (this: Record<string, unknown>, key, value) {
-    // `value` has been through toJSON (a Buffer's is a list of numbers); the holder has it as is.
-    const raw = this[key];
-    if (raw instanceof Uint8Array) {
-      return (raw instanceof Buffer ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.length))
-        .toString("base64");
+  // Not a JSON.stringify replacer: it would see a Buffer only after the Buffer's own toJSON
+  // has listed every byte as a number.
+  return JSON.stringify(toJson(request));
+}
+
+function toJson(value: unknown): unknown {
+  if (value instanceof Uint8Array) {
+    return (value instanceof Buffer
+      ? value
+      : Buffer.from(value.buffer, value.byteOffset, value.length)).toString("base64");
+  }
+  if (Array.isArray(value)) return value.map(toJson);
+  if (value && typeof value === "object") {
+    const out: Record<string, unknown> = {};
+    for (const key in value) {
+      const v = (value as Record<string, unknown>)[key];
+      if (v === undefined) continue;
+      out[key] = (key === "target" || key === "result") && typeof v === "string"
+        ? v.replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase()
+        : toJson(v);
     }
-    if ((key === "target" || key === "result") && typeof value === "string") {
-      return value.replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase();
-    }
-    return value;
-  });
+    return out;
+  }
+  return value;
 }
 
 type Json = Record<string, unknown>;
