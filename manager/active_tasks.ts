@@ -18,6 +18,8 @@ export class ActiveTasks {
    * again after every task placed from it.
    */
   #order: string[] | undefined;
+  /** Where the order's first waiting id is: those before it have all left. */
+  #orderStart = 0;
   readonly #usage = new UsageLedger();
 
   get size(): number {
@@ -55,13 +57,19 @@ export class ActiveTasks {
    * not be seen.
    */
   *queue(): Generator<TaskRecord> {
-    if (!this.#order || this.#order.length > 2 * this.#waiting.size + 1024) {
+    if (!this.#order || this.#order.length - this.#orderStart > 2 * this.#waiting.size + 1024) {
       this.#order = [...this.#waiting].sort((a, b) =>
         compareQueueOrder(this.#entries.get(a)!.value, this.#entries.get(b)!.value)
       );
+      this.#orderStart = 0;
     }
-    for (const id of this.#order) {
-      if (this.#waiting.has(id)) yield this.#entries.get(id)!.value;
+    const order = this.#order;
+    // Tasks leave mostly from the front, as they are placed in order.
+    while (this.#orderStart < order.length && !this.#waiting.has(order[this.#orderStart])) {
+      this.#orderStart++;
+    }
+    for (let i = this.#orderStart; i < order.length; i++) {
+      if (this.#waiting.has(order[i])) yield this.#entries.get(order[i])!.value;
     }
   }
 

@@ -140,6 +140,12 @@ export class Manager {
   readonly #drainTimers = new Map<string, unknown>();
   /** Why each waiting task is not placed yet, as of the last try. */
   readonly #diagnoses = new Map<string, string>();
+  /**
+   * Set when the last run of the queue stopped at a cluster with every slot taken: the tasks
+   * after that point, without a diagnosis of their own, wait for a free slot. (Stopping there
+   * keeps a run from reading a long queue to its end for every finished task.)
+   */
+  #queueStoppedFull = false;
   #queueRun: Promise<void> | undefined;
   /** The candidate pool and the workers' version it was built at (see #candidates). */
   #pool: { pool: CandidatePool; version: number } | undefined;
@@ -619,13 +625,14 @@ export class Manager {
     if (this.#book.waitingCount === 0 || this.#stopping) return;
     const candidates = this.#candidates();
     const assigning: Promise<void>[] = [];
+    this.#queueStoppedFull = false;
     for (const task of this.#book.queue()) {
       if ((task.retryAt ?? 0) > now) continue;
-      // With every slot taken nothing more can be placed: a long queue is not tried task by
-      // task on every finished one. Tasks not reached keep the diagnosis they had.
+      // With every slot taken nothing more can be placed: the rest of the queue is not tried.
+      // Tasks not reached keep the diagnosis they had (see #diagnosisOf).
       if (candidates.openCount > 0 && candidates.freeSlots === 0) {
-        if (!this.#diagnoses.has(task.id)) this.#diagnoses.set(task.id, NO_FREE_SLOT);
-        continue;
+        this.#queueStoppedFull = true;
+        break;
       }
       const placement = this.#placer.place(candidates, task);
       if (!placement.ok) {
@@ -646,9 +653,17 @@ export class Manager {
   }
 
   #withDiagnosis(task: TaskRecord): TaskRecord {
-    const diagnosis = this.#diagnoses.get(task.id);
-    if (task.state !== "pending" || isAssigned(task) || diagnosis === undefined) return task;
-    return { ...task, placement: diagnosis };
+    if (task.state !== "pending" || isAssigned(task)) return task;
+    const diagnosis = this.#diagnosisOf(task);
+    return diagnosis === undefined ? task : { ...task, placement: diagnosis };
+  }
+
+  /** Why a waiting task is not placed yet, as of the last run of the queue that reached it. */
+  #diagnosisOf(task: TaskRecord): string | undefined {
+    const own = this.#diagnoses.get(task.id);
+    if (own !== undefined || !this.#queueStoppedFull) return own;
+    // A task still in its retry backoff is not tried, full cluster or not.
+    return (task.retryAt ?? 0) > this.#clock.now() ? undefined : NO_FREE_SLOT;
   }
 
   /** A waiting task that is still unplaced after its schedule timeout is dead, saying why. */
@@ -656,7 +671,7 @@ export class Manager {
     const timeoutMs = task.scheduleTimeoutMs ?? this.#options.scheduleTimeoutMs ?? 300_000;
     const deadline = (task.retryAt ?? task.createdAt) + timeoutMs;
     this.#setTimer(this.#scheduleTimers, task.id, deadline - now, async () => {
-      const why = this.#diagnoses.get(task.id) ?? "no worker fits";
+      const why = this.#diagnosisOf(this.#book.peek(task.id) ?? task) ?? "no worker fits";
       const result = await this.#apply(task.id, {
         type: "unplaceable",
         reason: `not placed within ${formatDuration(timeoutMs)}: ${why}`,

@@ -1035,6 +1035,8 @@ Deno.test("slots limit concurrency; waiting tasks go by priority, then age", asy
   await h.settle();
   assert.deepEqual(runs(w1).map((r) => r.taskId), [a.id]);
   assert.equal((await h.task(b.id)).placement, "0/1 workers fit: 1 has no free slot");
+  // Queued behind b, with every slot taken: not tried, and told why.
+  assert.equal((await h.manager.getTask(c.id)).placement, "every worker's slots are taken");
   const finish = async (id: string) => {
     await h.manager.acknowledge(w1.session, id, 1);
     await h.manager.report(exited(id, "w1", 0));
