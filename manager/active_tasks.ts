@@ -5,7 +5,7 @@
  * time (and copying them) was a large share of a busy manager's work.
  */
 import type { Versioned } from "../shared/store/store.ts";
-import type { Capacity, TaskRecord } from "../shared/task.ts";
+import { type Capacity, isFinal, type TaskRecord } from "../shared/task.ts";
 import { isAssigned } from "../shared/task_machine.ts";
 import { UsageLedger } from "./usage_ledger.ts";
 
@@ -28,10 +28,6 @@ export class ActiveTasks {
 
   get(id: string): Versioned<TaskRecord> | undefined {
     return this.#entries.get(id);
-  }
-
-  has(id: string): boolean {
-    return this.#entries.has(id);
   }
 
   values(): IterableIterator<Versioned<TaskRecord>> {
@@ -107,6 +103,5 @@ export function compareQueueOrder(a: TaskRecord, b: TaskRecord): number {
 
 /** Whether a task's attempt takes room on its worker (as placement counts it). */
 function holdsRoom(task: TaskRecord): boolean {
-  return task.workerId !== undefined && task.attempt >= 1 && task.state !== "done" &&
-    task.state !== "dead";
+  return isAssigned(task) && !isFinal(task.state);
 }
