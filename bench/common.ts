@@ -139,6 +139,24 @@ export async function rssMiB(pid: number): Promise<number> {
 }
 
 /** CPU seconds (user + system, every thread) a process has used so far. */
+/** CPU seconds of each named process (a group's summed), and of the children they reaped. */
+export async function readCpu(
+  processes: { name: string; pid: number; each?: number[] }[],
+): Promise<Record<string, number>> {
+  const cpu: Record<string, number> = {};
+  for (const { name, pid, each } of processes) {
+    let self = 0, children = 0;
+    for (const p of each ?? [pid]) {
+      const reading = await cpuWithChildren(p);
+      self += reading.self;
+      children += reading.children;
+    }
+    cpu[name] = self;
+    cpu[`${name}:children`] = children;
+  }
+  return cpu;
+}
+
 export async function cpuSeconds(pid: number): Promise<number> {
   return (await cpuWithChildren(pid)).self;
 }

@@ -19,6 +19,7 @@ import {
   markPhase,
   type Operator,
   progress,
+  readCpu,
   ROOT,
   rssMiB,
   sleep,
@@ -102,7 +103,13 @@ export async function runManyWorkers(options: ManyWorkersOptions): Promise<strin
     `many-workers: placing ${options.tasks} tasks in batches of ${options.batch}, ${options.inFlight} at a time`,
   );
   const cpuPlace0 = await cpuSeconds(pid);
-  const submitCpu0 = await cpuOf([pid, sim.pid, etcd.pid, Deno.pid]);
+  const submitters = [
+    { name: "manager", pid },
+    { name: "sim", pid: sim.pid },
+    { name: "etcd", pid: etcd.pid },
+    { name: "bench", pid: Deno.pid },
+  ];
+  const submitCpu0 = await readCpu(submitters);
   const start = Date.now();
   let submitted = 0;
   let failedBatches = 0;
@@ -127,7 +134,7 @@ export async function runManyWorkers(options: ManyWorkersOptions): Promise<strin
   };
   await Promise.all(Array.from({ length: options.inFlight }, submitter));
   const submitEnd = Date.now();
-  const submitCpu1 = await cpuOf([pid, sim.pid, etcd.pid, Deno.pid]);
+  const submitCpu1 = await readCpu(submitters);
   markPhase("submit", start, submitEnd);
   let polls = 0;
   await until(
@@ -189,22 +196,22 @@ export async function runManyWorkers(options: ManyWorkersOptions): Promise<strin
   });
 }
 
-async function cpuOf(pids: number[]): Promise<number[]> {
-  return await Promise.all(pids.map(cpuSeconds));
-}
-
 /**
  * CPU milliseconds per placed task while tasks were being submitted, of the manager, the
  * simulator, etcd and the bench itself (the client): on two cores they share, where the
  * placement rate goes.
  */
-function submitCpuPerTask(placed: number, before: number[], after: number[]) {
-  const per = (i: number) => fixed(((after[i] - before[i]) * 1000) / placed, 2);
+function submitCpuPerTask(
+  placed: number,
+  before: Record<string, number>,
+  after: Record<string, number>,
+) {
+  const per = (name: string) => fixed(((after[name] - before[name]) * 1000) / placed, 2);
   return {
-    submit_manager_ms_per_task: per(0),
-    submit_sim_ms_per_task: per(1),
-    submit_etcd_ms_per_task: per(2),
-    submit_bench_ms_per_task: per(3),
+    submit_manager_ms_per_task: per("manager"),
+    submit_sim_ms_per_task: per("sim"),
+    submit_etcd_ms_per_task: per("etcd"),
+    submit_bench_ms_per_task: per("bench"),
   };
 }
 

@@ -15,13 +15,13 @@ import { TaskState } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
 import { measureCeiling } from "./ceiling.ts";
 import { startBenchCluster } from "./cluster.ts";
 import {
-  cpuWithChildren,
   delta,
   fixed,
   fsyncMeanMs,
   markPhase,
   type Operator,
   progress,
+  readCpu,
   readEtcdCounters,
   rssMiB,
   sleep,
@@ -158,24 +158,6 @@ export async function runThroughput(options: ThroughputOptions): Promise<Through
     ),
   }));
   return { lines };
-}
-
-/** CPU seconds of each named process (a group's summed), and of the children they reaped. */
-async function readCpu(
-  processes: { name: string; pid: number; each?: number[] }[],
-): Promise<Record<string, number>> {
-  const cpu: Record<string, number> = {};
-  for (const { name, pid, each } of processes) {
-    let self = 0, children = 0;
-    for (const p of each ?? [pid]) {
-      const reading = await cpuWithChildren(p);
-      self += reading.self;
-      children += reading.children;
-    }
-    cpu[name] = self;
-    cpu[`${name}:children`] = children;
-  }
-  return cpu;
 }
 
 async function runBatch(operator: Operator, size: number): Promise<void> {
