@@ -41,8 +41,12 @@ const MAX_TXN_OPS = 128;
 const MAX_TXN_BYTES = 1024 * 1024;
 /** A create is two puts (the task and its state index entry). */
 const CREATES_PER_TXN = MAX_TXN_OPS / 2;
-/** An update is two puts plus a delete of the index entry under every other state. */
-const UPDATES_PER_TXN = Math.floor(MAX_TXN_OPS / (1 + TASK_STATES.length));
+/**
+ * An update whose previous state is given is at most three operations: the record, and the
+ * index entry it moves from one state to another. (Without it, every other state's entry is
+ * deleted.) A batch is cut by the operations its updates really take.
+ */
+const UPDATES_PER_TXN = Math.floor(MAX_TXN_OPS / 3);
 /** An undo is one nested transaction of at most three operations. */
 const UNDOS_PER_TXN = MAX_TXN_OPS / 2;
 
@@ -90,6 +94,7 @@ interface Undo {
 }
 
 class EtcdStore implements Store {
+  readonly updatesPerWrite = UPDATES_PER_TXN;
   readonly #client: EtcdGateway;
   readonly #prefix: string;
   readonly #timeoutMs: number;
@@ -189,14 +194,22 @@ class EtcdStore implements Store {
         throw new ConflictError(`tasks/${task.id}`, `Task ${task.id} was never stored`);
       }
     }
-    const encoded = updates.map((update) => ({ ...update, value: encode(update.task) }));
+    const encoded = updates.map((update) => {
+      const value = encode(update.task);
+      return { ...update, value, ops: this.#updateOps({ ...update, value }) };
+    });
     // Same splitting and undo as createTasks. An undo puts back the previous record (which
     // the put hands back, prev_kv), so undone records keep their values but get a new
     // revision. Checking every revision first means that only a write racing this batch can
     // cause an undo; a stale revision in the batch itself writes nothing. One transaction
     // (the usual case) is all or nothing, needs no undo, and so asks for no previous values:
     // etcd's gateway would encode each and the manager decode it.
-    const parts = split(encoded, UPDATES_PER_TXN, (e) => e.value.length + 5 * e.task.id.length);
+    const parts = split(
+      encoded,
+      MAX_TXN_OPS,
+      (e) => e.value.length + 5 * e.task.id.length,
+      (e) => e.ops.length,
+    );
     const undoable = parts.length > 1;
     const deadline = this.#deadline();
     if (parts.length > 1) {
@@ -210,7 +223,11 @@ class EtcdStore implements Store {
     const done: Undo[] = [];
     try {
       for (const part of parts) {
-        const ops = part.map((update) => this.#updateOps(update, undoable));
+        if (undoable) {
+          // Each update's ops start with the put of its record, whose previous value an undo
+          // puts back.
+          for (const { ops } of part) ops[0].request_put!.prev_kv = true;
+        }
         const response = await this.#txn({
           compare: part.map(({ task, expectedRevision }): ICompare => ({
             key: this.#taskKey(task.id),
@@ -218,7 +235,7 @@ class EtcdStore implements Store {
             result: "Equal",
             mod_revision: expectedRevision.toString(),
           })),
-          success: ops.flat(),
+          success: part.flatMap((e) => e.ops),
           failure: part.map(({ task }) => ({
             request_range: { key: this.#taskKey(task.id), keys_only: true },
           })),
@@ -227,19 +244,19 @@ class EtcdStore implements Store {
           throw this.#updateConflict(part, response);
         }
         const revision = BigInt(response.header.revision);
-        let first = 0; // Each update's ops start with the put of its record.
-        part.forEach(({ task }, i) => {
+        let first = 0;
+        for (const { task, ops } of part) {
           results.push({ value: task, revision });
-          if (!undoable) return;
+          if (!undoable) continue;
           const prev = response.responses[first].response_put.prev_kv;
-          first += ops[i].length;
+          first += ops.length;
           done.push({
             id: task.id,
             revision,
             state: task.state,
             previous: { value: prev.value, state: decode<TaskRecord>(prev).value.state },
           });
-        });
+        }
       }
     } catch (error) {
       throw await this.#undo(done, error);
@@ -253,13 +270,8 @@ class EtcdStore implements Store {
    * touched; without it every other state's entry is deleted (deleting a missing key is
    * allowed), which costs the store a delete per state.
    */
-  #updateOps(
-    { task, value, previousState }: TaskUpdate & { value: Buffer },
-    withPrevious: boolean,
-  ): IRequestOp[] {
-    const record: IRequestOp = {
-      request_put: { key: this.#taskKey(task.id), value, prev_kv: withPrevious },
-    };
+  #updateOps({ task, value, previousState }: TaskUpdate & { value: Buffer }): IRequestOp[] {
+    const record: IRequestOp = { request_put: { key: this.#taskKey(task.id), value } };
     if (previousState === task.state) return [record];
     const index: IRequestOp = {
       request_put: { key: this.#indexKey(task.state, task.id), value: EMPTY },
@@ -596,20 +608,34 @@ function checkLimit(limit: number | undefined): number | undefined {
   return limit;
 }
 
-/** Cuts items into runs of at most `count` items and (roughly) MAX_TXN_BYTES. */
-function split<T>(items: T[], count: number, bytes: (item: T) => number): T[][] {
+/**
+ * Cuts items into runs of at most `count` operations (an item takes `ops` of them, one
+ * unless told) and (roughly) MAX_TXN_BYTES.
+ */
+function split<T>(
+  items: T[],
+  count: number,
+  bytes: (item: T) => number,
+  ops: (item: T) => number = () => 1,
+): T[][] {
   const parts: T[][] = [];
   let current: T[] = [];
   let size = 0;
+  let taken = 0;
   for (const item of items) {
     const itemSize = bytes(item) + 64;
-    if (current.length > 0 && (current.length >= count || size + itemSize > MAX_TXN_BYTES)) {
+    const itemOps = ops(item);
+    if (
+      current.length > 0 && (taken + itemOps > count || size + itemSize > MAX_TXN_BYTES)
+    ) {
       parts.push(current);
       current = [];
       size = 0;
+      taken = 0;
     }
     current.push(item);
     size += itemSize;
+    taken += itemOps;
   }
   if (current.length > 0) parts.push(current);
   return parts;

@@ -251,3 +251,54 @@ Deno.test("etcd: an update batch that loses a race part-way is taken back", asyn
     await store.close();
   }
 });
+
+Deno.test("etcd: as many updates as updatesPerWrite, with their previous states, are one transaction", async () => {
+  await using etcd = await startEtcd();
+  const inner = createEtcdGateway([etcd.endpoint]);
+  const writes: { puts: number; askedPrevious: boolean }[] = [];
+  const gateway: EtcdGateway = {
+    ...inner,
+    txn(request, call) {
+      const puts = (request.success ?? []).filter((op) => op.request_put);
+      if (puts.length > 0) {
+        writes.push({
+          puts: puts.length,
+          askedPrevious: puts.some((op) => op.request_put!.prev_kv),
+        });
+      }
+      return inner.txn(request, call);
+    },
+  };
+  const store = await createEtcdStore({ endpoints: [etcd.endpoint], gateway });
+  try {
+    const perWrite = store.updatesPerWrite!;
+    assert.ok(perWrite >= 40, `etcd's 128 operations hold ${perWrite} updates, not 40 or more`);
+    const created = await store.createTasks(
+      Array.from({ length: perWrite + 1 }, (_, i) => task(seq(i))),
+    );
+    const moves = created.map((v) => ({
+      task: { ...v.value, state: "scheduled" as const },
+      expectedRevision: v.revision,
+      previousState: "pending" as const,
+    }));
+    writes.length = 0;
+    const written = await store.updateTasks(moves.slice(0, perWrite));
+    assert.deepEqual(writes, [{ puts: 2 * perWrite, askedPrevious: false }]);
+    assert.equal((await store.listTasks({ state: "scheduled" })).length, perWrite);
+    assert.equal(written.length, perWrite);
+    // One more than fits: two transactions, which may need undoing, so they ask for the
+    // previous values.
+    writes.length = 0;
+    const more = created.map((v, i) => ({
+      task: { ...v.value, state: "done" as const },
+      expectedRevision: i < perWrite ? written[i].revision : v.revision,
+      previousState: i < perWrite ? "scheduled" as const : "pending" as const,
+    }));
+    await store.updateTasks(more);
+    assert.equal(writes.length, 2);
+    assert.ok(writes.every((w) => w.askedPrevious));
+    assert.equal((await store.listTasks({ state: "done" })).length, perWrite + 1);
+  } finally {
+    await store.close();
+  }
+});

@@ -33,6 +33,12 @@ export interface ListTasksOptions {
  * outside the implementations knows which store it has.
  */
 export interface Store {
+  /**
+   * The most updates (each with its previous state given) that updateTasks writes in one
+   * atomic step; a larger batch is cut into several, and undone when a later part fails.
+   * A group commit sized to it spares the store that bookkeeping. Absent: no such limit.
+   */
+  readonly updatesPerWrite?: number;
   /** Stores new tasks, all or none; throws ConflictError when an id is taken. */
   createTasks(tasks: TaskRecord[]): Promise<Versioned<TaskRecord>[]>;
   getTask(id: string): Promise<Versioned<TaskRecord> | undefined>;
