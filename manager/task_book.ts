@@ -20,8 +20,11 @@ import { type Clock, systemClock } from "../shared/clock.ts";
 import { NotFoundError } from "./errors.ts";
 import { ActiveTasks } from "./active_tasks.ts";
 
-/** At most this many task updates in one store write. */
+/** At most this many task updates in one store write (fewer if the store says so). */
 const MAX_GROUP = 256;
+
+/** Store writes under way at once, when updates come faster than one write takes. */
+const MAX_WRITES = 4;
 
 /** Recently finished tasks kept in memory (the oldest go first). */
 const RECENTLY_FINISHED = 4096;
@@ -60,7 +63,8 @@ export class TaskBook {
   readonly #finished = new Map<string, Versioned<TaskRecord>>();
   readonly #lock = new KeyedLock();
   readonly #waiting: PendingWrite[] = [];
-  #writing = false;
+  readonly #groupSize: number;
+  #writes = 0;
   /**
    * Active tasks whose entry in #active is ahead of the store (its revision is the stored
    * one), with the state the store has for them.
@@ -73,6 +77,7 @@ export class TaskBook {
 
   constructor(store: Store, options: TaskBookOptions = {}) {
     this.#store = store;
+    this.#groupSize = Math.min(MAX_GROUP, store.updatesPerWrite ?? MAX_GROUP);
     this.#clock = options.clock ?? systemClock;
     this.#deferMs = options.deferMs ?? DEFAULT_DEFER_MS;
     this.#onDeferredWriteError = options.onDeferredWriteError ?? (() => {});
@@ -240,21 +245,31 @@ export class TaskBook {
   }
 
   /**
-   * Group commit: one write to the store at a time, and every update that arrives meanwhile
-   * goes into the next one, so a busy manager spends one round trip on many tasks while an
-   * idle one adds no wait. Each caller resolves only once its update is stored.
+   * Group commit: every update that arrives while a write is under way goes into the next
+   * one, so a busy manager spends one round trip on many tasks while an idle one adds no
+   * wait. Each caller resolves only once its update is stored. A group is at most what the
+   * store writes in one atomic step; when a full group waits, it need not wait for the
+   * write before (the per-task lock keeps each task's updates in order).
    */
   #write(update: TaskUpdate): Promise<Versioned<TaskRecord>> {
     return new Promise((resolve, reject) => {
       this.#waiting.push({ update, resolve, reject });
-      void this.#flush();
+      this.#flush();
     });
   }
 
-  async #flush(): Promise<void> {
-    if (this.#writing || this.#waiting.length === 0) return;
-    this.#writing = true;
-    const group = this.#waiting.splice(0, MAX_GROUP);
+  #flush(): void {
+    while (
+      this.#waiting.length > 0 &&
+      (this.#writes === 0 ||
+        (this.#writes < MAX_WRITES && this.#waiting.length >= this.#groupSize))
+    ) {
+      void this.#writeGroup(this.#waiting.splice(0, this.#groupSize));
+    }
+  }
+
+  async #writeGroup(group: PendingWrite[]): Promise<void> {
+    this.#writes++;
     try {
       const written = await this.#store.updateTasks(group.map((w) => w.update));
       group.forEach((w, i) => w.resolve(written[i]));
@@ -268,8 +283,8 @@ export class TaskBook {
         for (const w of group) w.reject(e);
       }
     } finally {
-      this.#writing = false;
-      void this.#flush();
+      this.#writes--;
+      this.#flush();
     }
   }
 

@@ -46,6 +46,44 @@ Deno.test("updates that arrive while a write is out go to the store together", a
   for (const t of tasks(20)) assert.equal((await memory.getTask(t.id))?.value.workerId, "w1");
 });
 
+Deno.test("a full group goes to the store without waiting for the write before", async () => {
+  const memory = createMemoryStore();
+  const groups: number[] = [];
+  let underWay = 0;
+  let mostUnderWay = 0;
+  let release = () => {};
+  const released = new Promise<void>((resolve) => release = resolve);
+  const store: Store = {
+    ...memory,
+    listActiveTasks: () => memory.listActiveTasks(),
+    createTasks: (tasks) => memory.createTasks(tasks),
+    getTask: (id) => memory.getTask(id),
+    updatesPerWrite: 3,
+    async updateTasks(updates) {
+      groups.push(updates.length);
+      mostUnderWay = Math.max(mostUnderWay, ++underWay);
+      await released;
+      underWay--;
+      return memory.updateTasks(updates);
+    },
+  };
+  const book = new TaskBook(store);
+  await book.create(tasks(8));
+  const assign = (id: string) => book.apply(id, { type: "assign", workerId: "w1" }, 5);
+  const first = assign("t0");
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.deepEqual(groups, [1], "an idle book writes at once");
+  const rest = tasks(8).slice(1).map((t) => assign(t.id));
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.deepEqual(groups, [1, 3, 3], "full groups of the store's size go out at once");
+  release();
+  const results = await Promise.all([first, ...rest]);
+  assert.ok(results.every((r) => r.ok && r.changed));
+  assert.deepEqual(groups, [1, 3, 3, 1], "the rest waits for a write to end");
+  assert.equal(mostUnderWay, 3);
+  for (const t of tasks(8)) assert.equal((await memory.getTask(t.id))?.value.workerId, "w1");
+});
+
 Deno.test("a stale update in a group fails alone", async () => {
   const memory = createMemoryStore();
   const book = new TaskBook(memory);
