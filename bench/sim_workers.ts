@@ -4,8 +4,8 @@
  * framed by hand on node:http2 rather than through Connect's client, whose per-message cost
  * and memory would otherwise make the simulator, not the manager, what is measured:
  * Hello (nothing running, nothing unreported) -> Welcome, Pong for every Ping, a TaskAck for
- * every RunTask followed at once by its report, exit code 0 (on the stream when the Welcome
- * accepts reports there, else by a unary SetTask), and a "no logs"
+ * every RunTask followed at once by its report, exit code 0 (on the stream, in the same write,
+ * when the Welcome accepts reports there, else by a unary SetTask), and a "no logs"
  * LogChunk for a log request. It never starts a process: it measures the manager, not process
  * starts. These are not real workers and their figures say nothing about running tasks.
  *
@@ -27,6 +27,7 @@ import {
   WorkerService,
 } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
 import { EnvelopeReader, grpcFrame } from "../shared/grpc_frames.ts";
+import { concatBytes } from "../shared/bytes.ts";
 
 type Outgoing = MessageInitShape<typeof ConnectRequestSchema>;
 
@@ -160,9 +161,9 @@ function runWorker(index: number): Promise<void> {
   const workerId = `${values.prefix}${String(index).padStart(5, "0")}`;
   const connection = connectionOf(index);
   const stream = call(connection, CONNECT_PATH);
-  const send = (message: Outgoing) => {
+  const send = (...messages: Outgoing[]) => {
     if (!stream.writableEnded && !stream.destroyed) {
-      stream.write(grpcFrame(ConnectRequestSchema, message));
+      stream.write(concatBytes(messages.map((m) => grpcFrame(ConnectRequestSchema, m))));
     }
   };
   send({
@@ -210,16 +211,17 @@ function runWorker(index: number): Promise<void> {
           stats.pings++;
           send({ msg: { case: "pong", value: { seq: msg.value.seq } } });
           break;
-        case "run":
+        case "run": {
           stats.runs++;
           stats.lastRunAt = Date.now();
           stats.firstRunAt ||= stats.lastRunAt;
-          send({
+          const ack: Outgoing = {
             msg: { case: "ack", value: { taskId: msg.value.taskId, attempt: msg.value.attempt } },
-          });
+          };
           if (reportOnStream) {
             const now = timestampNow();
-            send({
+            // A task that takes no time: its acknowledgement and report go in one write.
+            send(ack, {
               msg: {
                 case: "report",
                 value: {
@@ -232,8 +234,12 @@ function runWorker(index: number): Promise<void> {
                 },
               },
             });
-          } else report(connection, workerId, msg.value.taskId, msg.value.attempt);
+          } else {
+            send(ack);
+            report(connection, workerId, msg.value.taskId, msg.value.attempt);
+          }
           break;
+        }
         case "logRequest":
           send({
             msg: {
