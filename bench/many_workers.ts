@@ -147,6 +147,7 @@ export async function runManyWorkers(options: ManyWorkersOptions): Promise<strin
     20,
   );
   const doneAt = Date.now();
+  const doneCpu = await readCpu(submitters);
   markPhase("placement", start, doneAt);
   if (failedBatches > 0) {
     progress(`many-workers: ${failedBatches} ScheduleTasks calls failed, first: ${firstError}`);
@@ -188,7 +189,8 @@ export async function runManyWorkers(options: ManyWorkersOptions): Promise<strin
     sent_rate: final.runs >= placed ? rate(final.lastRunAt) : "nan",
     done_rate: rate(doneAt),
     place_cpu_s: fixed(placeCpu, 1),
-    ...submitCpuPerTask(placed, submitCpu0, submitCpu1),
+    ...cpuPerTask("submit", placed, submitCpu0, submitCpu1),
+    ...cpuPerTask("done", placed, submitCpu0, doneCpu),
     dead,
     runs: final.runs,
     reports: final.reports,
@@ -197,22 +199,25 @@ export async function runManyWorkers(options: ManyWorkersOptions): Promise<strin
 }
 
 /**
- * CPU milliseconds per placed task while tasks were being submitted, of the manager, the
- * simulator, etcd and the bench itself (the client): on two cores they share, where the
- * placement rate goes.
+ * CPU milliseconds per placed task of the manager, the simulator, etcd and the bench itself
+ * (the client): on two cores they share, where the rate goes. `submit` is while tasks were
+ * being submitted, which holds whatever part of recording results fell in it; `done` is
+ * from the first submit until every task was reported, the whole cost of a task.
  */
-function submitCpuPerTask(
+function cpuPerTask(
+  phase: "submit" | "done",
   placed: number,
   before: Record<string, number>,
   after: Record<string, number>,
-) {
-  const per = (name: string) => fixed(((after[name] - before[name]) * 1000) / placed, 2);
-  return {
-    submit_manager_ms_per_task: per("manager"),
-    submit_sim_ms_per_task: per("sim"),
-    submit_etcd_ms_per_task: per("etcd"),
-    submit_bench_ms_per_task: per("bench"),
-  };
+): Record<string, string> {
+  const split: Record<string, string> = {};
+  for (const name of ["manager", "sim", "etcd", "bench"]) {
+    split[`${phase}_${name}_ms_per_task`] = fixed(
+      ((after[name] - before[name]) * 1000) / placed,
+      2,
+    );
+  }
+  return split;
 }
 
 /** Tasks that ended dead (for example not acknowledged in time by an overloaded manager). */
