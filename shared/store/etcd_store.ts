@@ -191,7 +191,7 @@ class EtcdStore implements Store {
     }
     const encoded = updates.map((update) => {
       const value = encode(update.task);
-      return { ...update, value, ops: this.#updateOps({ ...update, value }) };
+      return { ...update, value, ops: this.#updateOps(update, value) };
     });
     // Same splitting and undo as createTasks. An undo puts back the previous record (which
     // the put hands back, prev_kv), so undone records keep their values but get a new
@@ -265,7 +265,7 @@ class EtcdStore implements Store {
    * touched; without it every other state's entry is deleted (deleting a missing key is
    * allowed), which costs the store a delete per state.
    */
-  #updateOps({ task, value, previousState }: TaskUpdate & { value: Buffer }): IRequestOp[] {
+  #updateOps({ task, previousState }: TaskUpdate, value: Buffer): IRequestOp[] {
     const record: IRequestOp = { request_put: { key: this.#taskKey(task.id), value } };
     if (previousState === task.state) return [record];
     const index: IRequestOp = {
