@@ -180,9 +180,22 @@ function printSummary(title: string, s: ProfileSummary, top: number): void {
 }
 
 if (import.meta.main) {
-  if (!Deno.args[0]) {
-    console.error("usage: deno run -A bench/profile.ts FILE_OR_DIR [TOP]");
+  const usage = "usage: deno run -A bench/profile.ts FILE_OR_DIR [TOP]";
+  const [path, topText = "25"] = Deno.args;
+  const top = Number(topText);
+  if (!path || path === "-h" || path === "--help") {
+    console.error(usage);
+    Deno.exit(path ? 0 : 2);
+  }
+  if (!Number.isInteger(top) || top < 1) {
+    console.error(`profile: TOP must be a whole number of 1 or more, not "${topText}"\n${usage}`);
     Deno.exit(2);
   }
-  await summarizeProfiles(Deno.args[0], Number(Deno.args[1] ?? 25));
+  try {
+    await summarizeProfiles(path, top);
+  } catch (e) {
+    // A path that is not there, or a file that is not a profile: say which, without a trace.
+    console.error(`profile: cannot read ${path}: ${(e as Error).message}`);
+    Deno.exit(1);
+  }
 }
