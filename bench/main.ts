@@ -104,6 +104,16 @@ export async function main(args: string[]): Promise<number> {
     }
     return value;
   };
+  // Every number is checked before any scenario starts: a typo in the last one's option
+  // should not come out after the first has run for minutes.
+  try {
+    for (const name of Object.keys(v) as (keyof typeof v)[]) {
+      if (name !== "profile" && name !== "help") num(name);
+    }
+  } catch (e) {
+    console.error(`bench: ${(e as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
   let chosen = new Set<Scenario>(
     parsed.positionals.length > 0 ? parsed.positionals as Scenario[] : SCENARIOS,
   );

@@ -1,0 +1,62 @@
+/**
+ * The benchmark suite at toy sizes, as a user runs it (`deno task bench -- ...`): it must
+ * still run end to end and count every task. Only counts are asserted, never a timing.
+ */
+import assert from "node:assert/strict";
+import { ROOT } from "./common.ts";
+
+/** Runs bench/main.ts with `args`; its exit code and each summary line's fields by scenario. */
+async function bench(args: string[]) {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${ROOT}bench/main.ts`, ...args],
+    cwd: ROOT,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const lines = new TextDecoder().decode(output.stdout).split("\n");
+  const figures = new Map<string, Record<string, string>>();
+  for (const line of lines) {
+    const [prefix, scenario, ...fields] = line.split(" ");
+    if (prefix !== "bench:") continue;
+    figures.set(scenario, Object.fromEntries(fields.map((f) => f.split("=") as [string, string])));
+  }
+  return { code: output.code, figures, stderr: new TextDecoder().decode(output.stderr) };
+}
+
+Deno.test("bench many-workers places and reports every task on simulated workers", async () => {
+  const { code, figures, stderr } = await bench([
+    "many-workers",
+    "--sim-workers",
+    "20",
+    "--idle-seconds",
+    "1",
+    "--placement-tasks",
+    "60",
+    "--batch",
+    "10",
+  ]);
+  assert.equal(code, 0, stderr);
+  const line = figures.get("many-workers");
+  assert.ok(line, `no many-workers line in the output:\n${stderr}`);
+  assert.equal(line.workers, "20");
+  assert.equal(line.streams_lost, "0");
+  assert.equal(line.failed_batches, "0");
+  assert.equal(line.runs, "60", "every task sent to a simulated worker");
+  assert.equal(line.reports, "60", "every report answered");
+  assert.equal(line.report_failures, "0");
+  assert.equal(line.dead, "0");
+  for (const key of ["place_rate", "done_rate", "done_manager_ms_per_task", "idle_cpu_pct"]) {
+    assert.ok(key in line && line[key] !== "nan", `${key} is printed: ${line[key]}`);
+  }
+});
+
+Deno.test("bench refuses an unknown scenario and a bad number, naming them", async () => {
+  const unknown = await bench(["many-worker"]);
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.stderr, /unknown scenario "many-worker"/);
+  const bad = await bench(["latency", "--latency-tasks", "ten"]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--latency-tasks "ten" is not a whole number/);
+  assert.doesNotMatch(bad.stderr, /^\s+at /m, "no stack trace");
+});
