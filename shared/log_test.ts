@@ -1,0 +1,53 @@
+import assert from "node:assert/strict";
+import { createLogger, LineBuffer } from "./log.ts";
+
+Deno.test("lines logged in one run of code reach the sink in one write, in order", async () => {
+  const writes: string[] = [];
+  const buffer = new LineBuffer((text) => writes.push(text));
+  for (const line of ["a", "b", "c"]) buffer.write(`${line}\n`);
+  assert.deepEqual(writes, [], "nothing is written while the code that logs still runs");
+  await Promise.resolve();
+  assert.deepEqual(writes, ["a\nb\nc\n"]);
+  buffer.write("d\n");
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.deepEqual(writes, ["a\nb\nc\n", "d\n"], "a later run is a later write");
+});
+
+Deno.test("a warning or an error is written at once, after the lines before it", () => {
+  const writes: string[] = [];
+  const buffer = new LineBuffer((text) => writes.push(text));
+  buffer.write("info\n", "info");
+  buffer.write("warn\n", "warn");
+  assert.deepEqual(writes, ["info\nwarn\n"]);
+  buffer.write("error\n", "error");
+  assert.deepEqual(writes, ["info\nwarn\n", "error\n"]);
+});
+
+Deno.test("a logger gives each line its time, level, message and fields", () => {
+  const lines: string[] = [];
+  const log = createLogger({ write: (line) => lines.push(line), now: () => 0 });
+  log.info("task finished", { task: "t1", exit_code: 0, why: "a reason", skipped: undefined });
+  log.debug("not shown without verbose");
+  assert.deepEqual(lines, [
+    '1970-01-01T00:00:00.000Z INFO  task finished task=t1 exit_code=0 why="a reason"\n',
+  ]);
+});
+
+Deno.test("lines still held are written when the process exits or crashes", async () => {
+  const logModule = new URL("./log.ts", import.meta.url).href;
+  const endings = [["Deno.exit(3)", 3], ['throw new Error("boom")', 1]] as const;
+  for (const [ending, code] of endings) {
+    // In a timer's callback, as a daemon's code runs: the crash ends the process before the
+    // microtask that would write the line.
+    const script = `import { createLogger } from "${logModule}";
+      setTimeout(() => { createLogger().info("the last words"); ${ending}; }, 1);`;
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: ["eval", script],
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(output.stderr);
+    assert.equal(output.code, code, stderr);
+    assert.match(stderr, /INFO {2}the last words\n/, `after ${ending}`);
+  }
+});
