@@ -129,6 +129,11 @@ export class Manager {
   readonly #clock: Clock;
   readonly #random: () => number;
   readonly #options: ManagerOptions;
+  /**
+   * Whether answers may wait for a ping round. The rounds come every tenth of the ping
+   * interval: with a long interval they would come too seldom to keep MAX_HOLD_MS.
+   */
+  readonly #holdsAnswers: boolean;
   readonly #book: TaskBook;
   readonly #workers: WorkerRegistry;
   readonly #placer: Placer;
@@ -168,6 +173,7 @@ export class Manager {
 
   constructor(options: ManagerOptions) {
     this.#options = options;
+    this.#holdsAnswers = options.pingIntervalMs / PING_SLICES <= MAX_HOLD_MS / 2;
     this.#store = options.store;
     this.#log = options.log;
     this.#clock = options.clock ?? systemClock;
@@ -481,9 +487,7 @@ export class Manager {
    * an answer to a report (the worker holds the report on disk until then, and waits 10s).
    */
   sendSoon(session: WorkerSession, message: Outgoing): void {
-    // Held messages are sent by the ping rounds, which come every tenth of the interval: with
-    // a long interval they would come too seldom to keep MAX_HOLD_MS.
-    if (this.#options.pingIntervalMs / PING_SLICES > MAX_HOLD_MS / 2) {
+    if (!this.#holdsAnswers) {
       session.send(message);
       return;
     }
