@@ -24,9 +24,17 @@ async function bench(args: string[]) {
   return { code: output.code, figures, stderr: new TextDecoder().decode(output.stderr) };
 }
 
-Deno.test("bench many-workers places and reports every task on simulated workers", async () => {
+for (const store of ["etcd", "sqlite"]) {
+  Deno.test(`bench many-workers on ${store} places and reports every task`, async () => {
+    await placesAndReportsEvery(store);
+  });
+}
+
+async function placesAndReportsEvery(store: string) {
   const { code, figures, stderr } = await bench([
     "many-workers",
+    "--store",
+    store,
     "--sim-workers",
     "20",
     "--idle-seconds",
@@ -40,6 +48,7 @@ Deno.test("bench many-workers places and reports every task on simulated workers
   const line = figures.get("many-workers");
   assert.ok(line, `no many-workers line in the output:\n${stderr}`);
   assert.equal(line.workers, "20");
+  assert.equal(line.store, store);
   assert.equal(line.streams_lost, "0");
   assert.equal(line.failed_batches, "0");
   assert.equal(line.runs, "60", "every task sent to a simulated worker");
@@ -49,9 +58,10 @@ Deno.test("bench many-workers places and reports every task on simulated workers
   for (const key of ["place_rate", "done_rate", "done_manager_ms_per_task", "idle_cpu_pct"]) {
     assert.ok(key in line && line[key] !== "nan", `${key} is printed: ${line[key]}`);
   }
-});
+  assert.equal("done_etcd_ms_per_task" in line, store === "etcd", "etcd's CPU only where it runs");
+}
 
-Deno.test("bench refuses an unknown scenario and a bad number, naming them", async () => {
+Deno.test("bench refuses an unknown scenario, a bad number and a bad store, naming them", async () => {
   const unknown = await bench(["many-worker"]);
   assert.equal(unknown.code, 2);
   assert.match(unknown.stderr, /unknown scenario "many-worker"/);
@@ -59,4 +69,10 @@ Deno.test("bench refuses an unknown scenario and a bad number, naming them", asy
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--latency-tasks "ten" is not a whole number/);
   assert.doesNotMatch(bad.stderr, /^\s+at /m, "no stack trace");
+  const store = await bench(["many-workers", "--store", "mysql"]);
+  assert.equal(store.code, 2);
+  assert.match(store.stderr, /--store "mysql" is not etcd or sqlite/);
+  const elsewhere = await bench(["latency", "many-workers", "--store", "sqlite"]);
+  assert.equal(elsewhere.code, 2);
+  assert.match(elsewhere.stderr, /--store sqlite applies to many-workers only, not latency/);
 });

@@ -1,5 +1,6 @@
 /**
- * A benchmark's cluster: a real etcd (fsync on) and the real manager and workers as
+ * A benchmark's cluster: a real etcd (fsync on), or on request the manager's embedded SQLite
+ * file instead, and the real manager and workers as
  * processes, from the test harness, with the manager's production timings. Everything is
  * registered on the caller's AsyncDisposableStack, so it is stopped and removed however the
  * scenario ends.
@@ -22,9 +23,15 @@ export const PRODUCTION_TIMINGS: ManagerSettings = {
 /** How long a profiled manager gets to write its profile when it is stopped. */
 const PROFILE_WRITE_MS = 30_000;
 
+/** Where the manager keeps its state: etcd, or its embedded SQLite file (no etcd started). */
+export type BenchStore = "etcd" | "sqlite";
+export const BENCH_STORES: readonly BenchStore[] = ["etcd", "sqlite"];
+
 export interface BenchClusterOptions {
   /** Reuse this etcd instead of starting one (its data is then the caller's). */
   etcd?: EtcdProcess;
+  /** etcd unless told. */
+  store?: BenchStore;
   manager?: ManagerSettings;
   /** Run the manager under `deno run --cpu-prof`, writing its profile into this dir. */
   profileDir?: string;
@@ -40,11 +47,24 @@ export interface BenchCluster {
   operator: Operator;
 }
 
+/** A cluster whose manager may run on SQLite, without etcd. */
+export type AnyStoreCluster = Omit<BenchCluster, "etcd"> & { etcd?: EtcdProcess };
+
+export function startBenchCluster(
+  stack: AsyncDisposableStack,
+  options?: BenchClusterOptions & { store?: "etcd" },
+): Promise<BenchCluster>;
+export function startBenchCluster(
+  stack: AsyncDisposableStack,
+  options: BenchClusterOptions,
+): Promise<AnyStoreCluster>;
 export async function startBenchCluster(
   stack: AsyncDisposableStack,
   options: BenchClusterOptions = {},
-): Promise<BenchCluster> {
-  const etcd = options.etcd ?? stack.use(await startEtcd());
+): Promise<AnyStoreCluster> {
+  const etcd = options.store === "sqlite"
+    ? undefined
+    : options.etcd ?? stack.use(await startEtcd());
   const cluster = stack.use(await Cluster.create());
   const denoFlags: string[] = [];
   if (options.profileDir) {
@@ -54,7 +74,7 @@ export async function startBenchCluster(
   const manager = await cluster.startManager({
     ...PRODUCTION_TIMINGS,
     ...options.manager,
-    etcd: etcd.endpoint,
+    etcd: etcd?.endpoint, // Without it, the harness gives the manager SQLite in its dir.
     denoFlags,
   });
   const managerSpawnedAt = manager.startedAt;

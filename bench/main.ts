@@ -9,6 +9,7 @@ import { parseArgs } from "node:util";
 import { installSignalHandlers, phases, progress } from "./common.ts";
 import { runHistory } from "./history.ts";
 import { runLatency } from "./latency.ts";
+import { BENCH_STORES, type BenchStore } from "./cluster.ts";
 import { runManyWorkers } from "./many_workers.ts";
 import { summarizeProfiles } from "./profile.ts";
 import { runThroughput } from "./throughput.ts";
@@ -51,6 +52,9 @@ Options (defaults from issue 6):
   --placement-tasks N       many-workers: tasks placed across the simulated workers (5000)
   --in-flight N             many-workers: ScheduleTasks calls under way at once, as several
                             clients would submit (4; with 1 the rate is one call's round trip)
+  --store etcd|sqlite       many-workers: where the manager keeps its state (etcd); sqlite
+                            runs it on its embedded SQLite file with no etcd, to see the cost
+                            without etcd's (the targets are judged on etcd)
   --history-tasks N         history: finished tasks written to etcd (100000)
   --profile DIR             run the manager under deno --cpu-prof, profiles in DIR/<scenario>,
                             and print the hottest functions
@@ -79,6 +83,7 @@ export async function main(args: string[]): Promise<number> {
         "placement-tasks": { type: "string", default: "5000" },
         "in-flight": { type: "string", default: "4" },
         "history-tasks": { type: "string", default: "100000" },
+        store: { type: "string", default: "etcd" },
         profile: { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
@@ -108,7 +113,7 @@ export async function main(args: string[]): Promise<number> {
   // should not come out after the first has run for minutes.
   try {
     for (const name of Object.keys(v) as (keyof typeof v)[]) {
-      if (name !== "profile" && name !== "help") num(name);
+      if (name !== "profile" && name !== "help" && name !== "store") num(name);
     }
   } catch (e) {
     console.error(`bench: ${(e as Error).message}\n\n${USAGE}`);
@@ -117,6 +122,21 @@ export async function main(args: string[]): Promise<number> {
   let chosen = new Set<Scenario>(
     parsed.positionals.length > 0 ? parsed.positionals as Scenario[] : SCENARIOS,
   );
+  const store = v.store as BenchStore;
+  if (!BENCH_STORES.includes(store)) {
+    console.error(`bench: --store ${JSON.stringify(v.store)} is not etcd or sqlite\n\n${USAGE}`);
+    return 2;
+  }
+  const others = [...chosen].filter((name) => name !== "many-workers");
+  if (store !== "etcd" && others.length > 0) {
+    // The other scenarios measure etcd itself (round trips, history in etcd): refuse rather
+    // than print etcd figures under a --store that did not apply to them.
+    console.error(
+      `bench: --store ${store} applies to many-workers only, not ${others.join(", ")}: ` +
+        `run \`deno task bench -- many-workers --store ${store}\``,
+    );
+    return 2;
+  }
   // Store cost is measured in the throughput run.
   if (chosen.has("store-cost")) {
     chosen.delete("store-cost");
@@ -171,6 +191,7 @@ export async function main(args: string[]): Promise<number> {
         tasks: num("placement-tasks"),
         batch: num("batch"),
         inFlight: Math.max(1, num("in-flight")),
+        store,
         profileDir: profileDir("many-workers"),
       }));
     await run(

@@ -10,9 +10,13 @@
  * returned (every task placed, stored pending and queued to its worker), until the simulator
  * received the last RunTask, and until the last report was stored (the manager's in-memory
  * counts read through ListWorkers).
+ *
+ * With `store: "sqlite"` the manager keeps its state in its embedded SQLite file (WAL, each
+ * commit synced) and no etcd runs: the same run without etcd's cost, to see where the rate
+ * is bound. The targets are judged on etcd.
  */
 import { TaskState } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
-import { startBenchCluster } from "./cluster.ts";
+import { type BenchStore, startBenchCluster } from "./cluster.ts";
 import {
   cpuSeconds,
   fixed,
@@ -35,6 +39,8 @@ export interface ManyWorkersOptions {
   batch: number;
   /** ScheduleTasks calls under way at once. */
   inFlight: number;
+  /** etcd, or SQLite to see the manager's own cost without etcd's: not the target's setup. */
+  store: BenchStore;
   profileDir?: string;
 }
 
@@ -56,8 +62,9 @@ interface SimStats {
 
 export async function runManyWorkers(options: ManyWorkersOptions): Promise<string> {
   await using stack = new AsyncDisposableStack();
-  progress("many-workers: starting etcd and the manager");
+  progress(`many-workers: starting the manager on ${options.store}`);
   const { cluster, etcd, manager, operator } = await startBenchCluster(stack, {
+    store: options.store,
     profileDir: options.profileDir,
   });
   const pid = manager.pid;
@@ -106,7 +113,7 @@ export async function runManyWorkers(options: ManyWorkersOptions): Promise<strin
   const submitters = [
     { name: "manager", pid },
     { name: "sim", pid: sim.pid },
-    { name: "etcd", pid: etcd.pid },
+    ...(etcd ? [{ name: "etcd", pid: etcd.pid }] : []),
     { name: "bench", pid: Deno.pid },
   ];
   const submitCpu0 = await readCpu(submitters);
@@ -171,6 +178,7 @@ export async function runManyWorkers(options: ManyWorkersOptions): Promise<strin
   return summary("many-workers", {
     workers: options.workers,
     simulated: "yes",
+    store: options.store,
     streams_per_connection: options.streamsPerConnection,
     connect_s: fixed(connectS, 2),
     streams_lost: final.streamsEnded,
@@ -189,8 +197,8 @@ export async function runManyWorkers(options: ManyWorkersOptions): Promise<strin
     sent_rate: final.runs >= placed ? rate(final.lastRunAt) : "nan",
     done_rate: rate(doneAt),
     place_cpu_s: fixed(placeCpu, 1),
-    ...cpuPerTask("submit", placed, submitCpu0, submitCpu1),
-    ...cpuPerTask("done", placed, submitCpu0, doneCpu),
+    ...cpuPerTask("submit", placed, submitters, submitCpu0, submitCpu1),
+    ...cpuPerTask("done", placed, submitters, submitCpu0, doneCpu),
     dead,
     runs: final.runs,
     reports: final.reports,
@@ -199,7 +207,8 @@ export async function runManyWorkers(options: ManyWorkersOptions): Promise<strin
 }
 
 /**
- * CPU milliseconds per placed task of the manager, the simulator, etcd and the bench itself
+ * CPU milliseconds per placed task of the manager, the simulator, etcd (when it is the store)
+ * and the bench itself
  * (the client): on two cores they share, where the rate goes. `submit` is while tasks were
  * being submitted, which holds whatever part of recording results fell in it; `done` is
  * from the first submit until every task was reported, the whole cost of a task.
@@ -207,11 +216,12 @@ export async function runManyWorkers(options: ManyWorkersOptions): Promise<strin
 function cpuPerTask(
   phase: "submit" | "done",
   placed: number,
+  processes: { name: string }[],
   before: Record<string, number>,
   after: Record<string, number>,
 ): Record<string, string> {
   const split: Record<string, string> = {};
-  for (const name of ["manager", "sim", "etcd", "bench"]) {
+  for (const { name } of processes) {
     split[`${phase}_${name}_ms_per_task`] = fixed(
       ((after[name] - before[name]) * 1000) / placed,
       2,
