@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { durationSchema, loadConfigFile, validateConfig } from "../shared/config.ts";
 import { labelKeyProblem } from "../shared/labels.ts";
+import { ETCD_PROTOCOLS, type EtcdProtocol } from "../shared/store/etcd_store.ts";
 
 export const SCHEDULERS = ["round-robin", "random", "least-loaded", "bin-pack", "spread"] as const;
 export type SchedulerName = typeof SCHEDULERS[number];
@@ -12,6 +13,10 @@ const managerSchema = z.strictObject({
     endpoints: z.array(z.string().min(1)).min(1, "list at least one endpoint"),
     request_timeout: durationSchema.default(5000),
     prefix: z.string().startsWith("/").endsWith("/").default("/goschedule/"),
+    protocol: z.enum(ETCD_PROTOCOLS, {
+      error: (issue) =>
+        `unknown etcd protocol ${JSON.stringify(issue.input)}: use ${ETCD_PROTOCOLS.join(", ")}`,
+    }).default("grpc"),
   }).optional(),
   store_path: z.string().min(1).optional(),
   ping_interval: durationSchema.default(2000),
@@ -69,7 +74,13 @@ const managerSchema = z.strictObject({
 export interface ManagerConfig {
   listen: { host: string; port: number };
   store:
-    | { kind: "etcd"; endpoints: string[]; requestTimeoutMs: number; prefix: string }
+    | {
+      kind: "etcd";
+      endpoints: string[];
+      requestTimeoutMs: number;
+      prefix: string;
+      protocol: EtcdProtocol;
+    }
     | { kind: "sqlite"; path: string };
   pingIntervalMs: number;
   silenceTimeoutMs: number;
@@ -99,6 +110,7 @@ export function parseManagerConfig(source: string, data: unknown): ManagerConfig
         endpoints: raw.etcd.endpoints,
         requestTimeoutMs: raw.etcd.request_timeout,
         prefix: raw.etcd.prefix,
+        protocol: raw.etcd.protocol,
       }
       : { kind: "sqlite", path: raw.store_path ?? DEFAULT_STORE_PATH },
     pingIntervalMs: raw.ping_interval,

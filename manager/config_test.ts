@@ -30,6 +30,7 @@ Deno.test("an etcd section selects etcd with its defaults", () => {
     endpoints: ["http://127.0.0.1:2379"],
     requestTimeoutMs: 5000,
     prefix: "/goschedule/",
+    protocol: "grpc",
   });
   assert.deepEqual(config.listen, { host: "0.0.0.0", port: 7000 });
   assert.equal(config.pingIntervalMs, 500);
@@ -37,11 +38,22 @@ Deno.test("an etcd section selects etcd with its defaults", () => {
   assert.equal(config.scheduler, "random");
 });
 
+Deno.test("etcd.protocol json chooses etcd's JSON gateway", () => {
+  const config = parseManagerConfig("m.yaml", {
+    etcd: { endpoints: ["127.0.0.1:2379"], protocol: "json" },
+  });
+  assert.equal(config.store.kind === "etcd" && config.store.protocol, "json");
+});
+
 Deno.test("manager.yaml mistakes name the file and the key", () => {
   const cases: [unknown, RegExp][] = [
     [{ bogus: 1 }, /^m\.yaml: unknown key "bogus"$/],
     [{ etcd: { endpoints: [], bogus: 1 } }, /^m\.yaml: unknown key "etcd\.bogus"$/],
     [{ etcd: { endpoints: [] } }, /^m\.yaml: etcd\.endpoints: list at least one endpoint$/],
+    [
+      { etcd: { endpoints: ["127.0.0.1:2379"], protocol: "http" } },
+      /^m\.yaml: etcd\.protocol: unknown etcd protocol "http": use grpc, json$/,
+    ],
     [{ listen: 7070 }, /^m\.yaml: listen: expected string, not number$/],
     [{ listen: "localhost" }, /^m\.yaml: listen: expected host:port/],
     [{ listen: "x:70000" }, /^m\.yaml: listen: port 70000 is above 65535$/],

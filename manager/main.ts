@@ -118,6 +118,7 @@ async function openStore(config: ManagerConfig, log: Logger): Promise<Store> {
       endpoints: config.store.endpoints,
       prefix: config.store.prefix,
       requestTimeoutMs: config.store.requestTimeoutMs,
+      protocol: config.store.protocol,
     });
     // A read proves the endpoints answer before the manager says it is ready.
     await store.listWorkers();

@@ -1,161 +1,55 @@
 /**
- * A minimal etcd v3 KV client over etcd's JSON gateway (`POST /v3/kv/range`, `/v3/kv/txn`)
- * with plain HTTP/1.1 fetch.
- *
- * Why not the etcd3 package: it speaks gRPC through @grpc/grpc-js over node:http2, and under
- * Deno 2.9 a GOAWAY from etcd (which a stopping etcd sends) can abort the whole process inside
- * nghttp2 (denoland/deno#36788; seen here in the etcd-outage fault test), where no JavaScript
- * can catch it. The gateway is part of every etcd 3.4+, speaks the same requests (bytes as
- * base64, 64-bit numbers as strings), and keeps the manager alive through etcd restarts.
+ * etcd's KV calls over its JSON gateway (`POST /v3/kv/range`, `/v3/kv/txn`) with plain
+ * HTTP/1.1 fetch: the fallback (`etcd.protocol: json`) for where etcd's gRPC port cannot be
+ * reached over HTTP/2, such as through an HTTP/1.1-only proxy. It costs etcd about three times
+ * the CPU of gRPC per task written (the gateway decodes JSON and calls etcd's gRPC server over a
+ * loopback connection), so gRPC (etcd_grpc.ts) is the default.
  */
 import { Buffer } from "node:buffer";
+import {
+  endpointBases,
+  EndpointRotation,
+  type EtcdKv,
+  EtcdRequestError,
+  EtcdUnavailableError,
+  type Header,
+  type KeyValue,
+  type RangeResponse,
+  type ResponseOp,
+  type TxnResponse,
+  UNAVAILABLE_CODES,
+} from "./etcd_kv.ts";
 
-export interface KeyValue {
-  key: Buffer;
-  value: Buffer;
-  create_revision: string;
-  mod_revision: string;
-  version: string;
-}
-
-export interface Compare {
-  key: Buffer;
-  target: "Version" | "Create" | "Mod" | "Value";
-  result: "Equal" | "Greater" | "Less" | "NotEqual";
-  create_revision?: number | string;
-  mod_revision?: number | string;
-  version?: number | string;
-  value?: Buffer;
-}
-
-export interface RangeRequest {
-  key: Buffer;
-  range_end?: Buffer;
-  limit?: number;
-  revision?: number | string;
-  keys_only?: boolean;
-  count_only?: boolean;
-}
-
-export interface RequestOp {
-  request_range?: RangeRequest;
-  request_put?: { key: Buffer; value: Buffer; prev_kv?: boolean };
-  request_delete_range?: { key: Buffer; range_end?: Buffer };
-  request_txn?: TxnRequest;
-}
-
-export interface TxnRequest {
-  compare?: Compare[];
-  success?: RequestOp[];
-  failure?: RequestOp[];
-}
-
-export interface Header {
-  revision: string;
-}
-
-export interface RangeResponse {
-  header: Header;
-  kvs: KeyValue[];
-  count: string;
-  more: boolean;
-}
-
-export interface ResponseOp {
-  response_range: RangeResponse;
-  response_put: { header: Header; prev_kv: KeyValue };
-  response_delete_range: { header: Header; deleted: string };
-  response_txn: TxnResponse;
-}
-
-export interface TxnResponse {
-  header: Header;
-  succeeded: boolean;
-  responses: ResponseOp[];
-}
-
-/** etcd could not be reached or did not answer in time; the caller may retry later. */
-export class EtcdUnavailableError extends Error {
-  override name = "EtcdUnavailableError";
-}
-
-/** etcd answered and refused the request. */
-export class EtcdRequestError extends Error {
-  override name = "EtcdRequestError";
-}
-
-/** When a call must have its answer, in epoch milliseconds. */
-export interface CallOptions {
-  deadline: number;
-}
-
-export interface EtcdGateway {
-  range(request: RangeRequest, call: CallOptions): Promise<RangeResponse>;
-  txn(request: TxnRequest, call: CallOptions): Promise<TxnResponse>;
-  close(): void;
-}
-
-/** gRPC codes etcd returns when it is (for now) unable to serve. */
-const UNAVAILABLE_CODES = new Set([4, /* deadline exceeded */ 14 /* unavailable */]);
-
-/**
- * A client of the given endpoints. A request that cannot reach one endpoint tries the next
- * within its deadline; a write whose fate is unknown may so be sent twice, and its compare
- * then fails, which the store reports as a conflict.
- */
-export function createEtcdGateway(endpoints: string[]): EtcdGateway {
+/** A client of the given endpoints through their JSON gateways. */
+export function createEtcdGateway(endpoints: string[]): EtcdKv {
   const client = Deno.createHttpClient({});
-  const bases = endpoints.map((e) =>
-    (/^https?:\/\//.test(e) ? e : `http://${e}`).replace(/\/+$/, "")
-  );
-  let preferred = 0;
-  let closed = false;
+  const rotation = new EndpointRotation(endpointBases(endpoints));
 
-  async function call(path: string, body: unknown, deadline: number): Promise<unknown> {
-    if (closed) throw new EtcdRequestError("the etcd client is closed");
-    // Made only when needed: an Error captures a stack, and this runs for every request.
-    let lastError: Error | undefined;
-    for (let tried = 0; tried < bases.length; tried++) {
-      const index = (preferred + tried) % bases.length;
-      const remaining = deadline - Date.now();
-      if (remaining <= 0) break;
-      // Not AbortSignal.timeout: its timer outlives the answer and, when it fires seconds
-      // later, builds an exception nobody reads, for every request.
-      const abort = new AbortController();
-      const timer = setTimeout(() => abort.abort(), remaining);
-      let response: Response;
-      let text: string;
-      try {
-        response = await fetch(`${bases[index]}${path}`, {
-          method: "POST",
-          body: requestJson(body),
-          headers: { "content-type": "application/json" },
-          signal: abort.signal,
-          client,
-        });
-        text = await response.text().catch(() => "");
-      } catch (e) {
-        lastError = new EtcdUnavailableError(
-          abort.signal.aborted ? `no answer within the deadline` : describeNetworkError(e),
-          { cause: e },
-        );
-        continue;
-      } finally {
-        clearTimeout(timer);
-      }
+  function call(path: string, body: unknown, deadline: number): Promise<unknown> {
+    const json = requestJson(body);
+    return rotation.call(deadline, async (base, signal) => {
+      const response = await fetch(`${base}${path}`, {
+        method: "POST",
+        body: json,
+        headers: { "content-type": "application/json" },
+        signal,
+        client,
+      });
+      const text = await response.text().catch(() => "");
       if (response.ok) {
-        preferred = index;
-        return JSON.parse(text);
+        try {
+          return JSON.parse(text);
+        } catch {
+          throw new EtcdRequestError(`etcd answered ${path} with something other than JSON`);
+        }
       }
       const problem = parseProblem(text);
       const message = problem.message || `HTTP ${response.status}`;
       if (UNAVAILABLE_CODES.has(problem.code) || response.status >= 502) {
-        lastError = new EtcdUnavailableError(message);
-        continue;
+        throw new EtcdUnavailableError(message);
       }
       throw new EtcdRequestError(message);
-    }
-    throw lastError ?? new EtcdUnavailableError("no answer within the deadline");
+    });
   }
 
   return {
@@ -166,9 +60,7 @@ export function createEtcdGateway(endpoints: string[]): EtcdGateway {
       return normalizeTxn(await call("/v3/kv/txn", request, options.deadline));
     },
     close() {
-      if (closed) return;
-      closed = true;
-      client.close();
+      if (rotation.close()) client.close();
     },
   };
 }
@@ -275,10 +167,4 @@ function parseProblem(text: string): { code: number; message: string } {
   } catch {
     return { code: -1, message: text.trim().slice(0, 200) };
   }
-}
-
-function describeNetworkError(e: unknown): string {
-  const message = (e as Error).message ?? String(e);
-  if (/ECONNREFUSED|Connection refused/i.test(message)) return "connection refused";
-  return message;
 }

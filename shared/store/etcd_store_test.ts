@@ -1,51 +1,66 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { Etcd3 } from "etcd3";
-import { createEtcdGateway, type EtcdGateway } from "./etcd_gateway.ts";
+import { createEtcdGrpc } from "./etcd_grpc.ts";
+import type { EtcdKv } from "./etcd_kv.ts";
 import { startEtcd } from "../../test/harness/etcd.ts";
 import { freePort } from "../../test/harness/ports.ts";
 import { storeConformance, task } from "./conformance.ts";
-import { createEtcdStore } from "./etcd_store.ts";
+import { createEtcdStore, ETCD_PROTOCOLS } from "./etcd_store.ts";
 import { StoreUnavailableError } from "./store.ts";
 
 // Each test gets its own etcd (it starts in well under a second), so tests share nothing and
 // the sanitizers see each test's processes and connections start and end inside it.
-storeConformance("etcd", async () => {
-  const etcd = await startEtcd();
-  try {
-    const open = () => createEtcdStore({ endpoints: [etcd.endpoint] });
-    return { store: await open(), reopen: open, cleanup: () => etcd[Symbol.asyncDispose]() };
-  } catch (error) {
-    await etcd[Symbol.asyncDispose]();
-    throw error;
-  }
-});
-
-Deno.test("etcd: an unreachable etcd is StoreUnavailableError in time, and recovery is immediate", async () => {
-  await using etcd = await startEtcd();
-  const timeoutMs = 1_000;
-  const store = await createEtcdStore({ endpoints: [etcd.endpoint], requestTimeoutMs: timeoutMs });
-  try {
-    const [created] = await store.createTasks([task("t1")]);
-    await etcd.stop();
-
-    for (const call of [() => store.getTask("t1"), () => store.createTasks([task("t2")])]) {
-      const started = Date.now();
-      const error = await call().then(() => undefined, (e) => e);
-      const elapsed = Date.now() - started;
-      assert.ok(error instanceof StoreUnavailableError, `expected StoreUnavailableError: ${error}`);
-      assert.match(error.message, new RegExp(`^etcd at ${etcd.endpoint.slice(7)} is unavailable`));
-      assert.ok(elapsed < timeoutMs + 500, `gave up after ${elapsed} ms`);
+for (const protocol of ETCD_PROTOCOLS) {
+  storeConformance(protocol === "grpc" ? "etcd" : `etcd (${protocol})`, async () => {
+    const etcd = await startEtcd();
+    try {
+      const open = () => createEtcdStore({ endpoints: [etcd.endpoint], protocol });
+      return { store: await open(), reopen: open, cleanup: () => etcd[Symbol.asyncDispose]() };
+    } catch (error) {
+      await etcd[Symbol.asyncDispose]();
+      throw error;
     }
+  });
+}
 
-    await etcd.restart();
-    assert.deepEqual(await store.getTask("t1"), created);
-    const [t2] = await store.createTasks([task("t2")]);
-    assert.ok(t2.revision > created.revision);
-  } finally {
-    await store.close();
-  }
-});
+for (const protocol of ETCD_PROTOCOLS) {
+  Deno.test(`etcd (${protocol}): an unreachable etcd is StoreUnavailableError in time, and recovery is immediate`, async () => {
+    await using etcd = await startEtcd();
+    const timeoutMs = 1_000;
+    const store = await createEtcdStore({
+      endpoints: [etcd.endpoint],
+      requestTimeoutMs: timeoutMs,
+      protocol,
+    });
+    try {
+      const [created] = await store.createTasks([task("t1")]);
+      await etcd.stop();
+
+      for (const call of [() => store.getTask("t1"), () => store.createTasks([task("t2")])]) {
+        const started = Date.now();
+        const error = await call().then(() => undefined, (e) => e);
+        const elapsed = Date.now() - started;
+        assert.ok(
+          error instanceof StoreUnavailableError,
+          `expected StoreUnavailableError: ${error}`,
+        );
+        assert.match(
+          error.message,
+          new RegExp(`^etcd at ${etcd.endpoint.slice(7)} is unavailable`),
+        );
+        assert.ok(elapsed < timeoutMs + 500, `gave up after ${elapsed} ms`);
+      }
+
+      await etcd.restart();
+      assert.deepEqual(await store.getTask("t1"), created);
+      const [t2] = await store.createTasks([task("t2")]);
+      assert.ok(t2.revision > created.revision);
+    } finally {
+      await store.close();
+    }
+  });
+}
 
 Deno.test("etcd: an etcd that does not answer is StoreUnavailableError in time", async () => {
   await using etcd = await startEtcd();
@@ -175,9 +190,9 @@ Deno.test("etcd: revisions are etcd's mod revisions", async () => {
  * transactions of one batch.
  */
 function racingStore(endpoint: string, key: string, race: () => Promise<boolean | void>) {
-  const inner = createEtcdGateway([endpoint]);
+  const inner = createEtcdGrpc([endpoint]);
   let raced = false;
-  const gateway: EtcdGateway = {
+  const client: EtcdKv = {
     ...inner,
     async txn(request, call) {
       if (!raced && request.compare?.some((c) => c.key?.toString() === key)) {
@@ -187,7 +202,7 @@ function racingStore(endpoint: string, key: string, race: () => Promise<boolean 
       return await inner.txn(request, call);
     },
   };
-  return createEtcdStore({ endpoints: [endpoint], gateway });
+  return createEtcdStore({ endpoints: [endpoint], client });
 }
 
 const seq = (i: number) => `task-${String(i).padStart(5, "0")}`;
@@ -254,9 +269,9 @@ Deno.test("etcd: an update batch that loses a race part-way is taken back", asyn
 
 Deno.test("etcd: as many updates as updatesPerWrite, with their previous states, are one transaction", async () => {
   await using etcd = await startEtcd();
-  const inner = createEtcdGateway([etcd.endpoint]);
+  const inner = createEtcdGrpc([etcd.endpoint]);
   const writes: { puts: number; askedPrevious: boolean }[] = [];
-  const gateway: EtcdGateway = {
+  const client: EtcdKv = {
     ...inner,
     txn(request, call) {
       const puts = (request.success ?? []).filter((op) => op.request_put);
@@ -269,7 +284,7 @@ Deno.test("etcd: as many updates as updatesPerWrite, with their previous states,
       return inner.txn(request, call);
     },
   };
-  const store = await createEtcdStore({ endpoints: [etcd.endpoint], gateway });
+  const store = await createEtcdStore({ endpoints: [etcd.endpoint], client });
   try {
     const perWrite = store.updatesPerWrite!;
     assert.ok(perWrite >= 40, `etcd's 128 operations hold ${perWrite} updates, not 40 or more`);
