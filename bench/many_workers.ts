@@ -19,11 +19,13 @@ import { TaskState } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
 import { type BenchStore, startBenchCluster } from "./cluster.ts";
 import {
   cpuSeconds,
+  delta,
   fixed,
   markPhase,
   type Operator,
   progress,
   readCpu,
+  readEtcdCounters,
   ROOT,
   rssMiB,
   sleep,
@@ -117,6 +119,7 @@ export async function runManyWorkers(options: ManyWorkersOptions): Promise<strin
     { name: "bench", pid: Deno.pid },
   ];
   const submitCpu0 = await readCpu(submitters);
+  const etcd0 = etcd && await readEtcdCounters(etcd.endpoint);
   const start = Date.now();
   let submitted = 0;
   let failedBatches = 0;
@@ -155,6 +158,7 @@ export async function runManyWorkers(options: ManyWorkersOptions): Promise<strin
   );
   const doneAt = Date.now();
   const doneCpu = await readCpu(submitters);
+  const etcd1 = etcd && await readEtcdCounters(etcd.endpoint);
   markPhase("placement", start, doneAt);
   if (failedBatches > 0) {
     progress(`many-workers: ${failedBatches} ScheduleTasks calls failed, first: ${firstError}`);
@@ -199,6 +203,16 @@ export async function runManyWorkers(options: ManyWorkersOptions): Promise<strin
     place_cpu_s: fixed(placeCpu, 1),
     ...cpuPerTask("submit", placed, submitters, submitCpu0, submitCpu1),
     ...cpuPerTask("done", placed, submitters, submitCpu0, doneCpu),
+    // Until every result is stored; the bench's own ListTasks polls are a few of them.
+    ...(etcd0 && etcd1
+      ? {
+        etcd_txns_per_task: fixed(delta(etcd0, etcd1, "grpc:Txn") / placed, 3),
+        etcd_round_trips_per_task: fixed(
+          (delta(etcd0, etcd1, "grpc:Txn") + delta(etcd0, etcd1, "grpc:Range")) / placed,
+          3,
+        ),
+      }
+      : {}),
     dead,
     runs: final.runs,
     reports: final.reports,
