@@ -5,7 +5,7 @@
  */
 import { type Client, createClient } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
-import { OperatorService } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
+import { OperatorService, TaskState } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
 import { freePort } from "../test/harness/ports.ts";
 
 /** The repository's root, with a trailing slash. */
@@ -229,4 +229,13 @@ export const phases: { origin: number; list: Phase[] } = { origin: 0, list: [] }
 /** Records a phase of the current scenario (used only when a profile is taken). */
 export function markPhase(name: string, from: number, to = Date.now()): void {
   phases.list.push({ name, from, to });
+}
+
+/** Whether any task is still pending or scheduled: two one-task pages. */
+export async function anyUnfinished(operator: Operator): Promise<boolean> {
+  for (const state of [TaskState.PENDING, TaskState.SCHEDULED]) {
+    const page = await operator.client.listTasks({ state, pageSize: 1 });
+    if (page.tasks.length > 0) return true;
+  }
+  return false;
 }

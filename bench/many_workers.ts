@@ -18,6 +18,7 @@
 import { TaskState } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
 import { type BenchStore, startBenchCluster } from "./cluster.ts";
 import {
+  anyUnfinished,
   cpuSeconds,
   delta,
   fixed,
@@ -264,14 +265,6 @@ async function countDead(operator: Operator): Promise<number> {
  * Whether the store still holds a pending or scheduled task: two one-task pages, cheap to ask
  * every 20 ms (a listing of 5,000 workers is not, and took the manager's time from the reports).
  */
-async function anyUnfinished(operator: Operator): Promise<boolean> {
-  for (const state of [TaskState.PENDING, TaskState.SCHEDULED]) {
-    const page = await operator.client.listTasks({ state, pageSize: 1 });
-    if (page.tasks.length > 0) return true;
-  }
-  return false;
-}
-
 async function connectedCount(operator: Operator): Promise<number> {
   const { workers } = await operator.client.listWorkers({});
   return workers.filter((w) => w.state === 1).length;

@@ -15,6 +15,7 @@ import { TaskState } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
 import { measureCeiling } from "./ceiling.ts";
 import { startBenchCluster } from "./cluster.ts";
 import {
+  anyUnfinished,
   delta,
   fixed,
   fsyncMeanMs,
@@ -171,7 +172,9 @@ async function waitIdle(operator: Operator, each?: () => Promise<void>): Promise
   let polls = 0;
   for (;;) {
     const { workers } = await operator.client.listWorkers({});
-    if (workers.every((w) => w.runningTasks === 0)) return;
+    // Every worker can be between tasks at once while the queue is not empty yet (a result
+    // stored, the next task not placed): the store has the last word.
+    if (workers.every((w) => w.runningTasks === 0) && !(await anyUnfinished(operator))) return;
     if (each && polls++ % 10 === 0) await each();
     // Not faster: every poll is an RPC the manager answers, and its CPU counts per task.
     await sleep(100);
