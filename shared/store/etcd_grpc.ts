@@ -1,18 +1,7 @@
 /**
- * etcd's KV calls over gRPC (`/etcdserverpb.KV/Range` and `/Txn`), the default protocol.
- *
- * Carried by Deno's fetch over HTTP/2 (prior knowledge for `http://` endpoints, ALPN for
- * `https://`), not by the etcd3 package or any node:http2 client: under Deno 2.9 a GOAWAY from
- * etcd (which a stopping etcd sends) can abort the whole process inside node:http2's nghttp2
- * (denoland/deno#36788; seen here in the etcd-outage fault test), where no JavaScript can
- * catch it. fetch's HTTP/2 is another implementation (hyper's), which ends such a connection
- * with an error the call reports.
- *
- * fetch does not hand over HTTP trailers, where gRPC puts a call's status. etcd answers a
- * failed unary call with its status in the response headers instead (gRPC's "trailers only"
- * form, as every gRPC server does when no message was sent), and a successful one with
- * exactly one message: so a whole message is success, a status in the headers is etcd's
- * error, and anything else is a broken call.
+ * etcd's KV calls over gRPC (`/etcdserverpb.KV/Range` and `/Txn`), the default protocol,
+ * on one HTTP/2 connection per endpoint (h2_client.ts, which says why neither fetch nor
+ * node:http2), reopened when it breaks or etcd sends GOAWAY.
  */
 import {
   endpointBases,
@@ -28,31 +17,50 @@ import {
   encodeRangeRequest,
   encodeTxnRequest,
 } from "./etcd_proto.ts";
+import { type H2Answer, H2Connection, H2ConnectionError, H2StreamError } from "./h2_client.ts";
 
-const HEADERS = { "content-type": "application/grpc", te: "trailers" };
+const HEADERS: [string, string][] = [["content-type", "application/grpc"], ["te", "trailers"]];
 
 /** A client of the given endpoints' gRPC services. */
 export function createEtcdGrpc(endpoints: string[]): EtcdKv {
-  const client = Deno.createHttpClient({ http1: false, http2: true });
   const rotation = new EndpointRotation(endpointBases(endpoints));
+  const connections = new Map<string, Promise<H2Connection>>();
+
+  /** The endpoint's connection, opened (again) when there is none that takes requests. */
+  async function connection(base: string, signal: AbortSignal): Promise<H2Connection> {
+    let open = connections.get(base);
+    if (open) {
+      const current = await open.catch(() => undefined);
+      if (current?.usable) return current;
+      if (connections.get(base) === open) connections.delete(base);
+      open = connections.get(base);
+    }
+    if (!open) {
+      open = H2Connection.open(new URL(base), signal);
+      connections.set(base, open);
+      open.catch(() => {
+        if (connections.get(base) === open) connections.delete(base);
+      });
+    }
+    return await abortable(open, signal);
+  }
 
   function call(method: string, message: Uint8Array, deadline: number): Promise<Uint8Array> {
     const body = frame(message);
     const path = `/etcdserverpb.KV/${method}`;
     return rotation.call(deadline, async (base, signal) => {
-      const response = await fetch(`${base}${path}`, {
-        method: "POST",
-        body,
-        headers: HEADERS,
-        signal,
-        client,
-      });
-      const status = response.headers.get("grpc-status");
-      if (response.status !== 200 || (status !== null && status !== "0")) {
-        await response.body?.cancel().catch(() => {});
-        throw callError(response, status);
+      let answer: H2Answer;
+      try {
+        const h2 = await connection(base, signal);
+        answer = await h2.request(path, HEADERS, body, signal);
+      } catch (e) {
+        if (signal.aborted) throw new EtcdUnavailableError("no answer within the deadline");
+        if (e instanceof H2ConnectionError || e instanceof H2StreamError) {
+          throw new EtcdUnavailableError(e.message, { cause: e });
+        }
+        throw e; // Could not connect: the rotation says how.
       }
-      return unframe(new Uint8Array(await response.arrayBuffer()), method);
+      return checkAnswer(answer, method);
     });
   }
 
@@ -66,9 +74,31 @@ export function createEtcdGrpc(endpoints: string[]): EtcdKv {
       return decodeTxnResponse(await call("Txn", encodeTxnRequest(request), options.deadline));
     },
     close() {
-      if (rotation.close()) client.close();
+      if (!rotation.close()) return;
+      for (const open of connections.values()) open.then((h2) => h2.close(), () => {});
+      connections.clear();
     },
   };
+}
+
+/** The answer's message, or etcd's error: the status is in the trailers, or in the headers. */
+export function checkAnswer(answer: H2Answer, method: string): Uint8Array {
+  const status = answer.trailers.get("grpc-status") ?? answer.headers.get("grpc-status");
+  if (answer.status !== 200 || status !== "0") {
+    throw callError(answer, status);
+  }
+  return unframe(answer.body, method);
+}
+
+function abortable<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) {
+    return Promise.reject(new EtcdUnavailableError("no answer within the deadline"));
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new EtcdUnavailableError("no answer within the deadline"));
+    signal.addEventListener("abort", onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
 }
 
 /** A gRPC message frame: not compressed, the length (big-endian), the message. */
@@ -82,8 +112,7 @@ export function frame(message: Uint8Array): Uint8Array<ArrayBuffer> {
 /** The one message of a unary answer. */
 export function unframe(body: Uint8Array, method: string): Uint8Array {
   if (body.length < 5) {
-    // No message and no status in the headers: the status came in trailers fetch does not
-    // show, or the connection broke. Either way the call's fate is unknown.
+    // Status OK and no message: not what etcd does; the call's fate is unknown.
     throw new EtcdUnavailableError(`etcd ended the ${method} call without an answer`);
   }
   const view = new DataView(body.buffer, body.byteOffset, body.length);
@@ -96,15 +125,17 @@ export function unframe(body: Uint8Array, method: string): Uint8Array {
   return body.subarray(5);
 }
 
-function callError(response: Response, status: string | null): Error {
-  if (status === null) {
-    const message = `HTTP ${response.status} from etcd's gRPC port`;
-    return response.status >= 502
+function callError(answer: H2Answer, status: string | undefined): Error {
+  if (status === undefined) {
+    const message = answer.status === 200
+      ? "etcd ended the call without a status"
+      : `HTTP ${answer.status} from etcd's gRPC port`;
+    return answer.status === 200 || answer.status >= 502
       ? new EtcdUnavailableError(message)
       : new EtcdRequestError(message);
   }
   const code = Number(status);
-  const raw = response.headers.get("grpc-message") ?? "";
+  const raw = answer.trailers.get("grpc-message") ?? answer.headers.get("grpc-message") ?? "";
   let message = raw;
   try {
     message = decodeURIComponent(raw); // gRPC percent-encodes its messages.

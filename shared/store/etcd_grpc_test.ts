@@ -57,6 +57,31 @@ Deno.test("etcd gRPC: etcd's refusal is a request error with etcd's words", asyn
   }
 });
 
+Deno.test("etcd gRPC: a transaction of nearly a megabyte waits for etcd's flow control", async () => {
+  await using etcd = await startEtcd();
+  const client = createEtcdGrpc([etcd.endpoint]);
+  try {
+    // Past etcd's first 64 KiB window many times over: sent as etcd's window updates allow.
+    const value = Buffer.alloc(7_000, 0x61);
+    const puts = Array.from({ length: 128 }, (_, i) => ({
+      request_put: { key: Buffer.from(`/big/${String(i).padStart(3, "0")}`), value },
+    }));
+    await Promise.all([1, 2].map(async (n) => {
+      const response = await client.txn({ success: puts }, soon());
+      assert.equal(response.succeeded, true, `transaction ${n}`);
+      assert.equal(response.responses.length, 128);
+    }));
+    const range = await client.range(
+      { key: Buffer.from("/big/"), range_end: Buffer.from("/big0") },
+      soon(),
+    );
+    assert.equal(range.count, "128");
+    assert.ok(range.kvs.every((kv) => kv.value.equals(value)));
+  } finally {
+    client.close();
+  }
+});
+
 Deno.test("etcd gRPC: an answer is one uncompressed message, or the call failed", () => {
   const message = new Uint8Array([1, 2, 3]);
   assert.deepEqual(unframe(frame(message), "Txn"), message);

@@ -1,0 +1,115 @@
+import assert from "node:assert/strict";
+import http2 from "node:http2";
+import { H2Connection, H2ConnectionError, H2StreamError } from "./h2_client.ts";
+
+type Handler = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void;
+
+/** An h2c server on a free loopback port that answers each request with `handler`. */
+async function withServer(handler: Handler, fn: (origin: URL) => Promise<void>): Promise<void> {
+  const server = http2.createServer();
+  const sessions = new Set<http2.ServerHttp2Session>();
+  server.on("session", (session) => {
+    sessions.add(session);
+    session.on("close", () => sessions.delete(session));
+    session.on("error", () => {});
+  });
+  server.on("stream", (stream, headers) => {
+    stream.on("error", () => {});
+    const chunks: Uint8Array[] = [];
+    stream.on("data", (c: Uint8Array) => chunks.push(c));
+    stream.on("end", () => handler(stream, headers));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  try {
+    await fn(new URL(`http://127.0.0.1:${port}`));
+  } finally {
+    for (const session of sessions) session.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}
+
+const never = () => new AbortController().signal;
+const body = new Uint8Array([1, 2, 3]);
+
+Deno.test("h2: an answer comes with its headers, body and trailers", async () => {
+  await withServer((stream, headers) => {
+    stream.respond({ ":status": 200, "x-path": String(headers[":path"]) }, {
+      waitForTrailers: true,
+    });
+    stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
+    stream.end(new Uint8Array([9, 8]));
+  }, async (origin) => {
+    const h2 = await H2Connection.open(origin, never());
+    try {
+      const answers = await Promise.all(
+        ["/a", "/b", "/c"].map((path) => h2.request(path, [["te", "trailers"]], body, never())),
+      );
+      assert.deepEqual(answers.map((a) => a.headers.get("x-path")), ["/a", "/b", "/c"]);
+      for (const answer of answers) {
+        assert.equal(answer.status, 200);
+        assert.deepEqual(answer.body, new Uint8Array([9, 8]));
+        assert.equal(answer.trailers.get("grpc-status"), "0");
+      }
+      // Headers the server indexes fill its HPACK table many times over, and it evicts the
+      // oldest: the client's copy of the table must follow, or headers come out wrong.
+      for (let i = 0; i < 300; i++) {
+        const path = `/long/${String(i).padStart(40, "0")}`;
+        const answer = await h2.request(path, [], body, never());
+        assert.equal(answer.headers.get("x-path"), path);
+      }
+    } finally {
+      h2.close();
+    }
+  });
+});
+
+Deno.test("h2: a reset request fails alone, and a cancelled one is reset", async () => {
+  await withServer((stream, headers) => {
+    if (headers[":path"] === "/reset") return stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+    if (headers[":path"] === "/slow") return; // Never answered: the client cancels it.
+    stream.respond({ ":status": 200 });
+    stream.end();
+  }, async (origin) => {
+    const h2 = await H2Connection.open(origin, never());
+    try {
+      await assert.rejects(h2.request("/reset", [], body, never()), (e: Error) => {
+        assert.ok(e instanceof H2StreamError, String(e));
+        assert.equal(e.code, 7);
+        assert.equal(e.unprocessed, true, "REFUSED_STREAM: not processed");
+        return true;
+      });
+      const abort = new AbortController();
+      const slow = h2.request("/slow", [], body, abort.signal);
+      abort.abort();
+      await assert.rejects(slow, H2StreamError);
+      assert.equal((await h2.request("/ok", [], body, never())).status, 200);
+      assert.equal(h2.usable, true);
+    } finally {
+      h2.close();
+    }
+  });
+});
+
+Deno.test("h2: a closed connection fails what is unanswered and takes no more", async () => {
+  let closeSession = () => {};
+  await withServer((stream) => {
+    closeSession = () => stream.session?.destroy();
+  }, async (origin) => {
+    const h2 = await H2Connection.open(origin, never());
+    const pending = h2.request("/hang", [], body, never());
+    while (!(await Promise.race([pending.then(() => true, () => true), tick()]))) {
+      closeSession();
+    }
+    // The server may reset the request before it closes the connection.
+    const failed = (e: Error) => e instanceof H2ConnectionError || e instanceof H2StreamError;
+    await assert.rejects(pending, failed);
+    while (h2.usable) await tick();
+    await assert.rejects(h2.request("/after", [], body, never()), failed);
+    h2.close();
+  });
+});
+
+function tick(): Promise<false> {
+  return new Promise((resolve) => setTimeout(() => resolve(false), 10));
+}
