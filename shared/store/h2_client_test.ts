@@ -17,7 +17,7 @@ async function withServer(handler: Handler, fn: (origin: URL) => Promise<void>):
     stream.on("error", () => {});
     const chunks: Uint8Array[] = [];
     stream.on("data", (c: Uint8Array) => chunks.push(c));
-    stream.on("end", () => handler(stream, headers));
+    stream.on("end", () => handler(stream as http2.ServerHttp2Stream, headers));
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as { port: number };
