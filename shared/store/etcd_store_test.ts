@@ -5,6 +5,7 @@ import { createEtcdGrpc } from "./etcd_grpc.ts";
 import type { EtcdKv } from "./etcd_kv.ts";
 import { startEtcd } from "../../test/harness/etcd.ts";
 import { freePort } from "../../test/harness/ports.ts";
+import { TcpProxy } from "../../test/harness/tcp_proxy.ts";
 import { storeConformance, task } from "./conformance.ts";
 import { createEtcdStore, ETCD_PROTOCOLS } from "./etcd_store.ts";
 import { StoreUnavailableError } from "./store.ts";
@@ -56,6 +57,30 @@ for (const protocol of ETCD_PROTOCOLS) {
       assert.deepEqual(await store.getTask("t1"), created);
       const [t2] = await store.createTasks([task("t2")]);
       assert.ok(t2.revision > created.revision);
+    } finally {
+      await store.close();
+    }
+  });
+}
+
+for (const protocol of ETCD_PROTOCOLS) {
+  Deno.test(`etcd (${protocol}): a connection gone silent is given up, and the next call gets through`, async () => {
+    await using etcd = await startEtcd();
+    await using proxy = new TcpProxy(Number(new URL(etcd.endpoint).port));
+    const timeoutMs = 1_000;
+    const store = await createEtcdStore({
+      endpoints: [proxy.url],
+      requestTimeoutMs: timeoutMs,
+      protocol,
+    });
+    try {
+      const [created] = await store.createTasks([task("t1")]);
+      assert.ok(proxy.silenceAll() > 0, "the store's connection goes through the proxy");
+      await assert.rejects(store.getTask("t1"), StoreUnavailableError);
+      // etcd itself is fine: a new connection reaches it at once.
+      const started = Date.now();
+      assert.deepEqual(await store.getTask("t1"), created);
+      assert.ok(Date.now() - started < timeoutMs / 2, `took ${Date.now() - started} ms`);
     } finally {
       await store.close();
     }

@@ -93,6 +93,8 @@ export class H2Connection {
   #peerInitialWindow = DEFAULT_WINDOW;
   #connSendWindow = DEFAULT_WINDOW;
   #received = 0;
+  /** When the server was last heard from (performance.now()). */
+  #heardAt = performance.now();
   #windowWaiters: (() => void)[] = [];
   #out: Uint8Array[] = [];
   #flushing?: Promise<void>;
@@ -149,11 +151,18 @@ export class H2Connection {
         done: false,
       };
       this.#streams.set(id, stream);
+      const sentAt = performance.now();
       const onAbort = () => {
         if (stream.done) return;
         this.#end(stream);
         this.#frame(RST_STREAM, 0, id, u32(CANCEL));
         reject(new H2StreamError("cancelled", CANCEL, false));
+        if (this.#heardAt < sentAt) {
+          // Not a frame since the request went out: the path may be dead without either end
+          // being told (TCP would take many minutes to say so). Later requests get a new
+          // connection instead of waiting on this one.
+          this.#fail(new H2ConnectionError("the server went silent"));
+        }
       };
       signal.addEventListener("abort", onAbort, { once: true });
       const settled = () => signal.removeEventListener("abort", onAbort);
@@ -269,6 +278,7 @@ export class H2Connection {
         }
         const n = await this.#conn.read(buffer.subarray(end));
         if (n === null) throw new H2ConnectionError("the server closed the connection");
+        this.#heardAt = performance.now();
         end += n;
         while (end - start >= 9) {
           const length = (buffer[start] << 16) | (buffer[start + 1] << 8) | buffer[start + 2];

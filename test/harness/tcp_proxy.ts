@@ -5,7 +5,9 @@
  */
 export class TcpProxy implements AsyncDisposable {
   readonly #listener: Deno.TcpListener;
-  readonly #pairs = new Set<{ client: Deno.TcpConn; server: Deno.TcpConn; done: Promise<void> }>();
+  readonly #pairs = new Set<
+    { client: Deno.TcpConn; server: Deno.TcpConn; done: Promise<void>; silent: boolean }
+  >();
   readonly #accepting: Promise<void>;
 
   constructor(readonly targetPort: number) {
@@ -30,6 +32,15 @@ export class TcpProxy implements AsyncDisposable {
     return pairs.length;
   }
 
+  /**
+   * Drops whatever the connections it carries now send, both ways, and keeps them open: a
+   * network path gone quiet, which neither end hears about. New connections are carried.
+   */
+  silenceAll(): number {
+    for (const pair of this.#pairs) pair.silent = true;
+    return this.#pairs.size;
+  }
+
   async [Symbol.asyncDispose](): Promise<void> {
     this.#listener.close();
     await this.#accepting;
@@ -46,10 +57,16 @@ export class TcpProxy implements AsyncDisposable {
           client.close();
           continue;
         }
-        const pair = { client, server, done: Promise.resolve() };
+        const pair = { client, server, done: Promise.resolve(), silent: false };
+        const carry = () =>
+          new TransformStream<Uint8Array, Uint8Array>({
+            transform(chunk, out) {
+              if (!pair.silent) out.enqueue(chunk);
+            },
+          });
         pair.done = Promise.all([
-          client.readable.pipeTo(server.writable).catch(() => {}),
-          server.readable.pipeTo(client.writable).catch(() => {}),
+          client.readable.pipeThrough(carry()).pipeTo(server.writable).catch(() => {}),
+          server.readable.pipeThrough(carry()).pipeTo(client.writable).catch(() => {}),
         ]).then(() => {
           closeQuietly(client, server);
           this.#pairs.delete(pair);
