@@ -8,8 +8,10 @@
  * over an idle window (utime + stime from /proc/<pid>/stat, as a percentage of one core), and
  * the placement rate: tasks per second from the first ScheduleTasks call until the last one
  * returned (every task placed, stored pending and queued to its worker), until the simulator
- * received the last RunTask, and until the last report was stored (the manager's in-memory
- * counts read through ListWorkers).
+ * received the last RunTask, and until no task was pending or scheduled any more (every
+ * result stored). The burst is placed twice: first on a manager that has never placed a task
+ * (the figures as at every earlier stop), then again once every result of the first is
+ * stored (`warm_*`), as a manager is after its first minutes.
  *
  * With `store: "sqlite"` the manager keeps its state in its embedded SQLite file (WAL, each
  * commit synced) and no etcd runs: the same run without etcd's cost, to see where the rate
@@ -109,18 +111,78 @@ export async function runManyWorkers(options: ManyWorkersOptions): Promise<strin
   const pingsPerS = ((await sim.stats()).pings - pings0) / idleS;
   const rssIdle = await rssMiB(pid);
 
-  progress(
-    `many-workers: placing ${options.tasks} tasks in batches of ${options.batch}, ${options.inFlight} at a time`,
-  );
-  const cpuPlace0 = await cpuSeconds(pid);
   const submitters = [
     { name: "manager", pid },
     { name: "sim", pid: sim.pid },
     ...(etcd ? [{ name: "etcd", pid: etcd.pid }] : []),
     { name: "bench", pid: Deno.pid },
   ];
+  const round = (label: string) =>
+    placeRound(label, options, {
+      operator,
+      sim,
+      submitters,
+      etcdEndpoint: etcd?.endpoint,
+      sample: async () => void (rssPeak = Math.max(rssPeak, await rssMiB(pid))),
+    });
+  // The same burst twice: the first on a manager whose placement code has never run (as at
+  // every earlier stop), the second on one that has, as a manager is after its first minutes.
+  const cold = await round("");
+  const warm = await round("warm_");
+  const final = await sim.stats();
+  const dead = await countDead(operator);
+
+  return summary("many-workers", {
+    workers: options.workers,
+    simulated: "yes",
+    store: options.store,
+    streams_per_connection: options.streamsPerConnection,
+    connect_s: fixed(connectS, 2),
+    streams_lost: final.streamsEnded,
+    rss_mib_start: fixed(rssBefore, 0),
+    rss_mib_connected: fixed(rssConnected, 0),
+    rss_mib_idle: fixed(rssIdle, 0),
+    rss_mib_peak: fixed(rssPeak, 0),
+    idle_s: fixed(idleS, 0),
+    idle_cpu_pct: fixed(idleCpuPct, 1),
+    pings_per_s: fixed(pingsPerS, 0),
+    tasks: options.tasks,
+    batch: options.batch,
+    in_flight: options.inFlight,
+    ...cold,
+    ...warm,
+    dead,
+    runs: final.runs,
+    reports: final.reports,
+    report_failures: final.reportFailures,
+  });
+}
+
+interface RoundContext {
+  operator: Operator;
+  sim: Simulator;
+  submitters: { name: string; pid: number }[];
+  etcdEndpoint?: string;
+  /** Called now and then while the round runs (the manager's peak RSS). */
+  sample: () => Promise<void>;
+}
+
+/**
+ * One burst: `options.tasks` tasks submitted `options.inFlight` calls at a time, then until
+ * every result is stored and every report answered. Its figures, keys prefixed by `prefix`.
+ */
+async function placeRound(
+  prefix: string,
+  options: ManyWorkersOptions,
+  { operator, sim, submitters, etcdEndpoint, sample }: RoundContext,
+): Promise<Record<string, string | number>> {
+  progress(
+    `many-workers: ${prefix ? "again, " : ""}placing ${options.tasks} tasks in batches of ` +
+      `${options.batch}, ${options.inFlight} at a time`,
+  );
+  const runsBefore = (await sim.stats()).runs;
   const submitCpu0 = await readCpu(submitters);
-  const etcd0 = etcd && await readEtcdCounters(etcd.endpoint);
+  const etcd0 = etcdEndpoint && await readEtcdCounters(etcdEndpoint);
   const start = Date.now();
   let submitted = 0;
   let failedBatches = 0;
@@ -140,18 +202,18 @@ export async function runManyWorkers(options: ManyWorkersOptions): Promise<strin
         failedBatches++;
         firstError ||= (e as Error).message;
       }
-      if (submitted % (options.batch * 10) === 0) rssPeak = Math.max(rssPeak, await rssMiB(pid));
+      if (submitted % (options.batch * 10) === 0) await sample();
     }
   };
   await Promise.all(Array.from({ length: options.inFlight }, submitter));
   const submitEnd = Date.now();
   const submitCpu1 = await readCpu(submitters);
-  markPhase("submit", start, submitEnd);
+  markPhase(`${prefix}submit`, start, submitEnd);
   let polls = 0;
   await until(
     "every placed task to be reported",
     async () => {
-      if (polls++ % 20 === 0) rssPeak = Math.max(rssPeak, await rssMiB(pid));
+      if (polls++ % 20 === 0) await sample();
       return !(await anyUnfinished(operator));
     },
     600_000,
@@ -159,14 +221,13 @@ export async function runManyWorkers(options: ManyWorkersOptions): Promise<strin
   );
   const doneAt = Date.now();
   const doneCpu = await readCpu(submitters);
-  const etcd1 = etcd && await readEtcdCounters(etcd.endpoint);
-  markPhase("placement", start, doneAt);
+  const etcd1 = etcdEndpoint && await readEtcdCounters(etcdEndpoint);
+  markPhase(`${prefix}placement`, start, doneAt);
   if (failedBatches > 0) {
     progress(`many-workers: ${failedBatches} ScheduleTasks calls failed, first: ${firstError}`);
   }
-  const placeCpu = await cpuSeconds(pid) - cpuPlace0;
   // Answers to reports may wait for each worker's ping round (up to 2 s): wait for them, so
-  // that `reports` counts every answer.
+  // that `reports` counts every answer (and the next round starts on a quiet manager).
   await until(
     "every report answered",
     async () => {
@@ -176,32 +237,14 @@ export async function runManyWorkers(options: ManyWorkersOptions): Promise<strin
     10_000,
     200,
   ).catch((e) => progress(`many-workers: ${(e as Error).message}`));
-  const final = await sim.stats();
-  const dead = await countDead(operator);
+  const after = await sim.stats();
   const rate = (end: number) => `${fixed(placed / ((end - start) / 1000))}/s`;
-
-  return summary("many-workers", {
-    workers: options.workers,
-    simulated: "yes",
-    store: options.store,
-    streams_per_connection: options.streamsPerConnection,
-    connect_s: fixed(connectS, 2),
-    streams_lost: final.streamsEnded,
-    rss_mib_start: fixed(rssBefore, 0),
-    rss_mib_connected: fixed(rssConnected, 0),
-    rss_mib_idle: fixed(rssIdle, 0),
-    rss_mib_peak: fixed(rssPeak, 0),
-    idle_s: fixed(idleS, 0),
-    idle_cpu_pct: fixed(idleCpuPct, 1),
-    pings_per_s: fixed(pingsPerS, 0),
-    tasks: options.tasks,
-    batch: options.batch,
-    in_flight: options.inFlight,
+  const figures: Record<string, string | number> = {
     place_rate: rate(submitEnd),
     failed_batches: failedBatches,
-    sent_rate: final.runs >= placed ? rate(final.lastRunAt) : "nan",
+    sent_rate: after.runs - runsBefore >= placed ? rate(after.lastRunAt) : "nan",
     done_rate: rate(doneAt),
-    place_cpu_s: fixed(placeCpu, 1),
+    place_cpu_s: fixed(doneCpu.manager - submitCpu0.manager, 1),
     ...cpuPerTask("submit", placed, submitters, submitCpu0, submitCpu1),
     ...cpuPerTask("done", placed, submitters, submitCpu0, doneCpu),
     // Until every result is stored; the bench's own ListTasks polls are a few of them.
@@ -214,11 +257,8 @@ export async function runManyWorkers(options: ManyWorkersOptions): Promise<strin
         ),
       }
       : {}),
-    dead,
-    runs: final.runs,
-    reports: final.reports,
-    report_failures: final.reportFailures,
-  });
+  };
+  return Object.fromEntries(Object.entries(figures).map(([k, v]) => [prefix + k, v]));
 }
 
 /**
