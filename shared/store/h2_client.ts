@@ -110,7 +110,7 @@ export class H2Connection {
   static async open(origin: URL, signal: AbortSignal): Promise<H2Connection> {
     const hostname = origin.hostname.replace(/^\[|\]$/g, "");
     const port = Number(origin.port || (origin.protocol === "https:" ? 443 : 80));
-    const tcp = await Deno.connect({ hostname, port, signal } as Deno.ConnectOptions);
+    const tcp = await Deno.connect({ hostname, port, signal });
     tcp.setNoDelay(true);
     let conn: Deno.Conn = tcp;
     if (origin.protocol === "https:") {
