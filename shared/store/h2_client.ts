@@ -35,6 +35,8 @@ const SETTINGS_INITIAL_WINDOW_SIZE = 0x4;
 const SETTINGS_MAX_FRAME_SIZE = 0x5;
 
 const CANCEL = 0x8;
+/** A request given up after this long with nothing heard meanwhile gives up its connection. */
+const SILENT_MS = 500;
 const MAX_WINDOW = 2 ** 31 - 1;
 const DEFAULT_WINDOW = 65_535;
 const PREFACE = new TextEncoder().encode("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
@@ -157,10 +159,11 @@ export class H2Connection {
         this.#end(stream);
         this.#frame(RST_STREAM, 0, id, u32(CANCEL));
         reject(new H2StreamError("cancelled", CANCEL, false));
-        if (this.#heardAt < sentAt) {
-          // Not a frame since the request went out: the path may be dead without either end
-          // being told (TCP would take many minutes to say so). Later requests get a new
-          // connection instead of waiting on this one.
+        if (this.#heardAt < sentAt && performance.now() - sentAt >= SILENT_MS) {
+          // Not a frame since the request went out, a while ago: the path may be dead without
+          // either end being told (TCP would take many minutes to say so). Later requests get
+          // a new connection instead of waiting on this one. (A request cancelled at once
+          // says nothing about the path.)
           this.#fail(new H2ConnectionError("the server went silent"));
         }
       };
