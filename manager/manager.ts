@@ -389,9 +389,13 @@ export class Manager {
     return session;
   }
 
-  /** The stream ended, or the manager ended it. */
-  async closeSession(session: WorkerSession, why: string): Promise<void> {
-    session.close();
+  /**
+   * The stream ended, or the manager ended it; `drop` ends a silent worker's stream by
+   * dropping its connection (WorkerSession.drop).
+   */
+  async closeSession(session: WorkerSession, why: string, drop = false): Promise<void> {
+    if (drop) session.drop();
+    else session.close();
     this.#logs.sessionClosed(session);
     if (this.#stopping) return;
     await this.#workers.detach(session, this.#clock.now(), why);
@@ -889,6 +893,7 @@ export class Manager {
         await this.closeSession(
           session,
           `silent for more than ${formatDuration(this.#options.silenceTimeoutMs)}`,
+          true,
         );
       }
       for (const [taskId, { session, attempt }] of [...this.#unstoredAcks]) {

@@ -426,6 +426,25 @@ Deno.test("an acknowledgement timeout that cannot be stored is retried, not forg
   );
 });
 
+Deno.test("a silent worker's stream is dropped with its connection, not ended with a goodbye", async () => {
+  await using h = await Harness.start();
+  const calls: string[] = [];
+  const sink = {
+    write: () => {},
+    close: () => void calls.push("close"),
+    drop: () => void calls.push("drop"),
+  };
+  const session = await h.manager.openSession("w1", "10.0.0.9:40000", INTRO, undefined, sink);
+  await h.advance(SILENCE_MS + PING_MS);
+  assert.equal(session.open, false);
+  assert.deepEqual(calls, ["drop"]);
+  assert.equal(h.worker("w1")?.state, "disconnected");
+  // A stream the manager ends for any other reason still says goodbye.
+  const other = await h.manager.openSession("w2", "10.0.0.9:40001", INTRO, undefined, sink);
+  await h.manager.closeSession(other, "the manager is stopping");
+  assert.deepEqual(calls, ["drop", "close"]);
+});
+
 Deno.test("sessions are pinged; a silent one is closed and its worker disconnected", async () => {
   await using h = await Harness.start();
   const quiet = await h.connect("w1");

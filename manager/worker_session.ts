@@ -15,6 +15,8 @@ export interface SessionSink {
   write(...messages: Outgoing[]): void;
   /** Ends the stream, with the session's error if it has one. */
   close(error: Error | undefined): void;
+  /** Drops the stream's connection at once, with no goodbye (see WorkerSession.drop). */
+  drop?(): void;
 }
 
 export class WorkerSession {
@@ -127,5 +129,20 @@ export class WorkerSession {
     this.outgoing.close();
     this.onClose?.();
     this.#sink?.close(this.error);
+  }
+
+  /**
+   * Ends the stream by dropping its connection, with no goodbye: for a worker gone silent,
+   * which cannot read one. A stream ended gracefully while its worker is away (stopped, cut
+   * off) is what Deno's nghttp2 can abort the whole manager on when the worker comes back
+   * and closes its side (the assertion of denoland/deno#36788, seen in the all-silent fault
+   * test); a dropped connection leaves no stream to trip over.
+   */
+  drop(): void {
+    if (this.outgoing.closed) return;
+    this.outgoing.close();
+    this.onClose?.();
+    if (this.#sink?.drop) this.#sink.drop();
+    else this.#sink?.close(this.error);
   }
 }

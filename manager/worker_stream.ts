@@ -118,6 +118,14 @@ function serve(
       respond(error);
       endSession();
     },
+    drop() {
+      responded = true;
+      clearTimeout(helloTimer);
+      // The whole connection: a worker has one stream on it (the simulator may put several
+      // on one, all of the same silent process).
+      stream.session?.destroy();
+      endSession();
+    },
   };
 
   const receive = (request: ConnectRequest) => {
