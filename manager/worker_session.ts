@@ -125,10 +125,7 @@ export class WorkerSession {
   /** Ends the stream; with an error, the worker sees that error. */
   close(error?: Error): void {
     if (error && !this.error) this.error = error;
-    if (this.outgoing.closed) return;
-    this.outgoing.close();
-    this.onClose?.();
-    this.#sink?.close(this.error);
+    if (this.#end()) this.#sink?.close(this.error);
   }
 
   /**
@@ -139,10 +136,16 @@ export class WorkerSession {
    * test); a dropped connection leaves no stream to trip over.
    */
   drop(): void {
-    if (this.outgoing.closed) return;
-    this.outgoing.close();
-    this.onClose?.();
+    if (!this.#end()) return;
     if (this.#sink?.drop) this.#sink.drop();
     else this.#sink?.close(this.error);
+  }
+
+  /** Marks the session closed; false when it already was. */
+  #end(): boolean {
+    if (this.outgoing.closed) return false;
+    this.outgoing.close();
+    this.onClose?.();
+    return true;
   }
 }
