@@ -509,27 +509,15 @@ class EtcdStore implements Store {
 
   /**
    * Runs requests against one deadline (by default, the store's timeout from now) and turns
-   * etcd's failures into the store's errors.
+   * etcd's failures into the store's errors. Each client call gives up at the deadline itself
+   * (EndpointRotation: connecting included), so no timer of its own is needed here.
    */
   async #run<T>(fn: (call: CallOptions) => Promise<T>, deadline = this.#deadline()): Promise<T> {
     if (this.#closed) throw new Error("The etcd store is closed");
-    const work = fn({ deadline });
-    // Each request has the deadline; this also covers anything before a request is sent
-    // (such as waiting for a connection) that might not honour it.
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new EtcdUnavailableError(`no answer within ${this.#timeoutMs} ms`)),
-        Math.max(0, deadline - Date.now()),
-      );
-    });
-    work.catch(() => {}); // Its error is reported below unless the timeout won the race.
     try {
-      return await Promise.race([work, timeout]);
+      return await fn({ deadline });
     } catch (error) {
       throw this.#translate(error);
-    } finally {
-      clearTimeout(timer);
     }
   }
 
