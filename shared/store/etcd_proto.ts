@@ -121,9 +121,10 @@ class Writer {
     return this.#chunks;
   }
 
-  finish(): Uint8Array {
-    const out = new Uint8Array(this.length);
-    let at = 0;
+  /** The message, after `headroom` zero bytes left for whoever sends it (a frame header). */
+  finish(headroom = 0): Uint8Array<ArrayBuffer> {
+    const out = new Uint8Array(headroom + this.length);
+    let at = headroom;
     for (const chunk of this.#done()) {
       out.set(chunk, at);
       at += chunk.length;
@@ -215,16 +216,16 @@ function writeTxn(w: Writer, txn: TxnRequest): void {
   for (const op of txn.failure ?? []) w.message(3, (m) => writeOp(m, op));
 }
 
-export function encodeRangeRequest(request: RangeRequest): Uint8Array {
+export function encodeRangeRequest(request: RangeRequest, headroom = 0): Uint8Array<ArrayBuffer> {
   const w = new Writer();
   writeRange(w, request);
-  return w.finish();
+  return w.finish(headroom);
 }
 
-export function encodeTxnRequest(request: TxnRequest): Uint8Array {
+export function encodeTxnRequest(request: TxnRequest, headroom = 0): Uint8Array<ArrayBuffer> {
   const w = new Writer();
   writeTxn(w, request);
-  return w.finish();
+  return w.finish(headroom);
 }
 
 /** Reads fields one after another; `bytes` are views into the message, not copies. */

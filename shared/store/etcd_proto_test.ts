@@ -177,3 +177,12 @@ Deno.test("etcd proto: a cut-off answer is an error, not a short result", () => 
   assert.throws(() => decodeRangeResponse(bytes(0x12, 20, 0x0a)), /truncated protobuf message/);
   assert.throws(() => decodeTxnResponse(bytes(0x10)), /truncated protobuf message/);
 });
+
+Deno.test("etcd proto: room asked for before a message is left free, the message unchanged", () => {
+  const request = { success: [{ request_put: { key: b("k"), value: b("v") } }] };
+  const plain = encodeTxnRequest(request);
+  const roomy = encodeTxnRequest(request, 5);
+  assert.deepEqual(roomy.subarray(0, 5), new Uint8Array(5));
+  assert.deepEqual(roomy.subarray(5), plain);
+  assert.deepEqual(encodeRangeRequest({ key: b("k") }, 5), bytes(0, 0, 0, 0, 0, 0x0a, 1, "k"));
+});
