@@ -55,6 +55,7 @@ interface SimStats {
   welcomed: number;
   streamsEnded: number;
   pings: number;
+  pongs: number;
   runs: number;
   reports: number;
   reportFailures: number;
@@ -94,7 +95,7 @@ export async function runManyWorkers(options: ManyWorkersOptions): Promise<strin
 
   progress(`many-workers: idle for ${options.idleSeconds} s`);
   const cpu0 = await cpuSeconds(pid);
-  const pings0 = (await sim.stats()).pings;
+  const { pings: pings0, pongs: pongs0 } = await sim.stats();
   const idleStart = performance.now();
   let rssPeak = rssConnected;
   const idleEnd = idleStart + options.idleSeconds * 1000;
@@ -108,7 +109,9 @@ export async function runManyWorkers(options: ManyWorkersOptions): Promise<strin
   markPhase("idle", Date.now() - options.idleSeconds * 1000);
   const idleS = (performance.now() - idleStart) / 1000;
   const idleCpuPct = ((cpu1 - cpu0) / idleS) * 100;
-  const pingsPerS = ((await sim.stats()).pings - pings0) / idleS;
+  const { pings: pings1, pongs: pongs1 } = await sim.stats();
+  const pingsPerS = (pings1 - pings0) / idleS;
+  const pongsPerS = (pongs1 - pongs0) / idleS;
   const rssIdle = await rssMiB(pid);
 
   const submitters = [
@@ -146,6 +149,7 @@ export async function runManyWorkers(options: ManyWorkersOptions): Promise<strin
     idle_s: fixed(idleS, 0),
     idle_cpu_pct: fixed(idleCpuPct, 1),
     pings_per_s: fixed(pingsPerS, 0),
+    pongs_per_s: fixed(pongsPerS, 0),
     tasks: options.tasks,
     batch: options.batch,
     in_flight: options.inFlight,

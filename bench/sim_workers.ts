@@ -55,6 +55,7 @@ const stats = {
   welcomed: 0,
   streamsEnded: 0,
   pings: 0,
+  pongs: 0,
   runs: 0,
   reports: 0,
   reportFailures: 0,
@@ -209,6 +210,8 @@ function runWorker(index: number): Promise<void> {
           break;
         case "ping":
           stats.pings++;
+          if (msg.value.noPong) break;
+          stats.pongs++;
           send({ msg: { case: "pong", value: { seq: msg.value.seq } } });
           break;
         case "run": {

@@ -869,7 +869,16 @@ export class Manager {
     const slice = this.#pingSlice = (this.#pingSlice + 1) % PING_SLICES;
     if (slice === 1 % PING_SLICES) this.#pingSeq++;
     const ping: Outgoing = { msg: { case: "ping", value: { seq: this.#pingSeq } } };
-    const heldBefore = this.#clock.now() - MAX_HOLD_MS;
+    const quietPing: Outgoing = {
+      msg: { case: "ping", value: { seq: this.#pingSeq, noPong: true } },
+    };
+    const now = this.#clock.now();
+    const heldBefore = now - MAX_HOLD_MS;
+    // A Pong is asked for whenever, without one, the worker could go unheard for half of
+    // silence_timeout by its next round: a worker that stalls for the other half is not taken
+    // for silent. An idle worker's pongs, half of what its stream costs the manager, then come
+    // every other round at the default timings.
+    const heardLately = now + this.#options.pingIntervalMs - this.#options.silenceTimeoutMs / 2;
     // Skipping a round stretches the longest quiet spell either way to two ping intervals:
     // only when silence_timeout leaves room for that (the worker allows three).
     const maySkip = this.#options.silenceTimeoutMs > 3 * this.#options.pingIntervalMs;
@@ -880,7 +889,7 @@ export class Manager {
       }
       // What is held goes now: alone when the ping is skipped, else with the ping.
       if (maySkip && session.nextRound(session.heldCount > 0)) session.sendHeld();
-      else session.send(ping);
+      else session.send(session.lastSeenAt > heardLately ? quietPing : ping);
     });
     if (slice === 0) void this.#tick();
   }

@@ -498,6 +498,47 @@ Deno.test("sessions are pinged; a silent one is closed and its worker disconnect
   assert.equal(task.workerId, "w2");
 });
 
+Deno.test("an idle worker is asked for a pong only as often as silence_timeout needs", async () => {
+  /** The pings sent in `rounds` rounds, answered only where a pong is asked for. */
+  const answered = async (h: Harness, w: Recorded, rounds: number) => {
+    const asked: boolean[] = [];
+    for (let i = 0; i < rounds; i++) {
+      const seen = w.messages.length;
+      await h.advance(PING_MS);
+      for (const m of w.messages.slice(seen)) {
+        if (m.msg?.case !== "ping") continue;
+        asked.push(!m.msg.value.noPong);
+        if (!m.msg.value.noPong) h.manager.heard(w.session);
+      }
+    }
+    return asked;
+  };
+  {
+    // The defaults' proportion, five ping intervals: every other round asks.
+    await using h = await Harness.start(undefined, undefined, { silenceTimeoutMs: 5 * PING_MS });
+    const w1 = await h.connect("w1");
+    const asked = await answered(h, w1, 20);
+    assert.deepEqual(asked.slice(0, 6), [false, true, false, true, false, true]);
+    assert.equal(asked.length, 20, "pinged every round all the same");
+    assert.ok(w1.session.open, "answering what was asked keeps it connected");
+    assert.equal(h.worker("w1")?.state, "connected");
+
+    // One that stops answering is still given up after silence_timeout, not before.
+    const quiet = await h.connect("w2");
+    await h.advance(5 * PING_MS);
+    assert.ok(quiet.session.open);
+    await h.advance(PING_MS);
+    assert.equal(quiet.session.open, false);
+  }
+  {
+    // With no room to spare (the harness's three intervals), every ping asks.
+    await using h = await Harness.start();
+    const w1 = await h.connect("w1");
+    assert.deepEqual(await answered(h, w1, 6), [true, true, true, true, true, true]);
+    assert.ok(w1.session.open);
+  }
+});
+
 Deno.test("a second session with the same worker id replaces the first", async () => {
   await using h = await Harness.start();
   const first = await h.connect("w1");

@@ -166,7 +166,7 @@ async function streamOnce(
           options.outbox.flush();
           break;
         case "ping":
-          send({ msg: { case: "pong", value: { seq: msg.value.seq } } });
+          if (!msg.value.noPong) send({ msg: { case: "pong", value: { seq: msg.value.seq } } });
           break;
         case "run": {
           const run = msg.value;

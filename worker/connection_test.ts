@@ -235,6 +235,21 @@ Deno.test("the hello carries the worker's capacity and labels", async () => {
   });
 });
 
+Deno.test("a ping is answered with a pong unless the manager says it needs none", async () => {
+  await withWorker(async ({ manager }) => {
+    await manager.hello(0);
+    manager.send(welcome);
+    manager.send({ msg: { case: "ping", value: { seq: 1n, noPong: true } } });
+    manager.send({ msg: { case: "ping", value: { seq: 2n } } });
+    const pongs = () =>
+      manager.current.fromWorker.flatMap((r) => r.msg.case === "pong" ? [r.msg.value.seq] : []);
+    await eventually(() => pongs().length > 0, "a pong");
+    // The worker handles messages in order: once the second ping's pong is in, the first
+    // ping's would be too.
+    assert.deepEqual(pongs(), [2n]);
+  });
+});
+
 Deno.test("over its stream the worker runs, serves logs of, and cancels a task", async () => {
   await withWorker(async ({ manager, reports, dir }) => {
     const fromWorker = () => manager.current.fromWorker;
