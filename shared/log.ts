@@ -33,34 +33,45 @@ export function createLogger(options: LoggerOptions = {}): Logger {
 }
 
 /**
- * Lines kept for one sink and written together once the code running now has finished
- * (a microtask): a busy manager logs a line per finished task, and results are finished a
- * group at a time, so a write per line was a system call per task. A warning or an error is
- * written at once, with the lines before it.
+ * Lines kept for one sink and written together, at most `holdMs` after the first of them or
+ * once they reach `maxChars`: a busy manager logs a line per finished task, and each result
+ * comes in on its own worker's stream, so writing what one run of code logged was still a
+ * system call (and a wake-up of whoever reads the pipe) per task. A warning or an error is
+ * written at once, with the lines before it. What is held is written when the process exits
+ * or crashes (see stderrLines); only a SIGKILL loses it.
  */
 export class LineBuffer {
   readonly #sink: (text: string) => void;
+  readonly #holdMs: number;
+  readonly #maxChars: number;
   #pending: string[] = [];
-  #scheduled = false;
+  #chars = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined;
 
-  constructor(sink: (text: string) => void) {
+  constructor(sink: (text: string) => void, options: { holdMs?: number; maxChars?: number } = {}) {
     this.#sink = sink;
+    this.#holdMs = options.holdMs ?? 50;
+    this.#maxChars = options.maxChars ?? 64 * 1024;
   }
 
   write(line: string, level: Level = "info"): void {
     this.#pending.push(line);
-    if (level === "warn" || level === "error") this.flush();
-    else if (!this.#scheduled) {
-      this.#scheduled = true;
-      queueMicrotask(() => this.flush());
+    this.#chars += line.length;
+    if (level === "warn" || level === "error" || this.#chars >= this.#maxChars) this.flush();
+    else if (this.#timer === undefined) {
+      const timer = this.#timer = setTimeout(() => this.flush(), this.#holdMs);
+      // Held lines alone do not keep a process alive: its exit writes them.
+      Deno.unrefTimer(timer);
     }
   }
 
   flush(): void {
-    this.#scheduled = false;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
     if (this.#pending.length === 0) return;
     const text = this.#pending.join("");
     this.#pending = [];
+    this.#chars = 0;
     this.#sink(text);
   }
 }

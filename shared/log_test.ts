@@ -1,16 +1,28 @@
 import assert from "node:assert/strict";
 import { createLogger, LineBuffer } from "./log.ts";
 
-Deno.test("lines logged in one run of code reach the sink in one write, in order", async () => {
+Deno.test("lines logged close together reach the sink in one write, in order", async () => {
   const writes: string[] = [];
-  const buffer = new LineBuffer((text) => writes.push(text));
-  for (const line of ["a", "b", "c"]) buffer.write(`${line}\n`);
-  assert.deepEqual(writes, [], "nothing is written while the code that logs still runs");
-  await Promise.resolve();
+  const buffer = new LineBuffer((text) => writes.push(text), { holdMs: 30 });
+  buffer.write("a\n");
+  buffer.write("b\n");
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  buffer.write("c\n");
+  assert.deepEqual(writes, [], "held while the first line is younger than holdMs");
+  await new Promise((resolve) => setTimeout(resolve, 60));
   assert.deepEqual(writes, ["a\nb\nc\n"]);
   buffer.write("d\n");
-  await new Promise((resolve) => setTimeout(resolve, 0));
-  assert.deepEqual(writes, ["a\nb\nc\n", "d\n"], "a later run is a later write");
+  await new Promise((resolve) => setTimeout(resolve, 60));
+  assert.deepEqual(writes, ["a\nb\nc\n", "d\n"], "a later line is a later write");
+});
+
+Deno.test("held lines are written at once when they reach maxChars", () => {
+  const writes: string[] = [];
+  const buffer = new LineBuffer((text) => writes.push(text), { holdMs: 60_000, maxChars: 10 });
+  buffer.write("12345\n");
+  assert.deepEqual(writes, []);
+  buffer.write("67890\n");
+  assert.deepEqual(writes, ["12345\n67890\n"]);
 });
 
 Deno.test("a warning or an error is written at once, after the lines before it", () => {
@@ -35,7 +47,9 @@ Deno.test("a logger gives each line its time, level, message and fields", () => 
 
 Deno.test("lines still held are written when the process exits or crashes", async () => {
   const logModule = new URL("./log.ts", import.meta.url).href;
-  const endings = [["Deno.exit(3)", 3], ['throw new Error("boom")', 1]] as const;
+  // The empty ending is a process that simply runs out of work: the held line's timer does
+  // not keep it alive, its exit writes the line.
+  const endings = [["Deno.exit(3)", 3], ['throw new Error("boom")', 1], ["", 0]] as const;
   for (const [ending, code] of endings) {
     // In a timer's callback, as a daemon's code runs: the crash ends the process before the
     // microtask that would write the line.
