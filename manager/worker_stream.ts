@@ -1,7 +1,7 @@
 /**
  * The worker stream (WorkerService.Connect) over the gRPC protocol, served straight on the
  * node:http2 request rather than through Connect's handler. A worker stream lives as long as
- * its worker and carries a ping and a pong every ping interval; through Connect each message
+ * its worker and carries a ping every ping interval, and a pong when asked; through Connect each message
  * passes a pipeline of async iterables and a promise per write, which with thousands of
  * workers was most of the manager's idle time. Here a message is decoded and handed over in
  * the socket's data callback, and one sent is encoded and written at once (a ping, the same
@@ -18,14 +18,14 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import {
   type ConnectRequest,
   ConnectRequestSchema,
-  ConnectResponseSchema,
   WorkerService,
 } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
-import { EnvelopeReader, grpcFrame } from "../shared/grpc_frames.ts";
+import { EnvelopeReader } from "../shared/grpc_frames.ts";
 import type { Logger } from "../shared/log.ts";
 import type { WorkerStreams } from "./worker_service.ts";
 import type { Outgoing, SessionSink, WorkerSession } from "./worker_session.ts";
 import { concatBytes } from "../shared/bytes.ts";
+import { frameResponse } from "./worker_frames.ts";
 
 /** Serves a request itself and says true, or leaves it to the next handler and says false. */
 export type DirectHandler = (
@@ -199,14 +199,15 @@ function writeHead(res: http2.Http2ServerResponse): void {
   if (!res.headersSent) res.writeHead(200, { "content-type": "application/grpc+proto" });
 }
 
-/** Encoded messages, so that one message sent to many sessions is encoded once. */
-const frames = new WeakMap<Outgoing, Uint8Array>();
+/** Framed pings: a round's ping is one message for many sessions, framed once. */
+const framedPings = new WeakMap<Outgoing, Uint8Array>();
 
 function frame(message: Outgoing): Uint8Array {
-  let framed = frames.get(message);
+  if (message.msg?.case !== "ping") return frameResponse(message);
+  let framed = framedPings.get(message);
   if (!framed) {
-    framed = grpcFrame(ConnectResponseSchema, message);
-    frames.set(message, framed);
+    framed = frameResponse(message);
+    framedPings.set(message, framed);
   }
   return framed;
 }
