@@ -825,6 +825,8 @@ Deno.test("bad env, cwd and timeouts are refused naming the value", async () => 
     [{ timeoutMs: -5 }, /task 1: timeout -5ms is negative/],
     [{ killTimeoutMs: -1 }, /task 1: kill_timeout -1ms is negative/],
     [{ env: { A: "x\0y" } }, /task 1: "x\\u0000y" contains a NUL byte/],
+    [{ env: { "A\0": "x" } }, /task 1: "A\\u0000" contains a NUL byte/],
+    [{ cwd: "/t\0" }, /task 1: "\/t\\u0000" contains a NUL byte/],
   ];
   for (const [extra, expected] of cases) {
     await assert.rejects(h.manager.schedule([{ ...ECHO, ...extra }]), (e: Error) => {
