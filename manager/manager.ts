@@ -876,8 +876,8 @@ export class Manager {
     const heldBefore = now - MAX_HOLD_MS;
     // A Pong is asked for whenever, without one, the worker could go unheard for half of
     // silence_timeout by its next round: a worker that stalls for the other half is not taken
-    // for silent. An idle worker's pongs, half of what its stream costs the manager, then come
-    // every other round at the default timings.
+    // for silent. At the default timings an idle worker then answers every other ping, which
+    // saves the manager a read per worker and round.
     const heardLately = now + this.#options.pingIntervalMs - this.#options.silenceTimeoutMs / 2;
     // Skipping a round stretches the longest quiet spell either way to two ping intervals:
     // only when silence_timeout leaves room for that (the worker allows three).
@@ -929,7 +929,6 @@ function validateSpecs(specs: TaskSpec[]): void {
   });
 }
 
-/** What is wrong with a spec, in plain words naming the bad value; undefined when nothing. */
 /**
  * The first of the spec's texts (command, parameters, cwd, then each env key and value) with a
  * NUL byte in it. Checked in place: arrays of them were a few percent of what the manager
@@ -946,6 +945,7 @@ function textWithNul(spec: TaskSpec): string | undefined {
   return undefined;
 }
 
+/** What is wrong with a spec, in plain words naming the bad value; undefined when nothing. */
 function specProblem(spec: TaskSpec): string | undefined {
   if (spec.cmd.trim() === "") return "cmd is empty";
   const withNul = textWithNul(spec);
