@@ -7,8 +7,8 @@ import { startEtcd } from "../../test/harness/etcd.ts";
 import { freePort } from "../../test/harness/ports.ts";
 import { TcpProxy } from "../../test/harness/tcp_proxy.ts";
 import { storeConformance, task } from "./conformance.ts";
-import { createEtcdStore, ETCD_PROTOCOLS } from "./etcd_store.ts";
-import { StoreUnavailableError } from "./store.ts";
+import { createEtcdStore, ETCD_PROTOCOLS, type EtcdProtocol } from "./etcd_store.ts";
+import { type Store, StoreUnavailableError } from "./store.ts";
 
 // Each test gets its own etcd (it starts in well under a second), so tests share nothing and
 // the sanitizers see each test's processes and connections start and end inside it.
@@ -25,41 +25,63 @@ for (const protocol of ETCD_PROTOCOLS) {
   });
 }
 
+/** The deadline of the stores the fault tests open, short so that they end soon. */
+const QUICK_MS = 1_000;
+
+/** A store on `endpoint` with a QUICK_MS deadline, closed however `fn` ends. */
+async function withQuickStore(
+  endpoint: string,
+  protocol: EtcdProtocol | undefined,
+  fn: (store: Store) => Promise<void>,
+): Promise<void> {
+  const store = await createEtcdStore({
+    endpoints: [endpoint],
+    requestTimeoutMs: QUICK_MS,
+    protocol,
+  });
+  try {
+    await fn(store);
+  } finally {
+    await store.close();
+  }
+}
+
+/**
+ * The StoreUnavailableError that `call` fails with, checked to come within the deadline (and
+ * no sooner than `earliestMs`).
+ */
+async function unavailableInTime(
+  call: () => Promise<unknown>,
+  earliestMs = 0,
+): Promise<StoreUnavailableError> {
+  const started = Date.now();
+  const error = await call().then(() => undefined, (e) => e);
+  const elapsed = Date.now() - started;
+  assert.ok(error instanceof StoreUnavailableError, `expected StoreUnavailableError: ${error}`);
+  assert.ok(elapsed >= earliestMs && elapsed < QUICK_MS + 500, `gave up after ${elapsed} ms`);
+  return error;
+}
+
 for (const protocol of ETCD_PROTOCOLS) {
   Deno.test(`etcd (${protocol}): an unreachable etcd is StoreUnavailableError in time, and recovery is immediate`, async () => {
     await using etcd = await startEtcd();
-    const timeoutMs = 1_000;
-    const store = await createEtcdStore({
-      endpoints: [etcd.endpoint],
-      requestTimeoutMs: timeoutMs,
-      protocol,
-    });
-    try {
+    await withQuickStore(etcd.endpoint, protocol, async (store) => {
       const [created] = await store.createTasks([task("t1")]);
       await etcd.stop();
 
       for (const call of [() => store.getTask("t1"), () => store.createTasks([task("t2")])]) {
-        const started = Date.now();
-        const error = await call().then(() => undefined, (e) => e);
-        const elapsed = Date.now() - started;
-        assert.ok(
-          error instanceof StoreUnavailableError,
-          `expected StoreUnavailableError: ${error}`,
-        );
+        const error = await unavailableInTime(call);
         assert.match(
           error.message,
           new RegExp(`^etcd at ${etcd.endpoint.slice(7)} is unavailable`),
         );
-        assert.ok(elapsed < timeoutMs + 500, `gave up after ${elapsed} ms`);
       }
 
       await etcd.restart();
       assert.deepEqual(await store.getTask("t1"), created);
       const [t2] = await store.createTasks([task("t2")]);
       assert.ok(t2.revision > created.revision);
-    } finally {
-      await store.close();
-    }
+    });
   });
 }
 
@@ -67,54 +89,32 @@ for (const protocol of ETCD_PROTOCOLS) {
   Deno.test(`etcd (${protocol}): a connection gone silent is given up, and the next call gets through`, async () => {
     await using etcd = await startEtcd();
     await using proxy = new TcpProxy(Number(new URL(etcd.endpoint).port));
-    const timeoutMs = 1_000;
-    const store = await createEtcdStore({
-      endpoints: [proxy.url],
-      requestTimeoutMs: timeoutMs,
-      protocol,
-    });
-    try {
+    await withQuickStore(proxy.url, protocol, async (store) => {
       const [created] = await store.createTasks([task("t1")]);
       assert.ok(proxy.silenceAll() > 0, "the store's connection goes through the proxy");
       await assert.rejects(store.getTask("t1"), StoreUnavailableError);
       // etcd itself is fine: a new connection reaches it at once.
       const started = Date.now();
       assert.deepEqual(await store.getTask("t1"), created);
-      assert.ok(Date.now() - started < timeoutMs / 2, `took ${Date.now() - started} ms`);
-    } finally {
-      await store.close();
-    }
+      assert.ok(Date.now() - started < QUICK_MS / 2, `took ${Date.now() - started} ms`);
+    });
   });
 }
 
 Deno.test("etcd: an etcd that does not answer is StoreUnavailableError in time", async () => {
   await using etcd = await startEtcd();
-  const timeoutMs = 1_000;
-  const store = await createEtcdStore({ endpoints: [etcd.endpoint], requestTimeoutMs: timeoutMs });
-  try {
+  await withQuickStore(etcd.endpoint, undefined, async (store) => {
     const [created] = await store.createTasks([task("t1")]);
     etcd.pause();
     try {
       for (const call of [() => store.listTasks({ state: "pending" }), () => store.listWorkers()]) {
-        const started = Date.now();
-        const error = await call().then(() => undefined, (e) => e);
-        const elapsed = Date.now() - started;
-        assert.ok(
-          error instanceof StoreUnavailableError,
-          `expected StoreUnavailableError: ${error}`,
-        );
-        assert.ok(
-          elapsed >= timeoutMs - 50 && elapsed < timeoutMs + 500,
-          `gave up after ${elapsed} ms`,
-        );
+        await unavailableInTime(call, QUICK_MS - 50);
       }
     } finally {
       etcd.resume();
     }
     assert.deepEqual(await store.listTasks({ state: "pending" }), [created]);
-  } finally {
-    await store.close();
-  }
+  });
 });
 
 Deno.test("etcd: createEtcdStore reports an etcd that is not there", async () => {
