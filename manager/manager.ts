@@ -123,6 +123,12 @@ export const MAX_RETRIES = 100;
 /** Batches larger than this are refused; they would not fit one message anyway. */
 export const MAX_BATCH = 10_000;
 
+/**
+ * The longest GetTask waits for a task's end: a client waits longer by asking again, and
+ * proxies that end quiet requests after a minute or so never see one this long.
+ */
+export const MAX_GET_TASK_WAIT_MS = 60_000;
+
 export class Manager {
   readonly #store: Store;
   readonly #log: Logger;
@@ -289,9 +295,25 @@ export class Manager {
     return (await this.#store.listTasks(options)).map((e) => this.#withDiagnosis(e.value));
   }
 
-  async getTask(id: string): Promise<TaskRecord> {
+  /**
+   * A task as it is now; with `waitMs`, a task not yet done or dead as it is once its end is
+   * stored, or when `waitMs` has passed or `signal` aborted (the client went away).
+   */
+  async getTask(id: string, wait?: { ms: number; signal?: AbortSignal }): Promise<TaskRecord> {
     if (id === "") throw new InvalidArgumentError("a task id is required");
-    return this.#withDiagnosis(await this.#book.get(id));
+    if (wait && !(wait.ms >= 0 && wait.ms <= MAX_GET_TASK_WAIT_MS)) {
+      throw new InvalidArgumentError(
+        `wait ${formatDuration(wait.ms)} is not between 0 and the maximum of ${
+          formatDuration(MAX_GET_TASK_WAIT_MS)
+        }`,
+      );
+    }
+    let task = await this.#book.get(id);
+    if (wait && wait.ms > 0 && !isFinal(task.state) && !this.#stopping) {
+      await this.#book.untilFinal(id, wait.ms, wait.signal);
+      task = await this.#book.get(id);
+    }
+    return this.#withDiagnosis(task);
   }
 
   /**

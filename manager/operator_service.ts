@@ -58,8 +58,11 @@ export function createOperatorService(
         };
       }),
 
-    getTask: (req) =>
-      edge("GetTask", async () => ({ task: taskToProto(await manager.getTask(req.id)) })),
+    getTask: (req, ctx) =>
+      edge("GetTask", async () => {
+        const wait = req.wait ? { ms: durationMs(req.wait), signal: ctx.signal } : undefined;
+        return { task: taskToProto(await manager.getTask(req.id, wait)) };
+      }),
 
     scheduleTasks: (req) =>
       edge("ScheduleTasks", async () => {

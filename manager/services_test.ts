@@ -158,6 +158,54 @@ Deno.test("GetTask returns a task, or NotFound naming the id", async () => {
   await rejectsWithCode(s.operator.getTask({ id: "" }), Code.InvalidArgument, /id is required/);
 });
 
+Deno.test("GetTask with a wait answers once the task's end is stored, or when the wait is over", async () => {
+  await using s = await Services.start();
+  const { requests, responses } = s.openStream();
+  requests.push(hello("w1"));
+  await responses.next();
+  const { tasks: [placed] } = await s.operator.scheduleTasks({ tasks: [{ cmd: "true" }] });
+  assert.equal((await responses.next()).value.msg.case, "run");
+
+  let answered = false;
+  const waiting = s.operator.getTask({ id: placed.id, wait: { seconds: 30n } }).finally(() =>
+    answered = true
+  );
+  // Less than ack_timeout and silence_timeout: the attempt is still on.
+  await s.fake.tickAsync(1_000);
+  assert.equal(answered, false, "still running: no answer yet");
+  await s.worker.setTask({
+    workerId: "w1",
+    taskId: placed.id,
+    attempt: 1,
+    outcome: { case: "exited", value: { exitCode: 0 } },
+  });
+  await s.fake.tickAsync(0);
+  assert.equal(answered, true, "answered as soon as the end is stored");
+  assert.equal((await waiting).task?.state, TaskState.DONE);
+
+  const { tasks: [queued] } = await s.operator.scheduleTasks({ tasks: [{ cmd: "true" }] });
+  let timedOutYet = false;
+  const timedOut = s.operator.getTask({ id: queued.id, wait: { nanos: 500_000_000 } }).finally(
+    () => timedOutYet = true,
+  );
+  await s.fake.tickAsync(499);
+  assert.equal(timedOutYet, false);
+  await s.fake.tickAsync(1);
+  assert.equal(timedOutYet, true, "answered when the wait is over");
+  assert.equal((await timedOut).task?.state, TaskState.PENDING, "with the task as it is");
+
+  await rejectsWithCode(
+    s.operator.getTask({ id: queued.id, wait: { seconds: 61n } }),
+    Code.InvalidArgument,
+    "wait 1m1s is not between 0 and the maximum of 1m",
+  );
+  await rejectsWithCode(
+    s.operator.getTask({ id: queued.id, wait: { seconds: -2n } }),
+    Code.InvalidArgument,
+    "wait -2000ms is not between 0 and the maximum of 1m",
+  );
+});
+
 Deno.test("ScheduleTasks stores tasks, or refuses bad input with InvalidArgument", async () => {
   await using s = await Services.start();
   await rejectsWithCode(

@@ -74,6 +74,8 @@ export class TaskBook {
   readonly #clock: Clock;
   readonly #deferMs: number;
   readonly #onDeferredWriteError: (error: unknown) => void;
+  /** What untilFinal's callers wait on, by task id. */
+  readonly #finalWaiters = new Map<string, Set<() => void>>();
 
   constructor(store: Store, options: TaskBookOptions = {}) {
     this.#store = store;
@@ -215,10 +217,46 @@ export class TaskBook {
     }
   }
 
-  /** Stops the deferred-write timer (what is deferred stays unwritten). */
+  /**
+   * Resolves once the task's end is stored, `waitMs` has passed, `signal` aborted or the
+   * book is closed, whichever comes first; at once for a task not active here (ended, or
+   * unknown). It says nothing about which: the caller reads the task again.
+   */
+  untilFinal(id: string, waitMs: number, signal?: AbortSignal): Promise<void> {
+    if (!this.#active.get(id) || signal?.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      let waiters = this.#finalWaiters.get(id);
+      if (!waiters) this.#finalWaiters.set(id, waiters = new Set());
+      const timer = this.#clock.setTimeout(() => done(), waitMs);
+      const done = () => {
+        this.#clock.clearTimeout(timer);
+        signal?.removeEventListener("abort", done);
+        waiters.delete(done);
+        if (waiters.size === 0 && this.#finalWaiters.get(id) === waiters) {
+          this.#finalWaiters.delete(id);
+        }
+        resolve();
+      };
+      waiters.add(done);
+      signal?.addEventListener("abort", done, { once: true });
+    });
+  }
+
+  /**
+   * Stops the deferred-write timer (what is deferred stays unwritten) and answers every
+   * untilFinal at once.
+   */
   close(): void {
     this.#clock.clearTimeout(this.#deferTimer);
     this.#deferTimer = undefined;
+    for (const id of [...this.#finalWaiters.keys()]) this.#wakeFinalWaiters(id);
+  }
+
+  #wakeFinalWaiters(id: string): void {
+    const waiters = this.#finalWaiters.get(id);
+    if (!waiters) return;
+    this.#finalWaiters.delete(id);
+    for (const done of waiters) done();
   }
 
   /**
@@ -296,6 +334,7 @@ export class TaskBook {
     if (this.#finished.size > RECENTLY_FINISHED) {
       this.#finished.delete(this.#finished.keys().next().value!);
     }
+    this.#wakeFinalWaiters(id);
   }
 
   async #fetch(id: string): Promise<Versioned<TaskRecord>> {

@@ -209,3 +209,51 @@ Deno.test("a deferred write that fails is kept and tried again", async () => {
   assert.equal((await memory.getTask(id))?.value.state, "scheduled");
   book.close();
 });
+
+/** Whether `promise` has settled after the microtasks and timers due by now have run. */
+async function settled(promise: Promise<unknown>, fake: ReturnType<typeof createClock>) {
+  let done = false;
+  promise.then(() => done = true, () => done = true);
+  await fake.tickAsync(0);
+  return done;
+}
+
+Deno.test("untilFinal waits for the task's end to be stored, not for its acknowledgement", async () => {
+  const { memory, book, fake, id } = await deferringBook();
+  let storedWhenWoken: string | undefined;
+  const waiting = book.untilFinal(id, 60_000).then(async () => {
+    storedWhenWoken = (await memory.getTask(id))?.value.state;
+  });
+  await book.apply(id, ACK, 10, { defer: true });
+  assert.equal(await settled(waiting, fake), false, "an acknowledgement is not an end");
+  await book.apply(id, EXIT_0, 20);
+  assert.equal(await settled(waiting, fake), true, "woken by the end");
+  assert.equal(storedWhenWoken, "done", "woken only once the store holds the end");
+  assert.equal(await settled(book.untilFinal(id, 60_000), fake), true, "an ended task: at once");
+  book.close();
+});
+
+Deno.test("untilFinal gives up after waitMs, on abort and on close", async () => {
+  const { book, fake, id } = await deferringBook();
+  const timed = book.untilFinal(id, 1000);
+  await fake.tickAsync(999);
+  assert.equal(await settled(timed, fake), false);
+  await fake.tickAsync(1);
+  assert.equal(await settled(timed, fake), true, "after waitMs");
+
+  const abort = new AbortController();
+  const aborted = book.untilFinal(id, 60_000, abort.signal);
+  assert.equal(await settled(aborted, fake), false);
+  abort.abort();
+  assert.equal(await settled(aborted, fake), true, "when the caller goes away");
+
+  const closed = book.untilFinal(id, 60_000);
+  book.close();
+  assert.equal(await settled(closed, fake), true, "when the book closes");
+  assert.equal(fake.countTimers(), 0, "no timer is left behind");
+  assert.equal(
+    await settled(book.untilFinal("no-such-task", 60_000), fake),
+    true,
+    "a task not active here: at once",
+  );
+});
