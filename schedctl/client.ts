@@ -58,8 +58,18 @@ function describeInput(input: unknown): string {
 }
 
 /**
- * Wraps a transport so that every unary call gets the timeout, and every call is reported
- * to `debug`. Streams (TaskLogs) get no deadline unless the caller sets one: following a
+ * How long a request asks the manager to wait before answering (GetTask's `wait`). The
+ * input is a message or the plain object it was made from: either has seconds and nanos.
+ */
+function askedWaitMs(input: unknown): number {
+  const wait = (input as { wait?: { seconds?: bigint; nanos?: number } }).wait;
+  if (!wait) return 0;
+  return Math.max(0, Number(wait.seconds ?? 0n) * 1000 + (wait.nanos ?? 0) / 1e6);
+}
+
+/**
+ * Wraps a transport so that every unary call gets the timeout (on top of the wait it asks
+ * the manager for, if any), and every call is reported to `debug`. Streams (TaskLogs) get no deadline unless the caller sets one: following a
  * task's output lasts as long as the task; opening the connection is still bounded by the
  * transport's connect timeout, and a dead connection by its PINGs.
  */
@@ -68,7 +78,7 @@ export function withCallDefaults(transport: Transport, defaults: CallDefaults): 
   return {
     async unary(method, signal, timeoutMs, header, input, contextValues) {
       const name = `${method.parent.typeName}/${method.name}`;
-      const timeout = timeoutMs ?? defaults.timeoutMs;
+      const timeout = (timeoutMs ?? defaults.timeoutMs) + askedWaitMs(input);
       debug?.(`calling ${name} ${describeInput(input)} (timeout ${formatDuration(timeout)})`);
       const started = performance.now();
       try {

@@ -1,11 +1,35 @@
 import assert from "node:assert/strict";
 import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
-import { createClient } from "@connectrpc/connect";
+import { create } from "@bufbuild/protobuf";
+import { createClient, type Transport } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { OperatorService } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
 import { MAX_LOG_MESSAGE } from "../manager/operator_service.ts";
-import { createManagerTransport } from "./client.ts";
+import { createManagerTransport, createOperatorClient } from "./client.ts";
+
+Deno.test("a call that asks the manager to wait gets the wait on top of its timeout", async () => {
+  const timeouts: (number | undefined)[] = [];
+  const transport: Transport = {
+    unary(method, _signal, timeoutMs) {
+      timeouts.push(timeoutMs);
+      return Promise.resolve({
+        stream: false,
+        service: OperatorService,
+        method,
+        header: new Headers(),
+        trailer: new Headers(),
+        message: create(method.output),
+      });
+    },
+    stream: () => Promise.reject(new Error("no streams here")),
+  };
+  const client = createOperatorClient(transport, { timeoutMs: 5_000 });
+  await client.getTask({ id: "t1" });
+  await client.getTask({ id: "t1", wait: { seconds: 2n, nanos: 500_000_000 } });
+  await client.getTask({ id: "t1" }, { timeoutMs: 100 });
+  assert.deepEqual(timeouts, [5_000, 7_500, 100]);
+});
 
 Deno.test("a log stream as the manager sends it arrives whole over a real HTTP/2 connection", async () => {
   // The manager sends logs in messages of MAX_LOG_MESSAGE bytes: larger ones, several to a

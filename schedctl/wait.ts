@@ -18,7 +18,7 @@
  * keeps polling until it answers or the operator presses Ctrl-C.
  */
 import { toJson } from "@bufbuild/protobuf";
-import { timestampMs } from "@bufbuild/protobuf/wkt";
+import { durationFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { type Task, TaskSchema, TaskState } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
 import { type CommandContext, JSON_OPTIONS, printJson } from "./command.ts";
@@ -255,9 +255,10 @@ function nextLookIn(
 
 /**
  * Polls GetTask until `stop` says so for the task it got: the first look at once, the next
- * ones after `lookIn(the last task seen)`, by default the poll interval. Transient failures
- * are reported once per outage and retried every poll interval. Returns the task `stop`
- * accepted, or undefined when aborted.
+ * ones after `lookIn(the last task seen)`, by default the poll interval. Each later look
+ * asks the manager to wait that long for the task's end, so an end is seen as soon as it is
+ * stored. Transient failures are reported once per outage and retried every poll interval.
+ * Returns the task `stop` accepted, or undefined when aborted.
  */
 async function pollUntil(
   context: CommandContext,
@@ -269,12 +270,29 @@ async function pollUntil(
   const signal = handler.abort.signal;
   let failing = false;
   let last: Task | undefined;
+  // A manager that answers before the wait is over (one older than `wait`, or one stopping)
+  // is not asked again before this: the loop never spins.
+  let notBefore = 0;
   for (let poll = 0; !signal.aborted; poll++) {
-    if (poll > 0) await sleep(lookIn(failing ? undefined : last), signal);
+    let waitMs = 0;
+    if (poll > 0) {
+      const interval = lookIn(failing ? undefined : last);
+      if (failing) await sleep(interval, signal);
+      else {
+        const early = notBefore - performance.now();
+        if (early > 0) await sleep(early, signal);
+        waitMs = interval;
+      }
+    }
     if (signal.aborted) break;
     let task: Task | undefined;
     try {
-      ({ task } = await context.client.getTask({ id }, { signal }));
+      const asked = performance.now();
+      ({ task } = await context.client.getTask(
+        waitMs > 0 ? { id, wait: durationFromMs(waitMs) } : { id },
+        { signal },
+      ));
+      notBefore = asked + waitMs;
       if (task === undefined) throw new Error(`the manager answered without the task ${id}`);
       failing = false;
     } catch (e) {

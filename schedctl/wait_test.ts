@@ -218,6 +218,49 @@ Deno.test("tasks add --wait: a broken log stream falls back to polling GetTask f
   assert.equal(getTasks, 4);
 });
 
+Deno.test("-o json tasks add --wait asks the manager to wait for the end, and ends with it", async () => {
+  const fake: FakeManager = createFakeManager({}, {
+    async getTask(request) {
+      fake.calls.push({ method: "GetTask", request });
+      const now = () => fake.tasks.find((t) => t.id === request.id);
+      // As the manager does with a wait: the answer once the task is done or dead.
+      if (request.wait) {
+        await fake.until(() => [TaskState.DONE, TaskState.DEAD].includes(now()!.state));
+      }
+      return { task: now() };
+    },
+  });
+  // An hour between looks: only an answer that waits for the end can end this test.
+  const cli = startCli(["-o", "json", "tasks", "add", "--wait", "make"], {
+    transport: fake.transport,
+    pollIntervalMs: 3_600_000,
+  });
+  await eventually(() => callsOf(fake, "GetTask").length === 2, "two looks");
+  const [first, second] = callsOf(fake, "GetTask") as { wait?: { seconds: bigint } }[];
+  assert.equal(first.wait, undefined, "the first look is at once");
+  assert.equal(second.wait?.seconds, 3600n, "the next asks to wait up to the poll interval");
+  fake.update("t-0001", { state: TaskState.DONE, exitCode: 0 });
+  const r = await cli.result;
+  assert.equal(r.code, 0);
+  assert.equal(JSON.parse(r.stdout).state, "TASK_STATE_DONE");
+});
+
+Deno.test("tasks add --wait: a manager that answers before the wait is over is not asked in a loop", async () => {
+  // The fake answers at once, as a manager older than GetTask's wait does.
+  const fake = createFakeManager();
+  const cli = startCli(["-o", "json", "tasks", "add", "--wait", "make"], {
+    transport: fake.transport,
+    pollIntervalMs: 50,
+  });
+  await fake.until(() => callsOf(fake, "GetTask").length === 3);
+  const started = performance.now();
+  await fake.until(() => callsOf(fake, "GetTask").length === 5);
+  const elapsed = performance.now() - started;
+  fake.update("t-0001", { state: TaskState.DONE, exitCode: 0 });
+  assert.equal((await cli.result).code, 0);
+  assert.ok(elapsed >= 95, `two more looks came ${elapsed.toFixed(1)} ms apart, not 2 x 50 ms`);
+});
+
 Deno.test("tasks add --wait: an error that is not passing ends the wait with exit 1", async () => {
   const fake = createFakeManager({}, {
     getTask: (request) => {
