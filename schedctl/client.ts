@@ -69,9 +69,10 @@ function askedWaitMs(input: unknown): number {
 
 /**
  * Wraps a transport so that every unary call gets the timeout (on top of the wait it asks
- * the manager for, if any), and every call is reported to `debug`. Streams (TaskLogs) get no deadline unless the caller sets one: following a
- * task's output lasts as long as the task; opening the connection is still bounded by the
- * transport's connect timeout, and a dead connection by its PINGs.
+ * the manager for, if any), and every call is reported to `debug`. Streams (TaskLogs) get
+ * no deadline unless the caller sets one: following a task's output lasts as long as the
+ * task; opening the connection is still bounded by the transport's connect timeout, and a
+ * dead connection by its PINGs.
  */
 export function withCallDefaults(transport: Transport, defaults: CallDefaults): Transport {
   const { debug } = defaults;
