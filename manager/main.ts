@@ -15,6 +15,7 @@ import { createOperatorService } from "./operator_service.ts";
 import { startServer } from "./server.ts";
 import { createWorkerService, createWorkerStreams } from "./worker_service.ts";
 import { createGrpcWorkerStream } from "./worker_stream.ts";
+import { createGrpcOperatorUnary } from "./operator_unary.ts";
 
 const USAGE = `Usage: manager [-f FILE] [-v]
 
@@ -60,19 +61,23 @@ export async function main(args: string[]): Promise<number> {
   }
 
   const streams = createWorkerStreams(manager, log);
+  const operatorImpl = createOperatorService(manager, log);
   let server;
   try {
     server = await startServer({
       host: config.listen.host,
       port: config.listen.port,
       routes: (router) => {
-        router.service(OperatorService, createOperatorService(manager, log));
+        router.service(OperatorService, operatorImpl);
         router.service(
           WorkerService,
           createWorkerService(manager, log, config.silenceTimeoutMs, streams),
         );
       },
-      direct: [createGrpcWorkerStream(streams, log, config.silenceTimeoutMs)],
+      direct: [
+        createGrpcWorkerStream(streams, log, config.silenceTimeoutMs),
+        createGrpcOperatorUnary(operatorImpl),
+      ],
     });
   } catch (e) {
     const listen = `${config.listen.host}:${config.listen.port}`;

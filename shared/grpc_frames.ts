@@ -30,6 +30,14 @@ const EMPTY = new Uint8Array(0);
 export class EnvelopeReader {
   #pending: Uint8Array = EMPTY;
 
+  /** Messages larger than `maxBytes` are refused. */
+  constructor(private readonly maxBytes = MAX_MESSAGE_BYTES) {}
+
+  /** Whether the body so far ends inside a message: at its end, a truncated body. */
+  get partial(): boolean {
+    return this.#pending.length > 0;
+  }
+
   /** The messages completed by `chunk`; throws a ConnectError for one it will not take. */
   push(chunk: Uint8Array): Uint8Array[] {
     let data = chunk;
@@ -48,9 +56,9 @@ export class EnvelopeReader {
       if (flags & 1) {
         throw new ConnectError("compressed messages were not negotiated", Code.InvalidArgument);
       }
-      if (length > MAX_MESSAGE_BYTES) {
+      if (length > this.maxBytes) {
         throw new ConnectError(
-          `a message of ${length} bytes is more than the ${MAX_MESSAGE_BYTES} accepted`,
+          `a message of ${length} bytes is more than the ${this.maxBytes} accepted`,
           Code.ResourceExhausted,
         );
       }
