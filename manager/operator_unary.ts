@@ -12,7 +12,7 @@
  * timeout, TaskLogs' stream) is left to Connect, which serves the same handlers.
  */
 import type * as http2 from "node:http2";
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { fromBinary } from "@bufbuild/protobuf";
 import type { DescMethodUnary } from "@bufbuild/protobuf";
 import {
   Code,
@@ -23,7 +23,7 @@ import {
   type ServiceImpl,
 } from "@connectrpc/connect";
 import { OperatorService } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
-import { EnvelopeReader } from "../shared/grpc_frames.ts";
+import { EnvelopeReader, grpcFrame } from "../shared/grpc_frames.ts";
 import { peerAddressKey } from "./worker_service.ts";
 import type { DirectHandler } from "./worker_stream.ts";
 
@@ -172,7 +172,7 @@ function serve(
     Promise.resolve()
       .then(() => handler(request, context))
       .then(
-        (output) => answer(frame(toBinary(method.output, create(method.output, output as never)))),
+        (output) => answer(grpcFrame(method.output, output as never)),
         (e) =>
           answer(
             undefined,
@@ -188,11 +188,4 @@ function serve(
   req.on("close", close);
   req.on("error", close);
   res.on("close", close);
-}
-
-function frame(bytes: Uint8Array): Uint8Array {
-  const framed = new Uint8Array(5 + bytes.length);
-  new DataView(framed.buffer).setUint32(1, bytes.length);
-  framed.set(bytes, 5);
-  return framed;
 }

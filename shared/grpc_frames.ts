@@ -1,7 +1,7 @@
 /**
- * gRPC's message framing, for the worker stream that the manager serves and the worker calls
- * on node:http2 directly (manager/worker_stream.ts, worker/manager_stream.ts): a flag byte
- * (compression, which we never negotiate), the message's length in 4 bytes, the message.
+ * gRPC's message framing, for the calls served and made on node:http2 directly (the worker
+ * stream at both ends, the operator's unary calls): a flag byte (compression, which we never
+ * negotiate), the message's length in 4 bytes, the message.
  */
 import { create, type DescMessage, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
