@@ -517,11 +517,15 @@ async function mapLimit<T>(items: T[], limit: number, f: (item: T) => Promise<vo
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
-/** Updates the unfinished tasks of a batch from the manager. */
+/**
+ * Updates the unfinished tasks of a batch from the manager; with `waitMs`, each GetTask asks
+ * the manager to wait that long for its task's end.
+ */
 async function refresh(
   context: CommandContext,
   tasks: Map<string, Task>,
   signal: AbortSignal,
+  waitMs = 0,
 ): Promise<void> {
   const unfinished = [...tasks.values()].filter((t) => !isFinal(t)).map((t) => t.id);
   let toGet = unfinished;
@@ -544,7 +548,10 @@ async function refresh(
     toGet = unfinished.filter((id) => !active.has(id));
   }
   await mapLimit(toGet, POLL_CONCURRENCY, async (id) => {
-    const { task } = await context.client.getTask({ id }, { signal });
+    const { task } = await context.client.getTask(
+      waitMs > 0 ? { id, wait: durationFromMs(waitMs) } : { id },
+      { signal },
+    );
     if (task !== undefined) tasks.set(id, task);
   });
 }
@@ -558,15 +565,24 @@ async function pollBatch(
 ): Promise<Map<string, Task> | undefined> {
   const signal = handler.abort.signal;
   let failing = false;
+  // As in pollUntil: a round that ended before its wait was over does not start the next early.
+  let notBefore = 0;
   for (;;) {
     await handler.gate();
     if (signal.aborted) return undefined;
     progress.show(progressLine(tasks.values()));
-    if ([...tasks.values()].every(isFinal)) return tasks;
-    await sleep(context.pollIntervalMs, signal);
+    const unfinished = [...tasks.values()].filter((t) => !isFinal(t)).length;
+    if (unfinished === 0) return tasks;
+    // Few enough to ask about all at once: each request waits up to the interval for its
+    // task's end, so the round ends as soon as the last one has ended.
+    const waitMs = !failing && unfinished <= POLL_CONCURRENCY ? context.pollIntervalMs : 0;
+    const pause = waitMs > 0 ? notBefore - performance.now() : context.pollIntervalMs;
+    if (pause > 0) await sleep(pause, signal);
     if (signal.aborted) return undefined;
     try {
-      await refresh(context, tasks, signal);
+      const asked = performance.now();
+      await refresh(context, tasks, signal, waitMs);
+      notBefore = asked + waitMs;
       failing = false;
     } catch (e) {
       if (signal.aborted) return undefined;

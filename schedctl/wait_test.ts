@@ -339,6 +339,39 @@ Deno.test("tasks schedule --wait: all done with 0 exits 0; on a terminal the lin
   );
 });
 
+Deno.test("tasks schedule --wait on a few tasks asks the manager to wait for their ends", async () => {
+  const fake: FakeManager = createFakeManager({}, {
+    async getTask(request) {
+      fake.calls.push({ method: "GetTask", request });
+      const now = () => fake.tasks.find((t) => t.id === request.id)!;
+      // As the manager does with a wait: the answer once the task is done or dead.
+      if (request.wait) {
+        await fake.until(() => [TaskState.DONE, TaskState.DEAD].includes(now().state));
+      }
+      return { task: now() };
+    },
+  });
+  // An hour between rounds: only answers that wait for the ends can end this test.
+  const cli = startCli(["-o", "json", "tasks", "schedule", "--wait", "-f", "-"], {
+    transport: fake.transport,
+    stdin: BATCH,
+    pollIntervalMs: 3_600_000,
+  });
+  await eventually(() => callsOf(fake, "GetTask").length === 3, "a look at each task");
+  const asked = callsOf(fake, "GetTask") as { wait?: { seconds: bigint } }[];
+  assert.deepEqual(asked.map((r) => r.wait?.seconds), [3600n, 3600n, 3600n]);
+  fake.update("t-0002", { state: TaskState.DONE, exitCode: 0 });
+  fake.update("t-0001", { state: TaskState.DEAD, deadReason: "cancelled" });
+  fake.update("t-0003", { state: TaskState.DONE, exitCode: 0 });
+  const r = await cli.result;
+  assert.equal(r.code, 1);
+  assert.deepEqual(JSON.parse(r.stdout).map((t: { state: string }) => t.state), [
+    "TASK_STATE_DEAD",
+    "TASK_STATE_DONE",
+    "TASK_STATE_DONE",
+  ]);
+});
+
 Deno.test("tasks schedule --wait with many tasks lists the pending and scheduled ones", async () => {
   const count = GET_EACH_LIMIT + 10;
   const file = `tasks:\n${"  - cmd: date\n".repeat(count)}`;
