@@ -109,17 +109,21 @@ function serve(
     if (answered) return;
     answered = true;
     if (res.writableEnded || res.destroyed) return;
-    res.writeHead(200, { "content-type": "application/grpc+proto" });
-    res.addTrailers(
-      error
-        ? {
-          "grpc-status": String(error.code),
-          "grpc-message": encodeURIComponent(error.rawMessage),
-        }
-        : { "grpc-status": "0" },
-    );
-    if (body) res.end(body);
-    else res.end();
+    try {
+      res.writeHead(200, { "content-type": "application/grpc+proto" });
+      res.addTrailers(
+        error
+          ? {
+            "grpc-status": String(error.code),
+            "grpc-message": encodeURIComponent(error.rawMessage),
+          }
+          : { "grpc-status": "0" },
+      );
+      if (body) res.end(body);
+      else res.end();
+    } catch {
+      // The stream closed under us: there is no one to answer.
+    }
   };
 
   req.on("data", (chunk: Uint8Array) => {
@@ -171,8 +175,9 @@ function serve(
     });
     Promise.resolve()
       .then(() => handler(request, context))
+      .then((output) => grpcFrame(method.output, output as never))
       .then(
-        (output) => answer(grpcFrame(method.output, output as never)),
+        (body) => answer(body),
         (e) =>
           answer(
             undefined,

@@ -71,6 +71,8 @@ Deno.test("a unary gRPC call gets the same answer and the same errors as through
         throw new ConnectError(`task "nope" not found: 100% sure`, Code.NotFound);
       }
       if (request.id === "boom") throw new Error("a bug");
+      // An answer that cannot be encoded: an int64 that is not a number.
+      if (request.id === "bad") return { task: { createdAt: { seconds: "x" } } } as never;
       return { task: { id: request.id, cmd: "échO", params: ["a"], state: TaskState.DONE } };
     },
     listWorkers: () => ({ workers: [{ id: "w1", address: "127.0.0.1:1" }] }),
@@ -90,9 +92,12 @@ Deno.test("a unary gRPC call gets the same answer and the same errors as through
       `task "nope" not found: 100% sure`,
     );
     await rejectsWithCode(client.getTask({ id: "boom" }), Code.Internal, "internal error");
+    await rejectsWithCode(client.getTask({ id: "bad" }), Code.Internal, /./);
+    assert.equal((await client.getTask({ id: "t2" })).task?.id, "t2", "and serves on");
   }
-  assert.deepEqual(seen, ["t1", "nope", "boom", "t1", "nope", "boom"]);
-  assert.equal(s.seen.direct, 4, "the gRPC calls took the direct path, the Connect ones not");
+  const asked = ["t1", "nope", "boom", "bad", "t2"];
+  assert.deepEqual(seen, [...asked, ...asked]);
+  assert.equal(s.seen.direct, 6, "the gRPC calls took the direct path, the Connect ones not");
 });
 
 Deno.test("a unary gRPC call's signal ends with its deadline, or when the client goes away", async () => {
