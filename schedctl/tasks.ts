@@ -1,4 +1,4 @@
-/** `schedctl tasks`: list, show, schedule, follow and cancel tasks. */
+/** `schedctl tasks`: list, show, schedule, follow, wait for and cancel tasks. */
 import { toJson } from "@bufbuild/protobuf";
 import { type Duration, durationMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import { formatDuration } from "../shared/duration.ts";
@@ -159,10 +159,17 @@ Commands:
       already done or dead. Exit status 0 when every task is dead or cancelling, 1 when
       one was already done. An unknown ID cancels nothing. With -o json: the Tasks.
 
+  wait [--detach-on-interrupt] ID...
+      Wait for tasks that already exist, as --wait does for new ones (see WAITING
+      below): one task's output (its current attempt, from the start) and exit code, or
+      a batch's progress line. For a task that has ended, at once. An unknown ID waits
+      for nothing.
+        --detach-on-interrupt    Ctrl-C detaches without asking
+
   help
       Print this text.
 
-WAITING (--wait)
+WAITING (--wait, tasks wait)
   One task: its stdout and stderr are written live to schedctl's stdout and stderr, and
   schedctl exits with the task's exit code: 128+N when signal N ended it (SIGKILL: 137,
   SIGTERM: 143). A dead task prints "schedctl: task ID is dead: REASON" and exits 128+N
@@ -791,6 +798,40 @@ function parseLogs(args: readonly string[]): Invocation {
   return { run: (context) => showLogs(context, request) };
 }
 
+function parseWait(args: readonly string[]): Invocation {
+  const parsed = parseCommandArgs(
+    args,
+    [{ names: ["--detach-on-interrupt"], takesValue: false }],
+    "tasks wait",
+    "tasks",
+  );
+  if (parsed.help) return { help: HELP };
+  if (parsed.positionals.length === 0) {
+    throw new UsageError("tasks wait: missing the task ID", "tasks");
+  }
+  if (parsed.positionals.includes("")) {
+    throw new UsageError("tasks wait: a task ID is empty", "tasks");
+  }
+  const ids = [...new Set(parsed.positionals)];
+  const detachOnInterrupt = parsed.options.has("--detach-on-interrupt");
+  return { run: (context) => waitForExisting(context, ids, detachOnInterrupt) };
+}
+
+/** `tasks wait`: every task is looked up first, so an unknown id waits for nothing. */
+async function waitForExisting(
+  context: CommandContext,
+  ids: string[],
+  detachOnInterrupt: boolean,
+): Promise<number> {
+  const tasks: Task[] = [];
+  for (const id of ids) {
+    const { task } = await context.client.getTask({ id });
+    if (task === undefined) throw new Error(`the manager answered without the task ${id}`);
+    tasks.push(task);
+  }
+  return await waitForTasks(context, tasks, { detachOnInterrupt, asArray: ids.length > 1 });
+}
+
 function parseCancel(args: readonly string[]): Invocation {
   const parsed = parseCommandArgs(args, [], "tasks cancel", "tasks");
   if (parsed.help) return { help: HELP };
@@ -814,6 +855,7 @@ export const tasksTarget: Target = {
     ["tasks add [OPTIONS] [--] CMD [PARAMS...]", "schedule one task (--wait: and wait for it)"],
     ["tasks logs [-f] [--stderr] [--tail N] ID", "what a task printed (-f: follow it)"],
     ["tasks cancel ID...", "cancel pending and scheduled tasks"],
+    ["tasks wait ID...", "wait for tasks to end, with their output (one task)"],
   ],
   parse(command: string | undefined, args: readonly string[]): Invocation {
     switch (command) {
@@ -831,6 +873,8 @@ export const tasksTarget: Target = {
         return parseLogs(args);
       case "cancel":
         return parseCancel(args);
+      case "wait":
+        return parseWait(args);
       case undefined:
         throw new UsageError("tasks: missing command", "tasks");
       default:

@@ -654,11 +654,11 @@ export async function waitForTasks(
       const left = unfinished();
       context.stderr(
         single
-          ? `schedctl: detached: the task keeps running; follow it with: ` +
-            `schedctl tasks logs -f ${created[0].id}\n`
+          ? `schedctl: detached: the task keeps running; wait for it again with: ` +
+            `schedctl tasks wait ${created[0].id}\n`
           : `schedctl: detached: ${tasksCount(left.length)} ${
             left.length === 1 ? "keeps" : "keep"
-          } running; see them with: schedctl tasks get ID\n`,
+          } running; wait for them again with: schedctl tasks wait ID...\n`,
       );
       return EXIT_DETACHED;
     }

@@ -477,7 +477,7 @@ Deno.test("Ctrl-C, answered anything but y: detach, the task keeps running, exit
     assert.equal(r.code, 130, String(answer));
     assert.equal(
       r.stderr,
-      "schedctl: detached: the task keeps running; follow it with: schedctl tasks logs -f t-0001\n",
+      "schedctl: detached: the task keeps running; wait for it again with: schedctl tasks wait t-0001\n",
     );
     assert.equal(asked.questions.length, 1);
     assert.equal(callsOf(fake, "CancelTasks").length, 0);
@@ -616,7 +616,7 @@ Deno.test("Ctrl-C on a batch on a terminal: the progress line ends once, then th
   assert.equal(
     r.stderr,
     "\r\x1b[2K3 pending, 0 scheduled, 0 done, 0 dead\n" +
-      "schedctl: detached: the 3 unfinished tasks keep running; see them with: schedctl tasks get ID\n",
+      "schedctl: detached: the 3 unfinished tasks keep running; wait for them again with: schedctl tasks wait ID...\n",
   );
   assert.equal(r.stdout, "t-0001\nt-0002\nt-0003\n");
   assert.equal(callsOf(fake, "CancelTasks").length, 0);
@@ -901,4 +901,79 @@ Deno.test("tasks add --wait looks again soon after a retry is due, not a whole p
   fake.update("t-0001", { state: TaskState.DONE, exitCode: 0 });
   const r = await cli.result;
   assert.equal(r.code, 0);
+});
+
+Deno.test("tasks wait ID follows a running task's output and exits with its exit code", async () => {
+  const fake = createFakeManager({
+    tasks: [makeTask({ id: "t-0007", state: TaskState.SCHEDULED, workerId: "w-1", attempt: 1 })],
+  });
+  const cli = startCli(["tasks", "wait", "t-0007"], { transport: fake.transport });
+  await streamsOpen(fake, "t-0007");
+  fake.print("t-0007", "stdout", "out\n");
+  fake.print("t-0007", "stderr", "err\n");
+  fake.update("t-0007", { state: TaskState.DONE, exitCode: 4 });
+  const r = await cli.result;
+  assert.deepEqual([r.code, r.stdout, r.stderr], [4, "out\n", "err\n"]);
+  assert.equal(callsOf(fake, "ScheduleTasks").length, 0, "nothing new is scheduled");
+});
+
+Deno.test("tasks wait on a task that has ended shows its output and its end at once", async () => {
+  const fake = createFakeManager({
+    tasks: [
+      makeTask({
+        id: "t-0003",
+        state: TaskState.DEAD,
+        deadReason: "deadline exceeded",
+        exitCode: 143,
+        signal: "SIGTERM",
+        stdout: "partial\n",
+      }),
+    ],
+  });
+  const r = await startCli(["tasks", "wait", "t-0003"], { transport: fake.transport }).result;
+  assert.deepEqual([r.code, r.stdout, r.stderr], [
+    143,
+    "partial\n",
+    "schedctl: task t-0003 is dead: deadline exceeded (its process was ended by SIGTERM)\n",
+  ]);
+});
+
+Deno.test("-o json tasks wait A B waits for both and prints them, failures exit 1", async () => {
+  const fake = createFakeManager({
+    tasks: [
+      makeTask({ id: "t-0001", state: TaskState.DONE, exitCode: 0 }),
+      makeTask({ id: "t-0002", state: TaskState.SCHEDULED, workerId: "w-1", attempt: 1 }),
+    ],
+  });
+  const cli = startCli(["-o", "json", "tasks", "wait", "t-0001", "t-0002", "t-0001"], {
+    transport: fake.transport,
+  });
+  await fake.until(() => callsOf(fake, "GetTask").length >= 3);
+  fake.update("t-0002", { state: TaskState.DONE, exitCode: 2 });
+  const r = await cli.result;
+  assert.equal(r.code, 1);
+  const printed = JSON.parse(r.stdout) as { id: string; exitCode?: number }[];
+  assert.deepEqual(printed.map((t) => [t.id, t.exitCode ?? 0]), [["t-0001", 0], ["t-0002", 2]]);
+  assert.equal(
+    r.stderr,
+    "0 pending, 1 scheduled, 1 done, 0 dead\n" +
+      "0 pending, 0 scheduled, 2 done, 0 dead\n" +
+      "schedctl: t-0002 failed: exit code 2\n" +
+      "schedctl: 1 of 2 tasks failed or died\n",
+  );
+});
+
+Deno.test("tasks wait: an unknown ID waits for nothing; no ID is a usage error", async () => {
+  const fake = createFakeManager({ tasks: [makeTask({ id: "t-0001" })] });
+  const unknown = await startCli(["tasks", "wait", "t-0001", "nope"], { transport: fake.transport })
+    .result;
+  assert.equal(unknown.code, 1);
+  assert.match(unknown.stderr, /task "nope" not found/);
+  assert.equal(callsOf(fake, "TaskLogs").length, 0, "no wait began");
+  const none = await startCli(["tasks", "wait"], { transport: fake.transport }).result;
+  assert.equal(none.code, 2);
+  assert.match(none.stderr, /tasks wait: missing the task ID/);
+  const empty = await startCli(["tasks", "wait", ""], { transport: fake.transport }).result;
+  assert.equal(empty.code, 2);
+  assert.match(empty.stderr, /tasks wait: a task ID is empty/);
 });
