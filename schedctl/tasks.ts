@@ -806,13 +806,7 @@ function parseWait(args: readonly string[]): Invocation {
     "tasks",
   );
   if (parsed.help) return { help: HELP };
-  if (parsed.positionals.length === 0) {
-    throw new UsageError("tasks wait: missing the task ID", "tasks");
-  }
-  if (parsed.positionals.includes("")) {
-    throw new UsageError("tasks wait: a task ID is empty", "tasks");
-  }
-  const ids = [...new Set(parsed.positionals)];
+  const ids = taskIds(parsed, "tasks wait");
   const detachOnInterrupt = parsed.options.has("--detach-on-interrupt");
   return { run: (context) => waitForExisting(context, ids, detachOnInterrupt) };
 }
@@ -835,14 +829,19 @@ async function waitForExisting(
 function parseCancel(args: readonly string[]): Invocation {
   const parsed = parseCommandArgs(args, [], "tasks cancel", "tasks");
   if (parsed.help) return { help: HELP };
+  const ids = taskIds(parsed, "tasks cancel");
+  return { run: (context) => cancelTasks(context, ids) };
+}
+
+/** The IDs of a command that takes one or more, each once, in the order given. */
+function taskIds(parsed: ParsedArgs, where: string): string[] {
   if (parsed.positionals.length === 0) {
-    throw new UsageError("tasks cancel: missing the task ID", "tasks");
+    throw new UsageError(`${where}: missing the task ID`, "tasks");
   }
   if (parsed.positionals.includes("")) {
-    throw new UsageError("tasks cancel: a task ID is empty", "tasks");
+    throw new UsageError(`${where}: a task ID is empty`, "tasks");
   }
-  const ids = [...new Set(parsed.positionals)];
-  return { run: (context) => cancelTasks(context, ids) };
+  return [...new Set(parsed.positionals)];
 }
 
 /** The `tasks` target. */
