@@ -25,7 +25,12 @@ import {
 import { OperatorService } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
 import { EnvelopeReader, grpcFrame } from "../shared/grpc_frames.ts";
 import { peerAddressKey } from "./worker_service.ts";
-import type { DirectHandler } from "./worker_stream.ts";
+import {
+  type DirectHandler,
+  grpcStatusTrailers,
+  isPlainGrpc,
+  writeGrpcHead,
+} from "./direct_grpc.ts";
 
 /**
  * A request larger than this is refused (a ScheduleTasks of 10,000 tasks with large specs
@@ -72,11 +77,7 @@ export function createGrpcOperatorUnary(
   return (req, res, peerAddress) => {
     if (req.method !== "POST") return false;
     const route = routes.get(req.url);
-    if (!route) return false;
-    const type = req.headers["content-type"];
-    if (type !== "application/grpc" && type !== "application/grpc+proto") return false;
-    const encoding = req.headers["grpc-encoding"];
-    if (encoding !== undefined && encoding !== "identity") return false;
+    if (!route || !isPlainGrpc(req)) return false;
     const timeout = req.headers["grpc-timeout"];
     const timeoutMs = timeout === undefined ? undefined : parseTimeout(timeout);
     if (timeoutMs === null) return false;
@@ -110,15 +111,8 @@ function serve(
     answered = true;
     if (res.writableEnded || res.destroyed) return;
     try {
-      res.writeHead(200, { "content-type": "application/grpc+proto" });
-      res.addTrailers(
-        error
-          ? {
-            "grpc-status": String(error.code),
-            "grpc-message": encodeURIComponent(error.rawMessage),
-          }
-          : { "grpc-status": "0" },
-      );
+      writeGrpcHead(res);
+      res.addTrailers(grpcStatusTrailers(error));
       if (body) res.end(body);
       else res.end();
     } catch {

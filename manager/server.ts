@@ -7,7 +7,7 @@ import type { AddressInfo } from "node:net";
 import { type ConnectRouter, createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { peerAddressKey } from "./worker_service.ts";
-import type { DirectHandler } from "./worker_stream.ts";
+import type { DirectHandler } from "./direct_grpc.ts";
 
 export interface ServerOptions {
   host: string;

@@ -26,13 +26,12 @@ import type { WorkerStreams } from "./worker_service.ts";
 import type { Outgoing, SessionSink, WorkerSession } from "./worker_session.ts";
 import { concatBytes } from "../shared/bytes.ts";
 import { frameResponse } from "./worker_frames.ts";
-
-/** Serves a request itself and says true, or leaves it to the next handler and says false. */
-export type DirectHandler = (
-  req: http2.Http2ServerRequest,
-  res: http2.Http2ServerResponse,
-  peerAddress: string,
-) => boolean;
+import {
+  type DirectHandler,
+  grpcStatusTrailers,
+  isPlainGrpc,
+  writeGrpcHead,
+} from "./direct_grpc.ts";
 
 const PATH = `/${WorkerService.typeName}/${WorkerService.method.connect.name}`;
 
@@ -42,11 +41,7 @@ export function createGrpcWorkerStream(
   helloTimeoutMs: number,
 ): DirectHandler {
   return (req, res, peerAddress) => {
-    if (req.method !== "POST" || req.url !== PATH) return false;
-    const type = req.headers["content-type"];
-    if (type !== "application/grpc" && type !== "application/grpc+proto") return false;
-    const encoding = req.headers["grpc-encoding"];
-    if (encoding !== undefined && encoding !== "identity") return false;
+    if (req.method !== "POST" || req.url !== PATH || !isPlainGrpc(req)) return false;
     if (req.headers["grpc-timeout"] !== undefined) return false;
     serve(streams, log, helloTimeoutMs, req, res, peerAddress);
     return true;
@@ -80,15 +75,8 @@ function serve(
       : error instanceof ConnectError
       ? error
       : new ConnectError("internal error", Code.Internal);
-    writeHead(res);
-    res.addTrailers(
-      status
-        ? {
-          "grpc-status": String(status.code),
-          "grpc-message": encodeURIComponent(status.rawMessage),
-        }
-        : { "grpc-status": "0" },
-    );
+    writeGrpcHead(res);
+    res.addTrailers(grpcStatusTrailers(status));
     // As Connect does: once the trailers are out, a worker still sending is told to stop.
     stream.once("wantTrailers", () => {
       setImmediate(() => {
@@ -111,7 +99,7 @@ function serve(
   const sink: SessionSink = {
     write(...messages) {
       if (responded) return;
-      if (!res.headersSent) writeHead(res);
+      writeGrpcHead(res);
       stream.write(messages.length === 1 ? frame(messages[0]) : concatBytes(messages.map(frame)));
     },
     close(error) {
@@ -193,10 +181,6 @@ function serve(
   res.on("close", gone);
   res.on("error", gone);
   stream.on("error", gone);
-}
-
-function writeHead(res: http2.Http2ServerResponse): void {
-  if (!res.headersSent) res.writeHead(200, { "content-type": "application/grpc+proto" });
 }
 
 /** Framed pings: a round's ping is one message for many sessions, framed once. */
