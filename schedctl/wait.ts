@@ -254,6 +254,23 @@ function nextLookIn(
 }
 
 /**
+ * Paces the looks of a wait. A look that does not ask the manager to wait comes a whole
+ * interval after the one before. One that does comes at once, unless the last one was
+ * answered before its wait was over (by a manager older than `wait`, or one stopping): then
+ * only when that wait would have ended, so that looking never spins.
+ */
+class LookPacer {
+  #notBefore = 0;
+
+  /** Sleeps before a look that asks the manager to wait `waitMs` (0: none). */
+  async pause(waitMs: number, intervalMs: number, signal: AbortSignal): Promise<void> {
+    const ms = waitMs > 0 ? this.#notBefore - performance.now() : intervalMs;
+    if (ms > 0) await sleep(ms, signal);
+    this.#notBefore = performance.now() + waitMs;
+  }
+}
+
+/**
  * Polls GetTask until `stop` says so for the task it got: the first look at once, the next
  * ones after `lookIn(the last task seen)`, by default the poll interval. Each later look
  * asks the manager to wait that long for the task's end, so an end is seen as soon as it is
@@ -270,29 +287,21 @@ async function pollUntil(
   const signal = handler.abort.signal;
   let failing = false;
   let last: Task | undefined;
-  // A manager that answers before the wait is over (one older than `wait`, or one stopping)
-  // is not asked again before this: the loop never spins.
-  let notBefore = 0;
+  const pacer = new LookPacer();
   for (let poll = 0; !signal.aborted; poll++) {
     let waitMs = 0;
     if (poll > 0) {
       const interval = lookIn(failing ? undefined : last);
-      if (failing) await sleep(interval, signal);
-      else {
-        const early = notBefore - performance.now();
-        if (early > 0) await sleep(early, signal);
-        waitMs = interval;
-      }
+      waitMs = failing ? 0 : interval;
+      await pacer.pause(waitMs, interval, signal);
     }
     if (signal.aborted) break;
     let task: Task | undefined;
     try {
-      const asked = performance.now();
       ({ task } = await context.client.getTask(
         waitMs > 0 ? { id, wait: durationFromMs(waitMs) } : { id },
         { signal },
       ));
-      notBefore = asked + waitMs;
       if (task === undefined) throw new Error(`the manager answered without the task ${id}`);
       failing = false;
     } catch (e) {
@@ -565,8 +574,7 @@ async function pollBatch(
 ): Promise<Map<string, Task> | undefined> {
   const signal = handler.abort.signal;
   let failing = false;
-  // As in pollUntil: a round that ended before its wait was over does not start the next early.
-  let notBefore = 0;
+  const pacer = new LookPacer();
   for (;;) {
     await handler.gate();
     if (signal.aborted) return undefined;
@@ -576,13 +584,10 @@ async function pollBatch(
     // Few enough to ask about all at once: each request waits up to the interval for its
     // task's end, so the round ends as soon as the last one has ended.
     const waitMs = !failing && unfinished <= POLL_CONCURRENCY ? context.pollIntervalMs : 0;
-    const pause = waitMs > 0 ? notBefore - performance.now() : context.pollIntervalMs;
-    if (pause > 0) await sleep(pause, signal);
+    await pacer.pause(waitMs, context.pollIntervalMs, signal);
     if (signal.aborted) return undefined;
     try {
-      const asked = performance.now();
       await refresh(context, tasks, signal, waitMs);
-      notBefore = asked + waitMs;
       failing = false;
     } catch (e) {
       if (signal.aborted) return undefined;
