@@ -24,6 +24,7 @@ import {
   type WorkerRecord,
 } from "../shared/task.ts";
 import { type Clock, systemClock } from "../shared/clock.ts";
+import { DeadlineTimers } from "../shared/deadline_timers.ts";
 import { runTaskMessage } from "./convert.ts";
 import type { SchedulerName } from "./config.ts";
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from "./errors.ts";
@@ -143,7 +144,8 @@ export class Manager {
   readonly #book: TaskBook;
   readonly #workers: WorkerRegistry;
   readonly #placer: Placer;
-  readonly #ackTimers = new Map<string, unknown>();
+  /** Each sent task's acknowledgement deadline (one per task: on one runtime timer). */
+  readonly #ackDeadlines: DeadlineTimers<string>;
   readonly #retryTimers = new Map<string, unknown>();
   /** Acknowledgements received while the store could not take them. */
   readonly #unstoredAcks = new Map<string, { session: WorkerSession; attempt: number }>();
@@ -183,6 +185,7 @@ export class Manager {
     this.#store = options.store;
     this.#log = options.log;
     this.#clock = options.clock ?? systemClock;
+    this.#ackDeadlines = new DeadlineTimers(this.#clock);
     this.#random = options.random ?? Math.random;
     this.#book = new TaskBook(options.store, {
       clock: this.#clock,
@@ -230,7 +233,8 @@ export class Manager {
     this.#stopping = true;
     if (this.#ticker !== undefined) this.#clock.clearInterval(this.#ticker);
     this.#ticker = undefined;
-    const all = [this.#ackTimers, this.#retryTimers, this.#scheduleTimers, this.#drainTimers];
+    this.#ackDeadlines.clearAll();
+    const all = [this.#retryTimers, this.#scheduleTimers, this.#drainTimers];
     for (const timers of all) {
       for (const timer of timers.values()) this.#clock.clearTimeout(timer);
       timers.clear();
@@ -765,8 +769,7 @@ export class Manager {
   #startAckTimer(task: TaskRecord, now: number): void {
     const deadline = (task.assignedAt ?? now) + this.#options.ackTimeoutMs;
     const attempt = task.attempt;
-    const timer = this.#clock.setTimeout(async () => {
-      if (this.#ackTimers.get(task.id) === timer) this.#ackTimers.delete(task.id);
+    this.#ackDeadlines.set(task.id, deadline, async () => {
       const unstored = this.#unstoredAcks.get(task.id);
       if (this.#workers.sessions().length === 0 || unstored?.attempt === attempt) {
         // With every worker silent the fault is likely the manager's: wait for one to speak.
@@ -791,10 +794,7 @@ export class Manager {
         this.#log.warn("cannot store acknowledgement timeout yet", { task: task.id, cause: e });
         this.#startAckTimer({ ...task, assignedAt: this.#clock.now() }, this.#clock.now());
       }
-    }, Math.max(0, deadline - now));
-    const previous = this.#ackTimers.get(task.id);
-    if (previous !== undefined) this.#clock.clearTimeout(previous);
-    this.#ackTimers.set(task.id, timer);
+    });
   }
 
   /** A task waiting to be retried joins the queue when its backoff has passed. */
@@ -812,7 +812,7 @@ export class Manager {
     const result = await this.#book.apply(taskId, event, this.#clock.now(), options);
     if (!result.ok || !result.changed) return result;
     const task = result.task;
-    if (task.state !== "pending" || !isAssigned(task)) this.#clearTimer(this.#ackTimers, taskId);
+    if (task.state !== "pending" || !isAssigned(task)) this.#ackDeadlines.clear(taskId);
     if (task.state !== "pending" || isAssigned(task)) {
       this.#clearTimer(this.#scheduleTimers, taskId);
       this.#diagnoses.delete(taskId);
