@@ -68,7 +68,7 @@ export function frameResponse(message: Outgoing): Uint8Array {
       return grpcFrame(ConnectResponseSchema, message);
   }
   const framed = w.finish(); // its first byte, zero, says "not compressed"
-  new DataView(framed.buffer).setUint32(1, framed.length - 5);
+  new DataView(framed.buffer, framed.byteOffset, 5).setUint32(1, framed.length - 5);
   return framed;
 }
 

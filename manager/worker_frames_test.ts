@@ -79,3 +79,15 @@ Deno.test("the hand-framed messages have the fields the encoder knows, and no mo
   assert.equal(oneof.run, 3);
   assert.equal(oneof.reportAnswer, 7);
 });
+
+Deno.test("frames made one after another keep their own bytes", () => {
+  // Small frames share buffers: enough of them to fill several, all kept, then checked.
+  const messages = Array.from({ length: 2_000 }, (_, i) =>
+    i % 10 === 9
+      ? CASES[4][1] // now and then a large one, which gets a buffer of its own
+      : run({ taskId: `t-${i}`, attempt: i, cmd: "/bin/echo", params: ["x".repeat(i % 300)] }));
+  const frames = messages.map(frameResponse);
+  frames.forEach((framed, i) => {
+    assert.deepEqual([...framed], [...grpcFrame(ConnectResponseSchema, messages[i])], `frame ${i}`);
+  });
+});
