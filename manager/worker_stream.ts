@@ -13,19 +13,15 @@
  */
 import type * as http2 from "node:http2";
 import { constants } from "node:http2";
-import { fromBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import {
-  type ConnectRequest,
-  ConnectRequestSchema,
-  WorkerService,
-} from "../shared/gen/goschedule/v1/goschedule_pb.ts";
+import { type ConnectRequest, WorkerService } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
 import { EnvelopeReader } from "../shared/grpc_frames.ts";
 import type { Logger } from "../shared/log.ts";
 import type { WorkerStreams } from "./worker_service.ts";
 import type { Outgoing, SessionSink, WorkerSession } from "./worker_session.ts";
 import { concatBytes } from "../shared/bytes.ts";
 import { frameResponse } from "./worker_frames.ts";
+import { decodeWorkerRequest } from "./worker_requests.ts";
 import {
   type DirectHandler,
   grpcStatusTrailers,
@@ -147,7 +143,7 @@ function serve(
     if (responded) return;
     let requests: ConnectRequest[];
     try {
-      requests = reader.push(chunk).map((bytes) => fromBinary(ConnectRequestSchema, bytes));
+      requests = reader.push(chunk).map(decodeWorkerRequest);
     } catch (e) {
       const error = e instanceof ConnectError ? e : new ConnectError(
         `cannot decode a message: ${(e as Error).message}`,
