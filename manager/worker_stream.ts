@@ -92,10 +92,15 @@ function serve(
   // Messages go to the HTTP/2 stream itself: the compatibility response's checks on every
   // write showed in profiles, and it buffers nothing of its own.
   const stream = res.stream;
+  // Known here rather than asked of `res` on every write: its getter showed in profiles.
+  let headWritten = false;
   const sink: SessionSink = {
     write(...messages) {
       if (responded) return;
-      writeGrpcHead(res);
+      if (!headWritten) {
+        writeGrpcHead(res);
+        headWritten = true;
+      }
       stream.write(messages.length === 1 ? frame(messages[0]) : concatBytes(messages.map(frame)));
     },
     close(error) {
