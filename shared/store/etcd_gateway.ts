@@ -72,6 +72,9 @@ function requestJson(request: unknown): string {
   return JSON.stringify(toJson(request));
 }
 
+/** The request fields that are bytes, which the gateway takes in base64. */
+const BYTES_FIELDS = new Set(["key", "range_end", "value"]);
+
 function toJson(value: unknown): unknown {
   if (value instanceof Uint8Array) {
     return (value instanceof Buffer
@@ -84,9 +87,13 @@ function toJson(value: unknown): unknown {
     for (const key in value) {
       const v = (value as Record<string, unknown>)[key];
       if (v === undefined) continue;
-      out[key] = (key === "target" || key === "result") && typeof v === "string"
+      out[key] = typeof v !== "string"
+        ? toJson(v)
+        : key === "target" || key === "result"
         ? v.replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase()
-        : toJson(v);
+        : BYTES_FIELDS.has(key)
+        ? Buffer.from(v).toString("base64") // a text key or value (etcd_kv.ts's Bytes)
+        : v;
     }
     return out;
   }

@@ -5,6 +5,13 @@
  */
 import { Buffer } from "node:buffer";
 
+/**
+ * Bytes of a request: a string stands for its UTF-8 bytes. The store's keys are text, and a
+ * text key is written straight into the request, where a Buffer of its own per key was
+ * several allocations per task written.
+ */
+export type Bytes = Uint8Array | string;
+
 export interface KeyValue {
   key: Buffer;
   value: Buffer;
@@ -14,7 +21,7 @@ export interface KeyValue {
 }
 
 export interface Compare {
-  key: Buffer;
+  key: Bytes;
   target: "Version" | "Create" | "Mod" | "Value";
   result: "Equal" | "Greater" | "Less" | "NotEqual";
   create_revision?: number | string;
@@ -24,8 +31,8 @@ export interface Compare {
 }
 
 export interface RangeRequest {
-  key: Buffer;
-  range_end?: Buffer;
+  key: Bytes;
+  range_end?: Bytes;
   limit?: number;
   revision?: number | string;
   keys_only?: boolean;
@@ -34,8 +41,8 @@ export interface RangeRequest {
 
 export interface RequestOp {
   request_range?: RangeRequest;
-  request_put?: { key: Buffer; value: Buffer; prev_kv?: boolean };
-  request_delete_range?: { key: Buffer; range_end?: Buffer };
+  request_put?: { key: Bytes; value: Bytes; prev_kv?: boolean };
+  request_delete_range?: { key: Bytes; range_end?: Bytes };
   request_txn?: TxnRequest;
 }
 

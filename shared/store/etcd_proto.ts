@@ -10,6 +10,7 @@
  */
 import { Buffer } from "node:buffer";
 import type {
+  Bytes,
   Compare,
   Header,
   KeyValue,
@@ -39,9 +40,10 @@ function bool(w: Writer, field: number, value: boolean | undefined): void {
   w.varint(1);
 }
 
-function bytes(w: Writer, field: number, value: Uint8Array | undefined): void {
+function bytes(w: Writer, field: number, value: Bytes | undefined): void {
   if (value === undefined || value.length === 0) return;
-  w.bytes(field, value);
+  if (typeof value === "string") w.string(field, value);
+  else w.bytes(field, value);
 }
 
 function writeRange(w: Writer, r: RangeRequest): void {

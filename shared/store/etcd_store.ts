@@ -315,7 +315,7 @@ class EtcdStore implements Store {
     const range = {
       key: options.afterId === undefined
         ? this.#key(base)
-        : Buffer.concat([this.#key(base + options.afterId), Buffer.from([0])]),
+        : this.#key(`${base}${options.afterId}\0`),
       range_end: prefixEnd(this.#key(base)),
       limit: limit ?? 0,
     };
@@ -532,15 +532,15 @@ class EtcdStore implements Store {
     return new Error(`etcd at ${this.#where} refused the request: ${message}`, { cause: error });
   }
 
-  #key(suffix: string): Buffer {
-    return Buffer.from(this.#prefix + suffix);
+  #key(suffix: string): string {
+    return this.#prefix + suffix;
   }
 
-  #taskKey(id: string): Buffer {
+  #taskKey(id: string): string {
     return this.#key(`tasks/${id}`);
   }
 
-  #indexKey(state: TaskState, id: string): Buffer {
+  #indexKey(state: TaskState, id: string): string {
     return this.#key(`index/${state}/${id}`);
   }
 
@@ -583,7 +583,7 @@ function decode<T>(kv: IKeyValue): Versioned<T> {
 }
 
 /** The smallest key after every key that starts with `prefix` (etcd's range_end). */
-function prefixEnd(prefix: Buffer): Buffer {
+function prefixEnd(prefix: string): Buffer {
   const end = Buffer.from(prefix);
   for (let i = end.length - 1; i >= 0; i--) {
     if (end[i] < 0xff) {
