@@ -23,7 +23,8 @@ import {
   type ServiceImpl,
 } from "@connectrpc/connect";
 import { OperatorService } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
-import { EnvelopeReader, grpcFrame } from "../shared/grpc_frames.ts";
+import { EnvelopeReader } from "../shared/grpc_frames.ts";
+import { frameOperatorAnswer } from "./task_frames.ts";
 import { peerAddressKey } from "./worker_service.ts";
 import {
   type DirectHandler,
@@ -169,7 +170,7 @@ function serve(
     });
     Promise.resolve()
       .then(() => handler(request, context))
-      .then((output) => grpcFrame(method.output, output as never))
+      .then((output) => frameOperatorAnswer(method.output, output as never))
       .then(
         (body) => answer(body),
         (e) =>

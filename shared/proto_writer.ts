@@ -86,6 +86,15 @@ export class ProtoWriter {
     this.varint(value);
   }
 
+  /** A double field; zero is left out. */
+  double(field: number, value: number): void {
+    if (value === 0) return;
+    this.tag(field, FIXED64);
+    this.#room(8);
+    new DataView(this.#buf.buffer, this.#at, 8).setFloat64(0, value, true);
+    this.#at += 8;
+  }
+
   bytes(field: number, data: Uint8Array): void {
     this.tag(field, BYTES);
     this.varint(data.length);
