@@ -2,22 +2,12 @@ import assert from "node:assert/strict";
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { TaskSchema } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
-import type { TaskRecord } from "../shared/task.ts";
+import { newTask } from "../shared/task_machine.ts";
 import { taskToProto } from "./convert.ts";
 
 Deno.test("a task's times and durations are protobuf-es's timestampFromMs and durationFromMs", () => {
-  const base: TaskRecord = {
-    id: "t",
-    cmd: "x",
-    params: [],
-    state: "pending",
-    attempt: 0,
-    stdout: "",
-    stderr: "",
-    stdoutTruncated: false,
-    stderrTruncated: false,
-    createdAt: 0,
-  };
+  const base = newTask("t", { cmd: "x", params: [] }, 0);
+
   for (
     const ms of [0, 1, 999, 1_000, 1_001, 1_795_836_198_001, -1, -999, -1_000, -1_500, 90_061_500]
   ) {

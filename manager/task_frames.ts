@@ -71,13 +71,7 @@ function writeTask(w: ProtoWriter, task: TaskInit | Task): void {
   secondsNanos(w, 15, task.scheduledAt);
   secondsNanos(w, 16, task.finishedAt);
   w.string(17, task.signal);
-  for (const [key, value] of Object.entries(task.env ?? {})) {
-    w.message(18, (entry) => {
-      // protobuf-es writes both halves of a map entry, empty or not.
-      entry.string(1, key, true);
-      entry.string(2, value, true);
-    });
-  }
+  w.stringMap(18, task.env);
   w.string(19, task.cwd);
   secondsNanos(w, 20, task.timeout);
   secondsNanos(w, 21, task.killTimeout);

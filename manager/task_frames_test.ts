@@ -12,21 +12,11 @@ import {
 } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
 import { grpcFrame } from "../shared/grpc_frames.ts";
 import type { TaskRecord } from "../shared/task.ts";
+import { newTask } from "../shared/task_machine.ts";
 import { taskToProto } from "./convert.ts";
 import { frameOperatorAnswer } from "./task_frames.ts";
 
-const base: TaskRecord = {
-  id: "01m8g2ywvjvkw7vp",
-  cmd: "/bin/true",
-  params: [],
-  state: "pending",
-  attempt: 0,
-  stdout: "",
-  stderr: "",
-  stdoutTruncated: false,
-  stderrTruncated: false,
-  createdAt: 1_795_836_198_001,
-};
+const base = newTask("01m8g2ywvjvkw7vp", { cmd: "/bin/true", params: [] }, 1_795_836_198_001);
 
 const RECORDS: [string, TaskRecord][] = [
   ["a new task", base],

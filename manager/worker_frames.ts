@@ -33,13 +33,7 @@ export function frameResponse(message: Outgoing): Uint8Array {
         m.int(2, run.attempt);
         m.string(3, run.cmd);
         for (const param of run.params ?? []) m.string(4, param, true);
-        for (const [key, value] of Object.entries(run.env ?? {})) {
-          m.message(5, (entry) => {
-            // protobuf-es writes both halves of a map entry, empty or not.
-            entry.string(1, key, true);
-            entry.string(2, value, true);
-          });
-        }
+        m.stringMap(5, run.env);
         m.string(6, run.cwd);
         duration(m, 7, run.timeout);
         duration(m, 8, run.killTimeout);

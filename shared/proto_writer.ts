@@ -119,6 +119,17 @@ export class ProtoWriter {
     this.#at += written;
   }
 
+  /** A map<string, string> field: an entry per key, both halves written, as protobuf-es does. */
+  stringMap(field: number, map: Record<string, string> | undefined): void {
+    for (const key in map) {
+      const value = map[key];
+      this.message(field, (entry) => {
+        entry.string(1, key, true);
+        entry.string(2, value, true);
+      });
+    }
+  }
+
   /**
    * Writes the text's length and bytes if it is all ASCII (ids, commands, paths mostly are),
    * byte by byte: TextEncoder is a call into the runtime, dear for a short text. Says whether
