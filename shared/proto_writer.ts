@@ -23,6 +23,7 @@ let scratch = new Uint8Array(64 * 1024);
 const MAX_SCRATCH = 2 * 1024 * 1024;
 
 const utf8 = new TextEncoder();
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 /**
  * Slabs are never written twice: a message's bytes stay as they are however long a socket
@@ -54,6 +55,9 @@ export class ProtoWriter {
   }
 
   varint(value: number | bigint): void {
+    // Timestamps' seconds and memory sizes are bigints that fit a number: the number loop
+    // below allocates nothing, the bigint one a value per byte.
+    if (typeof value === "bigint" && value >= 0n && value <= MAX_SAFE) value = Number(value);
     this.#room(10);
     const buf = this.#buf;
     let at = this.#at;
