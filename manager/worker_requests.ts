@@ -240,15 +240,13 @@ class Reader {
   string(): string {
     const [start, end] = this.#span();
     const buf = this.buf;
-    // Ids and short texts are ASCII mostly; a runtime call to decode them costs more.
+    // Ids and short texts are ASCII mostly; a runtime call to decode them costs more. (One
+    // fromCharCode for all the bytes makes a flat string, which a Map hashes without copying.)
     if (end - start <= 64) {
-      let ascii = "";
       for (let i = start; i < end; i++) {
-        const b = buf[i];
-        if (b >= 0x80) return decodeUtf8(buf.subarray(start, end));
-        ascii += String.fromCharCode(b);
+        if (buf[i] >= 0x80) return decodeUtf8(buf.subarray(start, end));
       }
-      return ascii;
+      return String.fromCharCode.apply(null, buf.subarray(start, end) as unknown as number[]);
     }
     return decodeUtf8(buf.subarray(start, end));
   }
