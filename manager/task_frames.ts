@@ -31,17 +31,18 @@ export function frameOperatorAnswer<T extends DescMessage>(
   schema: T,
   answer: MessageInitShape<T>,
 ): Uint8Array {
-  const w = new ProtoWriter(5);
   const name = schema.typeName;
-  if (name === ScheduleTasksResponseSchema.typeName || name === ListTasksResponseSchema.typeName) {
-    const list = answer as MessageInitShape<typeof ListTasksResponseSchema>;
-    for (const task of list.tasks ?? []) w.message(1, (m) => writeTask(m, task));
-    w.string(2, list.nextPageToken);
-  } else if (name === GetTaskResponseSchema.typeName) {
+  const list = name === ScheduleTasksResponseSchema.typeName ||
+    name === ListTasksResponseSchema.typeName;
+  if (!list && name !== GetTaskResponseSchema.typeName) return grpcFrame(schema, answer);
+  const w = new ProtoWriter(5);
+  if (list) {
+    const { tasks, nextPageToken } = answer as MessageInitShape<typeof ListTasksResponseSchema>;
+    for (const task of tasks ?? []) w.message(1, (m) => writeTask(m, task));
+    w.string(2, nextPageToken);
+  } else {
     const { task } = answer as MessageInitShape<typeof GetTaskResponseSchema>;
     if (task) w.message(1, (m) => writeTask(m, task));
-  } else {
-    return grpcFrame(schema, answer);
   }
   const framed = w.finish(); // its first byte, zero, says "not compressed"
   new DataView(framed.buffer, framed.byteOffset, 5).setUint32(1, framed.length - 5);
