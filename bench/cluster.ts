@@ -20,8 +20,8 @@ export const PRODUCTION_TIMINGS: ManagerSettings = {
   requestTimeout: "5s",
 };
 
-/** How long a profiled manager gets to write its profile when it is stopped. */
-const PROFILE_WRITE_MS = 30_000;
+/** How long a profiled manager or worker gets to write its profile when it is stopped. */
+export const PROFILE_WRITE_MS = 30_000;
 
 /** Where the manager keeps its state: etcd, or its embedded SQLite file (no etcd started). */
 export type BenchStore = "etcd" | "sqlite";

@@ -13,7 +13,7 @@
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { TaskState } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
 import { measureCeiling } from "./ceiling.ts";
-import { startBenchCluster } from "./cluster.ts";
+import { PROFILE_WRITE_MS, startBenchCluster } from "./cluster.ts";
 import {
   anyUnfinished,
   delta,
@@ -71,6 +71,13 @@ export async function runThroughput(options: ThroughputOptions): Promise<Through
     await cluster.startWorker(`w${i}`, {
       extraConfig: `capacity: {slots: ${options.slots}}\n`,
       denoFlags: workerDir ? ["--cpu-prof", `--cpu-prof-dir=${workerDir}`] : [],
+    });
+  }
+  if (workerDir) {
+    // Before the manager's and the cluster's stops: the cluster gives a worker 3 s, too few to
+    // write its profile, and no worker wrote one.
+    stack.defer(async () => {
+      await Promise.all(cluster.workers.map((w) => w.stop(PROFILE_WRITE_MS)));
     });
   }
 
