@@ -144,13 +144,16 @@ export class Manager {
   readonly #book: TaskBook;
   readonly #workers: WorkerRegistry;
   readonly #placer: Placer;
-  /** Each sent task's acknowledgement deadline (one per task: on one runtime timer). */
+  /**
+   * Deadlines by task (or worker) id: each kind shares one runtime timer (DeadlineTimers),
+   * since a task sent sets one and its acknowledgement clears it, thousands a second.
+   */
   readonly #ackDeadlines: DeadlineTimers<string>;
-  readonly #retryTimers = new Map<string, unknown>();
+  readonly #retryTimers: DeadlineTimers<string>;
   /** Acknowledgements received while the store could not take them. */
   readonly #unstoredAcks = new Map<string, { session: WorkerSession; attempt: number }>();
-  readonly #scheduleTimers = new Map<string, unknown>();
-  readonly #drainTimers = new Map<string, unknown>();
+  readonly #scheduleTimers: DeadlineTimers<string>;
+  readonly #drainTimers: DeadlineTimers<string>;
   /** Why each waiting task is not placed yet, as of the last try. */
   readonly #diagnoses = new Map<string, string>();
   /**
@@ -186,6 +189,9 @@ export class Manager {
     this.#log = options.log;
     this.#clock = options.clock ?? systemClock;
     this.#ackDeadlines = new DeadlineTimers(this.#clock);
+    this.#retryTimers = new DeadlineTimers(this.#clock);
+    this.#scheduleTimers = new DeadlineTimers(this.#clock);
+    this.#drainTimers = new DeadlineTimers(this.#clock);
     this.#random = options.random ?? Math.random;
     this.#book = new TaskBook(options.store, {
       clock: this.#clock,
@@ -233,12 +239,8 @@ export class Manager {
     this.#stopping = true;
     if (this.#ticker !== undefined) this.#clock.clearInterval(this.#ticker);
     this.#ticker = undefined;
-    this.#ackDeadlines.clearAll();
-    const all = [this.#retryTimers, this.#scheduleTimers, this.#drainTimers];
-    for (const timers of all) {
-      for (const timer of timers.values()) this.#clock.clearTimeout(timer);
-      timers.clear();
-    }
+    const all = [this.#ackDeadlines, this.#retryTimers, this.#scheduleTimers, this.#drainTimers];
+    for (const timers of all) timers.clearAll();
     for (const session of this.#workers.sessions()) session.close();
     this.#book.close();
   }
@@ -281,7 +283,7 @@ export class Manager {
       draining: true,
       drainDeadline: deadlineMs === undefined ? undefined : now + deadlineMs,
     });
-    this.#clearTimer(this.#drainTimers, id);
+    this.#drainTimers.clear(id);
     if (worker.drainDeadline !== undefined) this.#startDrainTimer(worker);
     this.#log.info("worker draining", { worker: id, deadline: deadlineMs });
     return this.getWorker(id).view;
@@ -289,7 +291,7 @@ export class Manager {
 
   async undrainWorker(id: string): Promise<WorkerView> {
     await this.#workers.setDraining(id, { draining: false, drainDeadline: undefined });
-    this.#clearTimer(this.#drainTimers, id);
+    this.#drainTimers.clear(id);
     this.#log.info("worker back in service", { worker: id });
     void this.#drainQueue();
     return this.getWorker(id).view;
@@ -738,19 +740,14 @@ export class Manager {
     });
   }
 
-  #setTimer(timers: Map<string, unknown>, key: string, ms: number, fn: () => Promise<void>): void {
-    this.#clearTimer(timers, key);
-    const timer = this.#clock.setTimeout(() => {
-      if (timers.get(key) === timer) timers.delete(key);
-      void fn();
-    }, Math.max(0, ms));
-    timers.set(key, timer);
-  }
-
-  #clearTimer(timers: Map<string, unknown>, key: string): void {
-    const timer = timers.get(key);
-    if (timer !== undefined) this.#clock.clearTimeout(timer);
-    timers.delete(key);
+  /** Runs `fn` once `ms` have passed, unless the key is cleared or set again first. */
+  #setTimer(
+    timers: DeadlineTimers<string>,
+    key: string,
+    ms: number,
+    fn: () => Promise<void>,
+  ): void {
+    timers.set(key, this.#clock.now() + Math.max(0, ms), () => void fn());
   }
 
   #send(task: TaskRecord): void {
@@ -814,10 +811,10 @@ export class Manager {
     const task = result.task;
     if (task.state !== "pending" || !isAssigned(task)) this.#ackDeadlines.clear(taskId);
     if (task.state !== "pending" || isAssigned(task)) {
-      this.#clearTimer(this.#scheduleTimers, taskId);
+      this.#scheduleTimers.clear(taskId);
       this.#diagnoses.delete(taskId);
     }
-    if (isFinal(task.state)) this.#clearTimer(this.#retryTimers, taskId);
+    if (isFinal(task.state)) this.#retryTimers.clear(taskId);
     if (task.state === "pending" && !isAssigned(task) && task.retryAt !== undefined) {
       this.#log.info("task will be retried", { task: taskId, at: new Date(task.retryAt) });
       this.#startRetryTimer(task);
