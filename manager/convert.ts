@@ -5,7 +5,6 @@ import {
   durationMs,
   type DurationSchema,
   type Timestamp,
-  timestampFromMs,
   timestampMs,
   type TimestampSchema,
 } from "@bufbuild/protobuf/wkt";
@@ -168,12 +167,12 @@ export function workerToProto(view: WorkerView): Worker {
       labels: caps.labels ?? {},
     },
     runningTasks: view.runningTasks,
-    connectedAt: timestamp(worker.connectedAt),
-    lastSeenAt: timestamp(worker.lastSeenAt),
-    disconnectedAt: timestamp(worker.disconnectedAt),
+    connectedAt: timestampInit(worker.connectedAt),
+    lastSeenAt: timestampInit(worker.lastSeenAt),
+    disconnectedAt: timestampInit(worker.disconnectedAt),
     version: worker.version,
     draining: worker.draining ?? false,
-    drainDeadline: timestamp(worker.drainDeadline),
+    drainDeadline: timestampInit(worker.drainDeadline),
     used: capacityToProto(view.used),
   });
 }
@@ -226,10 +225,6 @@ function labelsToDomain(labels: ProtoLabelConstraint[]): LabelConstraint[] {
 
 export function msFromTimestamp(ts: Timestamp | undefined): number | undefined {
   return ts ? timestampMs(ts) : undefined;
-}
-
-function timestamp(ms: number | undefined): Timestamp | undefined {
-  return ms === undefined ? undefined : timestampFromMs(ms);
 }
 
 /** timestampFromMs's seconds and nanos, without making a message. */
