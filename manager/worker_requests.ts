@@ -13,6 +13,7 @@ import {
   ConnectRequestSchema,
   type SetTaskRequest,
 } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
+import { ProtoReader, ProtoReadError } from "../shared/proto_reader.ts";
 import { BYTES, VARINT } from "../shared/proto_writer.ts";
 
 /** ConnectRequest's fields (the `msg` oneof) that are read here. */
@@ -22,14 +23,17 @@ export function decodeWorkerRequest(bytes: Uint8Array): ConnectRequest {
   return readCommonRequest(bytes) ?? fromBinary(ConnectRequestSchema, bytes);
 }
 
-/** Thrown inside the reader: this message is protobuf-es's to read. */
+/**
+ * Thrown inside the reader: this message is protobuf-es's to read. (So is a malformed one, a
+ * ProtoReadError: protobuf-es gives its own error.)
+ */
 const NOT_HERE = Symbol("not here");
 
 /** The message if it is one read here, else undefined (exported for tests). */
 export function readCommonRequest(bytes: Uint8Array): ConnectRequest | undefined {
   try {
-    const r = new Reader(bytes, 0, bytes.length);
-    const [field, wire] = r.tag();
+    const r = new ProtoReader(bytes, "a worker");
+    const [field, wire] = r.tag() ?? [];
     if (wire !== BYTES) return undefined;
     const body = r.nested();
     if (!r.done) return undefined; // a second field: a merge, or an unknown one
@@ -40,34 +44,32 @@ export function readCommonRequest(bytes: Uint8Array): ConnectRequest | undefined
     else return undefined;
     return { $typeName: "goschedule.v1.ConnectRequest", msg };
   } catch (e) {
-    if (e === NOT_HERE) return undefined;
+    if (e === NOT_HERE || e instanceof ProtoReadError) return undefined;
     throw e;
   }
 }
 
-function readPong(r: Reader) {
+function readPong(r: ProtoReader) {
   let seq = 0n;
-  while (!r.done) {
-    const [field, wire] = r.tag();
-    if (field === 1 && wire === VARINT) seq = BigInt(r.varint());
+  for (let t = r.tag(); t; t = r.tag()) {
+    if (t[0] === 1 && t[1] === VARINT) seq = BigInt(safe(r));
     else throw NOT_HERE;
   }
   return { $typeName: "goschedule.v1.Pong" as const, seq };
 }
 
-function readAck(r: Reader) {
+function readAck(r: ProtoReader) {
   let taskId = "";
   let attempt = 0;
-  while (!r.done) {
-    const [field, wire] = r.tag();
-    if (field === 1 && wire === BYTES) taskId = r.string();
-    else if (field === 2 && wire === VARINT) attempt = r.uint32();
+  for (let t = r.tag(); t; t = r.tag()) {
+    if (t[0] === 1 && t[1] === BYTES) taskId = r.string();
+    else if (t[0] === 2 && t[1] === VARINT) attempt = uint32(r);
     else throw NOT_HERE;
   }
   return { $typeName: "goschedule.v1.TaskAck" as const, taskId, attempt };
 }
 
-function readReport(r: Reader): SetTaskRequest {
+function readReport(r: ProtoReader): SetTaskRequest {
   const report: SetTaskRequest = {
     $typeName: "goschedule.v1.SetTaskRequest",
     workerId: "",
@@ -81,8 +83,8 @@ function readReport(r: Reader): SetTaskRequest {
     termination: 0,
   };
   let outcomes = 0;
-  while (!r.done) {
-    const [field, wire] = r.tag();
+  for (let t = r.tag(); t; t = r.tag()) {
+    const [field, wire] = t;
     if (wire === BYTES) {
       switch (field) {
         case 1:
@@ -123,7 +125,7 @@ function readReport(r: Reader): SetTaskRequest {
     } else if (wire === VARINT) {
       switch (field) {
         case 3:
-          report.attempt = r.uint32();
+          report.attempt = uint32(r);
           break;
         case 8:
           report.stdoutTruncated = r.varint() !== 0;
@@ -132,7 +134,7 @@ function readReport(r: Reader): SetTaskRequest {
           report.stderrTruncated = r.varint() !== 0;
           break;
         case 12:
-          report.termination = r.int32();
+          report.termination = int32(r);
           break;
         default:
           throw NOT_HERE;
@@ -146,108 +148,46 @@ function readReport(r: Reader): SetTaskRequest {
   return report;
 }
 
-function readExited(r: Reader) {
+function readExited(r: ProtoReader) {
   let exitCode = 0;
   let signal = "";
-  while (!r.done) {
-    const [field, wire] = r.tag();
-    if (field === 1 && wire === VARINT) exitCode = r.int32();
-    else if (field === 2 && wire === BYTES) signal = r.string();
+  for (let t = r.tag(); t; t = r.tag()) {
+    if (t[0] === 1 && t[1] === VARINT) exitCode = int32(r);
+    else if (t[0] === 2 && t[1] === BYTES) signal = r.string();
     else throw NOT_HERE;
   }
   return { $typeName: "goschedule.v1.Exited" as const, exitCode, signal };
 }
 
-function readTimestamp(r: Reader): Timestamp {
+function readTimestamp(r: ProtoReader): Timestamp {
   let seconds = 0n;
   let nanos = 0;
-  while (!r.done) {
-    const [field, wire] = r.tag();
-    if (field === 1 && wire === VARINT) seconds = BigInt(r.varint());
-    else if (field === 2 && wire === VARINT) nanos = r.int32();
+  for (let t = r.tag(); t; t = r.tag()) {
+    if (t[0] === 1 && t[1] === VARINT) seconds = BigInt(safe(r));
+    else if (t[0] === 2 && t[1] === VARINT) nanos = int32(r);
     else throw NOT_HERE;
   }
   return { $typeName: "google.protobuf.Timestamp", seconds, nanos };
 }
 
-/** As protobuf-es decodes: invalid UTF-8 is an error, a leading U+FEFF is text. */
-const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
-
-function decodeUtf8(bytes: Uint8Array): string {
-  try {
-    return utf8.decode(bytes);
-  } catch {
-    throw NOT_HERE; // protobuf-es reports it, in its own words
-  }
+/**
+ * Only numbers plainly in range are read here: a negative one (ten bytes on the wire), or one
+ * past its type or past 2^53, is protobuf-es's.
+ */
+function safe(r: ProtoReader): number {
+  const value = r.varint();
+  if (value > Number.MAX_SAFE_INTEGER) throw NOT_HERE;
+  return value;
 }
 
-/**
- * Fields read one after another. Only what is plainly in range is read here: varints that fit
- * 53 bits and are not negative; anything else ends the reading (NOT_HERE).
- */
-class Reader {
-  constructor(readonly buf: Uint8Array, public pos: number, readonly end: number) {}
+function uint32(r: ProtoReader): number {
+  const value = r.varint();
+  if (value > 0xffffffff) throw NOT_HERE;
+  return value;
+}
 
-  get done(): boolean {
-    return this.pos >= this.end;
-  }
-
-  tag(): [field: number, wire: number] {
-    const t = this.varint();
-    return [Math.floor(t / 8), t % 8];
-  }
-
-  varint(): number {
-    let value = 0;
-    let scale = 1;
-    // Seven bytes hold 49 bits: enough for every value sent here, and exact as a number.
-    for (let i = 0; i < 7; i++) {
-      if (this.pos >= this.end) throw NOT_HERE;
-      const b = this.buf[this.pos++];
-      value += (b & 0x7f) * scale;
-      if (b < 0x80) return value;
-      scale *= 0x80;
-    }
-    throw NOT_HERE;
-  }
-
-  uint32(): number {
-    const value = this.varint();
-    if (value > 0xffffffff) throw NOT_HERE;
-    return value;
-  }
-
-  /** Non-negative only: a negative int32 is ten bytes on the wire, and rare here. */
-  int32(): number {
-    const value = this.varint();
-    if (value > 0x7fffffff) throw NOT_HERE;
-    return value;
-  }
-
-  #span(): [start: number, end: number] {
-    const length = this.varint();
-    const start = this.pos;
-    if (start + length > this.end) throw NOT_HERE;
-    this.pos = start + length;
-    return [start, this.pos];
-  }
-
-  nested(): Reader {
-    const [start, end] = this.#span();
-    return new Reader(this.buf, start, end);
-  }
-
-  string(): string {
-    const [start, end] = this.#span();
-    const buf = this.buf;
-    // Ids and short texts are ASCII mostly; a runtime call to decode them costs more. (One
-    // fromCharCode for all the bytes makes a flat string, which a Map hashes without copying.)
-    if (end - start <= 64) {
-      for (let i = start; i < end; i++) {
-        if (buf[i] >= 0x80) return decodeUtf8(buf.subarray(start, end));
-      }
-      return String.fromCharCode.apply(null, buf.subarray(start, end) as unknown as number[]);
-    }
-    return decodeUtf8(buf.subarray(start, end));
-  }
+function int32(r: ProtoReader): number {
+  const value = r.varint();
+  if (value > 0x7fffffff) throw NOT_HERE;
+  return value;
 }

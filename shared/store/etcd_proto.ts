@@ -21,7 +21,8 @@ import type {
   TxnRequest,
   TxnResponse,
 } from "./etcd_kv.ts";
-import { BYTES, FIXED32, FIXED64, ProtoWriter as Writer, VARINT } from "../proto_writer.ts";
+import { ProtoReader as Reader } from "../proto_reader.ts";
+import { BYTES, ProtoWriter as Writer, VARINT } from "../proto_writer.ts";
 
 const COMPARE_RESULT = { Equal: 0, Greater: 1, Less: 2, NotEqual: 3 } as const;
 const COMPARE_TARGET = { Version: 0, Create: 1, Mod: 2, Value: 3 } as const;
@@ -122,87 +123,15 @@ export function encodeTxnRequest(request: TxnRequest, headroom = 0): Uint8Array<
   return w.finish();
 }
 
-/** Reads fields one after another; `bytes` are views into the message, not copies. */
-class Reader {
-  pos: number;
+/** A reader over etcd's answer, or part of it; errors say etcd sent it. */
+function reader(buf: Uint8Array, start?: number, end?: number): Reader {
+  return new Reader(buf, "etcd", start, end);
+}
 
-  constructor(readonly buf: Uint8Array, start = 0, readonly end = buf.length) {
-    this.pos = start;
-  }
-
-  get done(): boolean {
-    return this.pos >= this.end;
-  }
-
-  /** A varint as a decimal string: int64s stay exact past 2^53. */
-  varintString(): string {
-    const start = this.pos;
-    const n = this.varint();
-    if (n <= Number.MAX_SAFE_INTEGER) return String(n);
-    this.pos = start;
-    let v = 0n;
-    let shift = 0n;
-    for (;;) {
-      const b = this.#byte();
-      v |= BigInt(b & 0x7f) << shift;
-      if (b < 0x80) break;
-      shift += 7n;
-    }
-    return BigInt.asIntN(64, v).toString();
-  }
-
-  /** A varint as a number (exact below 2^53). */
-  varint(): number {
-    let value = 0;
-    let scale = 1;
-    for (let i = 0; i < 10; i++) {
-      const b = this.#byte();
-      value += (b & 0x7f) * scale;
-      if (b < 0x80) return value;
-      scale *= 0x80;
-    }
-    throw new Error("etcd sent a malformed protobuf varint");
-  }
-
-  #byte(): number {
-    if (this.pos >= this.end) throw new Error("etcd sent a truncated protobuf message");
-    return this.buf[this.pos++];
-  }
-
-  /** The next field's number and wire type, or undefined at the end. */
-  tag(): [field: number, wire: number] | undefined {
-    if (this.done) return undefined;
-    const t = this.varint();
-    return [Math.floor(t / 8), t % 8];
-  }
-
-  /** A length-delimited field's bounds. */
-  span(): [start: number, end: number] {
-    const length = this.varint();
-    const start = this.pos;
-    this.pos += length;
-    if (this.pos > this.end) throw new Error("etcd sent a truncated protobuf message");
-    return [start, this.pos];
-  }
-
-  bytes(): Buffer {
-    const [start, end] = this.span();
-    return Buffer.from(this.buf.buffer, this.buf.byteOffset + start, end - start);
-  }
-
-  skip(wire: number): void {
-    if (wire === VARINT) this.varint();
-    else if (wire === BYTES) this.span();
-    else if (wire === FIXED64) this.pos += 8;
-    else if (wire === FIXED32) this.pos += 4;
-    else throw new Error(`etcd sent a protobuf field of wire type ${wire}`);
-  }
-
-  /** A reader over the nested message that is the next field. */
-  nested(): Reader {
-    const [start, end] = this.span();
-    return new Reader(this.buf, start, end);
-  }
+/** A bytes field as a Buffer viewing the message, as the store reads keys and values. */
+function bytesOf(r: Reader): Buffer {
+  const view = r.bytes();
+  return Buffer.from(view.buffer, view.byteOffset, view.length);
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -226,11 +155,11 @@ function readKv(r: Reader): KeyValue {
   };
   for (let t = r.tag(); t; t = r.tag()) {
     const [field, wire] = t;
-    if (field === 1 && wire === BYTES) kv.key = r.bytes();
+    if (field === 1 && wire === BYTES) kv.key = bytesOf(r);
     else if (field === 2 && wire === VARINT) kv.create_revision = r.varintString();
     else if (field === 3 && wire === VARINT) kv.mod_revision = r.varintString();
     else if (field === 4 && wire === VARINT) kv.version = r.varintString();
-    else if (field === 5 && wire === BYTES) kv.value = r.bytes();
+    else if (field === 5 && wire === BYTES) kv.value = bytesOf(r);
     else r.skip(wire);
   }
   return kv;
@@ -271,12 +200,12 @@ class ResponseOpView implements ResponseOp {
 
   /** The oneof's field `field`, as a reader, or an empty message when it holds another. */
   #field(field: number): Reader {
-    const r = new Reader(this.#op.buf, this.#op.pos, this.#op.end);
+    const r = reader(this.#op.buf, this.#op.pos, this.#op.end);
     for (let t = r.tag(); t; t = r.tag()) {
       if (t[0] === field && t[1] === BYTES) return r.nested();
       r.skip(t[1]);
     }
-    return new Reader(EMPTY);
+    return reader(EMPTY);
   }
 
   get response_range(): RangeResponse {
@@ -292,7 +221,7 @@ class ResponseOpView implements ResponseOp {
       else if (t[0] === 2 && t[1] === BYTES) prev = readKv(r.nested());
       else r.skip(t[1]);
     }
-    return { header, prev_kv: prev ?? readKv(new Reader(EMPTY)) };
+    return { header, prev_kv: prev ?? readKv(reader(EMPTY)) };
   }
 
   get response_delete_range(): ResponseOp["response_delete_range"] {
@@ -313,9 +242,9 @@ class ResponseOpView implements ResponseOp {
 }
 
 export function decodeRangeResponse(message: Uint8Array): RangeResponse {
-  return readRange(new Reader(message));
+  return readRange(reader(message));
 }
 
 export function decodeTxnResponse(message: Uint8Array): TxnResponse {
-  return readTxn(new Reader(message));
+  return readTxn(reader(message));
 }
