@@ -14,7 +14,7 @@ import {
   ScheduleTasksResponseSchema,
   type Task,
 } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
-import { grpcFrame } from "../shared/grpc_frames.ts";
+import { FRAME_HEADER, frameInPlace, grpcFrame } from "../shared/grpc_frames.ts";
 import { ProtoWriter, VARINT } from "../shared/proto_writer.ts";
 
 /** A Timestamp or Duration as a message holds it. */
@@ -35,7 +35,7 @@ export function frameOperatorAnswer<T extends DescMessage>(
   const list = name === ScheduleTasksResponseSchema.typeName ||
     name === ListTasksResponseSchema.typeName;
   if (!list && name !== GetTaskResponseSchema.typeName) return grpcFrame(schema, answer);
-  const w = new ProtoWriter(5);
+  const w = new ProtoWriter(FRAME_HEADER);
   if (list) {
     const { tasks, nextPageToken } = answer as MessageInitShape<typeof ListTasksResponseSchema>;
     for (const task of tasks ?? []) w.message(1, (m) => writeTask(m, task));
@@ -44,9 +44,7 @@ export function frameOperatorAnswer<T extends DescMessage>(
     const { task } = answer as MessageInitShape<typeof GetTaskResponseSchema>;
     if (task) w.message(1, (m) => writeTask(m, task));
   }
-  const framed = w.finish(); // its first byte, zero, says "not compressed"
-  new DataView(framed.buffer, framed.byteOffset, 5).setUint32(1, framed.length - 5);
-  return framed;
+  return frameInPlace(w.finish());
 }
 
 /** Task's fields in the order protobuf-es writes them (their numbers'). */

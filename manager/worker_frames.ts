@@ -6,7 +6,7 @@
  * writes (worker_frames_test.ts compares them, and fails when one of these messages gains a
  * field); any other message goes through protobuf-es.
  */
-import { grpcFrame } from "../shared/grpc_frames.ts";
+import { FRAME_HEADER, frameInPlace, grpcFrame } from "../shared/grpc_frames.ts";
 import { ProtoWriter } from "../shared/proto_writer.ts";
 import { ConnectResponseSchema } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
 import type { Outgoing } from "./worker_session.ts";
@@ -23,8 +23,8 @@ interface DurationInit {
 /** The message framed as gRPC frames it: a flag byte, a 4-byte length, the message. */
 export function frameResponse(message: Outgoing): Uint8Array {
   const msg = message.msg;
-  // Five bytes for the frame header, written once the length is known.
-  const w = new ProtoWriter(5);
+  // Room for the frame header, written once the length is known.
+  const w = new ProtoWriter(FRAME_HEADER);
   switch (msg?.case) {
     case "run": {
       const run = msg.value;
@@ -61,9 +61,7 @@ export function frameResponse(message: Outgoing): Uint8Array {
     default:
       return grpcFrame(ConnectResponseSchema, message);
   }
-  const framed = w.finish(); // its first byte, zero, says "not compressed"
-  new DataView(framed.buffer, framed.byteOffset, 5).setUint32(1, framed.length - 5);
-  return framed;
+  return frameInPlace(w.finish());
 }
 
 function duration(w: ProtoWriter, field: number, value: DurationInit | undefined): void {

@@ -18,6 +18,7 @@ import {
   encodeTxnRequest,
 } from "./etcd_proto.ts";
 import { type H2Answer, H2Connection, H2ConnectionError, H2StreamError } from "./h2_client.ts";
+import { FRAME_HEADER, frameInPlace } from "../grpc_frames.ts";
 
 const HEADERS: [string, string][] = [["content-type", "application/grpc"], ["te", "trailers"]];
 
@@ -45,9 +46,9 @@ export function createEtcdGrpc(endpoints: string[]): EtcdKv {
     return await abortable(open, signal);
   }
 
-  /** `framed`: the request message after FRAME_HEADER free bytes (see frame). */
+  /** `framed`: the request message after FRAME_HEADER free bytes (see frameInPlace). */
   function call(method: string, framed: Uint8Array, deadline: number): Promise<Uint8Array> {
-    const body = frame(framed);
+    const body = frameInPlace(framed);
     const path = `/etcdserverpb.KV/${method}`;
     return rotation.call(deadline, async (base, signal) => {
       let answer: H2Answer;
@@ -102,21 +103,6 @@ function abortable<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
     signal.addEventListener("abort", onAbort, { once: true });
     work.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
   });
-}
-
-/** The bytes of a gRPC message frame before the message. */
-const FRAME_HEADER = 5;
-
-/**
- * Makes a gRPC message frame in place (not compressed, the length big-endian, the message):
- * the encoder leaves the header's bytes free before the message, so a request of up to a
- * megabyte is not copied once more to make room for five bytes.
- */
-export function frame(framed: Uint8Array): Uint8Array {
-  framed[0] = 0;
-  new DataView(framed.buffer, framed.byteOffset, FRAME_HEADER)
-    .setUint32(1, framed.length - FRAME_HEADER);
-  return framed;
 }
 
 /** The one message of a unary answer. */

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { startEtcd } from "../../test/harness/etcd.ts";
-import { createEtcdGrpc, frame, unframe } from "./etcd_grpc.ts";
+import { frameInPlace as frame } from "../grpc_frames.ts";
+import { createEtcdGrpc, unframe } from "./etcd_grpc.ts";
 import { EtcdRequestError, EtcdUnavailableError } from "./etcd_kv.ts";
 
 const soon = () => ({ deadline: Date.now() + 5_000 });
