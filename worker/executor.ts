@@ -9,7 +9,7 @@ import type { Logger } from "../shared/log.ts";
 import type { TaskOutput } from "../shared/task_machine.ts";
 import { type Clock, systemClock } from "../shared/clock.ts";
 import { OutputTail } from "./output_tail.ts";
-import { setsidExecFailure, spawnInOwnGroup } from "./spawn.ts";
+import { type GroupChild, setsidExecFailure, spawnInOwnGroup } from "./spawn.ts";
 
 export interface ProcessSpec {
   taskId: string;
@@ -184,7 +184,7 @@ class ProcessRun implements RunningProcess {
     const cwdProblem = checkWorkingDirectory(cwd);
     if (cwdProblem) return failed(cwdProblem);
 
-    let child: Deno.ChildProcess;
+    let child: GroupChild;
     try {
       // Its own session and process group (pgid = pid): the group is what we signal.
       child = spawnInOwnGroup(spec.cmd, {

@@ -3,16 +3,23 @@
  *
  * Deno's `detached: true` sets the group up in a pre-exec hook, which makes Rust's spawn fall
  * back from posix_spawn (vfork) to a full fork of the worker: about 5 ms of the worker's CPU
- * per task on our 2-core machines, ten times a plain spawn, and the largest single cost of a
- * short task. So the worker spawns `setsid` (util-linux, on every Linux we know; busybox has
- * it too), which calls setsid(2) and execs the command in place: the same pid, and no fork,
- * since a child of ours is never a group leader already. Without `setsid` on the machine the
- * worker falls back to `detached: true`.
+ * per task on our 2-core machines, ten times a plain spawn. So the worker calls glibc's
+ * posix_spawn itself, with POSIX_SPAWN_SETSID (`posix_spawn.ts`): one vfork and one exec.
+ * Where that cannot be had (no glibc 2.29, no FFI permission) it spawns `setsid` (util-linux,
+ * on every Linux we know; busybox has it too), which calls setsid(2) and execs the command in
+ * place: the same pid and no fork, but a second exec, about 2 ms more per task. Without
+ * `setsid` on the machine either, the worker falls back to `detached: true`.
  *
  * Resolving the command first (on the task's PATH, from its cwd) keeps a missing or
  * non-executable command a start failure with its own message, instead of setsid's exit code
  * 127 with a line on stderr.
  */
+import { type GroupChild, posixSpawner } from "./posix_spawn.ts";
+
+export type { GroupChild } from "./posix_spawn.ts";
+
+/** How a process is put in its own session; `spawnMethod()` picks the cheapest there is. */
+export type SpawnMethod = "posix_spawn" | "setsid" | "detached";
 
 /** Where `setsid` is looked for (the worker's own PATH is not the tasks'). */
 const SETSID_CANDIDATES = ["/usr/bin/setsid", "/bin/setsid", "/usr/sbin/setsid", "/sbin/setsid"];
@@ -25,6 +32,12 @@ export function findSetsid(): string | null {
     setsidPath = SETSID_CANDIDATES.find((path) => isExecutableFileSync(path)) ?? null;
   }
   return setsidPath;
+}
+
+/** The cheapest way this machine and these permissions allow. */
+export function spawnMethod(): SpawnMethod {
+  if (posixSpawner() !== null) return "posix_spawn";
+  return findSetsid() !== null ? "setsid" : "detached";
 }
 
 function isExecutableFileSync(path: string): boolean {
@@ -49,12 +62,13 @@ export interface GroupSpawnOptions {
 /**
  * Spawns `cmd` as the leader of a new session and process group. Throws what Deno's spawn
  * would for a command that cannot start: Deno.errors.NotFound or Deno.errors.PermissionDenied.
+ * `method` is for tests; one the machine does not offer throws.
  */
 export function spawnInOwnGroup(
   cmd: string,
   options: GroupSpawnOptions,
-  setsid: string | null = findSetsid(),
-): Deno.ChildProcess {
+  method: SpawnMethod = spawnMethod(),
+): GroupChild {
   const common = {
     cwd: options.cwd,
     clearEnv: true,
@@ -63,10 +77,17 @@ export function spawnInOwnGroup(
     stdout: options.stdout,
     stderr: options.stderr,
   } as const;
-  if (setsid === null) {
+  if (method === "detached") {
     return new Deno.Command(cmd, { ...common, args: options.args, detached: true }).spawn();
   }
-  resolveCommand(cmd, options.cwd, options.env.PATH ?? "");
+  const path = resolveCommand(cmd, options.cwd, options.env.PATH ?? "");
+  if (method === "posix_spawn") {
+    const spawner = posixSpawner();
+    if (spawner === null) throw new Error("posix_spawn through FFI is not available here");
+    return spawner.spawn({ ...options, path, argv: [cmd, ...options.args] });
+  }
+  const setsid = findSetsid();
+  if (setsid === null) throw new Error("there is no setsid program on this machine");
   // `--`: a command whose name starts with "-" is not one of setsid's options. setsid finds
   // the command on the task's PATH itself (its environment is the task's), as we just did.
   return new Deno.Command(setsid, { ...common, args: ["--", cmd, ...options.args] }).spawn();

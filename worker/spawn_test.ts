@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import { BASE_PATH } from "./executor.ts";
-import { findSetsid, resolveCommand, setsidExecFailure, spawnInOwnGroup } from "./spawn.ts";
+import { decodeStatus, type GroupChild, posixSpawner } from "./posix_spawn.ts";
+import {
+  resolveCommand,
+  setsidExecFailure,
+  spawnInOwnGroup,
+  type SpawnMethod,
+  spawnMethod,
+} from "./spawn.ts";
 
 async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "goschedule-spawn-" });
@@ -70,14 +77,18 @@ async function processIds(pid: number): Promise<{ pgrp: number; session: number;
   };
 }
 
-for (const how of ["setsid", "detached"] as const) {
+const METHODS: SpawnMethod[] = ["posix_spawn", "setsid", "detached"];
+
+Deno.test("this machine offers the cheapest spawn, posix_spawn (glibc, FFI allowed)", () => {
+  assert.equal(spawnMethod(), "posix_spawn");
+});
+
+for (const how of METHODS) {
   Deno.test(`a process spawned with ${how} leads its own session and group, its args unchanged`, async () => {
-    const setsid = how === "setsid" ? findSetsid() : null;
-    if (how === "setsid") assert.ok(setsid, "setsid is on this machine (util-linux)");
     const child = spawnInOwnGroup(
       "sleep",
       { args: ["30"], cwd: "/", env: { PATH: BASE_PATH }, stdout: "null", stderr: "null" },
-      setsid,
+      how,
     );
     try {
       // setsid execs in place: by the time /proc shows sleep, the ids are final.
@@ -90,7 +101,7 @@ for (const how of ["setsid", "detached"] as const) {
         pgrp: child.pid,
         session: child.pid,
       });
-      // Deno's own spawn passes the resolved path as argv[0]; setsid passes the name.
+      // Deno's own spawn passes the resolved path as argv[0]; the others pass the name.
       assert.match(ids.argv[0], /(^|\/)sleep$/);
       assert.deepEqual(ids.argv.slice(1), ["30"]);
       assert.notEqual(ids.pgrp, Deno.pid);
@@ -100,6 +111,106 @@ for (const how of ["setsid", "detached"] as const) {
     }
   });
 }
+
+/** Everything a task could tell about how it was started, and how it ended. */
+async function observe(how: SpawnMethod, cmd: string, args: string[], cwd = "/") {
+  const child: GroupChild = spawnInOwnGroup(cmd, {
+    args,
+    cwd,
+    env: { PATH: BASE_PATH, LANG: "C.UTF-8" },
+    stdout: "piped",
+    stderr: "piped",
+  }, how);
+  const [status, stdout, stderr] = await Promise.all([
+    child.status,
+    new Response(child.stdout).text(),
+    new Response(child.stderr).text(),
+  ]);
+  // Deno's statuses have no prototype; ours are plain objects.
+  return { status: { ...status }, stdout, stderr };
+}
+
+const PROBE = [
+  // Blocked signals, stdin, the open descriptors (the same ones, by any method), cwd, env.
+  "grep SigBlk /proc/self/status",
+  "readlink /proc/self/fd/0",
+  "ls /proc/$$/fd | sort -n | tr '\\n' ' '; echo",
+  "pwd; env | sort",
+  "printf 'bin\\0\\377ary' >&2",
+  "kill -TERM $$",
+].join("; ");
+
+Deno.test("the three spawn methods start a task alike and report its end alike", async () => {
+  const seen = [];
+  for (const how of METHODS) {
+    seen.push({
+      probe: await observe(how, "sh", ["-c", PROBE], "/tmp"),
+      exit: await observe(how, "sh", ["-c", "echo out; echo err >&2; exit 7"]),
+      signal: await observe(how, "sh", ["-c", "kill -KILL $$"]),
+    });
+    // The runtime ignores SIGPIPE; a task must not inherit that (glibc's own two stay).
+    const ignored = await observe(how, "sh", ["-c", "grep SigIgn /proc/self/status"]);
+    const mask = BigInt(`0x${ignored.stdout.split("\t")[1].trim()}`);
+    assert.equal(mask & (1n << 12n), 0n, `${how}: SIGPIPE ignored (SigIgn ${ignored.stdout})`);
+  }
+  const [posix] = seen;
+  assert.deepEqual(posix.probe.status, { success: false, code: 143, signal: "SIGTERM" });
+  assert.match(posix.probe.stdout, /^SigBlk:\t0+\n\/dev\/null\n0 1 2 [^\n]*\n\/tmp\n/);
+  assert.match(posix.probe.stdout, /\nLANG=C.UTF-8\nPATH=[^\n]*\nPWD=\/tmp\n$/);
+  assert.equal(posix.probe.stderr, "bin\0\xffary".replace("\xff", "\ufffd"));
+  assert.deepEqual(posix.exit, {
+    status: { success: false, code: 7, signal: null },
+    stdout: "out\n",
+    stderr: "err\n",
+  });
+  assert.deepEqual(posix.signal.status, { success: false, code: 137, signal: "SIGKILL" });
+  assert.deepEqual(seen[1], posix, "setsid");
+  assert.deepEqual(seen[2], posix, "detached");
+});
+
+Deno.test("posix_spawn runs a file without #! with sh, as execvp does", async () => {
+  await withTempDir(async (dir) => {
+    await Deno.writeTextFile(`${dir}/plain`, 'echo from sh "$1"\n');
+    await Deno.chmod(`${dir}/plain`, 0o755);
+    for (const how of METHODS) {
+      const { status, stdout } = await observe(how, "./plain", ["arg"], dir);
+      assert.deepEqual({ status, stdout }, {
+        status: { success: true, code: 0, signal: null },
+        stdout: "from sh arg\n",
+      }, how);
+    }
+  });
+});
+
+Deno.test("posix_spawn says NotFound or PermissionDenied for a path it cannot execute", async () => {
+  const spawner = posixSpawner();
+  assert.ok(spawner);
+  await withTempDir(async (dir) => {
+    await writeScript(`${dir}/not-executable`, 0o644);
+    const spawn = (path: string) =>
+      spawner.spawn({
+        path,
+        argv: [path],
+        cwd: "/",
+        env: {},
+        stdout: "piped",
+        stderr: "piped",
+      });
+    assert.throws(() => spawn(`${dir}/gone`), Deno.errors.NotFound);
+    assert.throws(() => spawn(`${dir}/not-executable`), Deno.errors.PermissionDenied);
+    assert.throws(() => spawn(`${dir}/not-executable/x`), Deno.errors.NotFound);
+  });
+});
+
+Deno.test("decodeStatus reads a wait status as Deno reports it", () => {
+  assert.deepEqual(decodeStatus(0), { success: true, code: 0, signal: null });
+  assert.deepEqual(decodeStatus(3 << 8), { success: false, code: 3, signal: null });
+  assert.deepEqual(decodeStatus(255 << 8), { success: false, code: 255, signal: null });
+  assert.deepEqual(decodeStatus(9), { success: false, code: 137, signal: "SIGKILL" });
+  // A core dump sets 0x80; the signal is the low seven bits.
+  assert.deepEqual(decodeStatus(0x80 | 11), { success: false, code: 139, signal: "SIGSEGV" });
+  assert.deepEqual(decodeStatus(40), { success: false, code: 168, signal: null });
+});
 
 Deno.test("spawnInOwnGroup refuses a command that cannot start before spawning anything", () => {
   assert.throws(() =>

@@ -1,0 +1,376 @@
+/**
+ * Starts a process as the leader of a new session with glibc's posix_spawn and its
+ * POSIX_SPAWN_SETSID flag, called through Deno's FFI: one vfork and one exec, where spawning
+ * the `setsid` program costs a second exec (about 2 ms on our machines, the largest part of a
+ * short task's start), and Deno's `detached: true` a full fork of the worker.
+ *
+ * Deno cannot adopt a file descriptor as a ReadableStream, but node:net can (`{ fd }`), and it
+ * reads through the event loop, not a blocked thread per pipe. Exit statuses are collected on
+ * SIGCHLD with waitpid(pid, WNOHANG) for our own pids only, as tokio does for Deno's children.
+ *
+ * Anything missing (not glibc, glibc before 2.29, no FFI permission) makes `posixSpawner()`
+ * return null, and the caller uses the `setsid` program instead.
+ */
+import net from "node:net";
+
+/** What the executor needs of a child: Deno.ChildProcess has the same shape. */
+export interface GroupChild {
+  readonly pid: number;
+  readonly stdout: ReadableStream<Uint8Array>;
+  readonly stderr: ReadableStream<Uint8Array>;
+  readonly status: Promise<ChildStatus>;
+}
+
+export interface ChildStatus {
+  success: boolean;
+  code: number;
+  signal: Deno.Signal | null;
+}
+
+export interface PosixSpawnOptions {
+  /** The executable's path, already resolved. */
+  path: string;
+  /** argv, argv[0] included. */
+  argv: string[];
+  cwd: string;
+  env: Record<string, string>;
+  stdout: "piped" | "null";
+  stderr: "piped" | "null";
+}
+
+export interface PosixSpawner {
+  /** Throws Deno.errors.NotFound or PermissionDenied, as Deno's spawn would. */
+  spawn(options: PosixSpawnOptions): GroupChild;
+}
+
+const SYMBOLS = {
+  posix_spawn: {
+    parameters: ["buffer", "buffer", "buffer", "buffer", "buffer", "buffer"],
+    result: "i32",
+  },
+  posix_spawnattr_init: { parameters: ["buffer"], result: "i32" },
+  posix_spawnattr_setflags: { parameters: ["buffer", "i16"], result: "i32" },
+  posix_spawnattr_setsigmask: { parameters: ["buffer", "buffer"], result: "i32" },
+  posix_spawnattr_setsigdefault: { parameters: ["buffer", "buffer"], result: "i32" },
+  posix_spawn_file_actions_init: { parameters: ["buffer"], result: "i32" },
+  posix_spawn_file_actions_destroy: { parameters: ["buffer"], result: "i32" },
+  posix_spawn_file_actions_adddup2: { parameters: ["buffer", "i32", "i32"], result: "i32" },
+  posix_spawn_file_actions_addopen: {
+    parameters: ["buffer", "i32", "buffer", "i32", "u32"],
+    result: "i32",
+  },
+  posix_spawn_file_actions_addchdir_np: { parameters: ["buffer", "buffer"], result: "i32" },
+  sigemptyset: { parameters: ["buffer"], result: "i32" },
+  sigfillset: { parameters: ["buffer"], result: "i32" },
+  pipe2: { parameters: ["buffer", "i32"], result: "i32" },
+  close: { parameters: ["i32"], result: "i32" },
+  waitpid: { parameters: ["i32", "buffer", "i32"], result: "i32" },
+  strerror: { parameters: ["i32"], result: "pointer" },
+} as const;
+
+type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+
+// glibc's values (musl's are the same; other libcs are not loaded).
+const POSIX_SPAWN_SETSIGDEF = 0x04;
+const POSIX_SPAWN_SETSIGMASK = 0x08;
+const POSIX_SPAWN_SETSID = 0x80;
+const O_RDONLY = 0;
+const O_WRONLY = 1;
+const O_CLOEXEC = 0o2000000;
+const WNOHANG = 1;
+const EPERM = 1;
+const ENOENT = 2;
+const ENOEXEC = 8;
+const EACCES = 13;
+const ENOTDIR = 20;
+
+/** Larger than glibc's posix_spawnattr_t (336 bytes), posix_spawn_file_actions_t (80), sigset_t (128). */
+const OPAQUE_BYTES = 512;
+
+/** How often the reaper asks anyway, were a SIGCHLD ever missed. */
+const KEEP_ALIVE_MS = 1_000;
+
+let spawner: PosixSpawner | null | undefined;
+
+/** The posix_spawn spawner, or null when this machine or these permissions do not allow it. */
+export function posixSpawner(): PosixSpawner | null {
+  if (spawner === undefined) {
+    try {
+      spawner = createSpawner(Deno.dlopen("libc.so.6", SYMBOLS).symbols);
+    } catch {
+      spawner = null;
+    }
+  }
+  return spawner;
+}
+
+function createSpawner(libc: Libc): PosixSpawner | null {
+  if (Deno.build.os !== "linux") return null;
+  // One attribute set for every spawn: a new session, no blocked signals, and every signal's
+  // default action (the runtime ignores SIGPIPE; a task must not inherit that), as Deno's
+  // own spawn does.
+  const attr = new Uint8Array(OPAQUE_BYTES);
+  const empty = new Uint8Array(OPAQUE_BYTES);
+  const all = new Uint8Array(OPAQUE_BYTES);
+  const flags = POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+  if (
+    libc.posix_spawnattr_init(attr) !== 0 || libc.sigemptyset(empty) !== 0 ||
+    libc.sigfillset(all) !== 0 || libc.posix_spawnattr_setsigmask(attr, empty) !== 0 ||
+    libc.posix_spawnattr_setsigdefault(attr, all) !== 0 ||
+    // A glibc before 2.26 refuses the flag.
+    libc.posix_spawnattr_setflags(attr, flags) !== 0
+  ) {
+    return null;
+  }
+  const reaper = new ChildReaper(libc);
+  return { spawn: (options) => spawnChild(libc, attr, reaper, options) };
+}
+
+function spawnChild(
+  libc: Libc,
+  attr: Uint8Array,
+  reaper: ChildReaper,
+  options: PosixSpawnOptions,
+): GroupChild {
+  const env = Object.entries(options.env).map(([name, value]) => `${name}=${value}`);
+  const stdout = options.stdout === "piped" ? openPipe(libc) : undefined;
+  let stderr: [number, number] | undefined;
+  try {
+    stderr = options.stderr === "piped" ? openPipe(libc) : undefined;
+    let pid: number;
+    try {
+      pid = spawnOnce(libc, attr, options.path, options.argv, env, options, stdout, stderr);
+    } catch (e) {
+      // As execvp does: a file the kernel cannot execute is a script for the shell.
+      if (!(e instanceof NoExecFormat)) throw e;
+      const argv = ["/bin/sh", options.path, ...options.argv.slice(1)];
+      pid = spawnOnce(libc, attr, "/bin/sh", argv, env, options, stdout, stderr);
+    }
+    const status = reaper.wait(pid);
+    if (stdout) libc.close(stdout[1]);
+    if (stderr) libc.close(stderr[1]);
+    return {
+      pid,
+      status,
+      stdout: stdout ? pipeStream(stdout[0]) : emptyStream(),
+      stderr: stderr ? pipeStream(stderr[0]) : emptyStream(),
+    };
+  } catch (e) {
+    for (const fd of [...(stdout ?? []), ...(stderr ?? [])]) libc.close(fd);
+    throw e;
+  }
+}
+
+class NoExecFormat extends Error {}
+
+function spawnOnce(
+  libc: Libc,
+  attr: Uint8Array,
+  path: string,
+  argv: string[],
+  env: string[],
+  options: PosixSpawnOptions,
+  stdout: [number, number] | undefined,
+  stderr: [number, number] | undefined,
+): number {
+  const actions = new Uint8Array(OPAQUE_BYTES);
+  check(libc, libc.posix_spawn_file_actions_init(actions), "posix_spawn_file_actions_init");
+  try {
+    const devNull = cString("/dev/null");
+    const add = (rc: number) => check(libc, rc, "posix_spawn_file_actions");
+    add(libc.posix_spawn_file_actions_addchdir_np(actions, cString(options.cwd)));
+    add(libc.posix_spawn_file_actions_addopen(actions, 0, devNull, O_RDONLY, 0));
+    for (const [fd, pipe] of [[1, stdout], [2, stderr]] as const) {
+      add(
+        pipe
+          ? libc.posix_spawn_file_actions_adddup2(actions, pipe[1], fd)
+          : libc.posix_spawn_file_actions_addopen(actions, fd, devNull, O_WRONLY, 0),
+      );
+    }
+    // The strings must outlive the call: the arrays hold only their addresses.
+    const argvStrings = argv.map(cString);
+    const envStrings = env.map(cString);
+    const pid = new Int32Array(1);
+    const rc = libc.posix_spawn(
+      new Uint8Array(pid.buffer),
+      cString(path),
+      actions,
+      attr,
+      pointerArray(argvStrings),
+      pointerArray(envStrings),
+    );
+    if (rc === ENOEXEC && path !== "/bin/sh") throw new NoExecFormat();
+    if (rc === ENOENT || rc === ENOTDIR) {
+      throw new Deno.errors.NotFound(`${argv[0]}: ${errorText(libc, rc)}`);
+    }
+    if (rc === EACCES || rc === EPERM) {
+      throw new Deno.errors.PermissionDenied(`${argv[0]}: ${errorText(libc, rc)}`);
+    }
+    check(libc, rc, "posix_spawn");
+    return pid[0];
+  } finally {
+    libc.posix_spawn_file_actions_destroy(actions);
+  }
+}
+
+function check(libc: Libc, rc: number, what: string): void {
+  if (rc !== 0) throw new Error(`${what}: ${errorText(libc, rc)}`);
+}
+
+function errorText(libc: Libc, errno: number): string {
+  const text = libc.strerror(errno);
+  const message = text === null ? `error ${errno}` : Deno.UnsafePointerView.getCString(text);
+  return message.charAt(0).toLowerCase() + message.slice(1);
+}
+
+/** A pipe whose ends close on exec (the child gets the write end as a copy, by dup2). */
+function openPipe(libc: Libc): [number, number] {
+  const fds = new Int32Array(2);
+  if (libc.pipe2(new Uint8Array(fds.buffer), O_CLOEXEC) !== 0) {
+    throw new Error("cannot create a pipe for the task's output");
+  }
+  return [fds[0], fds[1]];
+}
+
+const encoder = new TextEncoder();
+
+function cString(text: string): Uint8Array<ArrayBuffer> {
+  if (text.includes("\0")) {
+    throw new Deno.errors.InvalidData(`${JSON.stringify(text)} contains a NUL character`);
+  }
+  return encoder.encode(`${text}\0`);
+}
+
+function pointerArray(strings: Uint8Array<ArrayBuffer>[]): Uint8Array<ArrayBuffer> {
+  const addresses = new BigUint64Array(strings.length + 1);
+  strings.forEach((s, i) => {
+    addresses[i] = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(s)));
+  });
+  return new Uint8Array(addresses.buffer);
+}
+
+/** The read end of a pipe as a stream, read through the event loop (the stream owns the fd). */
+function pipeStream(fd: number): ReadableStream<Uint8Array> {
+  const socket = new net.Socket({ fd, readable: true, writable: false });
+  socket.pause();
+  return new ReadableStream<Uint8Array>({
+    start(controller) {
+      socket.on("data", (chunk: Uint8Array) => {
+        controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+        if ((controller.desiredSize ?? 1) <= 0) socket.pause();
+      });
+      socket.on("end", () => controller.close());
+      socket.on("error", (e) => controller.error(e));
+      socket.on("close", () => {
+        try {
+          controller.close();
+        } catch {
+          // Closed or errored already.
+        }
+      });
+    },
+    pull() {
+      socket.resume();
+    },
+    cancel() {
+      socket.destroy();
+    },
+  }, { highWaterMark: 4 });
+}
+
+function emptyStream(): ReadableStream<Uint8Array> {
+  return new ReadableStream({ start: (controller) => controller.close() });
+}
+
+/**
+ * Collects our children's exit statuses: on every SIGCHLD (signals merge, so every pid is
+ * asked), and once right after a pid is added, in case it ended first. A signal listener does
+ * not keep Deno's event loop alive, so while a child runs a slow interval does (and asks
+ * too); both are gone when nobody waits.
+ */
+class ChildReaper {
+  readonly #libc: Libc;
+  readonly #waiting = new Map<number, (status: ChildStatus) => void>();
+  readonly #status = new Int32Array(1);
+  readonly #statusBytes = new Uint8Array(this.#status.buffer);
+  readonly #onSignal = () => this.#collect();
+  #keepAlive: ReturnType<typeof setInterval> | undefined;
+
+  constructor(libc: Libc) {
+    this.#libc = libc;
+  }
+
+  wait(pid: number): Promise<ChildStatus> {
+    const status = new Promise<ChildStatus>((resolve) => this.#waiting.set(pid, resolve));
+    if (this.#waiting.size === 1) {
+      Deno.addSignalListener("SIGCHLD", this.#onSignal);
+      this.#keepAlive = setInterval(this.#onSignal, KEEP_ALIVE_MS);
+    }
+    this.#collect();
+    return status;
+  }
+
+  #collect(): void {
+    for (const [pid, resolve] of this.#waiting) {
+      const rc = this.#libc.waitpid(pid, this.#statusBytes, WNOHANG);
+      if (rc === 0) continue;
+      this.#waiting.delete(pid);
+      // -1 (ECHILD): something else reaped it. Only our own pids are ever waited for, here
+      // and in Deno, so this does not happen; a code nobody's exit has says so if it does.
+      resolve(
+        rc === pid ? decodeStatus(this.#status[0]) : { success: false, code: -1, signal: null },
+      );
+    }
+    if (this.#waiting.size === 0 && this.#keepAlive !== undefined) {
+      Deno.removeSignalListener("SIGCHLD", this.#onSignal);
+      clearInterval(this.#keepAlive);
+      this.#keepAlive = undefined;
+    }
+  }
+}
+
+/** Linux's signal numbers (x86 and ARM) by name, for the statuses Deno reports. */
+const SIGNAL_NAMES: (Deno.Signal | undefined)[] = [
+  undefined,
+  "SIGHUP",
+  "SIGINT",
+  "SIGQUIT",
+  "SIGILL",
+  "SIGTRAP",
+  "SIGABRT",
+  "SIGBUS",
+  "SIGFPE",
+  "SIGKILL",
+  "SIGUSR1",
+  "SIGSEGV",
+  "SIGUSR2",
+  "SIGPIPE",
+  "SIGALRM",
+  "SIGTERM",
+  "SIGSTKFLT",
+  "SIGCHLD",
+  "SIGCONT",
+  "SIGSTOP",
+  "SIGTSTP",
+  "SIGTTIN",
+  "SIGTTOU",
+  "SIGURG",
+  "SIGXCPU",
+  "SIGXFSZ",
+  "SIGVTALRM",
+  "SIGPROF",
+  "SIGWINCH",
+  "SIGIO",
+  "SIGPWR",
+  "SIGSYS",
+];
+
+/** A wait status as Deno reports it: a signal's death is code 128 + its number. */
+export function decodeStatus(status: number): ChildStatus {
+  const termSignal = status & 0x7f;
+  if (termSignal === 0) {
+    const code = (status >> 8) & 0xff;
+    return { success: code === 0, code, signal: null };
+  }
+  return { success: false, code: 128 + termSignal, signal: SIGNAL_NAMES[termSignal] ?? null };
+}
