@@ -163,6 +163,9 @@ function spawnChild(
 
 class NoExecFormat extends Error {}
 
+/** The strings a posix_spawn call in progress points to. */
+const pinned: Uint8Array[][] = [];
+
 function spawnOnce(
   libc: Libc,
   attr: Uint8Array,
@@ -187,18 +190,25 @@ function spawnOnce(
           : libc.posix_spawn_file_actions_addopen(actions, fd, devNull, O_WRONLY, 0),
       );
     }
-    // The strings must outlive the call: the arrays hold only their addresses.
+    // The arrays hold only the strings' addresses: the strings are pinned until the call has
+    // returned, or the collector could free them while nothing in JS seems to use them.
     const argvStrings = argv.map(cString);
     const envStrings = env.map(cString);
+    pinned.push(argvStrings, envStrings);
     const pid = new Int32Array(1);
-    const rc = libc.posix_spawn(
-      new Uint8Array(pid.buffer),
-      cString(path),
-      actions,
-      attr,
-      pointerArray(argvStrings),
-      pointerArray(envStrings),
-    );
+    let rc: number;
+    try {
+      rc = libc.posix_spawn(
+        new Uint8Array(pid.buffer),
+        cString(path),
+        actions,
+        attr,
+        pointerArray(argvStrings),
+        pointerArray(envStrings),
+      );
+    } finally {
+      pinned.length = 0;
+    }
     if (rc === ENOEXEC && path !== "/bin/sh") throw new NoExecFormat();
     if (rc === ENOENT || rc === ENOTDIR) {
       throw new Deno.errors.NotFound(`${argv[0]}: ${errorText(libc, rc)}`);
