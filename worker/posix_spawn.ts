@@ -95,6 +95,8 @@ let spawner: PosixSpawner | null | undefined;
 /** The posix_spawn spawner, or null when this machine or these permissions do not allow it. */
 export function posixSpawner(): PosixSpawner | null {
   if (spawner === undefined) {
+    // Asked first: without the permission, dlopen would prompt on a terminal and wait.
+    if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") return spawner = null;
     try {
       spawner = createSpawner(Deno.dlopen("libc.so.6", SYMBOLS).symbols);
     } catch {

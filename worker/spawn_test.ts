@@ -83,6 +83,30 @@ Deno.test("this machine offers the cheapest spawn, posix_spawn (glibc, FFI allow
   assert.equal(spawnMethod(), "posix_spawn");
 });
 
+Deno.test("a worker without FFI permission spawns through setsid, and asks for nothing", async () => {
+  await withTempDir(async (dir) => {
+    await Deno.writeTextFile(
+      `${dir}/method.ts`,
+      `import { spawnMethod } from ${JSON.stringify(import.meta.resolve("./spawn.ts"))};
+console.log(spawnMethod());`,
+    );
+    // On a terminal (util-linux's script makes one), dlopen without the permission would ask
+    // for it and wait for an answer.
+    const { stdout } = await new Deno.Command("script", {
+      args: [
+        "-qec",
+        `${Deno.execPath()} run --no-check --allow-read --allow-run ${dir}/method.ts`,
+        "/dev/null",
+      ],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      signal: AbortSignal.timeout(20_000),
+    }).output();
+    assert.equal(new TextDecoder().decode(stdout).trim(), "setsid");
+  });
+});
+
 for (const how of METHODS) {
   Deno.test(`a process spawned with ${how} leads its own session and group, its args unchanged`, async () => {
     const child = spawnInOwnGroup(
