@@ -192,6 +192,20 @@ Deno.test("the three spawn methods start a task alike and report its end alike",
   assert.deepEqual(seen[2], posix, "detached");
 });
 
+Deno.test("posix_spawn collects every status when many children end at once", async () => {
+  // SIGCHLDs merge: one signal can stand for many ended children, and each must be found.
+  const children = Array.from({ length: 40 }, (_, i) =>
+    spawnInOwnGroup("sh", {
+      args: ["-c", `exit ${i}`],
+      cwd: "/",
+      env: { PATH: BASE_PATH },
+      stdout: "null",
+      stderr: "null",
+    }, "posix_spawn"));
+  const codes = await Promise.all(children.map(async (child) => (await child.status).code));
+  assert.deepEqual(codes, Array.from({ length: 40 }, (_, i) => i));
+});
+
 Deno.test("posix_spawn runs a file without #! with sh, as execvp does", async () => {
   await withTempDir(async (dir) => {
     await Deno.writeTextFile(`${dir}/plain`, 'echo from sh "$1"\n');
