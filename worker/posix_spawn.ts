@@ -135,11 +135,12 @@ function spawnChild(
   options: PosixSpawnOptions,
 ): GroupChild {
   const env = Object.entries(options.env).map(([name, value]) => `${name}=${value}`);
-  const stdout = options.stdout === "piped" ? openPipe(libc) : undefined;
+  let stdout: [number, number] | undefined;
   let stderr: [number, number] | undefined;
+  let pid: number;
   try {
-    stderr = options.stderr === "piped" ? openPipe(libc) : undefined;
-    let pid: number;
+    if (options.stdout === "piped") stdout = openPipe(libc);
+    if (options.stderr === "piped") stderr = openPipe(libc);
     try {
       pid = spawnOnce(libc, attr, options.path, options.argv, env, options, stdout, stderr);
     } catch (e) {
@@ -148,19 +149,21 @@ function spawnChild(
       const argv = ["/bin/sh", options.path, ...options.argv.slice(1)];
       pid = spawnOnce(libc, attr, "/bin/sh", argv, env, options, stdout, stderr);
     }
-    const status = reaper.wait(pid);
-    if (stdout) libc.close(stdout[1]);
-    if (stderr) libc.close(stderr[1]);
-    return {
-      pid,
-      status,
-      stdout: stdout ? pipeStream(stdout[0]) : emptyStream(),
-      stderr: stderr ? pipeStream(stderr[0]) : emptyStream(),
-    };
   } catch (e) {
+    // Closed once, here: a number closed twice may by then be another thread's file.
     for (const fd of [...(stdout ?? []), ...(stderr ?? [])]) libc.close(fd);
     throw e;
   }
+  const status = reaper.wait(pid);
+  // The child has its copies; ours would keep the pipes from ever ending.
+  if (stdout) libc.close(stdout[1]);
+  if (stderr) libc.close(stderr[1]);
+  return {
+    pid,
+    status,
+    stdout: stdout ? pipeStream(stdout[0]) : emptyStream(),
+    stderr: stderr ? pipeStream(stderr[0]) : emptyStream(),
+  };
 }
 
 class NoExecFormat extends Error {}

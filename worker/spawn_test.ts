@@ -234,9 +234,12 @@ Deno.test("posix_spawn says NotFound or PermissionDenied for a path it cannot ex
         stdout: "piped",
         stderr: "piped",
       });
+    const openFiles = () => [...Deno.readDirSync("/proc/self/fd")].length;
+    const before = openFiles();
     assert.throws(() => spawn(`${dir}/gone`), Deno.errors.NotFound);
     assert.throws(() => spawn(`${dir}/not-executable`), Deno.errors.PermissionDenied);
     assert.throws(() => spawn(`${dir}/not-executable/x`), Deno.errors.NotFound);
+    assert.equal(openFiles(), before, "the pipes of a spawn that failed are closed");
   });
 });
 
