@@ -43,6 +43,17 @@ Deno.test("the call flow on etcd, with the operator's commands", async (t) => {
         assert.ok(row, `${id} missing from:\n${ls.stdout}`);
         assert.match(row, /127\.0\.0\.1:\d+\s+\S+\s+connected\s+0/);
       }
+      // Each worker says how it starts tasks: here, with one exec (glibc, -A allows FFI).
+      for (const worker of cluster.workers) {
+        await waitFor(
+          async () => /INFO {2}worker starting .* spawn=posix_spawn/.test(await worker.log()),
+          {
+            timeoutMs: 2000,
+            what: `${worker.name} logging spawn=posix_spawn`,
+            log: () => worker.log(),
+          },
+        );
+      }
     });
 
     let batch: string[] = [];

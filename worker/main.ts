@@ -19,6 +19,7 @@ import { ReportChannel } from "./report_channel.ts";
 import { ReportOutbox } from "./report_outbox.ts";
 import { recoverPreviousLife } from "./restart_recovery.ts";
 import { RunningRecords } from "./running_records.ts";
+import { spawnMethod } from "./spawn.ts";
 import { setTaskRequest } from "./set_task.ts";
 
 const USAGE = `Usage: worker [-f FILE] [-v]
@@ -122,6 +123,8 @@ export async function main(args: string[]): Promise<number> {
     slots: capacity.slots,
     labels: Object.entries(config.labels).map(([k, v]) => `${k}=${v}`).sort().join(",") ||
       undefined,
+    // How tasks are started: setsid, without FFI permission or glibc 2.29, costs an exec more.
+    spawn: spawnMethod(),
   });
   await runConnectionLoop({
     client,
