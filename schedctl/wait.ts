@@ -25,6 +25,7 @@ import { type CommandContext, JSON_OPTIONS, printJson } from "./command.ts";
 import { formatDuration } from "../shared/duration.ts";
 import { visible } from "./format.ts";
 import { sleep } from "../shared/sleep.ts";
+import { SIGNAL_NUMBERS } from "../shared/signals.ts";
 
 /** The exit code when the operator detached (Ctrl-C): 128 + SIGINT, as a shell reports it. */
 export const EXIT_DETACHED = 130;
@@ -33,41 +34,6 @@ export const EXIT_DETACHED = 130;
 export const GET_EACH_LIMIT = 50;
 /** GetTask calls in flight at once while polling a batch. */
 const POLL_CONCURRENCY = 8;
-
-/** Linux signal numbers, for the exit code 128 + n of a task a signal ended. */
-const SIGNAL_NUMBERS: Readonly<Record<string, number>> = {
-  SIGHUP: 1,
-  SIGINT: 2,
-  SIGQUIT: 3,
-  SIGILL: 4,
-  SIGTRAP: 5,
-  SIGABRT: 6,
-  SIGBUS: 7,
-  SIGFPE: 8,
-  SIGKILL: 9,
-  SIGUSR1: 10,
-  SIGSEGV: 11,
-  SIGUSR2: 12,
-  SIGPIPE: 13,
-  SIGALRM: 14,
-  SIGTERM: 15,
-  SIGSTKFLT: 16,
-  SIGCHLD: 17,
-  SIGCONT: 18,
-  SIGSTOP: 19,
-  SIGTSTP: 20,
-  SIGTTIN: 21,
-  SIGTTOU: 22,
-  SIGURG: 23,
-  SIGXCPU: 24,
-  SIGXFSZ: 25,
-  SIGVTALRM: 26,
-  SIGPROF: 27,
-  SIGWINCH: 28,
-  SIGIO: 29,
-  SIGPWR: 30,
-  SIGSYS: 31,
-};
 
 /** True once a task is done or dead: it will not change any more. */
 export function isFinal(task: Task): boolean {
@@ -87,7 +53,7 @@ export function succeeded(task: Task): boolean {
  *   task never gives 0.
  */
 export function waitExitCode(task: Task): number {
-  const signal = task.signal === "" ? undefined : SIGNAL_NUMBERS[task.signal];
+  const signal = task.signal === "" ? undefined : SIGNAL_NUMBERS[task.signal as Deno.Signal];
   if (signal !== undefined) return 128 + signal;
   const code = task.exitCode;
   const ranAndFailed = code !== undefined && code > 0 && code <= 255;

@@ -12,6 +12,7 @@
  * return null, and the caller uses the `setsid` program instead.
  */
 import net from "node:net";
+import { signalName } from "../shared/signals.ts";
 
 /** What the executor needs of a child: Deno.ChildProcess has the same shape. */
 export interface GroupChild {
@@ -344,42 +345,6 @@ class ChildReaper {
   }
 }
 
-/** Linux's signal numbers (x86 and ARM) by name, for the statuses Deno reports. */
-const SIGNAL_NAMES: (Deno.Signal | undefined)[] = [
-  undefined,
-  "SIGHUP",
-  "SIGINT",
-  "SIGQUIT",
-  "SIGILL",
-  "SIGTRAP",
-  "SIGABRT",
-  "SIGBUS",
-  "SIGFPE",
-  "SIGKILL",
-  "SIGUSR1",
-  "SIGSEGV",
-  "SIGUSR2",
-  "SIGPIPE",
-  "SIGALRM",
-  "SIGTERM",
-  "SIGSTKFLT",
-  "SIGCHLD",
-  "SIGCONT",
-  "SIGSTOP",
-  "SIGTSTP",
-  "SIGTTIN",
-  "SIGTTOU",
-  "SIGURG",
-  "SIGXCPU",
-  "SIGXFSZ",
-  "SIGVTALRM",
-  "SIGPROF",
-  "SIGWINCH",
-  "SIGIO",
-  "SIGPWR",
-  "SIGSYS",
-];
-
 /** A wait status as Deno reports it: a signal's death is code 128 + its number. */
 export function decodeStatus(status: number): ChildStatus {
   const termSignal = status & 0x7f;
@@ -387,5 +352,5 @@ export function decodeStatus(status: number): ChildStatus {
     const code = (status >> 8) & 0xff;
     return { success: code === 0, code, signal: null };
   }
-  return { success: false, code: 128 + termSignal, signal: SIGNAL_NAMES[termSignal] ?? null };
+  return { success: false, code: 128 + termSignal, signal: signalName(termSignal) ?? null };
 }
