@@ -185,15 +185,14 @@ function spawnOnce(
   const actions = new Uint8Array(OPAQUE_BYTES);
   check(libc, libc.posix_spawn_file_actions_init(actions), "posix_spawn_file_actions_init");
   try {
-    const devNull = cString("/dev/null");
     const add = (rc: number) => check(libc, rc, "posix_spawn_file_actions");
     add(libc.posix_spawn_file_actions_addchdir_np(actions, cString(options.cwd)));
-    add(libc.posix_spawn_file_actions_addopen(actions, 0, devNull, O_RDONLY, 0));
+    add(libc.posix_spawn_file_actions_addopen(actions, 0, DEV_NULL, O_RDONLY, 0));
     for (const [fd, pipe] of [[1, stdout], [2, stderr]] as const) {
       add(
         pipe
           ? libc.posix_spawn_file_actions_adddup2(actions, pipe[1], fd)
-          : libc.posix_spawn_file_actions_addopen(actions, fd, devNull, O_WRONLY, 0),
+          : libc.posix_spawn_file_actions_addopen(actions, fd, DEV_NULL, O_WRONLY, 0),
       );
     }
     // The arrays hold only the strings' addresses: the strings are pinned until the call has
@@ -249,6 +248,9 @@ function openPipe(libc: Libc): [number, number] {
 }
 
 const encoder = new TextEncoder();
+
+/** Encoded once: every spawn opens it for stdin (and for output not piped). */
+const DEV_NULL = cString("/dev/null");
 
 function cString(text: string): Uint8Array<ArrayBuffer> {
   if (text.includes("\0")) {
