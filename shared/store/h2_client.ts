@@ -37,6 +37,8 @@ const SETTINGS_MAX_FRAME_SIZE = 0x5;
 const CANCEL = 0x8;
 /** A request given up after this long with nothing heard meanwhile gives up its connection. */
 const SILENT_MS = 500;
+/** The longest a PING's ACK waits for a request to go with (see #deferPingAck). */
+const PING_ACK_DELAY_MS = 10;
 const MAX_WINDOW = 2 ** 31 - 1;
 const DEFAULT_WINDOW = 65_535;
 const PREFACE = new TextEncoder().encode("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
@@ -100,6 +102,9 @@ export class H2Connection {
   #windowWaiters: (() => void)[] = [];
   #out: Uint8Array[] = [];
   #flushing?: Promise<void>;
+  /** Payloads of the server's PINGs not acknowledged yet (see #deferPingAck). */
+  #pingAcks: Uint8Array[] = [];
+  #pingAckTimer?: ReturnType<typeof setTimeout>;
   /** A header block in CONTINUATION frames, for this stream id. */
   #block?: { id: number; parts: Uint8Array[]; endStream: boolean };
 
@@ -126,6 +131,11 @@ export class H2Connection {
   /** Whether new requests may go on this connection. */
   get usable(): boolean {
     return !this.#draining && this.#nextId < 2 ** 31 - 2;
+  }
+
+  /** Whether a PING's ACK waits to go out (see #deferPingAck). */
+  get holdsPingAck(): boolean {
+    return this.#pingAcks.length > 0;
   }
 
   /** Sends a request with `body` and resolves with the whole answer. */
@@ -229,9 +239,35 @@ export class H2Connection {
     }
   }
 
+  /**
+   * etcd (grpc-go) sends a bandwidth-probing PING after nearly every request it reads, so
+   * acknowledging each at once was half of the writes to etcd, and half of the packets etcd
+   * had to wake up and read: a cost per write on both ends, not per byte. The ACK now goes
+   * with the next frame (usually the next request), or on its own after PING_ACK_DELAY_MS.
+   * Nothing waits on it: our receive windows are granted in full up front, and etcd's
+   * keepalive waits seconds for an ACK.
+   */
+  #deferPingAck(payload: Uint8Array): void {
+    this.#pingAcks.push(payload);
+    this.#pingAckTimer ??= setTimeout(() => {
+      this.#pingAckTimer = undefined;
+      this.#sendPingAcks();
+    }, PING_ACK_DELAY_MS);
+  }
+
+  #sendPingAcks(): void {
+    clearTimeout(this.#pingAckTimer);
+    this.#pingAckTimer = undefined;
+    const acks = this.#pingAcks;
+    this.#pingAcks = [];
+    for (const payload of acks) this.#frame(PING, ACK, 0, payload);
+  }
+
   /** Queues a frame; frames queued together go out in one write. */
   #frame(type: number, flags: number, id: number, payload: Uint8Array): void {
     if (this.#closed) return;
+    // PING ACKs first, as HTTP/2 asks.
+    if (type !== PING && this.#pingAcks.length > 0) this.#sendPingAcks();
     const header = new Uint8Array(9);
     const view = new DataView(header.buffer);
     view.setUint32(0, payload.length << 8);
@@ -348,7 +384,7 @@ export class H2Connection {
         this.#frame(SETTINGS, ACK, 0, new Uint8Array(0));
         return;
       case PING:
-        if (!(flags & ACK)) this.#frame(PING, ACK, 0, payload);
+        if (!(flags & ACK)) this.#deferPingAck(payload);
         return;
       case GOAWAY: {
         const view = new DataView(payload.buffer);
@@ -452,6 +488,9 @@ export class H2Connection {
     if (this.#closed) return;
     this.#closed = error;
     this.#draining = true;
+    clearTimeout(this.#pingAckTimer);
+    this.#pingAckTimer = undefined;
+    this.#pingAcks = [];
     try {
       this.#conn.close();
     } catch {

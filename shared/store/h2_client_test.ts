@@ -113,3 +113,52 @@ Deno.test("h2: a closed connection fails what is unanswered and takes no more", 
 function tick(): Promise<false> {
   return new Promise((resolve) => setTimeout(() => resolve(false), 10));
 }
+
+Deno.test("h2: a PING's ACK goes out with the next request, or alone soon after", async () => {
+  const events: string[] = [];
+  let session: http2.Http2Session | undefined;
+  const ping = (label: string) =>
+    new Promise<Uint8Array>((resolve, reject) => {
+      const sent = session!.ping(new TextEncoder().encode(label.padEnd(8)), (err, _ms, payload) => {
+        if (err) return reject(err);
+        events.push(`ack ${label}`);
+        resolve(payload);
+      });
+      assert.ok(sent, "the server could not send a PING");
+    });
+  let firstPing: Promise<Uint8Array> | undefined;
+  await withServer((stream, headers) => {
+    session = stream.session;
+    events.push(`request ${headers[":path"]}`);
+    // Before the answer, on the same connection: the client reads the PING first.
+    if (headers[":path"] === "/first") firstPing = ping("first");
+    stream.respond({ ":status": 200 });
+    stream.end();
+  }, async (origin) => {
+    const h2 = await H2Connection.open(origin, never());
+    try {
+      await h2.request("/first", [], body, never());
+      assert.equal(h2.holdsPingAck, true, "the PING came before the answer; its ACK waits");
+      await h2.request("/second", [], body, never());
+      assert.equal(h2.holdsPingAck, false);
+      assert.equal(new TextDecoder().decode(await firstPing!), "first   ");
+      // The ACK was held for the second request and went ahead of it.
+      assert.deepEqual(events, ["request /first", "ack first", "request /second"]);
+      // With no request to go with, it goes on its own.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const alone = await Promise.race([
+        ping("alone"),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error("no ACK within 2 s")), 2_000);
+        }),
+      ]).finally(() => clearTimeout(timer));
+      assert.equal(new TextDecoder().decode(alone), "alone   ");
+      assert.deepEqual(events.slice(3), ["ack alone"]);
+      // One held when the connection closes leaves no timer behind (the sanitizer checks).
+      void ping("unacked").catch(() => {});
+      while (!h2.holdsPingAck) await new Promise((r) => setTimeout(r, 1));
+    } finally {
+      h2.close();
+    }
+  });
+});
