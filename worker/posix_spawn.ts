@@ -5,8 +5,12 @@
  * short task's start), and Deno's `detached: true` a full fork of the worker.
  *
  * Deno cannot adopt a file descriptor as a ReadableStream, but node:net can (`{ fd }`), and it
- * reads through the event loop, not a blocked thread per pipe. Exit statuses are collected on
- * SIGCHLD with waitpid(pid, WNOHANG) for our own pids only, as tokio does for Deno's children.
+ * reads through the event loop, not a blocked thread per pipe. Such a socket costs the worker
+ * more than the spawn itself, and most tasks are short: so output is left in the pipes (which
+ * hold 64 KiB) until the process ends, then read at once without blocking; only a process that
+ * is still running after PIPE_WATCH_DELAY_MS, or that left a writer behind, gets its pipes
+ * watched by sockets. Exit statuses are collected on SIGCHLD with waitpid(pid, WNOHANG) for
+ * our own pids only, as tokio does for Deno's children.
  *
  * Anything missing (not glibc, glibc before 2.29, no FFI permission) makes `posixSpawner()`
  * return null, and the caller uses the `setsid` program instead.
@@ -67,6 +71,8 @@ const SYMBOLS = {
   close: { parameters: ["i32"], result: "i32" },
   waitpid: { parameters: ["i32", "buffer", "i32"], result: "i32" },
   strerror: { parameters: ["i32"], result: "pointer" },
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
 } as const;
 
 type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
@@ -78,6 +84,9 @@ const POSIX_SPAWN_SETSID = 0x80;
 const O_RDONLY = 0;
 const O_WRONLY = 1;
 const O_CLOEXEC = 0o2000000;
+const O_NONBLOCK = 0o4000;
+const F_GETFL = 3;
+const F_SETFL = 4;
 const WNOHANG = 1;
 const EPERM = 1;
 const ENOENT = 2;
@@ -87,6 +96,16 @@ const ENOTDIR = 20;
 
 /** Larger than glibc's posix_spawnattr_t (336 bytes), posix_spawn_file_actions_t (80), sigset_t (128). */
 const OPAQUE_BYTES = 512;
+
+/**
+ * How long a running process's output may wait in its pipes before sockets watch them: long
+ * enough that a short task's pipes are read once, after its end; short enough that output
+ * followed live, or more than a pipe holds, is hardly held up.
+ */
+export const PIPE_WATCH_DELAY_MS = 20;
+
+/** Where pipes are read into, one read at a time (a pipe holds 64 KiB unless resized). */
+const readBuffer = new Uint8Array(65_536);
 
 /** How often the reaper asks anyway, were a SIGCHLD ever missed. */
 const KEEP_ALIVE_MS = 1_000;
@@ -159,11 +178,20 @@ function spawnChild(
   // The child has its copies; ours would keep the pipes from ever ending.
   if (stdout) libc.close(stdout[1]);
   if (stderr) libc.close(stderr[1]);
+  const pipes = [stdout, stderr].map((pipe) => pipe && new OutputPipe(libc, pipe[0]));
+  const live = pipes.filter((pipe) => pipe !== undefined);
+  if (live.length > 0) {
+    const watchTimer = setTimeout(() => live.forEach((pipe) => pipe.watch()), PIPE_WATCH_DELAY_MS);
+    status.then(() => {
+      clearTimeout(watchTimer);
+      live.forEach((pipe) => pipe.drain());
+    });
+  }
   return {
     pid,
     status,
-    stdout: stdout ? pipeStream(stdout[0]) : emptyStream(),
-    stderr: stderr ? pipeStream(stderr[0]) : emptyStream(),
+    stdout: pipes[0]?.stream ?? emptyStream(),
+    stderr: pipes[1]?.stream ?? emptyStream(),
   };
 }
 
@@ -267,33 +295,87 @@ function pointerArray(strings: Uint8Array<ArrayBuffer>[]): Uint8Array<ArrayBuffe
   return new Uint8Array(addresses.buffer);
 }
 
-/** The read end of a pipe as a stream, read through the event loop (the stream owns the fd). */
-function pipeStream(fd: number): ReadableStream<Uint8Array> {
-  const socket = new net.Socket({ fd, readable: true, writable: false });
-  socket.pause();
-  return new ReadableStream<Uint8Array>({
-    start(controller) {
-      socket.on("data", (chunk: Uint8Array) => {
-        controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-        if ((controller.desiredSize ?? 1) <= 0) socket.pause();
-      });
-      socket.on("end", () => controller.close());
-      socket.on("error", (e) => controller.error(e));
-      socket.on("close", () => {
-        try {
-          controller.close();
-        } catch {
-          // Closed or errored already.
-        }
-      });
-    },
-    pull() {
-      socket.resume();
-    },
-    cancel() {
-      socket.destroy();
-    },
-  }, { highWaterMark: 4 });
+/**
+ * The read end of a pipe as a stream (the stream owns the fd). It is read once, without
+ * blocking, when the process has ended (`drain`), or through the event loop by a socket from
+ * `watch` on: the pipe's other writers (a process that left the group) may keep it open.
+ */
+class OutputPipe {
+  readonly stream: ReadableStream<Uint8Array>;
+  readonly #libc: Libc;
+  #fd: number | undefined;
+  #socket: net.Socket | undefined;
+  #controller!: ReadableStreamDefaultController<Uint8Array>;
+
+  constructor(libc: Libc, fd: number) {
+    this.#libc = libc;
+    this.#fd = fd;
+    // Ours alone (the child's copy is the write end), so the flag changes nothing for the task.
+    libc.fcntl(fd, F_SETFL, libc.fcntl(fd, F_GETFL, 0) | O_NONBLOCK);
+    this.stream = new ReadableStream<Uint8Array>({
+      start: (controller) => {
+        this.#controller = controller;
+      },
+      pull: () => {
+        this.#socket?.resume();
+      },
+      cancel: () => {
+        if (this.#socket) this.#socket.destroy();
+        else this.#close();
+      },
+    }, { highWaterMark: 4 });
+  }
+
+  /**
+   * Reads what the pipe holds. The end of the data ends the stream; a pipe still open for
+   * writing elsewhere (or any error, which the socket will report) is watched from then on.
+   */
+  drain(): void {
+    const fd = this.#fd;
+    if (fd === undefined || this.#socket) return;
+    for (;;) {
+      const count = Number(this.#libc.read(fd, readBuffer, BigInt(readBuffer.length)));
+      if (count > 0) {
+        this.#controller.enqueue(readBuffer.slice(0, count));
+        continue;
+      }
+      if (count === 0) {
+        this.#close();
+        this.#controller.close();
+      } else {
+        this.watch();
+      }
+      return;
+    }
+  }
+
+  /** Hands the pipe to a socket, which reads it through the event loop until it ends. */
+  watch(): void {
+    const fd = this.#fd;
+    if (fd === undefined || this.#socket) return;
+    const controller = this.#controller;
+    const socket = this.#socket = new net.Socket({ fd, readable: true, writable: false });
+    socket.on("data", (chunk: Uint8Array) => {
+      controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+      if ((controller.desiredSize ?? 1) <= 0) socket.pause();
+    });
+    socket.on("end", () => controller.close());
+    socket.on("error", (e) => controller.error(e));
+    socket.on("close", () => {
+      this.#fd = undefined;
+      try {
+        controller.close();
+      } catch {
+        // Closed or errored already.
+      }
+    });
+  }
+
+  #close(): void {
+    if (this.#fd === undefined) return;
+    this.#libc.close(this.#fd);
+    this.#fd = undefined;
+  }
 }
 
 function emptyStream(): ReadableStream<Uint8Array> {

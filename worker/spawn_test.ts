@@ -206,6 +206,69 @@ Deno.test("posix_spawn collects every status when many children end at once", as
   assert.deepEqual(codes, Array.from({ length: 40 }, (_, i) => i));
 });
 
+/** Starts `sh -c script` with posix_spawn, both outputs piped. */
+function posixShell(script: string): GroupChild {
+  const spawner = posixSpawner();
+  assert.ok(spawner);
+  return spawner.spawn({
+    path: "/bin/sh",
+    argv: ["sh", "-c", script],
+    cwd: "/",
+    env: { PATH: BASE_PATH },
+    stdout: "piped",
+    stderr: "piped",
+  });
+}
+
+Deno.test("posix_spawn's output of a running process arrives before the process ends", async () => {
+  // Pipes are read after the end unless the process outlives PIPE_WATCH_DELAY_MS.
+  const child = posixShell("echo first; exec sleep 30");
+  const reader = child.stdout.getReader();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    const { value } = await Promise.race([
+      reader.read(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error("no output while the process runs")), 5_000);
+      }),
+    ]);
+    assert.equal(new TextDecoder().decode(value), "first\n");
+  } finally {
+    clearTimeout(timer);
+    Deno.kill(-child.pid, "SIGKILL");
+    await Promise.all([child.status, reader.cancel(), child.stderr.cancel()]);
+  }
+});
+
+Deno.test("posix_spawn's output written after the end, by what the process left behind, is kept", async () => {
+  // The main process ends first: the pipe is read once and found still open for writing.
+  const child = posixShell("(sleep 0.3; echo late; echo err >&2) & echo early");
+  const [status, stdout, stderr] = await Promise.all([
+    child.status,
+    new Response(child.stdout).text(),
+    new Response(child.stderr).text(),
+  ]);
+  assert.equal(status.code, 0);
+  assert.equal(stdout, "early\nlate\n");
+  assert.equal(stderr, "err\n");
+});
+
+Deno.test("posix_spawn leaves no pipe open once a process's output is read", async () => {
+  const openFiles = () => [...Deno.readDirSync("/proc/self/fd")].length;
+  const before = openFiles();
+  const children = Array.from({ length: 20 }, (_, i) => posixShell(`echo ${i}; echo ${i} >&2`));
+  const outputs = await Promise.all(children.map(async (child) => {
+    const [, stdout, stderr] = await Promise.all([
+      child.status,
+      new Response(child.stdout).text(),
+      new Response(child.stderr).text(),
+    ]);
+    return stdout + stderr;
+  }));
+  assert.deepEqual(outputs, Array.from({ length: 20 }, (_, i) => `${i}\n${i}\n`));
+  assert.equal(openFiles(), before);
+});
+
 Deno.test("posix_spawn runs a file without #! with sh, as execvp does", async () => {
   await withTempDir(async (dir) => {
     await Deno.writeTextFile(`${dir}/plain`, 'echo from sh "$1"\n');
