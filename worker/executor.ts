@@ -204,13 +204,13 @@ class ProcessRun implements RunningProcess {
 
     const group = child.pid;
     this.#resolveSpawned({ pid: group, startedAt });
-    this.#signalGroup = (signal) => {
+    this.#signalGroup = child.signalGroup ?? ((signal) => {
       try {
         Deno.kill(-group, signal);
       } catch {
         // The group is already empty.
       }
-    };
+    });
     const stdoutTail = new OutputTail(this.#options.outputLimit);
     const stderrTail = new OutputTail(this.#options.outputLimit);
     const pumps = [

@@ -16,7 +16,7 @@
  * return null, and the caller uses the `setsid` program instead.
  */
 import net from "node:net";
-import { signalName } from "../shared/signals.ts";
+import { SIGNAL_NUMBERS, signalName } from "../shared/signals.ts";
 
 /** What the executor needs of a child: Deno.ChildProcess has the same shape. */
 export interface GroupChild {
@@ -24,6 +24,12 @@ export interface GroupChild {
   readonly stdout: ReadableStream<Uint8Array>;
   readonly stderr: ReadableStream<Uint8Array>;
   readonly status: Promise<ChildStatus>;
+  /**
+   * Signals the process group, if anything is left in it. Where absent, the caller uses
+   * Deno.kill, which throws for an empty group: the worker signals every task's group once it
+   * ended, usually empty, and the error it builds each time is measurable.
+   */
+  readonly signalGroup?: (signal: Deno.Signal) => void;
 }
 
 export interface ChildStatus {
@@ -73,6 +79,7 @@ const SYMBOLS = {
   strerror: { parameters: ["i32"], result: "pointer" },
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  kill: { parameters: ["i32", "i32"], result: "i32" },
 } as const;
 
 type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
@@ -190,6 +197,11 @@ function spawnChild(
   return {
     pid,
     status,
+    signalGroup: (signal) => {
+      const number = SIGNAL_NUMBERS[signal];
+      if (number === undefined) throw new TypeError(`unknown signal ${signal}`);
+      libc.kill(-pid, number);
+    },
     stdout: pipes[0]?.stream ?? emptyStream(),
     stderr: pipes[1]?.stream ?? emptyStream(),
   };

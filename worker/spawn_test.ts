@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { BASE_PATH } from "./executor.ts";
+import { eventually, groupMembers } from "./test_util.ts";
 import { decodeStatus, type GroupChild, posixSpawner } from "./posix_spawn.ts";
 import {
   resolveCommand,
@@ -267,6 +268,20 @@ Deno.test("posix_spawn leaves no pipe open once a process's output is read", asy
   }));
   assert.deepEqual(outputs, Array.from({ length: 20 }, (_, i) => `${i}\n${i}\n`));
   assert.equal(openFiles(), before);
+});
+
+Deno.test("posix_spawn's signalGroup reaches the group's members, and an empty group is fine", async () => {
+  const child = posixShell("sleep 30 & echo $!; wait");
+  const reader = child.stdout.getReader();
+  const { value } = await reader.read();
+  assert.match(new TextDecoder().decode(value), /^\d+\n$/, "the member's pid");
+  assert.ok(child.signalGroup);
+  child.signalGroup("SIGKILL");
+  const [status] = await Promise.all([child.status, reader.cancel(), child.stderr.cancel()]);
+  assert.equal(status.signal, "SIGKILL");
+  await eventually(async () => (await groupMembers(child.pid)).length === 0, "the group gone");
+  child.signalGroup("SIGKILL");
+  child.signalGroup("SIGTERM");
 });
 
 Deno.test("posix_spawn runs a file without #! with sh, as execvp does", async () => {
