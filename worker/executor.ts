@@ -286,9 +286,9 @@ function pump(
       }
     } catch {
       // Cancelled, or the pipe broke: what was read is kept.
-    } finally {
-      reader.releaseLock();
     }
+    // The lock is not released: nothing else reads the stream, and releasing the lock of an
+    // ended stream builds a TypeError for its `closed` promise, on every task.
   })();
   return {
     done,
