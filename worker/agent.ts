@@ -1,6 +1,6 @@
 /**
  * What the worker does with the tasks it is sent: run each attempt once, with its output in
- * the task's log files and its process recorded in state_dir/running while it runs, stop it
+ * the task's log files and its process recorded in state_dir/running.jsonl while it runs, stop it
  * when asked, and hand the result to the outbox. A task sent again (the manager restarted, say)
  * is acknowledged again but not run twice. Nothing here depends on the stream to the manager:
  * a stream that drops leaves the running attempts and their results alone.
@@ -192,7 +192,7 @@ export class Agent {
       try {
         this.#options.records?.remove(request.taskId, request.attempt);
       } catch (e) {
-        log.warn("cannot remove a task's record from state_dir/running", {
+        log.warn("cannot remove a task's record from state_dir/running.jsonl", {
           task: request.taskId,
           cause: e,
         });
@@ -215,12 +215,15 @@ export class Agent {
         killTimeoutMs: request.killTimeoutMs ?? DEFAULT_KILL_TIMEOUT_MS,
       });
     } catch (e) {
-      log.warn("cannot record a running task in state_dir/running; a restart would not find it", {
-        task: request.taskId,
-        cause: e,
-      });
+      log.warn(
+        "cannot record a running task in state_dir/running.jsonl; a restart would not find it",
+        {
+          task: request.taskId,
+          cause: e,
+        },
+      );
     }
-    // Even after a failed write: a half-done one may have left a file.
+    // Even after a failed write: a half-done one may have left its line.
     return true;
   }
 

@@ -13,7 +13,7 @@ import { type LogChunkOut, LogSession } from "./log_session.ts";
 import { readProcStat } from "./proc.ts";
 import { ReportOutbox, type TaskReport } from "./report_outbox.ts";
 import { type RunningRecord, RunningRecords } from "./running_records.ts";
-import { eventually, groupMembers, killGroup } from "./test_util.ts";
+import { eventually, groupMembers, killGroup, readJournal } from "./test_util.ts";
 
 /** An executor whose processes end when the test says so, or when stopped. */
 class FakeExecutor implements Executor {
@@ -75,7 +75,7 @@ async function withAgent(
     retentionMs: 3_600_000,
     log: silentLogger,
   });
-  const records = new RunningRecords({ dir: `${dir}/running`, log: silentLogger });
+  const records = new RunningRecords({ stateDir: dir, log: silentLogger });
   const agent = new Agent({ executor, outbox, logs, records, log: silentLogger, ...more });
   try {
     await outbox.load();
@@ -86,6 +86,7 @@ async function withAgent(
     await agent.stopAll();
     await outbox.drain(1000);
     await outbox.close();
+    records.close();
     await logs.close();
     await Deno.remove(dir, { recursive: true });
   }
@@ -257,7 +258,7 @@ Deno.test("attempts a previous life ran are not run again", async () => {
   }, { alreadyRun: [{ taskId: "t-old", attempt: 3 }] });
 });
 
-Deno.test("a running process is recorded in state_dir/running until its report is kept", async () => {
+Deno.test("a running process is recorded in state_dir/running.jsonl until its report is kept", async () => {
   const executor = createProcessExecutor({ outputLimit: 1024, workerId: "w-test" });
   await withAgent(executor, async ({ agent, reports, records }) => {
     let pid: number | undefined;
@@ -280,14 +281,15 @@ Deno.test("a running process is recorded in state_dir/running until its report i
       assert.equal(record!.kill_timeout_ms, 1500);
       assert.ok(Math.abs(record!.started_at - Date.now()) < 10_000);
       assert.match(record!.boot_id ?? "", /^[0-9a-f-]{36}$/);
-      const files = [];
-      for await (const entry of Deno.readDir(records.dir)) files.push(entry.name);
-      assert.deepEqual(files, ["t-rec.2.json"]);
+      const onDisk = await readJournal(records.path);
+      assert.deepEqual([...onDisk.keys()], ["t-rec.2"]);
+      assert.deepEqual(onDisk.get("t-rec.2"), record);
 
       agent.cancel("t-rec", 2);
       await eventually(() => reports.length === 1, "the report");
       await eventually(() => agent.running === 0, "the end of the attempt");
       assert.deepEqual(await records.list(), []);
+      assert.deepEqual([...(await readJournal(records.path)).keys()], []);
       assert.deepEqual(await groupMembers(pid), []);
     } finally {
       killGroup(pid);

@@ -75,10 +75,11 @@ export async function main(args: string[]): Promise<number> {
     retentionMs: config.logRetentionMs,
     log,
   });
-  const records = new RunningRecords({ dir: `${config.stateDir}/running`, log });
+  const records = new RunningRecords({ stateDir: config.stateDir, log });
   try {
     const unsent = await outbox.load();
     if (unsent > 0) log.info("resending results kept from an earlier run", { reports: unsent });
+    await records.start();
     // Before the log sweep (a quiet task's files may be old) and before the first Hello (which
     // lists the abandoned attempts as unreported).
     const found = await recoverPreviousLife({
@@ -161,6 +162,7 @@ export async function main(args: string[]): Promise<number> {
   const left = await outbox.drain(STOP_REPORT_TIMEOUT_MS);
   if (left > 0) log.warn("results not delivered yet; kept for the next start", { reports: left });
   await outbox.close();
+  records.close();
   await logs.close();
   Deno.removeSignalListener("SIGINT", onSignal);
   Deno.removeSignalListener("SIGTERM", onSignal);

@@ -49,9 +49,11 @@ const POLL_MS = 50;
 export const ABANDONED_KILLED = "its process was killed";
 export const ABANDONED_ENDED = "its process had already ended";
 
-/** Stops and reports every attempt recorded in state_dir/running, and removes the records. */
+/**
+ * Stops and reports every attempt of the running records (started, so holding what the previous
+ * life left), and removes the records.
+ */
 export async function recoverPreviousLife(options: RecoveryOptions): Promise<RecoverySummary> {
-  await options.records.start();
   const records = await options.records.list();
   const summary: RecoverySummary = { killed: 0, ended: 0, reported: 0 };
   // All at once: start-up waits for the slowest, not for the sum.

@@ -19,34 +19,43 @@ import {
 } from "./restart_recovery.ts";
 import { RunningRecords } from "./running_records.ts";
 import { dropMarker } from "./stream_log.ts";
-import { groupMembers, killGroup } from "./test_util.ts";
+import { groupMembers, killGroup, readJournal } from "./test_util.ts";
 
 interface StateDir {
   dir: string;
+  /** The previous life's records and outbox; recover() starts the next life's from the files. */
   records: RunningRecords;
   outbox: ReportOutbox;
   logs: LogStore;
   /** Spawns `sh -c script` as the executor does, for task `taskId` attempt 1. */
   spawn(taskId: string, script: string): Deno.ChildProcess;
-  /** Runs the start-up recovery of a new life of the worker. */
+  /** Ends the previous life (as SIGKILL would: nothing more written) and runs the next's start. */
   recover(more?: Partial<RecoveryOptions>): Promise<RecoverySummary>;
   /** The report kept in the outbox for the attempt, as it would be sent. */
   report(taskId: string, attempt?: number): Promise<TaskReport>;
-  recordFiles(): Promise<string[]>;
+  /** The keys of the running records a further life would find. */
+  recordsOnDisk(): Promise<string[]>;
+}
+
+/** One life of the worker: its records and outbox over the state_dir's files. */
+function life(dir: string) {
+  return {
+    records: new RunningRecords({ stateDir: dir, log: silentLogger }),
+    outbox: new ReportOutbox({
+      dir: `${dir}/outbox`,
+      log: silentLogger,
+      maxRetryDelayMs: 1000,
+      // No manager yet: the reports stay in the outbox, where the test reads them.
+      send: () => Promise.reject(new ConnectError("not connected", Code.Unavailable)),
+    }),
+  };
 }
 
 /** A state_dir in a temp folder; every process spawned is killed and reaped at the end. */
 async function withStateDir(fn: (s: StateDir) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir();
   const children: Deno.ChildProcess[] = [];
-  const records = new RunningRecords({ dir: `${dir}/running`, log: silentLogger });
-  const outbox = new ReportOutbox({
-    dir: `${dir}/outbox`,
-    log: silentLogger,
-    maxRetryDelayMs: 1000,
-    // No manager yet: the reports stay in the outbox, where the test reads them.
-    send: () => Promise.reject(new ConnectError("not connected", Code.Unavailable)),
-  });
+  const lives = [life(dir)];
   const logs = new LogStore({
     dir: `${dir}/logs`,
     limit: 1 << 20,
@@ -55,8 +64,7 @@ async function withStateDir(fn: (s: StateDir) => Promise<void>): Promise<void> {
   });
   const state: StateDir = {
     dir,
-    records,
-    outbox,
+    ...lives[0],
     logs,
     spawn(taskId, script) {
       const child = new Deno.Command("sh", {
@@ -71,27 +79,37 @@ async function withStateDir(fn: (s: StateDir) => Promise<void>): Promise<void> {
       children.push(child);
       return child;
     },
-    recover: (more = {}) =>
-      recoverPreviousLife({ records, outbox, logs, outputLimit: 1024, log: silentLogger, ...more }),
+    async recover(more = {}) {
+      const previous = lives[lives.length - 1];
+      previous.records.close();
+      await previous.outbox.close();
+      const next = life(dir);
+      lives.push(next);
+      await next.outbox.load();
+      await next.records.start();
+      return recoverPreviousLife({ ...next, logs, outputLimit: 1024, log: silentLogger, ...more });
+    },
     async report(taskId, attempt = 1) {
+      const { outbox } = lives[lives.length - 1];
       assert.ok(outbox.has(taskId, attempt), `a report of ${taskId} in the outbox`);
       return JSON.parse(await Deno.readTextFile(`${dir}/outbox/${taskId}.${attempt}.json`));
     },
-    async recordFiles() {
-      const names = [];
-      for await (const entry of Deno.readDir(`${dir}/running`)) names.push(entry.name);
-      return names;
+    async recordsOnDisk() {
+      return [...(await readJournal(`${dir}/running.jsonl`)).keys()];
     },
   };
   try {
     await Deno.mkdir(`${dir}/logs`);
-    await records.start();
-    await outbox.load();
+    await lives[0].records.start();
+    await lives[0].outbox.load();
     await fn(state);
   } finally {
     for (const child of children) killGroup(child.pid);
     await Promise.all(children.map((c) => c.status));
-    await outbox.close();
+    for (const { records, outbox } of lives) {
+      records.close();
+      await outbox.close();
+    }
     await Deno.remove(dir, { recursive: true });
   }
 }
@@ -152,7 +170,7 @@ Deno.test("a restarted worker kills the process groups its previous life left ru
     assert.equal(t2.result.output.stdoutTruncated, true);
     assert.equal(t2.result.output.stderr, "");
 
-    assert.deepEqual(await s.recordFiles(), []);
+    assert.deepEqual(await s.recordsOnDisk(), []);
     // The logs stay readable, as any ended attempt's.
     const read: string[] = [];
     await s.logs.attach("t-2", 1, "stdout", true, {
@@ -200,7 +218,7 @@ Deno.test("a recorded pid now used by another process is left alone", async () =
       kind: "abandoned",
       reason: ABANDONED_ENDED,
     });
-    assert.deepEqual(await s.recordFiles(), []);
+    assert.deepEqual(await s.recordsOnDisk(), []);
   });
 });
 
@@ -229,7 +247,7 @@ Deno.test("a recorded process that is gone gives an already-ended report", async
     assert.equal(t1.result.output.stdout, "last words\n");
     assert.equal((await s.report("t-2")).result.outcome.kind, "abandoned");
     assert.deepEqual(await groupMembers(other.pid), [other.pid], "the other process still runs");
-    assert.deepEqual(await s.recordFiles(), []);
+    assert.deepEqual(await s.recordsOnDisk(), []);
   });
 });
 
@@ -249,11 +267,16 @@ Deno.test("a record whose report the previous life kept only goes away", async (
     const child = s.spawn("t-1", "exit 0");
     await record(s, "t-1", child.pid);
     await child.status;
+    // What a machine crash could leave: a cut line; and, from a worker before the journal,
+    // files that hold no record.
+    await Deno.writeTextFile(`${s.dir}/running.jsonl`, `{"put":"t-8.1","val`, { append: true });
+    await Deno.mkdir(`${s.dir}/running`);
     await Deno.writeTextFile(`${s.dir}/running/junk.json`, "{not json");
     await Deno.writeTextFile(`${s.dir}/running/t-9.1.json.tmp`, "{half");
     const summary = await s.recover();
     assert.deepEqual(summary, { killed: 0, ended: 0, reported: 1 });
     assert.deepEqual(await s.report("t-1"), report);
-    assert.deepEqual(await s.recordFiles(), []);
+    assert.deepEqual(await s.recordsOnDisk(), []);
+    await assert.rejects(Deno.stat(`${s.dir}/running`), Deno.errors.NotFound);
   });
 });

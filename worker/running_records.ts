@@ -1,16 +1,19 @@
 /**
- * The attempts whose processes run now, one file each in state_dir/running, so that a worker
- * killed with SIGKILL finds the processes of its previous life when it starts again. A record
- * is written once the process exists and removed once the attempt's report is in the outbox:
- * at every moment an attempt has a record, a report, or both (a crash between the two leaves
- * both, and the report wins).
+ * The attempts whose processes run now, kept in state_dir/running.jsonl (a journal, see
+ * journal_file.ts), so that a worker killed with SIGKILL finds the processes of its previous
+ * life when it starts again. A record is written once the process exists and removed once the
+ * attempt's report is in the outbox: at every moment an attempt has a record, a report, or both
+ * (a crash between the two leaves both, and the report wins).
+ *
+ * Workers before the journal kept one file per record in state_dir/running/; start() moves
+ * what it finds there into the journal.
  */
 import type { Logger } from "../shared/log.ts";
-import { filePrefix } from "./log_store.ts";
+import { JournalFile } from "./journal_file.ts";
+import { moveIntoJournal } from "./legacy_folder.ts";
 import { readBootId, readProcStatSync } from "./proc.ts";
-import { removeFileSync, writeFileAtomicSync } from "./small_files.ts";
 
-/** One file of state_dir/running (snake_case: people read these files). */
+/** One record of state_dir/running.jsonl (snake_case: people read these files). */
 export interface RunningRecord {
   task_id: string;
   attempt: number;
@@ -39,25 +42,48 @@ export interface NewRecord {
 }
 
 export interface RunningRecordsOptions {
-  /** The folder (state_dir/running). */
-  dir: string;
+  /** The worker's state_dir. */
+  stateDir: string;
   log: Logger;
 }
 
 export class RunningRecords {
   readonly #options: RunningRecordsOptions;
+  #journal: JournalFile<RunningRecord> | undefined;
 
   constructor(options: RunningRecordsOptions) {
     this.#options = options;
   }
 
-  get dir(): string {
-    return this.#options.dir;
+  /** The journal (state_dir/running.jsonl). */
+  get path(): string {
+    return `${this.#options.stateDir}/running.jsonl`;
   }
 
-  /** Creates the folder. */
+  /**
+   * Opens the journal and reads the records a previous life left, moving those of the old
+   * layout (state_dir/running/) into it. Close it with close().
+   */
   async start(): Promise<void> {
-    await Deno.mkdir(this.#options.dir, { recursive: true });
+    if (this.#journal) throw new Error("the running records are started already");
+    const journal = await JournalFile.open({
+      path: this.path,
+      parse: checkRecord,
+      log: this.#options.log,
+    });
+    try {
+      await moveIntoJournal({
+        dir: `${this.#options.stateDir}/running`,
+        parse: checkRecord,
+        keyOf: (record) => recordKey(record.task_id, record.attempt),
+        unreadable: "remove",
+        log: this.#options.log,
+      }, journal);
+    } catch (e) {
+      journal.close();
+      throw e;
+    }
+    this.#journal = journal;
   }
 
   /** Records a process that was just started; reads its start time from /proc. */
@@ -75,49 +101,34 @@ export class RunningRecords {
     this.write(written);
   }
 
-  /** Writes a record whole: a new file renamed over the old, so a crash leaves one or the other. */
+  /** Writes a record whole (one line of the journal), in place of any earlier one. */
   write(record: RunningRecord): void {
-    writeFileAtomicSync(this.#path(record.task_id, record.attempt), JSON.stringify(record) + "\n");
+    this.#opened().put(recordKey(record.task_id, record.attempt), record);
   }
 
   remove(taskId: string, attempt: number): void {
-    removeFileSync(this.#path(taskId, attempt));
+    this.#opened().delete(recordKey(taskId, attempt));
   }
 
-  /**
-   * The records left in the folder. Half-written files (a crash between write and rename) and
-   * files that do not hold a record are removed, with a warning for the latter.
-   */
-  async list(): Promise<RunningRecord[]> {
-    const records: RunningRecord[] = [];
-    for await (const entry of Deno.readDir(this.#options.dir)) {
-      if (!entry.isFile) continue;
-      const path = `${this.#options.dir}/${entry.name}`;
-      if (entry.name.endsWith(".json.tmp")) {
-        await Deno.remove(path).catch(() => {});
-        continue;
-      }
-      if (!entry.name.endsWith(".json")) continue;
-      let record: RunningRecord | undefined;
-      try {
-        record = checkRecord(JSON.parse(await Deno.readTextFile(path)));
-      } catch {
-        // Not a record; said below.
-      }
-      if (record) records.push(record);
-      else {
-        this.#options.log.warn("removing a file of state_dir/running that is not a record", {
-          path,
-        });
-        await Deno.remove(path).catch(() => {});
-      }
-    }
-    return records;
+  /** The records kept: those of a previous life, after start(), and those added since. */
+  list(): Promise<RunningRecord[]> {
+    return Promise.resolve([...this.#opened().entries()].map(([, record]) => record));
   }
 
-  #path(taskId: string, attempt: number): string {
-    return `${this.#options.dir}/${filePrefix(taskId, attempt)}.json`;
+  close(): void {
+    this.#journal?.close();
+    this.#journal = undefined;
   }
+
+  #opened(): JournalFile<RunningRecord> {
+    if (!this.#journal) throw new Error("the running records are not started");
+    return this.#journal;
+  }
+}
+
+/** Unique: an attempt number has no dot. */
+function recordKey(taskId: string, attempt: number): string {
+  return `${taskId}.${attempt}`;
 }
 
 function checkRecord(data: unknown): RunningRecord | undefined {

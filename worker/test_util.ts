@@ -1,11 +1,23 @@
 /** Helpers for the worker's tests that run real processes. Not used by the worker itself. */
 import { concatBytes } from "../shared/bytes.ts";
+import { silentLogger } from "../shared/log.ts";
 import type { OutputSink } from "./executor.ts";
+import { JournalFile } from "./journal_file.ts";
 import { groupMembers as livingGroup } from "./proc.ts";
 
 /** The processes (not zombies) whose process group is `pgid`, from /proc. */
 export async function groupMembers(pgid: number): Promise<number[]> {
   return (await livingGroup(pgid)).map((p) => p.pid);
+}
+
+/** The entries a journal file holds, as the worker's next life would read them. */
+export async function readJournal(path: string): Promise<Map<string, unknown>> {
+  const journal = await JournalFile.open({ path, parse: (value) => value, log: silentLogger });
+  try {
+    return new Map(journal.entries());
+  } finally {
+    journal.close();
+  }
 }
 
 /** Kills whatever is left of a process group (test cleanup). */
