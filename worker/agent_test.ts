@@ -61,7 +61,7 @@ async function withAgent(
   const dir = await Deno.makeTempDir();
   const reports: TaskReport[] = [];
   const outbox = new ReportOutbox({
-    dir: `${dir}/outbox`,
+    stateDir: dir,
     log: silentLogger,
     maxRetryDelayMs: 1000,
     send: (report) => {

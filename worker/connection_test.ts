@@ -147,7 +147,7 @@ async function withWorker(
   const reports: TaskReport[] = [];
   const client = createClient(WorkerService, manager.transport);
   const outbox = new ReportOutbox({
-    dir: `${dir}/outbox`,
+    stateDir: dir,
     log: silentLogger,
     maxRetryDelayMs: 200,
     send: async (report) => {
@@ -358,7 +358,6 @@ Deno.test("every stream's hello lists the attempts running and those not reporte
         if (!accept) throw new ConnectError("the store is down", Code.Unavailable);
       };
       // A result the previous life could not deliver.
-      await Deno.mkdir(`${dir}/outbox`);
       const report: TaskReport = {
         taskId: "t-old",
         attempt: 3,
@@ -369,7 +368,15 @@ Deno.test("every stream's hello lists the attempts running and those not reporte
           finishedAt: 2,
         },
       };
-      await Deno.writeTextFile(`${dir}/outbox/t-old.3.json`, JSON.stringify(report));
+      const previous = new ReportOutbox({
+        stateDir: dir,
+        log: silentLogger,
+        maxRetryDelayMs: 200,
+        send: () => Promise.reject(new ConnectError("no manager", Code.Unavailable)),
+      });
+      await previous.load();
+      previous.add(report);
+      await previous.close();
     },
   );
 });

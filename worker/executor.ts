@@ -304,7 +304,7 @@ export function checkWorkingDirectory(cwd: string): string | undefined {
   const name = JSON.stringify(cwd);
   if (!cwd.startsWith("/")) return `working directory ${name} is not an absolute path`;
   try {
-    // Synchronous, like the worker's other per-task file calls (see small_files.ts).
+    // Synchronous, like the worker's other per-task file calls (see journal_file.ts).
     const info = Deno.statSync(cwd);
     if (!info.isDirectory) return `working directory ${name} is not a directory`;
     return undefined;

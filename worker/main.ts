@@ -64,7 +64,7 @@ export async function main(args: string[]): Promise<number> {
     await client.setTask(setTaskRequest(workerId, report), { timeoutMs: 10_000 });
   });
   const outbox = new ReportOutbox({
-    dir: `${config.stateDir}/outbox`,
+    stateDir: config.stateDir,
     log,
     maxRetryDelayMs: config.reconnectMaxDelayMs,
     send: (report) => reports.send(report),

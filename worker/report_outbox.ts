@@ -1,13 +1,18 @@
 /**
- * Reports of finished tasks, kept in state_dir until the manager has them. A report is
- * written to disk before it is first sent, so neither a lost connection nor a worker restart
- * loses a result; the manager treats a repeated report as the same report.
+ * Reports of finished tasks, kept in state_dir/outbox.jsonl (a journal, see journal_file.ts)
+ * until the manager has them. A report is written to disk before it is first sent, so neither
+ * a lost connection nor a worker restart loses a result; the manager treats a repeated report
+ * as the same report.
+ *
+ * Workers before the journal kept one file per report in state_dir/outbox/; load() moves what
+ * it finds there into the journal.
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Logger } from "../shared/log.ts";
 import { backoffDelay } from "./backoff.ts";
-import { removeFileSync, writeFileAtomicSync } from "./small_files.ts";
 import type { ProcessResult } from "./executor.ts";
+import { JournalFile } from "./journal_file.ts";
+import { moveIntoJournal } from "./legacy_folder.ts";
 
 export interface TaskReport {
   taskId: string;
@@ -16,8 +21,8 @@ export interface TaskReport {
 }
 
 export interface ReportOutboxOptions {
-  /** Folder that holds unsent reports, one JSON file each. */
-  dir: string;
+  /** The worker's state_dir. */
+  stateDir: string;
   send: (report: TaskReport) => Promise<void>;
   log: Logger;
   /** Retry delays grow up to this. */
@@ -36,8 +41,10 @@ const PERMANENT = new Set([Code.FailedPrecondition, Code.InvalidArgument, Code.N
 
 export class ReportOutbox {
   readonly #options: ReportOutboxOptions;
+  /** The reports kept, in the journal's order; the journal is their copy on disk. */
   readonly #queue = new Map<string, TaskReport>();
-  /** Reports sent and not answered yet, by file name, with their sends. */
+  #journal: JournalFile<TaskReport> | undefined;
+  /** Reports sent and not answered yet, by key, with their sends. */
   readonly #inFlight = new Map<string, Promise<void>>();
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
   #failures = 0;
@@ -62,31 +69,50 @@ export class ReportOutbox {
   }
 
   has(taskId: string, attempt: number): boolean {
-    return this.#queue.has(fileName({ taskId, attempt }));
+    return this.#queue.has(reportKey({ taskId, attempt }));
   }
 
-  /** Loads the reports a previous run could not deliver, and starts sending them. */
+  /** The journal (state_dir/outbox.jsonl). */
+  get path(): string {
+    return `${this.#options.stateDir}/outbox.jsonl`;
+  }
+
+  /**
+   * Opens the journal, loads the reports a previous run could not deliver (moving those of the
+   * old layout, state_dir/outbox/, into it), and starts sending them. Once, before add().
+   */
   async load(): Promise<number> {
-    await Deno.mkdir(this.#options.dir, { recursive: true });
-    for await (const entry of Deno.readDir(this.#options.dir)) {
-      if (!entry.isFile || !entry.name.endsWith(".json")) continue;
-      const path = `${this.#options.dir}/${entry.name}`;
-      try {
-        const report = JSON.parse(await Deno.readTextFile(path)) as TaskReport;
-        this.#queue.set(fileName(report), report);
-      } catch (e) {
-        this.#options.log.warn("ignoring an unreadable report file", { path, cause: e });
-      }
+    if (this.#journal) throw new Error("the outbox is loaded already");
+    const journal = await JournalFile.open({
+      path: this.path,
+      parse: checkReport,
+      log: this.#options.log,
+    });
+    try {
+      await moveIntoJournal({
+        dir: `${this.#options.stateDir}/outbox`,
+        parse: checkReport,
+        keyOf: reportKey,
+        // Left for a person to look at, as the old worker left them.
+        unreadable: "keep",
+        log: this.#options.log,
+      }, journal);
+    } catch (e) {
+      journal.close();
+      throw e;
     }
+    this.#journal = journal;
+    for (const [key, report] of journal.entries()) this.#queue.set(key, report);
     this.flush();
     return this.#queue.size;
   }
 
+  /** Keeps the report (on disk once this returns) and sends it. */
   add(report: TaskReport): void {
-    const name = fileName(report);
-    const path = `${this.#options.dir}/${name}`;
-    writeFileAtomicSync(path, JSON.stringify(report));
-    this.#queue.set(name, report);
+    if (!this.#journal) throw new Error("the outbox is not loaded");
+    const key = reportKey(report);
+    this.#journal.put(key, report);
+    this.#queue.set(key, report);
     this.flush();
   }
 
@@ -115,6 +141,9 @@ export class ReportOutbox {
     this.#closed = true;
     if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
     await Promise.all(this.#inFlight.values());
+    // After the sends: a delivered report's delete line is written as its send ends.
+    this.#journal?.close();
+    this.#journal = undefined;
     for (const wake of this.#idle.splice(0)) wake();
   }
 
@@ -126,15 +155,15 @@ export class ReportOutbox {
    * nothing new is sent.
    */
   #pump(): void {
-    for (const [name, report] of this.#queue) {
+    for (const [key, report] of this.#queue) {
       if (this.#closed || this.#retryTimer !== undefined) return;
       if (this.#inFlight.size >= MAX_REPORTS_IN_FLIGHT) return;
-      if (this.#inFlight.has(name)) continue;
-      this.#inFlight.set(name, this.#send(name, report));
+      if (this.#inFlight.has(key)) continue;
+      this.#inFlight.set(key, this.#send(key, report));
     }
   }
 
-  async #send(name: string, report: TaskReport): Promise<void> {
+  async #send(key: string, report: TaskReport): Promise<void> {
     let delivered = true;
     try {
       await this.#options.send(report);
@@ -152,14 +181,19 @@ export class ReportOutbox {
         });
       }
     }
-    this.#inFlight.delete(name);
+    this.#inFlight.delete(key);
     if (delivered) {
       this.#failures = 0;
-      this.#queue.delete(name);
+      this.#queue.delete(key);
       try {
-        removeFileSync(`${this.#options.dir}/${name}`);
+        this.#journal?.delete(key);
       } catch (e) {
-        this.#options.log.warn("cannot remove a delivered report's file", { name, cause: e });
+        // Sent again after a restart, which the manager takes for the same report.
+        this.#options.log.warn("cannot remove a delivered report from the outbox", {
+          task: report.taskId,
+          attempt: report.attempt,
+          cause: e,
+        });
       }
     }
     if (this.#queue.size === 0) { for (const wake of this.#idle.splice(0)) wake(); }
@@ -180,6 +214,19 @@ export class ReportOutbox {
   }
 }
 
-function fileName(report: Pick<TaskReport, "taskId" | "attempt">): string {
-  return `${report.taskId}.${report.attempt}.json`;
+/** Unique: an attempt number has no dot. */
+function reportKey(report: Pick<TaskReport, "taskId" | "attempt">): string {
+  return `${report.taskId}.${report.attempt}`;
+}
+
+/** A report as read back from disk; its result is the manager's to judge. */
+function checkReport(data: unknown): TaskReport | undefined {
+  const r = data as Partial<TaskReport> | null;
+  if (
+    typeof r !== "object" || r === null || typeof r.taskId !== "string" ||
+    !Number.isInteger(r.attempt) || typeof r.result !== "object" || r.result === null
+  ) {
+    return undefined;
+  }
+  return r as TaskReport;
 }

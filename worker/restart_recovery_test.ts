@@ -42,7 +42,7 @@ function life(dir: string) {
   return {
     records: new RunningRecords({ stateDir: dir, log: silentLogger }),
     outbox: new ReportOutbox({
-      dir: `${dir}/outbox`,
+      stateDir: dir,
       log: silentLogger,
       maxRetryDelayMs: 1000,
       // No manager yet: the reports stay in the outbox, where the test reads them.
@@ -92,7 +92,9 @@ async function withStateDir(fn: (s: StateDir) => Promise<void>): Promise<void> {
     async report(taskId, attempt = 1) {
       const { outbox } = lives[lives.length - 1];
       assert.ok(outbox.has(taskId, attempt), `a report of ${taskId} in the outbox`);
-      return JSON.parse(await Deno.readTextFile(`${dir}/outbox/${taskId}.${attempt}.json`));
+      const report = (await readJournal(outbox.path)).get(`${taskId}.${attempt}`);
+      assert.ok(report, `a report of ${taskId} in ${outbox.path}`);
+      return report as TaskReport;
     },
     async recordsOnDisk() {
       return [...(await readJournal(`${dir}/running.jsonl`)).keys()];

@@ -122,7 +122,7 @@ export function resolveCommand(cmd: string, cwd: string, path: string): string {
   for (const candidate of candidates) {
     let info: Deno.FileInfo;
     try {
-      // Synchronous, like the worker's other per-task file calls (see small_files.ts).
+      // Synchronous, like the worker's other per-task file calls (see journal_file.ts).
       info = Deno.statSync(candidate);
     } catch (e) {
       if (e instanceof Deno.errors.PermissionDenied) denied = true;
