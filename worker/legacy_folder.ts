@@ -6,7 +6,7 @@
  * files whose entries are in the journal already: the next start puts them again, unchanged.
  */
 import type { Logger } from "../shared/log.ts";
-import type { JournalFile } from "./journal_file.ts";
+import { JournalFile } from "./journal_file.ts";
 
 export interface LegacyFolder<V> {
   dir: string;
@@ -19,6 +19,24 @@ export interface LegacyFolder<V> {
    */
   unreadable: "remove" | "keep";
   log: Logger;
+}
+
+/**
+ * Opens the journal at `path` (its values checked as the folder's are) and moves the folder's
+ * entries into it. A journal that cannot take them is closed again.
+ */
+export async function openJournalFrom<V>(
+  path: string,
+  folder: LegacyFolder<V>,
+): Promise<JournalFile<V>> {
+  const journal = await JournalFile.open({ path, parse: folder.parse, log: folder.log });
+  try {
+    await moveIntoJournal(folder, journal);
+  } catch (e) {
+    journal.close();
+    throw e;
+  }
+  return journal;
 }
 
 /** Puts the folder's entries into the journal and removes their files; how many it moved. */

@@ -11,8 +11,8 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { Logger } from "../shared/log.ts";
 import { backoffDelay } from "./backoff.ts";
 import type { ProcessResult } from "./executor.ts";
-import { JournalFile } from "./journal_file.ts";
-import { moveIntoJournal } from "./legacy_folder.ts";
+import type { JournalFile } from "./journal_file.ts";
+import { openJournalFrom } from "./legacy_folder.ts";
 
 export interface TaskReport {
   taskId: string;
@@ -83,24 +83,14 @@ export class ReportOutbox {
    */
   async load(): Promise<number> {
     if (this.#journal) throw new Error("the outbox is loaded already");
-    const journal = await JournalFile.open({
-      path: this.path,
+    const journal = await openJournalFrom(this.path, {
+      dir: `${this.#options.stateDir}/outbox`,
       parse: checkReport,
+      keyOf: reportKey,
+      // Left for a person to look at, as the old worker left them.
+      unreadable: "keep",
       log: this.#options.log,
     });
-    try {
-      await moveIntoJournal({
-        dir: `${this.#options.stateDir}/outbox`,
-        parse: checkReport,
-        keyOf: reportKey,
-        // Left for a person to look at, as the old worker left them.
-        unreadable: "keep",
-        log: this.#options.log,
-      }, journal);
-    } catch (e) {
-      journal.close();
-      throw e;
-    }
     this.#journal = journal;
     for (const [key, report] of journal.entries()) this.#queue.set(key, report);
     this.flush();

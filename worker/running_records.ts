@@ -9,8 +9,8 @@
  * what it finds there into the journal.
  */
 import type { Logger } from "../shared/log.ts";
-import { JournalFile } from "./journal_file.ts";
-import { moveIntoJournal } from "./legacy_folder.ts";
+import type { JournalFile } from "./journal_file.ts";
+import { openJournalFrom } from "./legacy_folder.ts";
 import { readBootId, readProcStatSync } from "./proc.ts";
 
 /** One record of state_dir/running.jsonl (snake_case: people read these files). */
@@ -66,24 +66,13 @@ export class RunningRecords {
    */
   async start(): Promise<void> {
     if (this.#journal) throw new Error("the running records are started already");
-    const journal = await JournalFile.open({
-      path: this.path,
+    this.#journal = await openJournalFrom(this.path, {
+      dir: `${this.#options.stateDir}/running`,
       parse: checkRecord,
+      keyOf: (record) => recordKey(record.task_id, record.attempt),
+      unreadable: "remove",
       log: this.#options.log,
     });
-    try {
-      await moveIntoJournal({
-        dir: `${this.#options.stateDir}/running`,
-        parse: checkRecord,
-        keyOf: (record) => recordKey(record.task_id, record.attempt),
-        unreadable: "remove",
-        log: this.#options.log,
-      }, journal);
-    } catch (e) {
-      journal.close();
-      throw e;
-    }
-    this.#journal = journal;
   }
 
   /** Records a process that was just started; reads its start time from /proc. */
