@@ -17,6 +17,14 @@
  */
 import type { Logger } from "../shared/log.ts";
 
+/**
+ * The key of an attempt's entry in the worker's journals, as people read it in the files
+ * ("t-1.2"): unique, since an attempt number has no dot.
+ */
+export function attemptEntryKey(taskId: string, attempt: number): string {
+  return `${taskId}.${attempt}`;
+}
+
 /** One line of the file (short field names would save little; people read these files). */
 type Line = { put: string; value: unknown } | { delete: string };
 

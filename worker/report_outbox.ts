@@ -11,7 +11,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { Logger } from "../shared/log.ts";
 import { backoffDelay } from "./backoff.ts";
 import type { ProcessResult } from "./executor.ts";
-import type { JournalFile } from "./journal_file.ts";
+import { attemptEntryKey, type JournalFile } from "./journal_file.ts";
 import { openJournalFrom } from "./legacy_folder.ts";
 
 export interface TaskReport {
@@ -204,9 +204,8 @@ export class ReportOutbox {
   }
 }
 
-/** Unique: an attempt number has no dot. */
 function reportKey(report: Pick<TaskReport, "taskId" | "attempt">): string {
-  return `${report.taskId}.${report.attempt}`;
+  return attemptEntryKey(report.taskId, report.attempt);
 }
 
 /** A report as read back from disk; its result is the manager's to judge. */

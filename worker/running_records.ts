@@ -9,7 +9,7 @@
  * what it finds there into the journal.
  */
 import type { Logger } from "../shared/log.ts";
-import type { JournalFile } from "./journal_file.ts";
+import { attemptEntryKey, type JournalFile } from "./journal_file.ts";
 import { openJournalFrom } from "./legacy_folder.ts";
 import { readBootId, readProcStatSync } from "./proc.ts";
 
@@ -69,7 +69,7 @@ export class RunningRecords {
     this.#journal = await openJournalFrom(this.path, {
       dir: `${this.#options.stateDir}/running`,
       parse: checkRecord,
-      keyOf: (record) => recordKey(record.task_id, record.attempt),
+      keyOf: (record) => attemptEntryKey(record.task_id, record.attempt),
       unreadable: "remove",
       log: this.#options.log,
     });
@@ -92,11 +92,11 @@ export class RunningRecords {
 
   /** Writes a record whole (one line of the journal), in place of any earlier one. */
   write(record: RunningRecord): void {
-    this.#opened().put(recordKey(record.task_id, record.attempt), record);
+    this.#opened().put(attemptEntryKey(record.task_id, record.attempt), record);
   }
 
   remove(taskId: string, attempt: number): void {
-    this.#opened().delete(recordKey(taskId, attempt));
+    this.#opened().delete(attemptEntryKey(taskId, attempt));
   }
 
   /** The records kept: those of a previous life, after start(), and those added since. */
@@ -113,11 +113,6 @@ export class RunningRecords {
     if (!this.#journal) throw new Error("the running records are not started");
     return this.#journal;
   }
-}
-
-/** Unique: an attempt number has no dot. */
-function recordKey(taskId: string, attempt: number): string {
-  return `${taskId}.${attempt}`;
 }
 
 function checkRecord(data: unknown): RunningRecord | undefined {
