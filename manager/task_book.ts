@@ -65,6 +65,7 @@ export class TaskBook {
   readonly #waiting: PendingWrite[] = [];
   readonly #groupSize: number;
   #writes = 0;
+  #flushQueued = false;
   /**
    * Active tasks whose entry in #active is ahead of the store (its revision is the stored
    * one), with the state the store has for them.
@@ -292,7 +293,14 @@ export class TaskBook {
   #write(update: TaskUpdate): Promise<Versioned<TaskRecord>> {
     return new Promise((resolve, reject) => {
       this.#waiting.push({ update, resolve, reject });
-      this.#flush();
+      // Not at once: updates made in the same turn (a task's end and the assignment of the
+      // task that takes its room) then share a write even when the store is idle.
+      if (this.#flushQueued) return;
+      this.#flushQueued = true;
+      queueMicrotask(() => {
+        this.#flushQueued = false;
+        this.#flush();
+      });
     });
   }
 

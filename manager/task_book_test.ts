@@ -46,6 +46,20 @@ Deno.test("updates that arrive while a write is out go to the store together", a
   for (const t of tasks(20)) assert.equal((await memory.getTask(t.id))?.value.workerId, "w1");
 });
 
+Deno.test("updates made in one turn share a write, even on an idle book", async () => {
+  const memory = createMemoryStore();
+  const { store, groups } = counting(memory);
+  const book = new TaskBook(store);
+  await book.create(tasks(2));
+  // A task's end and the assignment that takes its room are made in one turn.
+  const results = await Promise.all([
+    book.apply("t0", { type: "assign", workerId: "w1" }, 5),
+    book.apply("t1", { type: "assign", workerId: "w2" }, 5),
+  ]);
+  assert.ok(results.every((r) => r.ok && r.changed));
+  assert.deepEqual(groups, [2]);
+});
+
 Deno.test("a full group goes to the store without waiting for the write before", async () => {
   const memory = createMemoryStore();
   const groups: number[] = [];
