@@ -162,7 +162,6 @@ export class Manager {
    * keeps a run from reading a long queue to its end for every finished task.)
    */
   #queueStoppedFull = false;
-  #queueRun: Promise<void> | undefined;
   /** The candidate pool and the workers' version it was built at (see #candidates). */
   #pool: { pool: CandidatePool; version: number } | undefined;
   /**
@@ -170,7 +169,14 @@ export class Manager {
    * being written), so that rounds placing meanwhile see it taken.
    */
   readonly #reserved = new UsageLedger();
-  #queueAgain = false;
+  /**
+   * Room of tasks whose end a worker has reported while the store does not hold it yet. The
+   * process is gone, so the room is free: the next task is placed at once, and its assignment
+   * can share the store write that records the end.
+   */
+  readonly #releasing = new UsageLedger();
+  /** Tasks whose assignment is being written; a round of the queue skips them. */
+  readonly #placing = new Set<string>();
   /** Set while no worker is connected: the manager suspects its own network, gives up nothing. */
   #suspectingSelf = false;
   /** Lost deadlines count from no earlier than this (the end of the last suspicion). */
@@ -293,7 +299,7 @@ export class Manager {
     await this.#workers.setDraining(id, { draining: false, drainDeadline: undefined });
     this.#drainTimers.clear(id);
     this.#log.info("worker back in service", { worker: id });
-    void this.#drainQueue();
+    this.#drainQueue();
     return this.getWorker(id).view;
   }
 
@@ -355,7 +361,7 @@ export class Manager {
       if (isAssigned(task)) this.#send(task);
       else this.#startScheduleTimer(task, now);
     }
-    if (!queueIsEmpty) void this.#drainQueue();
+    if (!queueIsEmpty) this.#drainQueue();
     return tasks.map((t) => this.#withDiagnosis(t));
   }
 
@@ -405,7 +411,7 @@ export class Manager {
         msg: { case: "cancel", value: { taskId: ref.taskId, attempt: ref.attempt } },
       });
     }
-    void this.#drainQueue();
+    this.#drainQueue();
     this.#log.info("worker connected", {
       worker: workerId,
       address,
@@ -578,7 +584,18 @@ export class Manager {
         error: report.outcome.error,
         output: report.output,
       };
-    const result = await this.#apply(report.taskId, event);
+    const ending = this.#book.peek(report.taskId);
+    const frees = ending?.workerId === report.workerId && ending.attempt === report.attempt;
+    if (frees) {
+      this.#releasing.add(report.workerId, ending, 1);
+      this.#drainQueue();
+    }
+    let result;
+    try {
+      result = await this.#apply(report.taskId, event);
+    } finally {
+      if (frees) this.#releasing.add(report.workerId, ending, -1);
+    }
     if (!result.ok) throw new FailedPreconditionError(result.refusal.message);
     if (result.changed) {
       this.#log.info("task finished", {
@@ -620,7 +637,9 @@ export class Manager {
   #candidates(): CandidatePool {
     const changed = this.#book.takeUsageChanges();
     for (const id of this.#reserved.takeChanges()) changed.add(id);
-    const usageOf = (id: string) => plus(this.#book.usageOf(id), this.#reserved.of(id));
+    for (const id of this.#releasing.takeChanges()) changed.add(id);
+    const usageOf = (id: string) =>
+      minus(plus(this.#book.usageOf(id), this.#reserved.of(id)), this.#releasing.of(id));
     if (this.#pool?.version === this.#workers.version) {
       this.#pool.pool.settle(changed, usageOf);
       return this.#pool.pool;
@@ -636,34 +655,18 @@ export class Manager {
 
   /**
    * Places waiting tasks, higher priority first, then oldest; a task that does not fit does
-   * not hold up smaller ones behind it. Runs one at a time; calls meanwhile run it once more.
+   * not hold up smaller ones behind it. The assignments' writes are not awaited: a call
+   * meanwhile skips the tasks being assigned (#placing), and their room stays taken
+   * (#reserved), so placing never queues up behind the store.
    */
-  #drainQueue(): Promise<void> {
-    // Called after every finished task: with nothing waiting, nothing to start.
-    if (!this.#queueRun && this.#book.waitingCount === 0) return Promise.resolve();
-    if (this.#queueRun) {
-      this.#queueAgain = true;
-      return this.#queueRun;
-    }
-    this.#queueRun = (async () => {
-      do {
-        this.#queueAgain = false;
-        await this.#placeWaiting().catch((e) =>
-          this.#log.warn("cannot place waiting tasks yet", { cause: e })
-        );
-      } while (this.#queueAgain && !this.#stopping);
-    })().finally(() => this.#queueRun = undefined);
-    return this.#queueRun;
-  }
-
-  async #placeWaiting(): Promise<void> {
+  #drainQueue(): void {
     const now = this.#clock.now();
     if (this.#book.waitingCount === 0 || this.#stopping) return;
     const candidates = this.#candidates();
     const assigning: Promise<void>[] = [];
     this.#queueStoppedFull = false;
     for (const task of this.#book.queue()) {
-      if ((task.retryAt ?? 0) > now) continue;
+      if ((task.retryAt ?? 0) > now || this.#placing.has(task.id)) continue;
       // With every slot taken nothing more can be placed: the rest of the queue is not tried.
       // Tasks not reached keep the diagnosis they had (see #diagnosisOf).
       if (candidates.openCount > 0 && candidates.freeSlots === 0) {
@@ -678,14 +681,25 @@ export class Manager {
       // Room is taken at once so the next placement sees it; the writes go out together.
       candidates.takeRoom(placement.workerId, task);
       this.#reserved.add(placement.workerId, task, 1);
+      this.#placing.add(task.id);
       assigning.push(
         this.#apply(task.id, { type: "assign", workerId: placement.workerId }).then((result) => {
           if (result.ok && result.changed) this.#send(result.task);
-        }).finally(() => this.#reserved.add(placement.workerId, task, -1)),
+        }).finally(() => {
+          this.#reserved.add(placement.workerId, task, -1);
+          this.#placing.delete(task.id);
+        }),
       );
     }
-    const failed = (await Promise.allSettled(assigning)).find((r) => r.status === "rejected");
-    if (failed) throw (failed as PromiseRejectedResult).reason;
+    if (assigning.length === 0) return;
+    void Promise.allSettled(assigning).then((settled) => {
+      const failed = settled.find((r) => r.status === "rejected");
+      if (failed) {
+        this.#log.warn("cannot place waiting tasks yet", {
+          cause: (failed as PromiseRejectedResult).reason,
+        });
+      }
+    });
   }
 
   #withDiagnosis(task: TaskRecord): TaskRecord {
@@ -800,7 +814,7 @@ export class Manager {
       this.#retryTimers,
       task.id,
       (task.retryAt ?? now) - now,
-      () => this.#drainQueue(),
+      () => Promise.resolve(this.#drainQueue()),
     );
   }
 
@@ -822,7 +836,7 @@ export class Manager {
     }
     // Room freed on a worker lets waiting tasks in.
     if (before && isAssigned(before) && (isFinal(task.state) || !isAssigned(task))) {
-      void this.#drainQueue();
+      this.#drainQueue();
     }
     return result;
   }
@@ -928,7 +942,7 @@ export class Manager {
         await this.acknowledge(session, taskId, attempt);
       }
       await this.#giveUpLost(now);
-      void this.#drainQueue();
+      this.#drainQueue();
     } catch (e) {
       this.#log.warn("liveness sweep failed", { cause: e });
     }
@@ -1013,6 +1027,14 @@ function plus(a: Readonly<Capacity>, b: Readonly<Capacity>): Capacity {
     cpu: a.cpu + b.cpu,
     memoryBytes: a.memoryBytes + b.memoryBytes,
     slots: a.slots + b.slots,
+  };
+}
+
+function minus(a: Readonly<Capacity>, b: Readonly<Capacity>): Capacity {
+  return {
+    cpu: a.cpu - b.cpu,
+    memoryBytes: a.memoryBytes - b.memoryBytes,
+    slots: a.slots - b.slots,
   };
 }
 

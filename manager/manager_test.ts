@@ -1110,6 +1110,68 @@ Deno.test("slots limit concurrency; waiting tasks go by priority, then age", asy
   assert.deepEqual(runs(w1).map((r) => r.taskId), [a.id, c.id, b.id]);
 });
 
+/** Records the tasks of each updateTasks call, as `id:state@worker`. */
+function recordWrites(store: MemoryStore): string[][] {
+  const writes: string[][] = [];
+  const update = store.updateTasks.bind(store);
+  store.updateTasks = (updates) => {
+    writes.push(updates.map(({ task }) => `${task.id}:${task.state}@${task.workerId ?? ""}`));
+    return update(updates);
+  };
+  return writes;
+}
+
+Deno.test("a reported end lets the next task in, in the same store write", async () => {
+  await using h = await Harness.start();
+  const [a, b] = await h.manager.schedule([ECHO, ECHO]);
+  const w1 = await h.connect("w1", undefined, offering({ cpu: 4, memoryBytes: 8 * GiB, slots: 1 }));
+  await h.settle();
+  assert.deepEqual(runs(w1).map((r) => r.taskId), [a.id]);
+  const writes = recordWrites(h.store);
+  await h.manager.acknowledge(w1.session, a.id, 1);
+  await h.manager.report(exited(a.id, "w1", 0));
+  await h.settle();
+  assert.deepEqual(runs(w1).map((r) => r.taskId), [a.id, b.id]);
+  assert.deepEqual(writes, [[`${b.id}:pending@w1`, `${a.id}:done@w1`]]);
+});
+
+Deno.test("a stale report frees no room", async () => {
+  await using h = await Harness.start();
+  const [a, b] = await h.manager.schedule([ECHO, ECHO]);
+  const w1 = await h.connect("w1", undefined, offering({ cpu: 4, memoryBytes: 8 * GiB, slots: 1 }));
+  await h.settle();
+  await assert.rejects(h.manager.report(exited(a.id, "w1", 0, 2)));
+  await h.settle();
+  assert.deepEqual(runs(w1).map((r) => r.taskId), [a.id], "a still holds the only slot");
+  assert.equal((await h.task(b.id)).workerId, undefined);
+});
+
+Deno.test("a slow assignment write does not hold up placing other tasks", async () => {
+  // One update per write: each assignment is its own write, which need not wait for another.
+  const store: MemoryStore = Object.assign(createMemoryStore(), { updatesPerWrite: 1 });
+  await using h = await Harness.start(store);
+  const [a, b] = await h.manager.schedule([ECHO, ECHO]);
+  const update = h.store.updateTasks.bind(h.store);
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => release = resolve);
+  h.store.updateTasks = async (updates) => {
+    h.store.updateTasks = update;
+    await released;
+    return update(updates);
+  };
+  const one = offering({ cpu: 4, memoryBytes: 8 * GiB, slots: 1 });
+  const w1 = await h.connect("w1", undefined, one);
+  await h.settle();
+  const w2 = await h.connect("w2", undefined, one);
+  await h.settle();
+  assert.deepEqual(runs(w1), [], "a's assignment is not stored yet");
+  assert.deepEqual(runs(w2).map((r) => r.taskId), [b.id]);
+  release();
+  await h.settle();
+  assert.deepEqual(runs(w1).map((r) => r.taskId), [a.id], "a is placed once, on w1");
+  assert.deepEqual(runs(w2).map((r) => r.taskId), [b.id]);
+});
+
 Deno.test("a batch placed while another is being stored does not take its room", async () => {
   await using h = await Harness.start();
   const w1 = await h.connect("w1", undefined, offering({ cpu: 4, memoryBytes: 8 * GiB, slots: 1 }));
