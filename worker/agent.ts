@@ -236,7 +236,8 @@ export class Agent {
   }
 }
 
-function attemptKey(taskId: string, attempt: number): string {
+/** An attempt's key in the maps kept by attempt. */
+export function attemptKey(taskId: string, attempt: number): string {
   return `${taskId}#${attempt}`;
 }
 

@@ -19,10 +19,11 @@ import type {
   WorkerService,
 } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
 import type { Logger } from "../shared/log.ts";
-import type { Agent, RunRequest } from "./agent.ts";
+import { type Agent, attemptKey, type RunRequest } from "./agent.ts";
 import { backoffDelay } from "./backoff.ts";
 import type { LogStore } from "./log_store.ts";
 import { LogSession } from "./log_session.ts";
+import { DelayedAcks } from "./delayed_acks.ts";
 import type { ReportChannel } from "./report_channel.ts";
 import type { ReportOutbox } from "./report_outbox.ts";
 import { sleep } from "../shared/sleep.ts";
@@ -128,8 +129,17 @@ async function streamOnce(
   // Log bytes queued but not yet taken by the stream: lets followers skip rather than pile up.
   let logBacklog = 0;
   const sent = tracked(outgoing, (message) => logBacklog -= logBytes(message));
-  const send = (message: Outgoing) => {
+  const acks = new DelayedAcks(
+    (taskId, attempt) => push({ msg: { case: "ack", value: { taskId, attempt } } }),
+  );
+  const push = (message: Outgoing) => {
     if (outgoing.push(message)) logBacklog += logBytes(message);
+  };
+  const send = (message: Outgoing) => {
+    if (message.msg?.case === "report") {
+      acks.drop(message.msg.value.taskId!, message.msg.value.attempt!);
+    }
+    push(message);
   };
   const logSession = options.logs
     ? new LogSession({
@@ -170,7 +180,7 @@ async function streamOnce(
           break;
         case "run": {
           const run = msg.value;
-          send({ msg: { case: "ack", value: { taskId: run.taskId, attempt: run.attempt } } });
+          acks.add(run.taskId, run.attempt);
           options.agent.run(runRequest(run));
           break;
         }
@@ -210,6 +220,7 @@ async function streamOnce(
     throw e;
   } finally {
     clearTimeout(watchdog);
+    acks.close();
     stop.removeEventListener("abort", onStop);
     options.reports?.detach();
     logSession?.close();
@@ -226,9 +237,9 @@ export function hello(
   options: Pick<ConnectionOptions, "intro" | "agent" | "outbox">,
 ): MessageInitShape<typeof HelloSchema> {
   const unreported = options.outbox.unreported();
-  const reported = new Set(unreported.map((r) => `${r.taskId}#${r.attempt}`));
+  const reported = new Set(unreported.map((r) => attemptKey(r.taskId, r.attempt)));
   const running = options.agent.runningAttempts().filter((r) =>
-    !reported.has(`${r.taskId}#${r.attempt}`)
+    !reported.has(attemptKey(r.taskId, r.attempt))
   );
   return { ...options.intro, running, unreported };
 }

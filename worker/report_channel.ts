@@ -13,6 +13,7 @@ import type {
 } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
 import type { TaskReport } from "./report_outbox.ts";
 import { setTaskRequest } from "./set_task.ts";
+import { attemptKey } from "./agent.ts";
 
 type Outgoing = MessageInitShape<typeof ConnectRequestSchema>;
 
@@ -63,7 +64,7 @@ export class ReportChannel {
   send(report: TaskReport): Promise<void> {
     const send = this.#send;
     if (!send) return this.#setTask(report);
-    const key = `${report.taskId}#${report.attempt}`;
+    const key = attemptKey(report.taskId, report.attempt);
     // The same report again before its answer: the one answer settles both.
     const earlier = this.#waiting.get(key);
     if (earlier) return earlier.answered;
@@ -80,7 +81,7 @@ export class ReportChannel {
 
   /** The manager's answer to a report sent on the stream. */
   answer(answer: Pick<ReportAnswer, "taskId" | "attempt" | "code" | "message">): void {
-    const key = `${answer.taskId}#${answer.attempt}`;
+    const key = attemptKey(answer.taskId, answer.attempt);
     const waiting = this.#waiting.get(key);
     if (!waiting) return; // Answered after it timed out: it is sent again and answered again.
     this.#waiting.delete(key);
