@@ -23,7 +23,6 @@ import { type Agent, attemptKey, type RunRequest } from "./agent.ts";
 import { backoffDelay } from "./backoff.ts";
 import type { LogStore } from "./log_store.ts";
 import { LogSession } from "./log_session.ts";
-import { DelayedAcks } from "./delayed_acks.ts";
 import type { ReportChannel } from "./report_channel.ts";
 import type { ReportOutbox } from "./report_outbox.ts";
 import { sleep } from "../shared/sleep.ts";
@@ -129,17 +128,8 @@ async function streamOnce(
   // Log bytes queued but not yet taken by the stream: lets followers skip rather than pile up.
   let logBacklog = 0;
   const sent = tracked(outgoing, (message) => logBacklog -= logBytes(message));
-  const acks = new DelayedAcks(
-    (taskId, attempt) => push({ msg: { case: "ack", value: { taskId, attempt } } }),
-  );
-  const push = (message: Outgoing) => {
-    if (outgoing.push(message)) logBacklog += logBytes(message);
-  };
   const send = (message: Outgoing) => {
-    if (message.msg?.case === "report") {
-      acks.drop(message.msg.value.taskId!, message.msg.value.attempt!);
-    }
-    push(message);
+    if (outgoing.push(message)) logBacklog += logBytes(message);
   };
   const logSession = options.logs
     ? new LogSession({
@@ -180,7 +170,7 @@ async function streamOnce(
           break;
         case "run": {
           const run = msg.value;
-          acks.add(run.taskId, run.attempt);
+          send({ msg: { case: "ack", value: { taskId: run.taskId, attempt: run.attempt } } });
           options.agent.run(runRequest(run));
           break;
         }
@@ -220,7 +210,6 @@ async function streamOnce(
     throw e;
   } finally {
     clearTimeout(watchdog);
-    acks.close();
     stop.removeEventListener("abort", onStop);
     options.reports?.detach();
     logSession?.close();

@@ -24,7 +24,6 @@ import { LogStore } from "./log_store.ts";
 import { ReportOutbox, type TaskReport } from "./report_outbox.ts";
 import { setTaskRequest } from "./set_task.ts";
 import { eventually, groupMembers, killGroup } from "./test_util.ts";
-import { ReportChannel } from "./report_channel.ts";
 
 type ToWorker = MessageInitShape<typeof ConnectResponseSchema>;
 
@@ -142,23 +141,18 @@ interface Worker {
 async function withWorker(
   fn: (w: Worker) => Promise<void>,
   before?: (dir: string, manager: FakeManager) => Promise<void>,
-  { streamReports = false } = {},
 ): Promise<void> {
   const dir = await Deno.makeTempDir();
   const manager = new FakeManager();
   const reports: TaskReport[] = [];
   const client = createClient(WorkerService, manager.transport);
-  // With streamReports, reports go on the stream once a welcome says the manager takes them.
-  const channel = new ReportChannel("w-1", async (report) => {
-    await client.setTask(setTaskRequest("w-1", report));
-  });
   const outbox = new ReportOutbox({
     stateDir: dir,
     log: silentLogger,
     maxRetryDelayMs: 200,
     send: async (report) => {
       reports.push(report);
-      await channel.send(report);
+      await client.setTask(setTaskRequest("w-1", report));
     },
   });
   const logs = new LogStore({
@@ -198,7 +192,6 @@ async function withWorker(
       agent,
       outbox,
       logs,
-      reports: streamReports ? channel : undefined,
       log: silentLogger,
       reconnectMaxDelayMs: 200,
     }, stop.signal);
@@ -255,31 +248,6 @@ Deno.test("a ping is answered with a pong unless the manager says it needs none"
     // ping's would be too.
     assert.deepEqual(pongs(), [2n]);
   });
-});
-
-Deno.test("a task that ends at once is reported without an acknowledgement; a long one is acknowledged", async () => {
-  await withWorker(
-    async ({ manager }) => {
-      const fromWorker = () => manager.current.fromWorker.map((r) => r.msg);
-      await manager.hello(0);
-      manager.send({
-        msg: { case: "welcome", value: { pingIntervalMs: 60_000, acceptsReports: true } },
-      });
-      const run = (taskId: string, cmd: string, params: string[]) =>
-        manager.send({ msg: { case: "run", value: { taskId, attempt: 1, cmd, params } } });
-      run("short", "true", []);
-      await eventually(() => fromWorker().some((m) => m.case === "report"), "the report");
-      manager.send({
-        msg: { case: "reportAnswer", value: { taskId: "short", attempt: 1, code: 0 } },
-      });
-      run("long", "sleep", ["100"]);
-      await eventually(() => fromWorker().some((m) => m.case === "ack"), "the long task's ack");
-      const acked = fromWorker().flatMap((m) => m.case === "ack" ? [m.value.taskId] : []);
-      assert.deepEqual(acked, ["long"]);
-    },
-    undefined,
-    { streamReports: true },
-  );
 });
 
 Deno.test("over its stream the worker runs, serves logs of, and cancels a task", async () => {
