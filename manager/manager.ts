@@ -165,16 +165,12 @@ export class Manager {
   /** The candidate pool and the workers' version it was built at (see #candidates). */
   #pool: { pool: CandidatePool; version: number } | undefined;
   /**
-   * Room taken by placements the book does not hold yet (a batch being stored, an assignment
-   * being written), so that rounds placing meanwhile see it taken.
+   * Room the book's usage does not show yet: taken by placements being stored (a batch, an
+   * assignment), so that rounds placing meanwhile see it taken; and given back by attempts
+   * whose end a worker reported while that end is being stored. Their process is gone, so
+   * the next task is placed at once, and its assignment can share the write of that end.
    */
   readonly #reserved = new UsageLedger();
-  /**
-   * Room of tasks whose end a worker has reported while the store does not hold it yet. The
-   * process is gone, so the room is free: the next task is placed at once, and its assignment
-   * can share the store write that records the end.
-   */
-  readonly #releasing = new UsageLedger();
   /** Tasks whose assignment is being written; a round of the queue skips them. */
   readonly #placing = new Set<string>();
   /** Set while no worker is connected: the manager suspects its own network, gives up nothing. */
@@ -587,14 +583,14 @@ export class Manager {
     const ending = this.#book.peek(report.taskId);
     const frees = ending?.workerId === report.workerId && ending.attempt === report.attempt;
     if (frees) {
-      this.#releasing.add(report.workerId, ending, 1);
+      this.#reserved.add(report.workerId, ending, -1);
       this.#drainQueue();
     }
     let result;
     try {
       result = await this.#apply(report.taskId, event);
     } finally {
-      if (frees) this.#releasing.add(report.workerId, ending, -1);
+      if (frees) this.#reserved.add(report.workerId, ending, 1);
     }
     if (!result.ok) throw new FailedPreconditionError(result.refusal.message);
     if (result.changed) {
@@ -637,9 +633,7 @@ export class Manager {
   #candidates(): CandidatePool {
     const changed = this.#book.takeUsageChanges();
     for (const id of this.#reserved.takeChanges()) changed.add(id);
-    for (const id of this.#releasing.takeChanges()) changed.add(id);
-    const usageOf = (id: string) =>
-      minus(plus(this.#book.usageOf(id), this.#reserved.of(id)), this.#releasing.of(id));
+    const usageOf = (id: string) => plus(this.#book.usageOf(id), this.#reserved.of(id));
     if (this.#pool?.version === this.#workers.version) {
       this.#pool.pool.settle(changed, usageOf);
       return this.#pool.pool;
@@ -759,7 +753,7 @@ export class Manager {
     timers: DeadlineTimers<string>,
     key: string,
     ms: number,
-    fn: () => Promise<void>,
+    fn: () => Promise<void> | void,
   ): void {
     timers.set(key, this.#clock.now() + Math.max(0, ms), () => void fn());
   }
@@ -814,7 +808,7 @@ export class Manager {
       this.#retryTimers,
       task.id,
       (task.retryAt ?? now) - now,
-      () => Promise.resolve(this.#drainQueue()),
+      () => this.#drainQueue(),
     );
   }
 
@@ -1027,14 +1021,6 @@ function plus(a: Readonly<Capacity>, b: Readonly<Capacity>): Capacity {
     cpu: a.cpu + b.cpu,
     memoryBytes: a.memoryBytes + b.memoryBytes,
     slots: a.slots + b.slots,
-  };
-}
-
-function minus(a: Readonly<Capacity>, b: Readonly<Capacity>): Capacity {
-  return {
-    cpu: a.cpu - b.cpu,
-    memoryBytes: a.memoryBytes - b.memoryBytes,
-    slots: a.slots - b.slots,
   };
 }
 

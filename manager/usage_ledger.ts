@@ -24,7 +24,9 @@ export class UsageLedger {
     used.slots += sign;
     used.cpu += sign * Math.round((needs.cpu ?? 0) * MICRO);
     used.memoryBytes += sign * (needs.memoryBytes ?? 0);
-    if (used.slots === 0) this.#usage.delete(workerId);
+    // A share may be taken back before it is added (see the manager's #reserved), so an entry
+    // goes only once all of it is back to nothing.
+    if (used.slots === 0 && used.cpu === 0 && used.memoryBytes === 0) this.#usage.delete(workerId);
     this.#changed.add(workerId);
   }
 
