@@ -1,13 +1,15 @@
 /**
- * The worker's stream to the manager (WorkerService.Connect) as a plain gRPC call on
- * node:http2, framed by hand, as the manager serves it (manager/worker_stream.ts). Through
- * connect-node's client each message passed a pipeline of async iterables, a large share of a
- * short task's cost at the worker, and on Deno that client kept about 600 bytes per received
- * message alive: with a ping every 2 s, tens of megabytes a day for a worker that never stops.
- * The call is the one connect-node makes (gRPC, protobuf, uncompressed, no deadline), so any
- * manager serves it.
+ * The worker's stream to the manager (WorkerService.Connect) as a plain gRPC call, framed by
+ * hand, as the manager serves it (manager/worker_stream.ts), on our own HTTP/2 client
+ * (shared/h2_client.ts, which the etcd client uses too). Through connect-node's client
+ * each message passed a pipeline of async iterables, a large share of a short task's cost at
+ * the worker, and on Deno that client kept about 600 bytes per received message alive: with a
+ * ping every 2 s, tens of megabytes a day for a worker that never stops. node:http2 after it
+ * still cost the worker about a fifth of its CPU per short task (its streams, events and
+ * timers for every message), and under Deno 2.9 its nghttp2 can abort the whole process on a
+ * GOAWAY (denoland/deno#36788), which a manager that stops sends. The call is the one
+ * connect-node makes (gRPC, protobuf, uncompressed, no deadline), so any manager serves it.
  */
-import * as http2 from "node:http2";
 import { fromBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { AsyncQueue } from "../shared/async_queue.ts";
@@ -17,7 +19,9 @@ import {
   ConnectResponseSchema,
   WorkerService,
 } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
-import { EnvelopeReader, grpcFrame } from "../shared/grpc_frames.ts";
+import { EnvelopeReader } from "../shared/grpc_frames.ts";
+import { type H2Answer, H2Connection } from "../shared/h2_client.ts";
+import { frameRequest } from "./request_frames.ts";
 
 type Outgoing = MessageInitShape<typeof ConnectRequestSchema>;
 
@@ -35,24 +39,29 @@ export async function* openManagerStream(
   signal: AbortSignal,
 ): AsyncGenerator<ConnectResponse> {
   signal.throwIfAborted();
+  let connection: H2Connection;
+  try {
+    connection = await H2Connection.open(new URL(baseUrl), signal);
+  } catch (e) {
+    if (signal.aborted) throw new ConnectError("the stream was cancelled", Code.Canceled);
+    throw new ConnectError((e as Error).message, Code.Unavailable);
+  }
   const incoming = new AsyncQueue<ConnectResponse>();
   let failure: ConnectError | undefined;
-  let status: string | undefined;
   const fail = (error: ConnectError) => {
     failure ??= error;
     incoming.close();
   };
-
-  const session = http2.connect(baseUrl);
-  session.on("error", (e) => fail(new ConnectError(e.message, Code.Unavailable)));
-  const stream = session.request({
-    ":method": "POST",
-    ":path": PATH,
-    "content-type": "application/grpc+proto",
-    te: "trailers",
-  });
+  // Ours, so that a message we cannot decode cancels the call like an abort does.
+  const cancel = new AbortController();
+  const onAbort = () => cancel.abort();
+  signal.addEventListener("abort", onAbort);
   const reader = new EnvelopeReader();
-  stream.on("data", (chunk: Uint8Array) => {
+  const call = connection.call(PATH, [
+    ["content-type", "application/grpc+proto"],
+    ["te", "trailers"],
+  ], (chunk) => {
+    if (failure) return;
     try {
       for (const bytes of reader.push(chunk)) {
         incoming.push(fromBinary(ConnectResponseSchema, bytes));
@@ -63,51 +72,32 @@ export async function* openManagerStream(
           ? e
           : new ConnectError(`cannot decode a message: ${(e as Error).message}`, Code.Internal),
       );
-      stream.close(http2.constants.NGHTTP2_CANCEL);
+      cancel.abort();
     }
-  });
-  const onHeaders = (headers: http2.IncomingHttpHeaders) => {
-    const code = headers["grpc-status"];
-    if (code === undefined) return;
-    status = String(code);
-    if (status !== "0") {
-      const message = decodeURIComponent(String(headers["grpc-message"] ?? ""));
-      fail(new ConnectError(message, Number(status) as Code));
-    }
-  };
-  stream.on("response", onHeaders);
-  stream.on("trailers", onHeaders);
-  // A connection that fails cancels the pending stream first; its cause is what to say.
-  stream.on("error", (e) => {
-    const cause = (e as Error & { cause?: unknown }).cause;
-    fail(new ConnectError(cause instanceof Error ? cause.message : e.message, Code.Unavailable));
-  });
-  // The manager's side is over (its trailers came with the end): so is the call, even while
-  // our side is still open.
-  stream.on("end", () => {
-    if (status !== undefined) incoming.close();
-  });
-  stream.on("close", () => {
-    if (status === undefined) {
-      fail(new ConnectError("the stream ended without a status", Code.Unavailable));
-    }
-    incoming.close();
-  });
-  const onAbort = () => {
-    fail(new ConnectError("the stream was cancelled", Code.Canceled));
-    stream.close(http2.constants.NGHTTP2_CANCEL);
-  };
-  signal.addEventListener("abort", onAbort);
+  }, cancel.signal);
+  call.answer.then(
+    (answer) => {
+      const error = statusError(answer);
+      if (error) fail(error);
+      else incoming.close();
+    },
+    (e: Error) =>
+      fail(
+        signal.aborted
+          ? new ConnectError("the stream was cancelled", Code.Canceled)
+          : new ConnectError(e.message, Code.Unavailable),
+      ),
+  );
 
-  // Ends once `outgoing` does: its owner closes it when the stream is over.
+  // Ends once `outgoing` does: its owner closes it when the stream is over. Backpressure:
+  // while the connection is behind, the next message waits in `outgoing`, where its owner
+  // sees it (log followers skip output rather than pile it up).
   void (async () => {
     for await (const message of outgoing) {
-      if (stream.destroyed || stream.writableEnded) return;
-      // Backpressure: while the connection is behind, the next message waits in `outgoing`,
-      // where its owner sees it (log followers skip output rather than pile it up).
-      if (!stream.write(grpcFrame(ConnectRequestSchema, message))) await drained(stream);
+      if (failure || incoming.closed) return;
+      await call.send(frameRequest(message));
     }
-    if (!stream.destroyed && !stream.writableEnded) stream.end();
+    call.end();
   })().catch((e) => fail(new ConnectError((e as Error).message, Code.Internal)));
 
   try {
@@ -115,20 +105,22 @@ export async function* openManagerStream(
     if (failure) throw failure;
   } finally {
     signal.removeEventListener("abort", onAbort);
-    if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
-    session.destroy();
+    cancel.abort();
+    connection.close();
   }
 }
 
-/** Resolves once the stream can take more, or is gone. */
-function drained(stream: http2.ClientHttp2Stream): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      stream.off("drain", done);
-      stream.off("close", done);
-      resolve();
-    };
-    stream.on("drain", done);
-    stream.on("close", done);
-  });
+/** The call's end as an error, or undefined for gRPC's OK. */
+function statusError(answer: H2Answer): ConnectError | undefined {
+  // Trailers, or the headers of a "trailers only" answer.
+  const status = answer.trailers.get("grpc-status") ?? answer.headers.get("grpc-status");
+  if (status === undefined) {
+    return new ConnectError(
+      `the stream ended without a status (HTTP ${answer.status})`,
+      Code.Unavailable,
+    );
+  }
+  if (status === "0") return undefined;
+  const message = answer.trailers.get("grpc-message") ?? answer.headers.get("grpc-message");
+  return new ConnectError(decodeURIComponent(message ?? ""), Number(status) as Code);
 }

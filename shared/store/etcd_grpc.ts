@@ -17,7 +17,7 @@ import {
   encodeRangeRequest,
   encodeTxnRequest,
 } from "./etcd_proto.ts";
-import { type H2Answer, H2Connection, H2ConnectionError, H2StreamError } from "./h2_client.ts";
+import { type H2Answer, H2Connection, H2ConnectionError, H2StreamError } from "../h2_client.ts";
 import { FRAME_HEADER, frameInPlace } from "../grpc_frames.ts";
 
 const HEADERS: [string, string][] = [["content-type", "application/grpc"], ["te", "trailers"]];

@@ -1,6 +1,7 @@
 /**
- * A small HTTP/2 client for unary requests (gRPC calls to etcd): one connection, many
- * requests at once, answers with their headers, body and trailers.
+ * A small HTTP/2 client for gRPC: unary requests (the calls to etcd; one connection, many
+ * requests at once, answers with their headers, body and trailers) and long-lived calls whose
+ * messages go both ways (the worker's stream to the manager, worker/manager_stream.ts).
  *
  * Why not Deno's fetch: it turns Nagle's algorithm on for its connections. etcd's gRPC server
  * (grpc-go) answers a request's DATA with a bandwidth-probing PING; the client's PING ACK is
@@ -9,8 +10,9 @@
  * under Deno 2.9 its nghttp2 can abort the whole process on a GOAWAY (denoland/deno#36788).
  * So this speaks HTTP/2 over a plain Deno socket with TCP_NODELAY set.
  *
- * It grants etcd flow-control windows large enough that answers never wait for it, and obeys
- * etcd's windows when sending (a transaction may be up to a megabyte).
+ * It grants the server flow-control windows large enough that answers never wait for it (and
+ * tops them up), and obeys the server's windows when sending (a transaction may be up to a
+ * megabyte; a worker's log output may be more).
  */
 import hpack from "hpack.js";
 
@@ -40,6 +42,8 @@ const SILENT_MS = 500;
 /** The longest a PING's ACK waits for a request to go with (see #deferPingAck). */
 const PING_ACK_DELAY_MS = 10;
 const MAX_WINDOW = 2 ** 31 - 1;
+/** A call's send() waits while more than this is queued for the socket. */
+const OUT_HIGH_WATER = 256 * 1024;
 const DEFAULT_WINDOW = 65_535;
 const PREFACE = new TextEncoder().encode("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
@@ -64,6 +68,19 @@ export interface H2Answer {
   body: Uint8Array;
 }
 
+/** A request whose body goes out message by message while its answer comes in (gRPC bidi). */
+export interface H2Call {
+  /** The answer's headers and trailers once the server ends its side; its body is empty. */
+  readonly answer: Promise<H2Answer>;
+  /**
+   * Queues `data` after what was sent before. Resolves once the connection takes more: while
+   * the server's flow control or the socket is behind, it waits.
+   */
+  send(data: Uint8Array): Promise<void>;
+  /** Ends our side once what was sent before has gone. */
+  end(): void;
+}
+
 interface Stream {
   id: number;
   resolve: (answer: H2Answer) => void;
@@ -71,8 +88,14 @@ interface Stream {
   headers?: Map<string, string>;
   trailers: Map<string, string>;
   chunks: Uint8Array[];
+  /** A call's answer body goes here as it arrives, instead of into `chunks`. */
+  onData?: (data: Uint8Array) => void;
   /** What the server lets this stream send. */
   sendWindow: number;
+  /** Received since this stream's window was last topped up. */
+  received: number;
+  /** The body's frames being sent, in order. */
+  sending: Promise<void>;
   done: boolean;
 }
 
@@ -101,6 +124,7 @@ export class H2Connection {
   #heardAt = performance.now();
   #windowWaiters: (() => void)[] = [];
   #out: Uint8Array[] = [];
+  #outBytes = 0;
   #flushing?: Promise<void>;
   /** Payloads of the server's PINGs not acknowledged yet (see #deferPingAck). */
   #pingAcks: Uint8Array[] = [];
@@ -145,21 +169,71 @@ export class H2Connection {
     body: Uint8Array,
     signal: AbortSignal,
   ): Promise<H2Answer> {
-    if (this.#closed) return Promise.reject(this.#closed);
-    if (signal.aborted) return Promise.reject(new H2StreamError("cancelled", CANCEL, true));
+    const { stream, answer } = this.#open(path, headers, body.length === 0, undefined, signal);
+    if (stream && body.length > 0) stream.sending = this.#sendBody(stream, body, true);
+    return answer;
+  }
+
+  /**
+   * Opens a request whose body is sent with `send` and whose answer's body is handed to
+   * `onData` as it arrives: one long-lived stream each way (a gRPC bidi call).
+   */
+  call(
+    path: string,
+    headers: [string, string][],
+    onData: (data: Uint8Array) => void,
+    signal: AbortSignal,
+  ): H2Call {
+    const { stream, answer } = this.#open(path, headers, false, onData, signal);
+    return {
+      answer,
+      send: async (data) => {
+        if (!stream) return;
+        stream.sending = stream.sending.then(() => this.#sendBody(stream, data, false));
+        await stream.sending;
+        while (this.#outBytes > OUT_HIGH_WATER && this.#flushing && !this.#closed) {
+          await this.#flushing;
+        }
+      },
+      end: () => {
+        if (!stream) return;
+        stream.sending = stream.sending.then(() => {
+          if (!stream.done) this.#frame(DATA, END_STREAM, stream.id, new Uint8Array(0));
+        });
+      },
+    };
+  }
+
+  #open(
+    path: string,
+    headers: [string, string][],
+    endStream: boolean,
+    onData: ((data: Uint8Array) => void) | undefined,
+    signal: AbortSignal,
+  ): { stream?: Stream; answer: Promise<H2Answer> } {
+    if (this.#closed) return { answer: Promise.reject(this.#closed) };
+    if (signal.aborted) {
+      return { answer: Promise.reject(new H2StreamError("cancelled", CANCEL, true)) };
+    }
     if (!this.usable) {
-      return Promise.reject(new H2StreamError("the connection is going away", 0, true));
+      return {
+        answer: Promise.reject(new H2StreamError("the connection is going away", 0, true)),
+      };
     }
     const id = this.#nextId;
     this.#nextId += 2;
-    return new Promise<H2Answer>((resolve, reject) => {
-      const stream: Stream = {
+    let stream!: Stream;
+    const answer = new Promise<H2Answer>((resolve, reject) => {
+      stream = {
         id,
         resolve,
         reject,
         trailers: new Map(),
         chunks: [],
+        onData,
         sendWindow: this.#peerInitialWindow,
+        received: 0,
+        sending: Promise.resolve(),
         done: false,
       };
       this.#streams.set(id, stream);
@@ -194,9 +268,9 @@ export class H2Connection {
         [":path", path],
         ...headers,
       ]);
-      this.#frame(HEADERS, END_HEADERS | (body.length === 0 ? END_STREAM : 0), id, block);
-      if (body.length > 0) void this.#sendBody(stream, body);
+      this.#frame(HEADERS, END_HEADERS | (endStream ? END_STREAM : 0), id, block);
     });
+    return { stream, answer };
   }
 
   /** Ends the connection; unanswered requests fail. */
@@ -220,7 +294,7 @@ export class H2Connection {
     void this.#readLoop();
   }
 
-  async #sendBody(stream: Stream, body: Uint8Array): Promise<void> {
+  async #sendBody(stream: Stream, body: Uint8Array, endStream: boolean): Promise<void> {
     let at = 0;
     while (at < body.length) {
       if (stream.done) return;
@@ -233,7 +307,7 @@ export class H2Connection {
       const n = Math.min(room, body.length - at);
       stream.sendWindow -= n;
       this.#connSendWindow -= n;
-      const last = at + n === body.length;
+      const last = endStream && at + n === body.length;
       this.#frame(DATA, last ? END_STREAM : 0, stream.id, body.subarray(at, at + n));
       at += n;
     }
@@ -275,6 +349,7 @@ export class H2Connection {
     header[4] = flags;
     view.setUint32(5, id & 0x7fffffff);
     this.#out.push(header, payload);
+    this.#outBytes += 9 + payload.length;
     this.#flushing ??= Promise.resolve().then(() => this.#flush());
   }
 
@@ -285,6 +360,7 @@ export class H2Connection {
         this.#out = [];
         const data = concat(chunks);
         for (let at = 0; at < data.length;) at += await this.#conn.write(data.subarray(at));
+        this.#outBytes -= data.length;
       }
     } catch (e) {
       this.#fail(
@@ -423,8 +499,17 @@ export class H2Connection {
     }
     const stream = this.#streams.get(id);
     if (!stream) return;
+    // A call may go on for good: its stream's window is topped up like the connection's.
+    stream.received += payload.length;
+    if (stream.received > MAX_WINDOW / 2 && !(flags & END_STREAM)) {
+      this.#frame(WINDOW_UPDATE, 0, id, u32(stream.received));
+      stream.received = 0;
+    }
     const data = flags & PADDED ? payload.subarray(1, payload.length - payload[0]) : payload;
-    if (data.length > 0) stream.chunks.push(data);
+    if (data.length > 0) {
+      if (stream.onData) stream.onData(data);
+      else stream.chunks.push(data);
+    }
     if (flags & END_STREAM) this.#finish(stream);
   }
 
