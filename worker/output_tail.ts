@@ -45,12 +45,16 @@ export class OutputTail {
    * becomes U+FFFD rather than breaking the report.
    */
   text(): string {
+    if (this.#size === 0) return "";
     const all = new Uint8Array(this.#size);
     let offset = 0;
     for (const chunk of this.#chunks) {
       all.set(chunk, offset);
       offset += chunk.length;
     }
-    return new TextDecoder("utf-8", { fatal: false }).decode(all);
+    return decoder.decode(all);
   }
 }
+
+/** Shared: a decode without `stream` keeps no state between calls. */
+const decoder = new TextDecoder("utf-8", { fatal: false });
