@@ -250,6 +250,25 @@ Deno.test("a ping is answered with a pong unless the manager says it needs none"
   });
 });
 
+Deno.test("a manager heard from keeps its stream; one quiet for three pings loses it", async () => {
+  await withWorker(async ({ manager }) => {
+    await manager.hello(0);
+    // Three pings of 400 ms: the worker gives up on a stream after 1.2 s without a message.
+    manager.send({ msg: { case: "welcome", value: { pingIntervalMs: 400 } } });
+    const start = performance.now();
+    for (let i = 1n; i <= 8n; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      manager.send({ msg: { case: "ping", value: { seq: i, noPong: true } } });
+    }
+    assert.equal(manager.streams.length, 1, "2 s of pings every 250 ms keep the one stream");
+    const quietFrom = performance.now();
+    await manager.hello(1);
+    const quietFor = performance.now() - quietFrom;
+    assert.ok(quietFor >= 1_100, `the stream was given up only after the limit (${quietFor} ms)`);
+    assert.ok(performance.now() - start >= 3_000);
+  });
+});
+
 Deno.test("over its stream the worker runs, serves logs of, and cancels a task", async () => {
   await withWorker(async ({ manager, reports, dir }) => {
     const fromWorker = () => manager.current.fromWorker;
