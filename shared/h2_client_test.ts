@@ -162,3 +162,46 @@ Deno.test("h2: a PING's ACK goes out with the next request, or alone soon after"
     }
   });
 });
+
+Deno.test("h2: a call's messages go both ways while it lasts, then it ends with trailers", async () => {
+  const server = http2.createServer();
+  const sessions = new Set<http2.ServerHttp2Session>();
+  server.on("session", (session) => {
+    sessions.add(session);
+    session.on("error", () => {});
+  });
+  server.on("stream", (stream: http2.ServerHttp2Stream) => {
+    stream.on("error", () => {});
+    stream.respond({ ":status": 200 }, { waitForTrailers: true });
+    stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
+    // Each chunk straight back, doubled: the answer comes while the request goes on.
+    stream.on("data", (chunk: Uint8Array) => stream.write(new Uint8Array([...chunk, ...chunk])));
+    stream.on("end", () => stream.end());
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  const h2 = await H2Connection.open(new URL(`http://127.0.0.1:${port}`), never());
+  try {
+    const received: number[][] = [];
+    let wake = () => {};
+    const call = h2.call("/echo", [["te", "trailers"]], (data) => {
+      received.push([...data]);
+      wake();
+    }, never());
+    for (const n of [1, 2, 3]) {
+      const echoed = new Promise<void>((resolve) => wake = resolve);
+      await call.send(new Uint8Array([n]));
+      await echoed;
+    }
+    assert.deepEqual(received, [[1, 1], [2, 2], [3, 3]]);
+    call.end();
+    const answer = await call.answer;
+    assert.equal(answer.status, 200);
+    assert.equal(answer.trailers.get("grpc-status"), "0");
+    assert.equal(answer.body.length, 0, "the data went to onData");
+  } finally {
+    h2.close();
+    for (const session of sessions) session.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+});
