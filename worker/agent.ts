@@ -212,6 +212,7 @@ export class Agent {
         attempt: request.attempt,
         pid: spawned.pid,
         startedAt: spawned.startedAt,
+        startTime: spawned.startTime,
         killTimeoutMs: request.killTimeoutMs ?? DEFAULT_KILL_TIMEOUT_MS,
       });
     } catch (e) {

@@ -9,7 +9,12 @@ import type { Logger } from "../shared/log.ts";
 import type { TaskOutput } from "../shared/task_machine.ts";
 import { type Clock, systemClock } from "../shared/clock.ts";
 import { OutputTail } from "./output_tail.ts";
-import { type GroupChild, setsidExecFailure, spawnInOwnGroup } from "./spawn.ts";
+import {
+  type GroupChild,
+  setsidExecFailure,
+  spawnInOwnGroup,
+  type StartTimeRange,
+} from "./spawn.ts";
 
 export interface ProcessSpec {
   taskId: string;
@@ -58,6 +63,8 @@ export interface Spawned {
   pid: number;
   /** When the attempt started (the executor's clock), as its result will say. */
   startedAt: number;
+  /** The process's start time as /proc counts it, where the spawn tells it. */
+  startTime?: StartTimeRange;
 }
 
 export interface RunningProcess {
@@ -203,7 +210,7 @@ class ProcessRun implements RunningProcess {
     }
 
     const group = child.pid;
-    this.#resolveSpawned({ pid: group, startedAt });
+    this.#resolveSpawned({ pid: group, startedAt, startTime: child.startTime });
     this.#signalGroup = child.signalGroup ?? ((signal) => {
       try {
         Deno.kill(-group, signal);

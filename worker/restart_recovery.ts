@@ -117,8 +117,9 @@ async function recoverOne(
 /**
  * The process group of the record's attempt when something of it is left, else undefined.
  * A group's id is its leader's pid, and Linux does not hand that number to a new process while
- * any member of the group lives; so a leader that is ours (same start time, same boot) means
- * the whole group is ours, and a pid now used by another process means our group is empty.
+ * any member of the group lives; so a leader that is ours (a start time in the record's range,
+ * same boot) means the whole group is ours, and a pid now used by another process means our
+ * group is empty.
  */
 async function findGroup(record: RunningRecord): Promise<number | undefined> {
   // Never signal -1 (every process we may signal) or -0 (our own group).
@@ -126,7 +127,10 @@ async function findGroup(record: RunningRecord): Promise<number | undefined> {
   const boot = await readBootId();
   if (record.boot_id !== null && boot !== undefined && record.boot_id !== boot) return undefined;
   const leader = await readProcStat(record.pid);
-  if (leader && leader.startTime !== record.start_time) return undefined;
+  const latest = record.start_time_latest ?? record.start_time;
+  if (leader && (leader.startTime < record.start_time || leader.startTime > latest)) {
+    return undefined;
+  }
   const members = await groupMembers(record.pid);
   if (members.length === 0) return undefined;
   if (leader) return record.pid;

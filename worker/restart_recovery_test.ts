@@ -224,6 +224,33 @@ Deno.test("a recorded pid now used by another process is left alone", async () =
   });
 });
 
+Deno.test("a leader started within the record's range of start times is ours, else not", async () => {
+  await withStateDir(async (s) => {
+    const ours = s.spawn("t-1", "exec sleep 100");
+    const other = s.spawn("t-2", "exec sleep 100");
+    const startOf = async (pid: number) => (await readProcStat(pid))!.startTime;
+    const [t1, t2] = [await startOf(ours.pid), await startOf(other.pid)];
+    const base = { attempt: 1, startedAt: 1, killTimeoutMs: 100 };
+    await s.records.add({
+      ...base,
+      taskId: "t-1",
+      pid: ours.pid,
+      startTime: { earliest: t1 - 2, latest: t1 + 1 },
+    });
+    // Our process had this pid once, and was started before this one: the pid was reused.
+    await s.records.add({
+      ...base,
+      taskId: "t-2",
+      pid: other.pid,
+      startTime: { earliest: t2 - 3, latest: t2 - 1 },
+    });
+    const summary = await s.recover();
+    assert.deepEqual(summary, { killed: 1, ended: 1, reported: 0 });
+    assert.deepEqual(await groupMembers(ours.pid), []);
+    assert.deepEqual(await groupMembers(other.pid), [other.pid], "the other process still runs");
+  });
+});
+
 Deno.test("a recorded process that is gone gives an already-ended report", async () => {
   await withStateDir(async (s) => {
     const gone = s.spawn("t-1", "sleep 0.2");

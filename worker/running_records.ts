@@ -12,6 +12,7 @@ import type { Logger } from "../shared/log.ts";
 import { attemptEntryKey, type JournalFile } from "./journal_file.ts";
 import { openJournalFrom } from "./legacy_folder.ts";
 import { readBootId, readProcStatSync } from "./proc.ts";
+import type { StartTimeRange } from "./posix_spawn.ts";
 
 /** One record of state_dir/running.jsonl (snake_case: people read these files). */
 export interface RunningRecord {
@@ -20,11 +21,17 @@ export interface RunningRecord {
   /** The process, and its process group (the task runs in its own group). */
   pid: number;
   /**
-   * The process's start time from /proc/<pid>/stat (field 22, clock ticks since boot), so
-   * that a pid reused by another process is not taken for ours. Null when the process was
-   * already gone by the time it was read.
+   * The process's start time as /proc/<pid>/stat counts it (field 22, clock ticks since
+   * boot), so that a pid reused by another process is not taken for ours: the earliest it can
+   * be. Null when it is not known (the process was gone before /proc was read).
    */
   start_time: number | null;
+  /**
+   * The latest the start time can be. A worker that spawns through posix_spawn knows it to
+   * within the spawn call (posix_spawn.ts); absent in records of workers before that, whose
+   * start_time is exact.
+   */
+  start_time_latest?: number | null;
   /** The machine's boot the start time counts from; after a reboot nothing of ours is left. */
   boot_id: string | null;
   /** The grace between SIGTERM and SIGKILL the task asked for. */
@@ -38,6 +45,8 @@ export interface NewRecord {
   attempt: number;
   pid: number;
   startedAt: number;
+  /** Where the spawn tells it; otherwise add() reads /proc. */
+  startTime?: StartTimeRange;
   killTimeoutMs: number;
 }
 
@@ -75,14 +84,17 @@ export class RunningRecords {
     });
   }
 
-  /** Records a process that was just started; reads its start time from /proc. */
+  /** Records a process that was just started; without its start time, reads it from /proc. */
   async add(record: NewRecord): Promise<void> {
-    const stat = readProcStatSync(record.pid);
+    const read = record.startTime ? undefined : readProcStatSync(record.pid)?.startTime;
+    const startTime = record.startTime ??
+      (read !== undefined ? { earliest: read, latest: read } : undefined);
     const written: RunningRecord = {
       task_id: record.taskId,
       attempt: record.attempt,
       pid: record.pid,
-      start_time: stat?.startTime ?? null,
+      start_time: startTime?.earliest ?? null,
+      start_time_latest: startTime?.latest ?? null,
       boot_id: (await readBootId()) ?? null,
       kill_timeout_ms: record.killTimeoutMs,
       started_at: record.startedAt,
@@ -122,6 +134,8 @@ function checkRecord(data: unknown): RunningRecord | undefined {
     typeof r.task_id !== "string" || !Number.isInteger(r.attempt) ||
     !Number.isInteger(r.pid) || (r.pid ?? 0) <= 1 ||
     !(r.start_time === null || typeof r.start_time === "number") ||
+    !(r.start_time_latest === undefined || r.start_time_latest === null ||
+      typeof r.start_time_latest === "number") ||
     !(r.boot_id === null || typeof r.boot_id === "string") ||
     typeof r.kill_timeout_ms !== "number" || typeof r.started_at !== "number"
   ) {

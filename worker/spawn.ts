@@ -16,7 +16,7 @@
  */
 import { type GroupChild, posixSpawner } from "./posix_spawn.ts";
 
-export type { GroupChild } from "./posix_spawn.ts";
+export type { GroupChild, StartTimeRange } from "./posix_spawn.ts";
 
 /** How a process is put in its own session; `spawnMethod()` picks the cheapest there is. */
 export type SpawnMethod = "posix_spawn" | "setsid" | "detached";

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { BASE_PATH } from "./executor.ts";
 import { eventually, groupMembers } from "./test_util.ts";
+import { readProcStat } from "./proc.ts";
 import { decodeStatus, type GroupChild, posixSpawner } from "./posix_spawn.ts";
 import {
   resolveCommand,
@@ -282,6 +283,27 @@ Deno.test("posix_spawn's signalGroup reaches the group's members, and an empty g
   await eventually(async () => (await groupMembers(child.pid)).length === 0, "the group gone");
   child.signalGroup("SIGKILL");
   child.signalGroup("SIGTERM");
+});
+
+Deno.test("posix_spawn tells the start time /proc gives, to within the spawn call", async () => {
+  for (let i = 0; i < 20; i++) {
+    const child = posixShell("read line");
+    try {
+      const stat = await readProcStat(child.pid);
+      assert.ok(stat, "the process runs until its stdin ends");
+      const range = child.startTime;
+      assert.ok(range, "posix_spawn knows it");
+      assert.ok(
+        range.earliest <= stat.startTime && stat.startTime <= range.latest,
+        `${stat.startTime} in ${range.earliest}..${range.latest}`,
+      );
+      // Two ticks of margin, and the call itself: far less than a second (100 ticks).
+      assert.ok(range.latest - range.earliest < 100, `${range.latest - range.earliest} ticks`);
+    } finally {
+      child.signalGroup?.("SIGKILL");
+      await Promise.all([child.status, child.stdout.cancel(), child.stderr.cancel()]);
+    }
+  }
 });
 
 Deno.test("posix_spawn runs a file without #! with sh, as execvp does", async () => {
