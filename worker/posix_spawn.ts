@@ -262,7 +262,7 @@ class BootClock {
 class NoExecFormat extends Error {}
 
 /** The strings a posix_spawn call in progress points to. */
-const pinned: Uint8Array[][] = [];
+const pinned: Uint8Array[] = [];
 
 function spawnOnce(
   libc: Libc,
@@ -289,9 +289,9 @@ function spawnOnce(
     }
     // The arrays hold only the strings' addresses: the strings are pinned until the call has
     // returned, or the collector could free them while nothing in JS seems to use them.
-    const argvStrings = argv.map(cString);
-    const envStrings = env.map(cString);
-    pinned.push(argvStrings, envStrings);
+    const argvStrings = cStringArray(argv);
+    const envStrings = cStringArray(env);
+    pinned.push(argvStrings.strings, envStrings.strings);
     const pid = new Int32Array(1);
     let rc: number;
     try {
@@ -300,8 +300,8 @@ function spawnOnce(
         cString(path),
         actions,
         attr,
-        pointerArray(argvStrings),
-        pointerArray(envStrings),
+        argvStrings.pointers,
+        envStrings.pointers,
       );
     } finally {
       pinned.length = 0;
@@ -351,12 +351,26 @@ function cString(text: string): Uint8Array<ArrayBuffer> {
   return encoder.encode(`${text}\0`);
 }
 
-function pointerArray(strings: Uint8Array<ArrayBuffer>[]): Uint8Array<ArrayBuffer> {
-  const addresses = new BigUint64Array(strings.length + 1);
-  strings.forEach((s, i) => {
-    addresses[i] = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(s)));
-  });
-  return new Uint8Array(addresses.buffer);
+/**
+ * The strings NUL-terminated one after another in one buffer, and the NULL-terminated array of
+ * their addresses that argv and envp are: one address lookup through FFI per array rather than
+ * one per string (an environment has several).
+ */
+function cStringArray(texts: string[]): { strings: Uint8Array; pointers: Uint8Array } {
+  for (const text of texts) {
+    if (text.includes("\0")) {
+      throw new Deno.errors.InvalidData(`${JSON.stringify(text)} contains a NUL character`);
+    }
+  }
+  const strings = encoder.encode(texts.map((text) => `${text}\0`).join(""));
+  const base = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(strings)));
+  const addresses = new BigUint64Array(texts.length + 1);
+  let start = 0;
+  for (let i = 0; i < texts.length; i++) {
+    addresses[i] = base + BigInt(start);
+    start = strings.indexOf(0, start) + 1;
+  }
+  return { strings, pointers: new Uint8Array(addresses.buffer) };
 }
 
 /**

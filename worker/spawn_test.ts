@@ -222,6 +222,23 @@ function posixShell(script: string): GroupChild {
   });
 }
 
+Deno.test("posix_spawn hands every argument and variable over whole, multi-byte ones too", async () => {
+  const spawner = posixSpawner();
+  assert.ok(spawner);
+  const args = ["", "plain", "ünïcödé ✓ 𝄞", "with space", "x".repeat(5000)];
+  const child = spawner.spawn({
+    path: "/bin/sh",
+    argv: ["sh", "-c", 'printf "%s|" "$@"; printf "%s|%s|%s" "$A" "$EMPTY" "$B"', "sh", ...args],
+    cwd: "/",
+    env: { PATH: BASE_PATH, A: "ß".repeat(300), EMPTY: "", B: "=b=" },
+    stdout: "piped",
+    stderr: "null",
+  });
+  const [text, status] = await Promise.all([new Response(child.stdout).text(), child.status]);
+  assert.equal(status.code, 0);
+  assert.equal(text, args.map((a) => `${a}|`).join("") + `${"ß".repeat(300)}||=b=`);
+});
+
 Deno.test("posix_spawn's output of a running process arrives before the process ends", async () => {
   // Pipes are read after the end unless the process outlives PIPE_WATCH_DELAY_MS.
   const child = posixShell("echo first; exec sleep 30");
