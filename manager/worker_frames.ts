@@ -14,12 +14,6 @@ import type { Outgoing } from "./worker_session.ts";
 /** ConnectResponse's oneof fields, and the fields of the messages in it encoded here. */
 const RESPONSE = { ping: 2, run: 3, reportAnswer: 7 } as const;
 
-/** A Duration as a RunTask holds it (google.protobuf.Duration's init shape). */
-interface DurationInit {
-  seconds?: bigint;
-  nanos?: number;
-}
-
 /** The message framed as gRPC frames it: a flag byte, a 4-byte length, the message. */
 export function frameResponse(message: Outgoing): Uint8Array {
   const msg = message.msg;
@@ -35,8 +29,8 @@ export function frameResponse(message: Outgoing): Uint8Array {
         for (const param of run.params ?? []) m.string(4, param, true);
         m.stringMap(5, run.env);
         m.string(6, run.cwd);
-        duration(m, 7, run.timeout);
-        duration(m, 8, run.killTimeout);
+        m.secondsAndNanos(7, run.timeout);
+        m.secondsAndNanos(8, run.killTimeout);
       });
       break;
     }
@@ -62,12 +56,4 @@ export function frameResponse(message: Outgoing): Uint8Array {
       return grpcFrame(ConnectResponseSchema, message);
   }
   return frameInPlace(w.finish());
-}
-
-function duration(w: ProtoWriter, field: number, value: DurationInit | undefined): void {
-  if (value === undefined) return;
-  w.message(field, (d) => {
-    d.int(1, value.seconds ?? 0n);
-    d.int(2, value.nanos ?? 0);
-  });
 }

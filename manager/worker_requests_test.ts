@@ -143,7 +143,8 @@ Deno.test("anything else is left to protobuf-es, with its result or its error", 
 });
 
 Deno.test("the messages read by hand have the fields the reader knows, and no more", () => {
-  // A field added to one of these messages must be added to worker_requests.ts too.
+  // A field added to one of these messages must be added to worker_requests.ts, which reads
+  // them, and to worker/request_frames.ts, which writes them, too.
   const numbers = (fields: { number: number }[]) =>
     fields.map((f) => f.number).sort((a, b) => a - b);
   assert.deepEqual(numbers(PongSchema.fields), [1]);

@@ -171,6 +171,18 @@ export class ProtoWriter {
   }
 
   /**
+   * A google.protobuf.Duration or Timestamp field (both are seconds and nanos); left out when
+   * unset, written even when zero.
+   */
+  secondsAndNanos(field: number, value: { seconds?: bigint; nanos?: number } | undefined): void {
+    if (value === undefined) return;
+    this.message(field, (m) => {
+      m.int(1, value.seconds ?? 0n);
+      m.int(2, value.nanos ?? 0);
+    });
+  }
+
+  /**
    * The message (after its headroom) in bytes nobody else writes; they may be a view into a
    * larger buffer (mind `byteOffset`).
    */

@@ -3,8 +3,8 @@
  * encoded and framed by hand (shared/proto_writer.ts) rather than by protobuf-es's reflection,
  * as the manager frames its runs (manager/worker_frames.ts): reflection was about a tenth of a
  * worker's CPU per short task. The bytes are the ones protobuf-es writes
- * (request_frames_test.ts compares them, and fails when one of these messages gains a field);
- * any other message goes through protobuf-es.
+ * (request_frames_test.ts compares them; manager/worker_requests_test.ts fails when one of
+ * these messages gains a field); any other message goes through protobuf-es.
  */
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { ConnectRequestSchema } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
@@ -18,11 +18,6 @@ const REQUEST = { pong: 2, ack: 3, report: 5 } as const;
 
 /** The oneof of SetTaskRequest's outcome, by field number. */
 const OUTCOME = { exited: 4, startError: 5, abandoned: 13 } as const;
-
-interface TimestampInit {
-  seconds?: bigint;
-  nanos?: number;
-}
 
 /** The message framed as gRPC frames it: a flag byte, a 4-byte length, the message. */
 export function frameRequest(message: Outgoing): Uint8Array {
@@ -60,8 +55,8 @@ export function frameRequest(message: Outgoing): Uint8Array {
         m.string(7, r.stderr);
         m.int(8, r.stdoutTruncated ? 1 : 0);
         m.int(9, r.stderrTruncated ? 1 : 0);
-        timestamp(m, 10, r.startedAt);
-        timestamp(m, 11, r.finishedAt);
+        m.secondsAndNanos(10, r.startedAt);
+        m.secondsAndNanos(11, r.finishedAt);
         m.int(12, r.termination);
         // Last: protobuf-es writes fields by number, not where the oneof declares them.
         if (outcome?.case === "abandoned") m.string(OUTCOME.abandoned, outcome.value, true);
@@ -72,12 +67,4 @@ export function frameRequest(message: Outgoing): Uint8Array {
       return grpcFrame(ConnectRequestSchema, message);
   }
   return frameInPlace(w.finish());
-}
-
-function timestamp(w: ProtoWriter, field: number, value: TimestampInit | undefined): void {
-  if (value === undefined) return;
-  w.message(field, (t) => {
-    t.int(1, value.seconds ?? 0n);
-    t.int(2, value.nanos ?? 0);
-  });
 }
