@@ -1,7 +1,7 @@
 /**
- * gRPC's message framing, for the calls served and made on node:http2 directly (the worker
- * stream at both ends, the operator's unary calls): a flag byte (compression, which we never
- * negotiate), the message's length in 4 bytes, the message.
+ * gRPC's message framing, for the calls served and made without Connect (the worker stream
+ * at both ends, the operator's unary calls, etcd): a flag byte (compression, which we never
+ * negotiate), the message's length in 4 bytes, the message; and a call's status.
  */
 import { create, type DescMessage, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -11,6 +11,28 @@ export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 
 /** The bytes of a message frame before the message. */
 export const FRAME_HEADER = 5;
+
+/** A call's end as gRPC says it, in its trailers or the headers of a "trailers only" answer. */
+export interface GrpcStatus {
+  /** The status code's text ("0" for OK); undefined when the call ended without one. */
+  status?: string;
+  /** Percent-decoded, as gRPC sends it; as sent when it is not percent-encoded after all. */
+  message: string;
+}
+
+export function grpcStatus(
+  answer: { headers: Map<string, string>; trailers: Map<string, string> },
+): GrpcStatus {
+  const field = (name: string) => answer.trailers.get(name) ?? answer.headers.get(name);
+  const raw = field("grpc-message") ?? "";
+  let message = raw;
+  try {
+    message = decodeURIComponent(raw);
+  } catch {
+    // Not percent-encoded after all: as sent.
+  }
+  return { status: field("grpc-status"), message };
+}
 
 /** One message, encoded and framed. */
 export function grpcFrame<T extends DescMessage>(

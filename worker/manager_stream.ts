@@ -19,7 +19,7 @@ import {
   ConnectResponseSchema,
   WorkerService,
 } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
-import { EnvelopeReader } from "../shared/grpc_frames.ts";
+import { EnvelopeReader, grpcStatus } from "../shared/grpc_frames.ts";
 import { type H2Answer, H2Connection } from "../shared/h2_client.ts";
 import { frameRequest } from "./request_frames.ts";
 
@@ -112,8 +112,7 @@ export async function* openManagerStream(
 
 /** The call's end as an error, or undefined for gRPC's OK. */
 function statusError(answer: H2Answer): ConnectError | undefined {
-  // Trailers, or the headers of a "trailers only" answer.
-  const status = answer.trailers.get("grpc-status") ?? answer.headers.get("grpc-status");
+  const { status, message } = grpcStatus(answer);
   if (status === undefined) {
     return new ConnectError(
       `the stream ended without a status (HTTP ${answer.status})`,
@@ -121,6 +120,5 @@ function statusError(answer: H2Answer): ConnectError | undefined {
     );
   }
   if (status === "0") return undefined;
-  const message = answer.trailers.get("grpc-message") ?? answer.headers.get("grpc-message");
-  return new ConnectError(decodeURIComponent(message ?? ""), Number(status) as Code);
+  return new ConnectError(message, Number(status) as Code);
 }

@@ -18,7 +18,7 @@ import {
   encodeTxnRequest,
 } from "./etcd_proto.ts";
 import { type H2Answer, H2Connection, H2ConnectionError, H2StreamError } from "../h2_client.ts";
-import { FRAME_HEADER, frameInPlace } from "../grpc_frames.ts";
+import { FRAME_HEADER, frameInPlace, type GrpcStatus, grpcStatus } from "../grpc_frames.ts";
 
 const HEADERS: [string, string][] = [["content-type", "application/grpc"], ["te", "trailers"]];
 
@@ -87,8 +87,8 @@ export function createEtcdGrpc(endpoints: string[]): EtcdKv {
 
 /** The answer's message, or etcd's error: the status is in the trailers, or in the headers. */
 export function checkAnswer(answer: H2Answer, method: string): Uint8Array {
-  const status = answer.trailers.get("grpc-status") ?? answer.headers.get("grpc-status");
-  if (answer.status !== 200 || status !== "0") {
+  const status = grpcStatus(answer);
+  if (answer.status !== 200 || status.status !== "0") {
     throw callError(answer, status);
   }
   return unframe(answer.body, method);
@@ -121,7 +121,7 @@ export function unframe(body: Uint8Array, method: string): Uint8Array {
   return body.subarray(5);
 }
 
-function callError(answer: H2Answer, status: string | undefined): Error {
+function callError(answer: H2Answer, { status, message: sent }: GrpcStatus): Error {
   if (status === undefined) {
     const message = answer.status === 200
       ? "etcd ended the call without a status"
@@ -131,14 +131,7 @@ function callError(answer: H2Answer, status: string | undefined): Error {
       : new EtcdRequestError(message);
   }
   const code = Number(status);
-  const raw = answer.trailers.get("grpc-message") ?? answer.headers.get("grpc-message") ?? "";
-  let message = raw;
-  try {
-    message = decodeURIComponent(raw); // gRPC percent-encodes its messages.
-  } catch {
-    // Not percent-encoded after all: as sent.
-  }
-  message ||= `gRPC status ${code}`;
+  const message = sent || `gRPC status ${code}`;
   return UNAVAILABLE_CODES.has(code)
     ? new EtcdUnavailableError(message)
     : new EtcdRequestError(message);
