@@ -240,22 +240,24 @@ class BootClock {
   readonly #libc: Libc;
   readonly #timespec = new BigInt64Array(2);
   readonly #bytes = new Uint8Array(this.#timespec.buffer);
-  /** Nanoseconds per tick; 0 when the tick is unknown (then nothing is said). */
+  /** 0 when the tick is unknown, or not a whole number of nanoseconds (then nothing is said). */
+  readonly #perSecond: number;
   readonly #tickNs: number;
 
   constructor(libc: Libc) {
     this.#libc = libc;
     const perSecond = Number(libc.sysconf(_SC_CLK_TCK));
-    this.#tickNs = perSecond > 0 && 1e9 % perSecond === 0 ? 1e9 / perSecond : 0;
+    this.#perSecond = perSecond > 0 && 1e9 % perSecond === 0 ? perSecond : 0;
+    this.#tickNs = this.#perSecond && 1e9 / this.#perSecond;
   }
 
   /** Now, as the kernel counts a start time: whole ticks, rounded down. */
   ticks(): number | undefined {
-    if (this.#tickNs === 0 || this.#libc.clock_gettime(CLOCK_BOOTTIME, this.#bytes) !== 0) {
+    if (this.#perSecond === 0 || this.#libc.clock_gettime(CLOCK_BOOTTIME, this.#bytes) !== 0) {
       return undefined;
     }
     const [seconds, nanos] = this.#timespec;
-    return Number(seconds) * (1e9 / this.#tickNs) + Math.floor(Number(nanos) / this.#tickNs);
+    return Number(seconds) * this.#perSecond + Math.floor(Number(nanos) / this.#tickNs);
   }
 }
 
@@ -345,10 +347,15 @@ const encoder = new TextEncoder();
 const DEV_NULL = cString("/dev/null");
 
 function cString(text: string): Uint8Array<ArrayBuffer> {
+  checkNoNul(text);
+  return encoder.encode(`${text}\0`);
+}
+
+/** A C string ends at its first NUL: text holding one would reach the child cut short. */
+function checkNoNul(text: string): void {
   if (text.includes("\0")) {
     throw new Deno.errors.InvalidData(`${JSON.stringify(text)} contains a NUL character`);
   }
-  return encoder.encode(`${text}\0`);
 }
 
 /**
@@ -357,11 +364,7 @@ function cString(text: string): Uint8Array<ArrayBuffer> {
  * one per string (an environment has several).
  */
 function cStringArray(texts: string[]): { strings: Uint8Array; pointers: Uint8Array } {
-  for (const text of texts) {
-    if (text.includes("\0")) {
-      throw new Deno.errors.InvalidData(`${JSON.stringify(text)} contains a NUL character`);
-    }
-  }
+  texts.forEach(checkNoNul);
   const strings = encoder.encode(texts.map((text) => `${text}\0`).join(""));
   const base = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(strings)));
   const addresses = new BigUint64Array(texts.length + 1);
