@@ -59,6 +59,9 @@ export function createEtcdGateway(endpoints: string[]): EtcdKv {
     async txn(request, options) {
       return normalizeTxn(await call("/v3/kv/txn", request, options.deadline));
     },
+    async compact(revision, options) {
+      await call("/v3/kv/compaction", { revision }, options.deadline);
+    },
     close() {
       if (rotation.close()) client.close();
     },

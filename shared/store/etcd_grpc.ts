@@ -14,6 +14,7 @@ import {
 import {
   decodeRangeResponse,
   decodeTxnResponse,
+  encodeCompactionRequest,
   encodeRangeRequest,
   encodeTxnRequest,
 } from "./etcd_proto.ts";
@@ -76,6 +77,10 @@ export function createEtcdGrpc(endpoints: string[]): EtcdKv {
       return decodeTxnResponse(
         await call("Txn", encodeTxnRequest(request, FRAME_HEADER), options.deadline),
       );
+    },
+    async compact(revision, options) {
+      // The answer holds only a header, which nothing here needs.
+      await call("Compact", encodeCompactionRequest(revision, FRAME_HEADER), options.deadline);
     },
     close() {
       if (!rotation.close()) return;

@@ -91,11 +91,23 @@ export interface CallOptions {
   deadline: number;
 }
 
-/** The two etcd KV calls the store makes, whichever protocol carries them. */
+/** The etcd KV calls the store makes, whichever protocol carries them. */
 export interface EtcdKv {
   range(request: RangeRequest, call: CallOptions): Promise<RangeResponse>;
   txn(request: TxnRequest, call: CallOptions): Promise<TxnResponse>;
+  /**
+   * Drops every version older than `revision` that is no longer a key's latest: etcd keeps
+   * them all until told, and its database fills up with them. etcd refuses a revision at or
+   * below one already compacted (see isCompactedError).
+   */
+  compact(revision: string, call: CallOptions): Promise<void>;
   close(): void;
+}
+
+/** etcd's refusal of a revision whose history is gone already (by an earlier compaction). */
+export function isCompactedError(error: unknown): boolean {
+  return error instanceof EtcdRequestError &&
+    /required revision has been compacted/.test(error.message);
 }
 
 /** gRPC codes etcd returns when it is (for now) unable to serve. */

@@ -123,6 +123,13 @@ export function encodeTxnRequest(request: TxnRequest, headroom = 0): Uint8Array<
   return w.finish();
 }
 
+/** CompactionRequest; `physical` stays false: etcd answers once the compaction is decided. */
+export function encodeCompactionRequest(revision: string, headroom = 0): Uint8Array<ArrayBuffer> {
+  const w = new Writer(headroom);
+  int64(w, 1, revision);
+  return w.finish();
+}
+
 /** A reader over etcd's answer, or part of it; errors say etcd sent it. */
 function reader(buf: Uint8Array, start?: number, end?: number): Reader {
   return new Reader(buf, "etcd", start, end);

@@ -5,6 +5,7 @@ import {
   type Compare as ICompare,
   type EtcdKv,
   EtcdUnavailableError,
+  isCompactedError,
   type KeyValue as IKeyValue,
   type RequestOp as IRequestOp,
   type TxnResponse as ITxnResponse,
@@ -14,6 +15,7 @@ import {
   ConflictError,
   type ListTasksOptions,
   type Store,
+  type StoreHistory,
   StoreUnavailableError,
   type TaskUpdate,
   type Versioned,
@@ -117,6 +119,25 @@ class EtcdStore implements Store {
     this.#where = endpoints.map((e) => e.replace(/^https?:\/\//, "")).join(", ");
     this.#client = client;
   }
+
+  readonly history: StoreHistory = {
+    revision: async () => {
+      // Any read's header carries the revision; this one reads nothing.
+      const response = await this.#run((call) =>
+        this.#client.range({ key: this.#key(""), count_only: true }, call)
+      );
+      return BigInt(response.header.revision);
+    },
+    compact: async (revision) => {
+      try {
+        await this.#run((call) => this.#client.compact(revision.toString(), call));
+        return true;
+      } catch (error) {
+        if (isCompactedError((error as Error).cause)) return false;
+        throw error;
+      }
+    },
+  };
 
   async ping(): Promise<void> {
     await this.#run((call) =>

@@ -342,3 +342,47 @@ Deno.test("etcd: as many updates as updatesPerWrite, with their previous states,
     await store.close();
   }
 });
+
+for (const protocol of ETCD_PROTOCOLS) {
+  Deno.test(`etcd (${protocol}): compacting drops the old versions and nothing the store reads`, async () => {
+    await using etcd = await startEtcd();
+    const store = await createEtcdStore({ endpoints: [etcd.endpoint], protocol });
+    const raw = createEtcdGrpc([etcd.endpoint]);
+    const call = () => ({ deadline: Date.now() + 5_000 });
+    try {
+      const history = store.history!;
+      const [created] = await store.createTasks([task("t1")]);
+      const [scheduled] = await store.updateTasks([{
+        task: { ...created.value, state: "scheduled" },
+        expectedRevision: created.revision,
+        previousState: "pending",
+      }]);
+      const now = await history.revision();
+      assert.equal(now, scheduled.revision);
+      const atCreation = { key: "/goschedule/tasks/t1", revision: created.revision.toString() };
+      assert.equal((await raw.range(atCreation, call())).kvs.length, 1);
+
+      assert.equal(await history.compact(now), true);
+      await assert.rejects(raw.range(atCreation, call()), /required revision has been compacted/);
+      // Again, or to an older revision: the history is gone already, which is no failure.
+      assert.equal(await history.compact(now), false);
+      assert.equal(await history.compact(created.revision), false);
+
+      // The latest versions, and writes that compare against them, are untouched.
+      assert.equal((await store.getTask("t1"))?.value.state, "scheduled");
+      assert.deepEqual((await store.listTasks({ state: "scheduled" })).map((v) => v.value.id), [
+        "t1",
+      ]);
+      const [done] = await store.updateTasks([{
+        task: { ...scheduled.value, state: "done" },
+        expectedRevision: scheduled.revision,
+        previousState: "scheduled",
+      }]);
+      assert.ok(done.revision > now);
+      assert.equal(await history.revision(), done.revision);
+    } finally {
+      raw.close();
+      await store.close();
+    }
+  });
+}

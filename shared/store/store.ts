@@ -55,7 +55,24 @@ export interface Store {
   putWorker(worker: WorkerRecord, expectedRevision: bigint): Promise<Versioned<WorkerRecord>>;
   getWorker(id: string): Promise<Versioned<WorkerRecord> | undefined>;
   listWorkers(): Promise<Versioned<WorkerRecord>[]>;
+  /**
+   * Present on a store that keeps every past version of its records until told to drop them
+   * (etcd): without that, its database grows with every write until it is full.
+   */
+  readonly history?: StoreHistory;
   close(): Promise<void>;
+}
+
+/** The past versions a store keeps (see Store.history). */
+export interface StoreHistory {
+  /** The store's revision now: the number of its latest write, anyone's. */
+  revision(): Promise<bigint>;
+  /**
+   * Drops the versions older than `revision` that are no longer a record's latest. Resolves
+   * to false, having done nothing, when the history up to there is gone already (another
+   * manager, or the store's own settings, dropped it).
+   */
+  compact(revision: bigint): Promise<boolean>;
 }
 
 /** A compare-and-swap lost its race: the record changed (or exists, or vanished) meanwhile. */
