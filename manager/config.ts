@@ -17,6 +17,7 @@ const managerSchema = z.strictObject({
       error: (issue) =>
         `unknown etcd protocol ${JSON.stringify(issue.input)}: use ${ETCD_PROTOCOLS.join(", ")}`,
     }).default("grpc"),
+    compaction_interval: durationSchema.default(300_000),
   }).optional(),
   store_path: z.string().min(1).optional(),
   ping_interval: durationSchema.default(2000),
@@ -80,6 +81,8 @@ export interface ManagerConfig {
       requestTimeoutMs: number;
       prefix: string;
       protocol: EtcdProtocol;
+      /** How often the manager compacts etcd's history; 0: never (etcd is set to do it). */
+      compactionIntervalMs: number;
     }
     | { kind: "sqlite"; path: string };
   pingIntervalMs: number;
@@ -111,6 +114,7 @@ export function parseManagerConfig(source: string, data: unknown): ManagerConfig
         requestTimeoutMs: raw.etcd.request_timeout,
         prefix: raw.etcd.prefix,
         protocol: raw.etcd.protocol,
+        compactionIntervalMs: raw.etcd.compaction_interval,
       }
       : { kind: "sqlite", path: raw.store_path ?? DEFAULT_STORE_PATH },
     pingIntervalMs: raw.ping_interval,

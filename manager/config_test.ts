@@ -31,6 +31,7 @@ Deno.test("an etcd section selects etcd with its defaults", () => {
     requestTimeoutMs: 5000,
     prefix: "/goschedule/",
     protocol: "grpc",
+    compactionIntervalMs: 300_000,
   });
   assert.deepEqual(config.listen, { host: "0.0.0.0", port: 7000 });
   assert.equal(config.pingIntervalMs, 500);
@@ -45,6 +46,17 @@ Deno.test("etcd.protocol json chooses etcd's JSON gateway", () => {
   assert.equal(config.store.kind === "etcd" && config.store.protocol, "json");
 });
 
+Deno.test("etcd.compaction_interval sets how often etcd's history is compacted; 0s never", () => {
+  const interval = (value: string) => {
+    const config = parseManagerConfig("m.yaml", {
+      etcd: { endpoints: ["127.0.0.1:2379"], compaction_interval: value },
+    });
+    return config.store.kind === "etcd" && config.store.compactionIntervalMs;
+  };
+  assert.equal(interval("1h"), 3_600_000);
+  assert.equal(interval("0s"), 0);
+});
+
 Deno.test("manager.yaml mistakes name the file and the key", () => {
   const cases: [unknown, RegExp][] = [
     [{ bogus: 1 }, /^m\.yaml: unknown key "bogus"$/],
@@ -53,6 +65,10 @@ Deno.test("manager.yaml mistakes name the file and the key", () => {
     [
       { etcd: { endpoints: ["127.0.0.1:2379"], protocol: "http" } },
       /^m\.yaml: etcd\.protocol: unknown etcd protocol "http": use grpc, json$/,
+    ],
+    [
+      { etcd: { endpoints: ["127.0.0.1:2379"], compaction_interval: "-5m" } },
+      /^m\.yaml: etcd\.compaction_interval: Invalid duration "-5m" \(durations cannot be negative\)/,
     ],
     [{ listen: 7070 }, /^m\.yaml: listen: expected string, not number$/],
     [{ listen: "localhost" }, /^m\.yaml: listen: expected host:port/],

@@ -10,6 +10,7 @@ import { createEtcdStore } from "../shared/store/etcd_store.ts";
 import { createSqliteStore } from "../shared/store/sqlite_store.ts";
 import { OperatorService, WorkerService } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
 import { loadManagerConfig, type ManagerConfig } from "./config.ts";
+import { HistoryCompactor } from "./history_compactor.ts";
 import { Manager } from "./manager.ts";
 import { createOperatorService } from "./operator_service.ts";
 import { startServer } from "./server.ts";
@@ -88,16 +89,23 @@ export async function main(args: string[]): Promise<number> {
     await store.close();
     return 1;
   }
+  const compactor = startCompactor(config, store, log);
   log.info("manager listening", {
     address: server.address,
     store: config.store.kind === "etcd" ? config.store.endpoints.join(",") : config.store.path,
     scheduler: config.scheduler,
     spread_label: config.scheduler === "spread" ? config.spreadLabel : undefined,
     schedule_timeout: formatDuration(config.scheduleTimeoutMs),
+    etcd_compaction: config.store.kind !== "etcd"
+      ? undefined
+      : compactor
+      ? formatDuration(config.store.compactionIntervalMs)
+      : "off",
   });
 
   await waitForSignal();
   log.info("manager stopping");
+  await compactor?.stop();
   manager.stop();
   await server.close();
   await manager.writeDeferred().catch((cause) =>
@@ -107,6 +115,20 @@ export async function main(args: string[]): Promise<number> {
   );
   await store.close();
   return 0;
+}
+
+/** For etcd, unless the config leaves that to etcd itself (compaction_interval 0s). */
+function startCompactor(
+  config: ManagerConfig,
+  store: Store,
+  log: Logger,
+): HistoryCompactor | undefined {
+  if (config.store.kind !== "etcd" || !store.history) return undefined;
+  const intervalMs = config.store.compactionIntervalMs;
+  if (intervalMs === 0) return undefined;
+  const compactor = new HistoryCompactor({ history: store.history, intervalMs, log });
+  compactor.start();
+  return compactor;
 }
 
 async function openStore(config: ManagerConfig, log: Logger): Promise<Store> {

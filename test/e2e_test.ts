@@ -3,6 +3,7 @@
  * processes, through the whole call flow.
  */
 import assert from "node:assert/strict";
+import { createEtcdGrpc } from "../shared/store/etcd_grpc.ts";
 import { startEtcd } from "./harness/etcd.ts";
 import { Cluster, waitFor } from "./harness/processes.ts";
 
@@ -26,6 +27,8 @@ Deno.test("the call flow on etcd, with the operator's commands", async (t) => {
       etcd: etcd.endpoint,
       silenceTimeout: "2s",
       scheduleTimeout: "3s",
+      // Every second, so that the whole flow runs while etcd's history is being compacted.
+      compactionInterval: "1s",
     });
     await cluster.startWorker("w1");
     await cluster.startWorker("w2");
@@ -152,6 +155,38 @@ Deno.test("the call flow on etcd, with the operator's commands", async (t) => {
       const [task] = await waitForFinal(cluster, [add.stdout.trim()]);
       assert.equal(task.state, "TASK_STATE_DONE");
       assert.equal(task.workerId, "w1");
+    });
+
+    await t.step("the manager compacts etcd's history and still reads every task", async () => {
+      const before = await listAll(cluster);
+      const compacted = async () =>
+        [...(await cluster.manager.log()).matchAll(/compacted the store's history revision=(\d+)/g)]
+          .map((m) => m[1]);
+      const seen = (await compacted()).length;
+      // A write, so the next round has a newer revision to compact to than the last.
+      const add = await cluster.schedctl("tasks", "add", "true");
+      assert.equal(add.code, 0, add.stderr);
+      await waitForFinal(cluster, [add.stdout.trim()]);
+      await waitFor(async () => (await compacted()).length > seen + 1, {
+        timeoutMs: 10_000,
+        what: "two more compactions",
+        log: () => cluster.manager.log(),
+      });
+      const revision = (await compacted()).at(-1)!;
+      const raw = createEtcdGrpc([etcd.endpoint]);
+      try {
+        const old = { key: "/goschedule/tasks/", revision: String(Number(revision) - 1) };
+        await assert.rejects(
+          raw.range(old, { deadline: Date.now() + 5000 }),
+          /required revision has been compacted/,
+        );
+      } finally {
+        raw.close();
+      }
+      const after = await listAll(cluster);
+      assert.deepEqual(after.slice(0, before.length), before);
+      assert.equal(after.at(-1)?.state, "TASK_STATE_DONE");
+      assert.match(await cluster.manager.log(), /manager listening .*etcd_compaction=1s/);
     });
 
     await t.step("while etcd is down RPCs say unavailable; the manager recovers", async () => {

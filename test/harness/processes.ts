@@ -120,6 +120,8 @@ export interface ManagerSettings {
   scheduler?: string;
   /** etcd's request_timeout: 2s in tests, for quick failures in fault tests. */
   requestTimeout?: string;
+  /** etcd's compaction_interval: the manager's default (5m) unless set. */
+  compactionInterval?: string;
   /** More `deno run` flags, such as `--cpu-prof` (benchmarks profile the manager with it). */
   denoFlags?: string[];
 }
@@ -164,7 +166,10 @@ export class Cluster implements AsyncDisposable {
     this.managerUrl = `http://127.0.0.1:${this.#port}`;
     const store = settings.etcd
       ? `etcd:\n  endpoints: ["${settings.etcd}"]\n` +
-        `  request_timeout: ${settings.requestTimeout ?? "2s"}\n`
+        `  request_timeout: ${settings.requestTimeout ?? "2s"}\n` +
+        (settings.compactionInterval
+          ? `  compaction_interval: ${settings.compactionInterval}\n`
+          : "")
       : `store_path: ${this.dir}/store.db\n`;
     this.managerConfig = await this.writeFile(
       "manager.yaml",
