@@ -110,6 +110,14 @@ export function isCompactedError(error: unknown): boolean {
     /required revision has been compacted/.test(error.message);
 }
 
+/**
+ * etcd's refusal of a write while its space quota is exceeded (its NOSPACE alarm is raised):
+ * reads still work.
+ */
+export function isNoSpaceError(error: unknown): boolean {
+  return error instanceof EtcdRequestError && /database space exceeded/.test(error.message);
+}
+
 /** gRPC codes etcd returns when it is (for now) unable to serve. */
 export const UNAVAILABLE_CODES = new Set([4, /* deadline exceeded */ 14 /* unavailable */]);
 

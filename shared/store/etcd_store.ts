@@ -6,6 +6,7 @@ import {
   type EtcdKv,
   EtcdUnavailableError,
   isCompactedError,
+  isNoSpaceError,
   type KeyValue as IKeyValue,
   type RequestOp as IRequestOp,
   type TxnResponse as ITxnResponse,
@@ -15,6 +16,7 @@ import {
   ConflictError,
   type ListTasksOptions,
   type Store,
+  StoreFullError,
   type StoreHistory,
   StoreUnavailableError,
   type TaskUpdate,
@@ -543,12 +545,23 @@ class EtcdStore implements Store {
   }
 
   #translate(error: unknown): unknown {
-    if (error instanceof ConflictError || error instanceof StoreUnavailableError) return error;
+    if (
+      error instanceof ConflictError || error instanceof StoreUnavailableError ||
+      error instanceof StoreFullError
+    ) {
+      return error;
+    }
     const message = error instanceof Error ? error.message : String(error);
     if (isUnavailable(error)) {
       return new StoreUnavailableError(`etcd at ${this.#where} is unavailable: ${message}`, {
         cause: error,
       });
+    }
+    if (isNoSpaceError(error)) {
+      return new StoreFullError(
+        `etcd at ${this.#where} is full (${message}): it refuses writes until space is freed`,
+        { cause: error },
+      );
     }
     return new Error(`etcd at ${this.#where} refused the request: ${message}`, { cause: error });
   }

@@ -8,7 +8,7 @@ import { freePort } from "../../test/harness/ports.ts";
 import { TcpProxy } from "../../test/harness/tcp_proxy.ts";
 import { storeConformance, task } from "./conformance.ts";
 import { createEtcdStore, ETCD_PROTOCOLS, type EtcdProtocol } from "./etcd_store.ts";
-import { type Store, StoreUnavailableError } from "./store.ts";
+import { type Store, StoreFullError, StoreUnavailableError } from "./store.ts";
 
 // Each test gets its own etcd (it starts in well under a second), so tests share nothing and
 // the sanitizers see each test's processes and connections start and end inside it.
@@ -382,6 +382,34 @@ for (const protocol of ETCD_PROTOCOLS) {
       assert.equal(await history.revision(), done.revision);
     } finally {
       raw.close();
+      await store.close();
+    }
+  });
+}
+
+for (const protocol of ETCD_PROTOCOLS) {
+  Deno.test(`etcd (${protocol}): a full etcd is StoreFullError, naming it, and still reads`, async () => {
+    // The quota is on the size of etcd's database file; this one is full after a few batches.
+    await using etcd = await startEtcd({ flags: [`--quota-backend-bytes=${512 * 1024}`] });
+    const store = await createEtcdStore({ endpoints: [etcd.endpoint], protocol });
+    try {
+      const padding = "x".repeat(4000);
+      let full: unknown;
+      for (let batch = 0; batch < 200 && full === undefined; batch++) {
+        const tasks = Array.from(
+          { length: 20 },
+          (_, i) => task(seq(batch * 20 + i), "pending", { params: [padding] }),
+        );
+        await store.createTasks(tasks).catch((e) => full = e);
+      }
+      assert.ok(full instanceof StoreFullError, `expected StoreFullError: ${full}`);
+      assert.match(
+        full.message,
+        new RegExp(`^etcd at ${etcd.endpoint.slice(7)} is full \\(.*database space exceeded\\)`),
+      );
+      assert.equal((await store.getTask(seq(0)))?.value.id, seq(0));
+      await assert.rejects(store.createTasks([task("one-more")]), StoreFullError);
+    } finally {
       await store.close();
     }
   });

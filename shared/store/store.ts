@@ -83,6 +83,14 @@ export class ConflictError extends Error {
   }
 }
 
+/**
+ * The store refuses writes because it is full (etcd's space quota): it stays so until an
+ * operator frees space, so retrying does not help.
+ */
+export class StoreFullError extends Error {
+  override name = "StoreFullError";
+}
+
 /** The store cannot be reached or did not answer in time. */
 export class StoreUnavailableError extends Error {
   constructor(message: string, options?: ErrorOptions) {

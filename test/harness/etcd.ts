@@ -34,6 +34,8 @@ export interface StartEtcdOptions {
   startTimeoutMs?: number;
   /** How long etcd may take to exit after SIGTERM before it gets SIGKILL. Default 5000. */
   stopTimeoutMs?: number;
+  /** More etcd flags, such as `--quota-backend-bytes=...`. */
+  flags?: string[];
 }
 
 const INSTALL_HINT = "install it with `apt-get install -y etcd-server` (Debian/Ubuntu)";
@@ -57,6 +59,7 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdPro
         freePort(),
         options.startTimeoutMs ?? 15_000,
         options.stopTimeoutMs ?? 5_000,
+        options.flags ?? [],
       );
       try {
         await node.start();
@@ -87,6 +90,7 @@ class EtcdNode implements EtcdProcess {
     readonly peerPort: number,
     readonly startTimeoutMs: number,
     readonly stopTimeoutMs: number,
+    readonly flags: string[],
   ) {
     this.endpoint = `http://127.0.0.1:${clientPort}`;
     this.dataDir = `${root}/data`;
@@ -120,6 +124,7 @@ class EtcdNode implements EtcdProcess {
         // etcd 3.4 warns that its default logger is deprecated; zap to stderr avoids the noise.
         "--logger=zap",
         "--log-outputs=stderr",
+        ...this.flags,
       ],
       stdin: "null",
       stdout: "null",
