@@ -3,7 +3,7 @@
  * message is for the client and says what was wrong in plain words; causes go to the log.
  */
 import { Code, ConnectError } from "@connectrpc/connect";
-import { ConflictError, StoreUnavailableError } from "../shared/store/store.ts";
+import { ConflictError, StoreFullError, StoreUnavailableError } from "../shared/store/store.ts";
 import type { Logger } from "../shared/log.ts";
 import { LogSourceLostError } from "./log_relay.ts";
 
@@ -36,6 +36,15 @@ export function toConnectError(error: unknown, log: Logger, rpc: string): Connec
   if (error instanceof StoreUnavailableError) {
     log.warn("store unavailable", { rpc, cause: error.message });
     return new ConnectError("the manager's store is unavailable; try again", Code.Unavailable);
+  }
+  if (error instanceof StoreFullError) {
+    // An error, not a warning: nothing can be written until an operator frees space.
+    log.error("store full", { rpc, cause: error.message });
+    return new ConnectError(
+      "the manager's store is full and refuses writes; nothing was written. " +
+        "An operator must free space (README: Stores, etcd's history)",
+      Code.ResourceExhausted,
+    );
   }
   if (error instanceof ConflictError) {
     log.warn("write conflict", { rpc, key: error.key });
