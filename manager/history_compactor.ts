@@ -2,7 +2,7 @@
  * Compacts the store's history (etcd's past versions of every key) on a timer, as
  * Kubernetes' API server does for its etcd. etcd keeps every version until told otherwise,
  * and a task is written three or more times, so without this its database reaches its quota
- * (2 GiB by default) after about a million tasks and then refuses every write.
+ * (2 GiB by default) after about 1.4 million tasks and then refuses every write.
  *
  * Each round compacts to the revision the round before saw, so at least one interval of
  * history stays for whoever reads it (etcdctl, a watch). The manager itself never reads an

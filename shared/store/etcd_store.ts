@@ -130,15 +130,16 @@ class EtcdStore implements Store {
       );
       return BigInt(response.header.revision);
     },
-    compact: async (revision) => {
-      try {
-        await this.#run((call) => this.#client.compact(revision.toString(), call));
-        return true;
-      } catch (error) {
-        if (isCompactedError((error as Error).cause)) return false;
-        throw error;
-      }
-    },
+    compact: (revision) =>
+      this.#run(async (call) => {
+        try {
+          await this.#client.compact(revision.toString(), call);
+          return true;
+        } catch (error) {
+          if (isCompactedError(error)) return false;
+          throw error;
+        }
+      }),
   };
 
   async ping(): Promise<void> {
