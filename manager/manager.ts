@@ -87,7 +87,9 @@ export interface TaskReport {
   outcome:
     | { kind: "exited"; exitCode: number; signal?: string; stoppedFor?: StopReason }
     | { kind: "start_failed"; error: string }
-    | { kind: "abandoned"; error: string };
+    | { kind: "abandoned"; error: string }
+    /** Given back from the worker's queue: cancelled, or its worker stopped. */
+    | { kind: "not_started"; reason: string };
   output: TaskOutput;
 }
 
@@ -563,21 +565,29 @@ export class Manager {
     if (report.workerId === "" || report.taskId === "" || report.attempt < 1) {
       throw new InvalidArgumentError("worker_id, task_id and attempt (1 or more) are required");
     }
-    const event: TaskEvent = report.outcome.kind === "exited"
+    const { outcome } = report;
+    const event: TaskEvent = outcome.kind === "exited"
       ? {
         type: "exited",
         workerId: report.workerId,
         attempt: report.attempt,
-        exitCode: report.outcome.exitCode,
-        signal: report.outcome.signal,
-        stoppedFor: report.outcome.stoppedFor,
+        exitCode: outcome.exitCode,
+        signal: outcome.signal,
+        stoppedFor: outcome.stoppedFor,
         output: report.output,
       }
-      : {
-        type: report.outcome.kind,
+      : outcome.kind === "not_started"
+      ? {
+        type: "not_started",
         workerId: report.workerId,
         attempt: report.attempt,
-        error: report.outcome.error,
+        reason: outcome.reason,
+      }
+      : {
+        type: outcome.kind,
+        workerId: report.workerId,
+        attempt: report.attempt,
+        error: outcome.error,
         output: report.output,
       };
     const ending = this.#book.peek(report.taskId);
@@ -593,7 +603,8 @@ export class Manager {
       if (frees) this.#reserved.add(report.workerId, ending, 1);
     }
     if (!result.ok) throw new FailedPreconditionError(result.refusal.message);
-    if (result.changed) {
+    // A task given back unstarted did not finish; #apply logs that it is placed again.
+    if (result.changed && (outcome.kind !== "not_started" || result.task.state !== "pending")) {
       this.#log.info("task finished", {
         task: report.taskId,
         worker: report.workerId,
@@ -826,6 +837,13 @@ export class Manager {
     if (task.state === "pending" && !isAssigned(task) && task.retryAt !== undefined) {
       this.#log.info("task will be retried", { task: taskId, at: new Date(task.retryAt) });
       this.#startRetryTimer(task);
+      this.#startScheduleTimer(task, this.#clock.now());
+    } else if (event.type === "not_started" && task.state === "pending") {
+      this.#log.info("task given back unstarted by its worker; placing it again", {
+        task: taskId,
+        worker: event.workerId,
+        reason: event.reason,
+      });
       this.#startScheduleTimer(task, this.#clock.now());
     }
     // Room freed on a worker lets waiting tasks in.

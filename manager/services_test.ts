@@ -347,7 +347,7 @@ Deno.test("SetTask needs an outcome and refuses stale reports", async () => {
   await rejectsWithCode(
     s.worker.setTask({ workerId: "w1", taskId: "t1", attempt: 1 }),
     Code.InvalidArgument,
-    "outcome is required: exited, start_error or abandoned",
+    "outcome is required: exited, start_error, abandoned or not_started",
   );
   await rejectsWithCode(
     s.worker.setTask({
@@ -430,7 +430,7 @@ Deno.test("Connect: reports on the stream are stored and answered, refusals with
     taskId: "t2",
     attempt: 1,
     code: Code.InvalidArgument,
-    message: "outcome is required: exited, start_error or abandoned",
+    message: "outcome is required: exited, start_error, abandoned or not_started",
   });
   assert.equal((await s.store.getTask("t2"))?.value.state, "scheduled");
 });

@@ -105,6 +105,10 @@ function readReport(r: ProtoReader): SetTaskRequest {
           report.outcome = { case: "abandoned", value: r.string() };
           outcomes++;
           break;
+        case 14:
+          report.outcome = { case: "notStarted", value: r.string() };
+          outcomes++;
+          break;
         case 6:
           report.stdout = r.string();
           break;

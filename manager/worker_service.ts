@@ -192,10 +192,12 @@ function reportOf(req: SetTaskRequest, workerId: string): TaskReport {
     ? { kind: "start_failed", error: req.outcome.value }
     : req.outcome.case === "abandoned"
     ? { kind: "abandoned", error: req.outcome.value }
+    : req.outcome.case === "notStarted"
+    ? { kind: "not_started", reason: req.outcome.value }
     : undefined;
   if (!outcome) {
     throw new ConnectError(
-      "outcome is required: exited, start_error or abandoned",
+      "outcome is required: exited, start_error, abandoned or not_started",
       Code.InvalidArgument,
     );
   }

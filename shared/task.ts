@@ -45,6 +45,11 @@ export interface Capacity {
   cpu: number;
   memoryBytes: number;
   slots: number;
+  /**
+   * Only in what a worker offers: how many tasks more than its slots it holds until a slot
+   * frees (absent: none).
+   */
+  queue?: number;
 }
 
 /** One attempt at running a task, as it ended. */
@@ -91,6 +96,8 @@ export interface TaskRecord {
   /** When an operator asked to cancel the running task (it is dead once its process is gone). */
   cancelRequestedAt?: number;
   retries?: number;
+  /** Attempts a worker gave back without starting them; they do not use up retries. */
+  unstarted?: number;
   retryBackoffMs?: number;
   retryOnFailure?: boolean;
   /** Every attempt that ended, oldest first. */

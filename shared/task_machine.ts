@@ -4,7 +4,7 @@
  * late report from an old attempt cannot overwrite a newer state.
  */
 import { formatDuration } from "./duration.ts";
-import type { AttemptRecord, TaskRecord, TaskSpec } from "./task.ts";
+import { type AttemptRecord, isFinal, type TaskRecord, type TaskSpec } from "./task.ts";
 
 /** The program's output as the worker captured it (a bounded tail of each stream). */
 export interface TaskOutput {
@@ -33,6 +33,11 @@ export type TaskEvent =
   | { type: "start_failed"; workerId: string; attempt: number; error: string; output?: TaskOutput }
   /** The worker lost track of the process (it restarted while the process ran). */
   | { type: "abandoned"; workerId: string; attempt: number; error: string; output?: TaskOutput }
+  /**
+   * The worker gave the attempt back without starting it (it waited in the worker's queue
+   * when it was cancelled or the worker stopped): placed again, not counted as a retry.
+   */
+  | { type: "not_started"; workerId: string; attempt: number; reason: string }
   /** The worker did not acknowledge the attempt in time. */
   | { type: "ack_timeout"; attempt: number; timeoutMs: number }
   /** The attempt's worker was gone for longer than lost_timeout, or no longer knows it. */
@@ -193,6 +198,30 @@ export function transition(task: TaskRecord, event: TaskEvent, now: number): Tra
       return changed(retryOrDead({ ...task, ...event.output }, now, "worker restarted", reason));
     }
 
+    case "not_started": {
+      const stale = checkHolder(task, event.workerId, event.attempt);
+      if (stale) return stale;
+      const outcome = `not started: ${event.reason}`;
+      if (isFinal(task.state)) {
+        const repeat = task.attempts?.at(-1)?.outcome === outcome &&
+          task.attempts.at(-1)?.attempt === event.attempt;
+        if (repeat) return unchanged(task);
+        return refuse("invalid_state", `task ${task.id} is already ${task.state}`);
+      }
+      if (task.cancelRequestedAt !== undefined) {
+        return changed(endAttempt({ ...task, ...dead("cancelled", now) }, now, outcome));
+      }
+      const ended = endAttempt(task, now, outcome);
+      return changed(withoutUndefined({
+        ...ended,
+        state: "pending",
+        workerId: undefined,
+        assignedAt: undefined,
+        scheduledAt: undefined,
+        unstarted: (task.unstarted ?? 0) + 1,
+      }));
+    }
+
     case "ack_timeout":
       if (task.state !== "pending" || task.attempt !== event.attempt || !isAssigned(task)) {
         return refuse("stale", `task ${task.id} is no longer waiting for attempt ${event.attempt}`);
@@ -249,7 +278,7 @@ export function transition(task: TaskRecord, event: TaskEvent, now: number): Tra
 
 /** How many more attempts the task may have after the current one. */
 export function retriesLeft(task: TaskRecord): number {
-  return Math.max(0, (task.retries ?? 0) + 1 - task.attempt);
+  return Math.max(0, (task.retries ?? 0) + 1 - task.attempt + (task.unstarted ?? 0));
 }
 
 /** Records the current attempt's end in the task's history. */

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { TaskRecord } from "./task.ts";
-import { newTask, retryDelayMs, type TaskEvent, transition } from "./task_machine.ts";
+import { newTask, retriesLeft, retryDelayMs, type TaskEvent, transition } from "./task_machine.ts";
 
 const NOW = 1_000_000;
 const LATER = NOW + 500;
@@ -55,6 +55,7 @@ const events: Record<string, TaskEvent> = {
   "cancel_requested": { type: "cancel_requested" },
   "lost w1#1": { type: "lost", workerId: "w1", attempt: 1, why: "gone" },
   "abandoned w1#1": { type: "abandoned", workerId: "w1", attempt: 1, error: "killed" },
+  "not_started w1#1": { type: "not_started", workerId: "w1", attempt: 1, reason: "stopping" },
   "exited w1#1 after deadline": {
     type: "exited",
     workerId: "w1",
@@ -79,6 +80,7 @@ const table: Record<string, Record<string, string>> = {
     "cancel_requested": "invalid_state",
     "lost w1#1": "stale",
     "abandoned w1#1": "stale",
+    "not_started w1#1": "stale",
     "exited w1#1 after deadline": "stale",
   },
   "pending, sent to w1": {
@@ -92,6 +94,7 @@ const table: Record<string, Record<string, string>> = {
     "cancel_requested": "pending",
     "lost w1#1": "dead",
     "abandoned w1#1": "dead",
+    "not_started w1#1": "pending",
     "exited w1#1 after deadline": "dead",
   },
   "scheduled on w1": {
@@ -105,6 +108,7 @@ const table: Record<string, Record<string, string>> = {
     "cancel_requested": "scheduled",
     "lost w1#1": "dead",
     "abandoned w1#1": "dead",
+    "not_started w1#1": "pending",
     "exited w1#1 after deadline": "dead",
   },
   "done on w1 with 0": {
@@ -118,6 +122,7 @@ const table: Record<string, Record<string, string>> = {
     "cancel_requested": "invalid_state",
     "lost w1#1": "invalid_state",
     "abandoned w1#1": "invalid_state",
+    "not_started w1#1": "invalid_state",
     "exited w1#1 after deadline": "invalid_state",
   },
   "dead": {
@@ -131,6 +136,7 @@ const table: Record<string, Record<string, string>> = {
     "cancel_requested": "invalid_state",
     "lost w1#1": "invalid_state",
     "abandoned w1#1": "invalid_state",
+    "not_started w1#1": "invalid_state",
     "exited w1#1 after deadline": "invalid_state",
   },
 };
@@ -362,4 +368,44 @@ Deno.test("a worker that was stopped has its task retried when retries are left"
   const deadline = transition(retrying(1), events["exited w1#1 after deadline"], LATER);
   assert.ok(deadline.ok);
   assert.equal(deadline.task.state, "dead", "a deadline is not retried");
+});
+
+Deno.test("an attempt given back unstarted is placed again at once and uses up no retry", () => {
+  const sent: TaskRecord = { ...situations["scheduled on w1"], retries: 1 };
+  const back = transition(
+    sent,
+    { type: "not_started", workerId: "w1", attempt: 1, reason: "worker stopping" },
+    LATER,
+  );
+  assert.ok(back.ok && back.changed);
+  assert.equal(back.task.state, "pending");
+  assert.equal(back.task.workerId, undefined);
+  assert.equal(back.task.retryAt, undefined);
+  assert.equal(back.task.unstarted, 1);
+  assert.deepEqual(back.task.attempts?.map((a) => a.outcome), ["not started: worker stopping"]);
+
+  const again = transition(back.task, { type: "assign", workerId: "w2" }, LATER);
+  assert.ok(again.ok);
+  assert.equal(again.task.attempt, 2, "a new attempt number, so the worker does not drop it");
+  assert.equal(retriesLeft(again.task), 1, "the retry the task had is still there");
+});
+
+Deno.test("an unstarted attempt given back after a cancel request is dead, cancelled", () => {
+  const asked: TaskRecord = {
+    ...situations["scheduled on w1"],
+    cancelRequestedAt: NOW,
+  };
+  const event: TaskEvent = {
+    type: "not_started",
+    workerId: "w1",
+    attempt: 1,
+    reason: "cancelled",
+  };
+  const ended = transition(asked, event, LATER);
+  assert.ok(ended.ok && ended.changed);
+  assert.equal(ended.task.state, "dead");
+  assert.equal(ended.task.deadReason, "cancelled");
+  const repeat = transition(ended.task, event, LATER);
+  assert.ok(repeat.ok);
+  assert.equal(repeat.changed, false, "the outbox may send the report twice");
 });

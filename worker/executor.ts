@@ -38,7 +38,9 @@ export type ProcessOutcome =
   | { kind: "exited"; exitCode: number; signal?: string }
   | { kind: "start_failed"; error: string }
   /** The worker lost track of the process: it restarted while the process ran. */
-  | { kind: "abandoned"; reason: string };
+  | { kind: "abandoned"; reason: string }
+  /** Never started: it waited in the worker's queue when it was cancelled or the worker stopped. */
+  | { kind: "not_started"; reason: string };
 
 export interface ProcessResult {
   outcome: ProcessOutcome;

@@ -17,7 +17,7 @@ type Outgoing = MessageInitShape<typeof ConnectRequestSchema>;
 const REQUEST = { pong: 2, ack: 3, report: 5 } as const;
 
 /** The oneof of SetTaskRequest's outcome, by field number. */
-const OUTCOME = { exited: 4, startError: 5, abandoned: 13 } as const;
+const OUTCOME = { exited: 4, startError: 5, abandoned: 13, notStarted: 14 } as const;
 
 /** The message framed as gRPC frames it: a flag byte, a 4-byte length, the message. */
 export function frameRequest(message: Outgoing): Uint8Array {
@@ -60,6 +60,7 @@ export function frameRequest(message: Outgoing): Uint8Array {
         m.int(12, r.termination);
         // Last: protobuf-es writes fields by number, not where the oneof declares them.
         if (outcome?.case === "abandoned") m.string(OUTCOME.abandoned, outcome.value, true);
+        if (outcome?.case === "notStarted") m.string(OUTCOME.notStarted, outcome.value, true);
       });
       break;
     }

@@ -78,6 +78,16 @@ const CASES: [string, Outgoing][] = [
       termination: Termination.WORKER_STOPPING,
     }),
   ],
+  [
+    "an attempt given back unstarted",
+    report({
+      workerId: "w1",
+      taskId: "t",
+      attempt: 4,
+      outcome: { case: "notStarted", value: "cancelled while queued" },
+      termination: Termination.CANCELLED,
+    }),
+  ],
   ["a hello (through protobuf-es)", {
     msg: { case: "hello", value: { workerId: "w1", hostname: "h" } },
   }],

@@ -29,6 +29,8 @@ export function setTaskRequest(
       ? { case: "exited", value: { exitCode: outcome.exitCode, signal: outcome.signal ?? "" } }
       : outcome.kind === "start_failed"
       ? { case: "startError", value: outcome.error }
+      : outcome.kind === "not_started"
+      ? { case: "notStarted", value: outcome.reason }
       : { case: "abandoned", value: outcome.reason },
     ...result.output,
     startedAt: timestampFromMs(result.startedAt),
