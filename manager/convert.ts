@@ -194,6 +194,7 @@ export function capabilitiesToDomain(capabilities: Capabilities | undefined): Wo
       cpu: capacity.cpu,
       memoryBytes: Number(capacity.memoryBytes),
       slots: capacity.slots,
+      ...(capacity.queue > 0 ? { queue: capacity.queue } : {}),
     };
   }
   if (capabilities && Object.keys(capabilities.labels).length > 0) {

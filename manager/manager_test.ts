@@ -1080,7 +1080,7 @@ Deno.test("a worker that restarted reports what it lost; the task is retried or 
 const GiB = 1024 ** 3;
 
 function offering(
-  capacity: { cpu: number; memoryBytes: number; slots: number },
+  capacity: { cpu: number; memoryBytes: number; slots: number; queue?: number },
   labels: Record<string, string> = {},
 ): WorkerIntroduction {
   return { ...INTRO, capabilities: { ...INTRO.capabilities, capacity, labels } };
@@ -1108,6 +1108,60 @@ Deno.test("slots limit concurrency; waiting tasks go by priority, then age", asy
   assert.deepEqual(runs(w1).map((r) => r.taskId), [a.id, c.id], "higher priority first");
   await finish(c.id);
   assert.deepEqual(runs(w1).map((r) => r.taskId), [a.id, c.id, b.id]);
+});
+
+Deno.test("a worker's queue takes tasks beyond its slots, after idle slots elsewhere", async () => {
+  await using h = await Harness.start();
+  const w1 = await h.connect(
+    "w1",
+    undefined,
+    offering({ cpu: 4, memoryBytes: 8 * GiB, slots: 1, queue: 2 }),
+  );
+  const [a, b, c, d] = await h.manager.schedule([ECHO, ECHO, ECHO, ECHO]);
+  await h.settle();
+  assert.deepEqual(runs(w1).map((r) => r.taskId), [a.id, b.id, c.id], "one slot, two queued");
+  assert.equal((await h.task(d.id)).placement, "0/1 workers fit: 1 has no free slot");
+  const [view] = h.manager.listWorkers();
+  assert.equal(view.runningTasks, 3);
+
+  // A second worker's idle slot wins over w1's queue.
+  const w2 = await h.connect("w2", undefined, offering({ cpu: 4, memoryBytes: 8 * GiB, slots: 1 }));
+  await h.settle();
+  assert.deepEqual(runs(w2).map((r) => r.taskId), [d.id]);
+});
+
+Deno.test("a task given back unstarted is placed again and keeps its retries", async () => {
+  await using h = await Harness.start();
+  const w1 = await h.connect(
+    "w1",
+    undefined,
+    offering({ cpu: 4, memoryBytes: 8 * GiB, slots: 1, queue: 1 }),
+  );
+  const [a, b] = await h.manager.schedule([ECHO, ECHO]);
+  await h.settle();
+  for (const t of [a, b]) await h.manager.acknowledge(w1.session, t.id, 1);
+  const givenBack: TaskReport = {
+    workerId: "w1",
+    taskId: b.id,
+    attempt: 1,
+    outcome: { kind: "not_started", reason: "the worker stopped" },
+    output: { stdout: "", stderr: "", stdoutTruncated: false, stderrTruncated: false },
+  };
+  await h.manager.report(givenBack);
+  await h.settle();
+  const again = await h.task(b.id);
+  assert.equal(again.state, "pending");
+  assert.equal(again.attempt, 2, "placed again at once, on the room it gave back");
+  assert.deepEqual(again.attempts?.map((x) => x.outcome), ["not started: the worker stopped"]);
+  assert.deepEqual(runs(w1).map((r) => `${r.taskId}#${r.attempt}`), [
+    `${a.id}#1`,
+    `${b.id}#1`,
+    `${b.id}#2`,
+  ]);
+  // A task without retries is not dead for an attempt that never ran.
+  await h.manager.acknowledge(w1.session, b.id, 2);
+  await h.manager.report(exited(b.id, "w1", 0, 2));
+  assert.equal((await h.task(b.id)).state, "done");
 });
 
 /** Records the tasks of each updateTasks call, as `id:state@worker`. */

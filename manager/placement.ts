@@ -84,8 +84,23 @@ export const hasLabels: Filter = (w, task) => {
   return undefined;
 };
 
+/** A slot, or a place in the worker's queue (see `roomOf`). */
 export const hasFreeSlot: Filter = (w) =>
-  w.used.slots < w.capacity.slots ? undefined : rejection("has no free slot", "have no free slot");
+  w.used.slots < roomOf(w) ? undefined : rejection("has no free slot", "have no free slot");
+
+/**
+ * How many unfinished tasks a worker takes: its slots, and as many more as its queue holds
+ * (acknowledged, started as slots free, so that a slot does not wait for the manager between
+ * two tasks).
+ */
+export function roomOf(w: Candidate): number {
+  return w.capacity.slots + (w.capacity.queue ?? 0);
+}
+
+/** Whether a task placed on the worker would start at once rather than wait in its queue. */
+function hasIdleSlot(w: Candidate): boolean {
+  return w.used.slots < w.capacity.slots;
+}
 
 export const hasCpu: Filter = (w, task) =>
   (task.cpu ?? 0) <= w.capacity.cpu - w.used.cpu + 1e-9
@@ -150,6 +165,8 @@ export class CandidatePool {
   /** Workers that may take tasks (connected, not draining), and their free slots in all. */
   readonly openCount: number;
   #freeSlots = 0;
+  /** Of those, the slots where a task would start at once, not wait in a queue. */
+  #idleSlots = 0;
 
   constructor(workers: Candidate[]) {
     const sorted = workers.every((w, i) => i === 0 || workers[i - 1].id < w.id);
@@ -158,7 +175,7 @@ export class CandidatePool {
     for (const w of this.workers) {
       this.#byId.set(w.id, w);
       if (isOpen(w)) open++;
-      this.#freeSlots += freeSlotsOf(w);
+      this.#count(w, 1);
     }
     this.openCount = open;
   }
@@ -169,6 +186,17 @@ export class CandidatePool {
    */
   get freeSlots(): number {
     return this.#freeSlots;
+  }
+
+  /** Free slots where a task starts at once (free slots less free places in queues). */
+  get idleSlots(): number {
+    return this.#idleSlots;
+  }
+
+  #count(w: Candidate, sign: 1 | -1): void {
+    if (!isOpen(w)) return;
+    this.#freeSlots += sign * Math.max(0, roomOf(w) - w.used.slots);
+    this.#idleSlots += sign * Math.max(0, w.capacity.slots - w.used.slots);
   }
 
   get size(): number {
@@ -195,9 +223,9 @@ export class CandidatePool {
   takeRoom(workerId: string, task: TaskNeeds): void {
     const worker = this.#byId.get(workerId);
     if (!worker) return;
-    this.#freeSlots -= freeSlotsOf(worker);
+    this.#count(worker, -1);
     charge(worker, task);
-    this.#freeSlots += freeSlotsOf(worker);
+    this.#count(worker, 1);
     this.#charged.add(workerId);
   }
 
@@ -217,18 +245,14 @@ export class CandidatePool {
   #setUsed(workerId: string, used: Readonly<Capacity>): void {
     const worker = this.#byId.get(workerId);
     if (!worker) return;
-    this.#freeSlots -= freeSlotsOf(worker);
+    this.#count(worker, -1);
     worker.used = { ...used };
-    this.#freeSlots += freeSlotsOf(worker);
+    this.#count(worker, 1);
   }
 }
 
 function isOpen(w: Candidate): boolean {
   return w.connected && !w.draining;
-}
-
-function freeSlotsOf(w: Candidate): number {
-  return isOpen(w) ? Math.max(0, w.capacity.slots - w.used.slots) : 0;
 }
 
 const everyone = () => true;
@@ -361,11 +385,12 @@ export function createPlacer(scorer: Scorer, filters: Filter[] = FILTERS): Place
     place(workers, task) {
       const pool = workers instanceof CandidatePool ? workers : new CandidatePool(workers);
       if (pool.size === 0) return { ok: false, reason: "no worker is connected" };
-      const chosen = scorer.choose(
-        pool,
-        task,
-        (w) => firstRejection(filters, w, task) === undefined,
-      );
+      const fits = (w: Candidate) => firstRejection(filters, w, task) === undefined;
+      // A worker with a slot free first: a queue is for when every fitting slot is taken.
+      const chosen =
+        (pool.idleSlots > 0
+          ? scorer.choose(pool, task, (w) => hasIdleSlot(w) && fits(w))
+          : undefined) ?? scorer.choose(pool, task, fits);
       if (chosen) return { ok: true, workerId: chosen.id };
       return {
         ok: false,

@@ -354,3 +354,41 @@ Deno.test("a pool finds workers by id and the rotation point by binary search", 
   pool.takeRoom("b", { cpu: 1 });
   assert.deepEqual(pool.get("b")?.used, { cpu: 1, memoryBytes: 0, slots: 1 });
 });
+
+Deno.test("a worker's queue is room beyond its slots, used only when no slot is idle", () => {
+  const queued = (id: string, used: number) =>
+    worker(id, {
+      capacity: { cpu: 4, memoryBytes: 8 * GiB, slots: 2, queue: 1 },
+      used: { cpu: 0, memoryBytes: 0, slots: used },
+    });
+  assert.equal(hasFreeSlot(queued("a", 2), {}), undefined, "both slots taken, the queue free");
+  assert.deepEqual(hasFreeSlot(queued("a", 3), {})?.many, "have no free slot");
+
+  for (const name of ["round-robin", "random", "least-loaded", "bin-pack", "spread"] as const) {
+    const placer = createPlacer(createScorer(name, { random: () => 0 }));
+    // a's slots are taken but its queue is free; b has an idle slot: b, whatever the scorer.
+    const pool = new CandidatePool([queued("a", 2), queued("b", 1)]);
+    assert.equal(pool.idleSlots, 1, name);
+    assert.equal(pool.freeSlots, 3, name);
+    assert.deepEqual(placer.place(pool, {}), { ok: true, workerId: "b" }, name);
+    pool.takeRoom("b", {});
+    assert.equal(pool.idleSlots, 0, name);
+    // Every slot taken: a queue takes it.
+    const second = placer.place(pool, {});
+    assert.ok(second.ok, name);
+    pool.takeRoom(second.workerId, {});
+    const third = placer.place(pool, {});
+    assert.ok(third.ok, name);
+    pool.takeRoom(third.workerId, {});
+    assert.deepEqual(
+      [second.workerId, third.workerId].sort(),
+      ["a", "b"],
+      `${name}: one task in each queue`,
+    );
+    assert.equal(pool.freeSlots, 0, name);
+    assert.deepEqual(placer.place(pool, {}), {
+      ok: false,
+      reason: "0/2 workers fit: 2 have no free slot",
+    }, name);
+  }
+});

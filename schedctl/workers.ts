@@ -95,10 +95,25 @@ function usage(
   return `${format(used)}/${format(pick(capacity))}`;
 }
 
-const slots = (c: Capacity) => c.slots;
+/**
+ * Slots in use, and the tasks waiting in the worker's queue for one: the manager counts both
+ * as the worker's, so the tasks beyond its slots are the queued ones.
+ */
+function slotUsage(worker: Worker, style: "table" | "line"): string {
+  const capacity = worker.capabilities?.capacity;
+  if (capacity === undefined) return style === "table" ? "-" : "not reported by the worker";
+  const tasks = worker.used?.slots ?? 0;
+  const running = Math.min(tasks, capacity.slots);
+  const queued = tasks - running;
+  if (style === "table") {
+    return `${running}/${capacity.slots}` + (queued > 0 ? ` +${queued} queued` : "");
+  }
+  const line = `${running} of ${capacity.slots} used`;
+  if (capacity.queue === 0) return line;
+  return `${line}, ${queued} of ${capacity.queue} queued`;
+}
 const cpu = (c: Capacity) => c.cpu;
 const memory = (c: Capacity) => c.memoryBytes;
-const formatCount = (n: number | bigint) => String(n);
 const formatCores = (n: number | bigint) => formatCpu(Number(n));
 
 /** The `workers ls` table. */
@@ -111,7 +126,7 @@ export function formatWorkerTable(workers: readonly Worker[], nowMs: number): st
       w.hostname || "-",
       workerStateText(w),
       String(w.runningTasks),
-      usage(w, slots, formatCount),
+      slotUsage(w, "table"),
       usage(w, cpu, formatCores),
       usage(w, memory, formatSize),
       labelList(w.capabilities?.labels ?? {}).join(",") || "-",
@@ -193,7 +208,7 @@ export function formatWorkerDetail(worker: Worker, tasks: readonly Task[], nowMs
       ? [["Drain deadline", describeDrainDeadline(worker, nowMs)] as [string, string]]
       : []),
     ["Tasks", String(worker.runningTasks)],
-    ["Slots", usageLine(worker, slots, formatCount, "")],
+    ["Slots", slotUsage(worker, "line")],
     ["CPU", usageLine(worker, cpu, formatCores, " cores")],
     ["Memory", usageLine(worker, memory, formatSize, "")],
     ["Labels", labels.length === 0 ? ["-"] : labels],

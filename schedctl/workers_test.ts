@@ -86,7 +86,7 @@ Deno.test("-o json workers ls prints a JSON array of the Worker objects, every f
       memoryBytes: "0",
       os: "",
       arch: "",
-      capacity: { cpu: 0.5, memoryBytes: "1610612736", slots: 1 },
+      capacity: { cpu: 0.5, memoryBytes: "1610612736", slots: 1, queue: 0 },
       labels: { "example.com/rack": "r-0042", "example.com/room": "basement-2", zone: "b" },
     },
     runningTasks: 0,
@@ -95,7 +95,7 @@ Deno.test("-o json workers ls prints a JSON array of the Worker objects, every f
     version: "",
     draining: true,
   });
-  assert.deepEqual(workers[0].used, { cpu: 0.5, memoryBytes: "536870912", slots: 1 });
+  assert.deepEqual(workers[0].used, { cpu: 0.5, memoryBytes: "536870912", slots: 1, queue: 0 });
   assert.ok(r.stdout.includes('\n  {\n    "id": "w-1",\n'), "pretty, two spaces");
 });
 

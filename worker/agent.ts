@@ -46,6 +46,11 @@ export interface AgentOptions {
    * to it; the agent runs whatever it is sent, and warns when that is more.
    */
   slots?: number;
+  /**
+   * How many tasks beyond its slots this worker holds (its capacity's queue; absent: none).
+   * They are acknowledged on arrival and started in the order they came as slots free.
+   */
+  queue?: number;
   log: Logger;
 }
 
@@ -64,6 +69,8 @@ export class Agent {
   readonly #active = new Set<string>();
   /** Attempts this worker has run (bounded: only recent ones matter for repeats). */
   readonly #seen = new Set<string>();
+  /** Attempts waiting for a free slot, by key, in the order they came. */
+  readonly #queued = new Map<string, RunRequest>();
 
   constructor(options: AgentOptions) {
     this.#options = options;
@@ -82,12 +89,17 @@ export class Agent {
     return this.#active.size;
   }
 
+  /** How many attempts wait in the queue for a free slot. */
+  get queued(): number {
+    return this.#queued.size;
+  }
+
   /**
-   * The attempts this worker runs now, from the moment one is received (still starting) until
-   * its report is in the outbox.
+   * The attempts this worker holds now: queued, or running from the moment one is received
+   * (still starting) until its report is in the outbox.
    */
   runningAttempts(): AttemptRef[] {
-    return [...this.#running.keys()].map(parseAttemptKey);
+    return [...this.#running.keys(), ...this.#queued.keys()].map(parseAttemptKey);
   }
 
   /** Starts the task unless this attempt is already known; the caller acknowledges. */
@@ -99,8 +111,24 @@ export class Agent {
       return;
     }
     this.#remember(key);
-    this.#active.add(key);
+    const { slots, queue = 0 } = this.#options;
+    if (slots !== undefined && this.#active.size >= slots && this.#queued.size < queue) {
+      this.#queued.set(key, request);
+      log.info("task queued until a slot frees", {
+        task: request.taskId,
+        attempt: request.attempt,
+        running: this.#active.size,
+        queued: this.#queued.size,
+      });
+      return;
+    }
+    this.#start(key, request);
+  }
+
+  #start(key: string, request: RunRequest): void {
+    const log = this.#options.log;
     const { slots } = this.#options;
+    this.#active.add(key);
     log.info("running task", {
       task: request.taskId,
       attempt: request.attempt,
@@ -109,25 +137,62 @@ export class Agent {
       slots,
     });
     if (slots !== undefined && this.#active.size > slots) {
-      log.warn("the manager sent more tasks than this worker has slots; running them anyway", {
-        task: request.taskId,
-        running: this.#active.size,
-        slots,
-      });
+      log.warn(
+        "the manager sent more tasks than this worker has slots and queue; running them anyway",
+        { task: request.taskId, running: this.#active.size, slots },
+      );
     }
     const running: Running = { done: Promise.resolve() };
     this.#running.set(key, running);
     running.done = this.#runAttempt(request, running).catch((e) => {
       log.error("cannot record a task's result", { task: request.taskId, cause: e });
     }).finally(() => {
-      this.#active.delete(key);
       this.#running.delete(key);
+      this.#free(key);
+    });
+  }
+
+  /** The attempt's process is gone: its slot goes to the longest waiting task. */
+  #free(key: string): void {
+    if (!this.#active.delete(key)) return;
+    const next = this.#queued.entries().next();
+    if (next.done) return;
+    const [nextKey, request] = next.value;
+    this.#queued.delete(nextKey);
+    this.#start(nextKey, request);
+  }
+
+  /**
+   * Reports a queued attempt as given back, never started (the manager places it again, or
+   * ends it when it was cancelled).
+   */
+  #giveBack(key: string, termination: Termination, reason: string): void {
+    const request = this.#queued.get(key);
+    if (!request) return;
+    this.#queued.delete(key);
+    this.#options.log.info("task given back unstarted", { task: request.taskId, reason });
+    const now = Date.now();
+    this.#options.outbox.add({
+      taskId: request.taskId,
+      attempt: request.attempt,
+      result: {
+        outcome: { kind: "not_started", reason },
+        output: { stdout: "", stderr: "", stdoutTruncated: false, stderrTruncated: false },
+        startedAt: now,
+        finishedAt: now,
+        termination,
+      },
     });
   }
 
   /** Stops a running attempt; the result is reported as cancelled. Anything else is ignored. */
   cancel(taskId: string, attempt: number): void {
-    const running = this.#running.get(attemptKey(taskId, attempt));
+    const key = attemptKey(taskId, attempt);
+    if (this.#queued.has(key)) {
+      this.#giveBack(key, "cancelled", "cancelled while queued");
+      return;
+    }
+    const running = this.#running.get(key);
     if (!running) {
       this.#options.log.debug("cancel for an attempt that is not running here; ignored", {
         task: taskId,
@@ -140,10 +205,14 @@ export class Agent {
   }
 
   /**
-   * Stops every running task (SIGTERM to each process group, SIGKILL after its kill timeout)
-   * and waits until their results are in the outbox.
+   * Gives back every queued task and stops every running one (SIGTERM to each process group,
+   * SIGKILL after its kill timeout), and waits until their results are in the outbox.
    */
   async stopAll(): Promise<void> {
+    // First, so that no stopped task's slot starts one of them.
+    for (const key of [...this.#queued.keys()]) {
+      this.#giveBack(key, "worker_stopping", "the worker stopped");
+    }
     const running = [...this.#running.values()];
     for (const r of running) this.#stop(r, "worker_stopping");
     await Promise.all(running.map((r) => r.done));
@@ -173,8 +242,8 @@ export class Agent {
     const recorded = this.#record(request, process);
     const result = await process.result;
     // The slot is free once the process is gone, before the report leaves: the manager may
-    // place the next task as soon as the report reaches it.
-    this.#active.delete(attemptKey(request.taskId, request.attempt));
+    // place the next task as soon as the report reaches it, and a queued one starts now.
+    this.#free(attemptKey(request.taskId, request.attempt));
     await logs?.finish(request.taskId, request.attempt);
     log.info("task ended", {
       task: request.taskId,

@@ -56,7 +56,7 @@ interface Fixture {
 async function withAgent(
   executor: Executor,
   fn: (f: Fixture) => Promise<void>,
-  more: Partial<Pick<AgentOptions, "alreadyRun" | "slots" | "log">> = {},
+  more: Partial<Pick<AgentOptions, "alreadyRun" | "slots" | "queue" | "log">> = {},
 ) {
   const dir = await Deno.makeTempDir();
   const reports: TaskReport[] = [];
@@ -124,7 +124,7 @@ Deno.test("more running tasks than slots is a warning (the manager's mistake); a
     agent.run(request("t-3"));
     await eventually(() => executor.started.length === 3, "three starts");
     assert.deepEqual(lines.filter((l) => l.startsWith("warn")), [
-      "warn the manager sent more tasks than this worker has slots; running them anyway " +
+      "warn the manager sent more tasks than this worker has slots and queue; running them anyway " +
       "task=t-3 running=3 slots=2",
     ]);
     assert.ok(lines.includes("info running task task=t-3 attempt=1 cmd=true running=3 slots=2"));
@@ -139,6 +139,99 @@ Deno.test("more running tasks than slots is a warning (the manager's mistake); a
     assert.equal(lines.filter((l) => l.startsWith("warn")).length, 2);
     assert.ok(lines.includes("info running task task=t-4 attempt=1 cmd=true running=3 slots=2"));
   }, { slots: 2, log });
+});
+
+Deno.test("tasks beyond the slots wait in the queue and start in order as slots free", async () => {
+  const executor = new FakeExecutor();
+  const { log, lines } = recordingLogger();
+  await withAgent(executor, async ({ agent, reports }) => {
+    for (const id of ["t-1", "t-2", "t-3", "t-4"]) agent.run(request(id));
+    await eventually(() => executor.started.length === 2, "two starts");
+    assert.equal(agent.active, 2);
+    assert.equal(agent.queued, 2);
+    assert.deepEqual(lines.filter((l) => l.startsWith("warn")), []);
+    assert.ok(
+      lines.includes("info task queued until a slot frees task=t-4 attempt=1 running=2 queued=2"),
+    );
+    // Held, so a reconnect tells the manager about the queued ones too.
+    assert.deepEqual(agent.runningAttempts().map((r) => r.taskId).sort(), [
+      "t-1",
+      "t-2",
+      "t-3",
+      "t-4",
+    ]);
+    agent.run(request("t-3")); // Sent again while queued: not queued twice.
+    assert.equal(agent.queued, 2);
+
+    executor.started[1].end();
+    await eventually(() => executor.started.length === 3, "the first queued task started");
+    assert.equal(executor.started[2].spec.taskId, "t-3");
+    assert.equal(agent.queued, 1);
+    executor.started[0].end();
+    await eventually(() => executor.started.length === 4, "the second queued task started");
+    assert.equal(executor.started[3].spec.taskId, "t-4");
+    assert.equal(agent.queued, 0);
+    executor.started[2].end();
+    executor.started[3].end();
+    await eventually(() => reports.length === 4, "four reports");
+    assert.ok(reports.every((r) => r.result.outcome.kind === "exited"));
+  }, { slots: 2, queue: 2, log });
+});
+
+Deno.test("a full queue: more is the manager's mistake, run anyway with a warning", async () => {
+  const executor = new FakeExecutor();
+  const { log, lines } = recordingLogger();
+  await withAgent(executor, async ({ agent }) => {
+    for (const id of ["t-1", "t-2", "t-3"]) agent.run(request(id));
+    await eventually(() => executor.started.length === 2, "two starts");
+    assert.equal(agent.queued, 1);
+    assert.deepEqual(
+      executor.started.map((p) => p.spec.taskId),
+      ["t-1", "t-3"],
+      "the queued task waits; the one beyond the queue runs",
+    );
+    assert.equal(lines.filter((l) => l.startsWith("warn")).length, 1);
+  }, { slots: 1, queue: 1, log });
+});
+
+Deno.test("a cancelled queued task is given back unstarted, cancelled", async () => {
+  const executor = new FakeExecutor();
+  await withAgent(executor, async ({ agent, reports }) => {
+    agent.run(request("t-1"));
+    agent.run(request("t-2", 3));
+    assert.equal(agent.queued, 1);
+    agent.cancel("t-2", 3);
+    await eventually(() => reports.length === 1, "the report");
+    assert.deepEqual(reports[0].result.outcome, {
+      kind: "not_started",
+      reason: "cancelled while queued",
+    });
+    assert.equal(reports[0].result.termination, "cancelled");
+    assert.equal(reports[0].attempt, 3);
+    assert.equal(agent.queued, 0);
+    await eventually(() => executor.started.length === 1, "t-1's start");
+    executor.started[0].end();
+    await eventually(() => reports.length === 2, "t-1's report");
+    assert.equal(executor.started.length, 1, "the cancelled task never started");
+  }, { slots: 1, queue: 1 });
+});
+
+Deno.test("a stopping worker gives its queued tasks back before stopping the running", async () => {
+  const executor = new FakeExecutor();
+  await withAgent(executor, async ({ agent, reports }) => {
+    for (const id of ["t-1", "t-2", "t-3"]) agent.run(request(id));
+    await eventually(() => executor.started.length === 1, "one start");
+    await agent.stopAll();
+    await eventually(() => reports.length === 3, "three reports");
+    assert.equal(executor.started.length, 1, "no queued task started in a stopped one's slot");
+    const byTask = Object.fromEntries(reports.map((r) => [r.taskId, r.result]));
+    assert.equal(byTask["t-1"].termination, "worker_stopping");
+    assert.equal(byTask["t-1"].outcome.kind, "exited");
+    for (const id of ["t-2", "t-3"]) {
+      assert.deepEqual(byTask[id].outcome, { kind: "not_started", reason: "the worker stopped" });
+      assert.equal(byTask[id].termination, "worker_stopping");
+    }
+  }, { slots: 1, queue: 2 });
 });
 
 Deno.test("a cancel stops the running attempt and its report says cancelled", async () => {

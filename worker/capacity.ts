@@ -10,7 +10,18 @@ export interface Capacity {
   memoryBytes: number;
   /** How many tasks run at once. */
   slots: number;
+  /**
+   * How many more tasks the manager may send, held here until a slot frees: a slot then starts
+   * its next task without waiting for the manager (one stream round trip and a store write).
+   */
+  queue: number;
 }
+
+/**
+ * One task waiting per worker: enough that a slot never waits for the manager between two
+ * short tasks, few enough that a task seldom waits behind a long one.
+ */
+export const DEFAULT_QUEUE = 1;
 
 /** What the machine has, as detected. */
 export interface Machine {
@@ -31,7 +42,8 @@ export function detectMachine(): Machine {
 /**
  * The capacity the worker reports: what worker.yaml sets, the rest detected. cpu defaults to
  * the machine's logical processors (at least 1), memory to its total memory, and slots to the
- * cpu capacity (as set or detected) rounded down, at least 1: one task per core.
+ * cpu capacity (as set or detected) rounded down, at least 1: one task per core; the queue to
+ * DEFAULT_QUEUE.
  */
 export function resolveCapacity(configured: Partial<Capacity>, machine: Machine): Capacity {
   const cpu = configured.cpu ?? Math.max(1, machine.cpuCores);
@@ -39,5 +51,6 @@ export function resolveCapacity(configured: Partial<Capacity>, machine: Machine)
     cpu,
     memoryBytes: configured.memoryBytes ?? machine.memoryBytes,
     slots: configured.slots ?? Math.max(1, Math.floor(cpu)),
+    queue: configured.queue ?? DEFAULT_QUEUE,
   };
 }

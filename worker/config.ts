@@ -10,6 +10,7 @@ const capacitySchema = z.strictObject({
   cpu: z.number().optional(),
   memory: sizeSchema.optional(),
   slots: z.number().optional(),
+  queue: z.number().optional(),
 });
 
 const workerSchema = z.strictObject({
@@ -54,7 +55,7 @@ const workerSchema = z.strictObject({
       message: "must be at least 100ms",
     });
   }
-  const { cpu, memory, slots } = config.capacity ?? {};
+  const { cpu, memory, slots, queue } = config.capacity ?? {};
   if (cpu !== undefined && !(cpu > 0 && Number.isFinite(cpu))) {
     ctx.addIssue({
       code: "custom",
@@ -74,6 +75,14 @@ const workerSchema = z.strictObject({
       code: "custom",
       path: ["capacity", "slots"],
       message: `${slots} is not a whole number of tasks from 1 up (how many run at once)`,
+    });
+  }
+  if (queue !== undefined && !(Number.isInteger(queue) && queue >= 0 && queue <= MAX_SLOTS)) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["capacity", "queue"],
+      message:
+        `${queue} is not a whole number of tasks from 0 up (how many wait here for a free slot)`,
     });
   }
   const problem = labelsProblem(config.labels);
@@ -147,6 +156,7 @@ export function parseWorkerConfig(source: string, data: unknown): WorkerConfig {
       ...(raw.capacity?.cpu === undefined ? {} : { cpu: raw.capacity.cpu }),
       ...(raw.capacity?.memory === undefined ? {} : { memoryBytes: raw.capacity.memory }),
       ...(raw.capacity?.slots === undefined ? {} : { slots: raw.capacity.slots }),
+      ...(raw.capacity?.queue === undefined ? {} : { queue: raw.capacity.queue }),
     },
     labels: { ...(raw.labels ?? {}) as Record<string, string> },
   };

@@ -30,6 +30,7 @@ Deno.test("worker.yaml capacity and labels are read; each capacity key is option
     ssd: "",
   });
   assert.deepEqual(parseWorkerConfig("w.yaml", { capacity: { slots: 3 } }).capacity, { slots: 3 });
+  assert.deepEqual(parseWorkerConfig("w.yaml", { capacity: { queue: 0 } }).capacity, { queue: 0 });
   assert.deepEqual(parseWorkerConfig("w.yaml", { capacity: { memory: 1024 } }).capacity, {
     memoryBytes: 1024,
   });
@@ -55,6 +56,11 @@ Deno.test("worker.yaml capacity and label mistakes name the key", () => {
       /^w\.yaml: capacity\.slots: 0 is not a whole number of tasks from 1 up/,
     ],
     [{ capacity: { slots: 1.5 } }, /^w\.yaml: capacity\.slots: 1\.5 is not a whole number/],
+    [
+      { capacity: { queue: -1 } },
+      /^w\.yaml: capacity\.queue: -1 is not a whole number of tasks from 0 up \(how many wait here for a free slot\)$/,
+    ],
+    [{ capacity: { queue: 0.5 } }, /^w\.yaml: capacity\.queue: 0\.5 is not a whole number/],
     [
       { labels: ["zone=a"] },
       /^w\.yaml: labels: expected a mapping of label keys to texts, not a list, e\.g\. labels: \{zone: a, gpu: "true"\}$/,
@@ -172,7 +178,7 @@ Deno.test("the capacity and labels commented in worker.yaml are valid when uncom
   try {
     await Deno.writeTextFile(`${dir}/w.yaml`, uncommented);
     const config = await loadWorkerConfig(`${dir}/w.yaml`);
-    assert.deepEqual(config.capacity, { cpu: 4, memoryBytes: 8 * 1024 ** 3, slots: 2 });
+    assert.deepEqual(config.capacity, { cpu: 4, memoryBytes: 8 * 1024 ** 3, slots: 2, queue: 1 });
     assert.deepEqual(config.labels, { zone: "a", gpu: "true" });
   } finally {
     await Deno.remove(dir, { recursive: true });

@@ -38,7 +38,7 @@ export interface Introduction {
     os: string;
     arch: string;
     /** What the worker offers to tasks (worker.yaml's capacity, the rest detected). */
-    capacity: { cpu: number; memoryBytes: bigint; slots: number };
+    capacity: { cpu: number; memoryBytes: bigint; slots: number; queue: number };
     labels: Record<string, string>;
   };
   version: string;

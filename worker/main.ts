@@ -109,6 +109,7 @@ export async function main(args: string[]): Promise<number> {
     records,
     alreadyRun: outbox.unreported(),
     slots: capacity.slots,
+    queue: capacity.queue,
     log,
   });
   const stop = new AbortController();
@@ -122,6 +123,7 @@ export async function main(args: string[]): Promise<number> {
     cpu: capacity.cpu,
     memory_bytes: capacity.memoryBytes,
     slots: capacity.slots,
+    queue: capacity.queue,
     labels: Object.entries(config.labels).map(([k, v]) => `${k}=${v}`).sort().join(",") ||
       undefined,
     // How tasks are started: setsid, without FFI permission or glibc 2.29, costs an exec more.
@@ -142,6 +144,7 @@ export async function main(args: string[]): Promise<number> {
           cpu: capacity.cpu,
           memoryBytes: BigInt(capacity.memoryBytes),
           slots: capacity.slots,
+          queue: capacity.queue,
         },
         labels: config.labels,
       },
@@ -156,7 +159,7 @@ export async function main(args: string[]): Promise<number> {
     reconnectMaxDelayMs: config.reconnectMaxDelayMs,
   }, stop.signal);
 
-  log.info("worker stopping", { running_tasks: agent.running });
+  log.info("worker stopping", { running_tasks: agent.running, queued_tasks: agent.queued });
   // Bounded: each task gets SIGKILL after its kill timeout, and the drain below is capped.
   await agent.stopAll();
   const left = await outbox.drain(STOP_REPORT_TIMEOUT_MS);

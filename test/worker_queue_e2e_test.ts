@@ -1,0 +1,110 @@
+/**
+ * The worker's queue end to end, with a real manager and real workers: a task beyond the slots
+ * waits on the worker, a cancelled one never starts, and a stopping worker gives its queue back
+ * to be placed elsewhere without using up a retry.
+ */
+import assert from "node:assert/strict";
+import { Cluster, waitFor } from "./harness/processes.ts";
+
+interface TaskJson {
+  id: string;
+  state: string;
+  workerId: string;
+  deadReason: string;
+  attempt: number;
+  attempts: { attempt: number; workerId: string; outcome: string }[];
+}
+
+Deno.test("a worker's queue: held until a slot frees, cancelled unstarted, given back on stop", async (t) => {
+  await using cluster = await Cluster.create();
+  const startsFile = `${cluster.dir}/starts.log`;
+  const task = (name: string, sleep: number) =>
+    `  - cmd: sh\n    params: ["-c", ${
+      JSON.stringify(`echo "${name} $GO_SCHEDULE_WORKER_ID" >> ${startsFile}; sleep ${sleep}`)
+    }]\n`;
+  const starts = async () =>
+    (await Deno.readTextFile(startsFile).catch(() => "")).split("\n").filter(Boolean);
+  const get = (id: string) => cluster.schedctlJson<TaskJson>("tasks", "get", id);
+  const waitForTask = (id: string, what: string, ok: (x: TaskJson) => boolean) =>
+    waitFor(async () => ok(await get(id)), {
+      timeoutMs: 20_000,
+      what,
+      log: () => cluster.logs(),
+    });
+
+  try {
+    await cluster.startManager();
+    await cluster.startWorker("w1", { extraConfig: "capacity: {slots: 1, queue: 1}\n" });
+    const file = await cluster.writeFile(
+      "tasks.yaml",
+      `tasks:\n${task("long", 60)}${task("queued", 0)}${task("third", 0)}`,
+    );
+    const scheduled = await cluster.schedctl("tasks", "schedule", "-f", file);
+    assert.equal(scheduled.code, 0, scheduled.stderr);
+    const [long, queued, third] = scheduled.stdout.trim().split("\n");
+
+    await t.step("one task runs, one waits on the worker, the third at the manager", async () => {
+      await waitForTask(
+        queued,
+        "the queued task to be acknowledged",
+        (x) => x.state === "TASK_STATE_SCHEDULED" && x.workerId === "w1",
+      );
+      await waitFor(async () => (await starts()).length === 1, {
+        timeoutMs: 20_000,
+        what: "the long task to start",
+      });
+      assert.deepEqual(await starts(), ["long w1"]);
+      assert.equal((await get(third)).state, "TASK_STATE_PENDING");
+      const ls = await cluster.schedctl("workers", "ls");
+      assert.match(ls.stdout, /\n\s*w1 .* 1\/1 \+1 queued /, ls.stdout);
+      const shown = await cluster.schedctl("workers", "get", "w1");
+      assert.match(shown.stdout, /^Slots:\s+1 of 1 used, 1 of 1 queued$/m, shown.stdout);
+      assert.match(
+        await cluster.workers[0].log(),
+        /task queued until a slot frees task=\S+ attempt=1 running=1 queued=1/,
+      );
+    });
+
+    await t.step("a cancelled queued task never starts; the third takes its place", async () => {
+      const cancel = await cluster.schedctl("tasks", "cancel", queued);
+      assert.equal(cancel.code, 0, cancel.stderr);
+      await waitForTask(queued, "the queued task to be dead", (x) => x.state === "TASK_STATE_DEAD");
+      const dead = await get(queued);
+      assert.equal(dead.deadReason, "cancelled");
+      assert.deepEqual(dead.attempts.map((a) => a.outcome), [
+        "not started: cancelled while queued",
+      ]);
+      await waitForTask(
+        third,
+        "the third task to be queued on w1",
+        (x) => x.state === "TASK_STATE_SCHEDULED" && x.workerId === "w1",
+      );
+      assert.deepEqual(await starts(), ["long w1"], "only the long task ever started");
+    });
+
+    await t.step(
+      "a stopped worker gives its queue back; it runs elsewhere, no retry used",
+      async () => {
+        assert.equal((await cluster.workers[0].stop(15_000))?.code, 0, "the worker exits 0");
+        await waitForTask(
+          third,
+          "the third task to be given back",
+          (x) => x.state === "TASK_STATE_PENDING" && x.attempts?.length === 1,
+        );
+        const back = await get(third);
+        assert.deepEqual(back.attempts.map((a) => [a.workerId, a.outcome]), [
+          ["w1", "not started: the worker stopped"],
+        ]);
+        await cluster.startWorker("w2", { extraConfig: "capacity: {slots: 1, queue: 0}\n" });
+        await waitForTask(third, "the third task to be done", (x) => x.state === "TASK_STATE_DONE");
+        const done = await get(third);
+        assert.equal(done.workerId, "w2");
+        assert.equal(done.attempt, 2);
+        assert.deepEqual(await starts(), ["long w1", "third w2"]);
+        assert.equal((await get(long)).state, "TASK_STATE_DEAD", "the running one was stopped");
+      },
+    );
+  } catch (e) {
+    throw new Error(`${(e as Error).message}\n${await cluster.logs()}`, { cause: e });
+  }
+});
