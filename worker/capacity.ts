@@ -17,12 +17,6 @@ export interface Capacity {
   queue: number;
 }
 
-/**
- * One task waiting per worker: enough that a slot never waits for the manager between two
- * short tasks, few enough that a task seldom waits behind a long one.
- */
-export const DEFAULT_QUEUE = 1;
-
 /** What the machine has, as detected. */
 export interface Machine {
   /** Logical processors (navigator.hardwareConcurrency). */
@@ -43,14 +37,16 @@ export function detectMachine(): Machine {
  * The capacity the worker reports: what worker.yaml sets, the rest detected. cpu defaults to
  * the machine's logical processors (at least 1), memory to its total memory, and slots to the
  * cpu capacity (as set or detected) rounded down, at least 1: one task per core; the queue to
- * DEFAULT_QUEUE.
+ * the slots: one task waiting per slot, so that no slot waits for the manager between two
+ * short tasks, and a task waits behind at most one other.
  */
 export function resolveCapacity(configured: Partial<Capacity>, machine: Machine): Capacity {
   const cpu = configured.cpu ?? Math.max(1, machine.cpuCores);
+  const slots = configured.slots ?? Math.max(1, Math.floor(cpu));
   return {
     cpu,
     memoryBytes: configured.memoryBytes ?? machine.memoryBytes,
-    slots: configured.slots ?? Math.max(1, Math.floor(cpu)),
-    queue: configured.queue ?? DEFAULT_QUEUE,
+    slots,
+    queue: configured.queue ?? slots,
   };
 }
