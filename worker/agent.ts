@@ -43,7 +43,7 @@ export interface AgentOptions {
   alreadyRun?: Iterable<AttemptRef>;
   /**
    * How many tasks this worker offers to run at once (its capacity's slots). The manager keeps
-   * to it; the agent runs whatever it is sent, and warns when that is more.
+   * to it and the queue; the agent runs whatever it is sent beyond both, and warns.
    */
   slots?: number;
   /**
@@ -185,7 +185,10 @@ export class Agent {
     });
   }
 
-  /** Stops a running attempt; the result is reported as cancelled. Anything else is ignored. */
+  /**
+   * Stops a running attempt, or gives back a queued one unstarted; either is reported as
+   * cancelled. Anything else is ignored.
+   */
   cancel(taskId: string, attempt: number): void {
     const key = attemptKey(taskId, attempt);
     if (this.#queued.has(key)) {
