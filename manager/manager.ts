@@ -181,6 +181,8 @@ export class Manager {
   #lostClockFrom = 0;
   readonly #logs = new LogRelay();
   #ticker: unknown;
+  /** Attempts a worker was asked to give back from its queue (see #rebalanceQueues). */
+  readonly #unqueueAsked = new Map<string, number>();
   #pingSlice = 0;
   #nextPingPhase = 0;
   #stopping = false;
@@ -591,7 +593,9 @@ export class Manager {
         output: report.output,
       };
     const ending = this.#book.peek(report.taskId);
-    const frees = ending?.workerId === report.workerId && ending.attempt === report.attempt;
+    // An attempt given back is placed again itself: its room is not lent out meanwhile.
+    const frees = ending?.workerId === report.workerId && ending.attempt === report.attempt &&
+      outcome.kind !== "not_started";
     if (frees) {
       this.#reserved.add(report.workerId, ending, -1);
       this.#drainQueue();
@@ -705,6 +709,60 @@ export class Manager {
         });
       }
     });
+  }
+
+  /**
+   * Moves tasks that have waited in a worker's queue for a ping interval to slots that are
+   * idle elsewhere, with nothing waiting at the manager to take them: at the end of a burst a
+   * task queued behind a long one would otherwise wait for it. The worker gives the task back
+   * (not_started) if it has not started it meanwhile, and placing it again prefers an idle
+   * slot. Which tasks wait is inferred: a worker starts its tasks in the order they came, so
+   * the ones beyond its slots are the ones sent to it last.
+   */
+  #rebalanceQueues(now: number): void {
+    for (const [id, attempt] of this.#unqueueAsked) {
+      const task = this.#book.peek(id);
+      if (!task || task.attempt !== attempt || !isAssigned(task)) this.#unqueueAsked.delete(id);
+    }
+    const candidates = this.#candidates();
+    if (candidates.idleSlots === 0) return;
+    const queuedOn = new Map<string, TaskRecord[]>();
+    for (const w of candidates.workers) {
+      if (w.used.slots > w.capacity.slots) queuedOn.set(w.id, []);
+    }
+    if (queuedOn.size === 0) return;
+    for (const task of this.#book.active()) {
+      if (isAssigned(task)) queuedOn.get(task.workerId!)?.push(task);
+    }
+    const waitedSince = now - this.#options.pingIntervalMs;
+    for (const [workerId, tasks] of queuedOn) {
+      const worker = candidates.get(workerId)!;
+      const session = this.#workers.session(workerId);
+      if (!session?.open) continue;
+      // Ids of one batch grow in the order its tasks were sent (of one priority).
+      const queued = tasks.sort((a, b) =>
+        (b.assignedAt ?? 0) - (a.assignedAt ?? 0) || (b.id < a.id ? -1 : b.id > a.id ? 1 : 0)
+      ).slice(0, worker.used.slots - worker.capacity.slots);
+      for (const task of queued) {
+        if ((task.assignedAt ?? now) > waitedSince) continue;
+        if (this.#unqueueAsked.get(task.id) === task.attempt) continue;
+        const target = this.#placer.idleSlotFor(candidates, task);
+        if (target === undefined || target === workerId) continue;
+        // The room is the target's until the pool next settles, so that one idle slot draws
+        // one task, not one from every queue.
+        candidates.takeRoom(target, task);
+        this.#unqueueAsked.set(task.id, task.attempt);
+        this.#log.info("moving a queued task to a slot free elsewhere", {
+          task: task.id,
+          attempt: task.attempt,
+          from: workerId,
+          idle_slot_on: target,
+        });
+        session.send({
+          msg: { case: "unqueue", value: { taskId: task.id, attempt: task.attempt } },
+        });
+      }
+    }
   }
 
   #withDiagnosis(task: TaskRecord): TaskRecord {
@@ -955,6 +1013,7 @@ export class Manager {
       }
       await this.#giveUpLost(now);
       this.#drainQueue();
+      this.#rebalanceQueues(now);
     } catch (e) {
       this.#log.warn("liveness sweep failed", { cause: e });
     }

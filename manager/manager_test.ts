@@ -1164,6 +1164,43 @@ Deno.test("a task given back unstarted is placed again and keeps its retries", a
   assert.equal((await h.task(b.id)).state, "done");
 });
 
+function unqueues(recorded: Recorded) {
+  return recorded.messages.flatMap((m) => m.msg?.case === "unqueue" ? [m.msg.value] : []);
+}
+
+Deno.test("a task left in a queue for a ping interval moves to a slot idle elsewhere", async () => {
+  await using h = await Harness.start();
+  const queueing = offering({ cpu: 4, memoryBytes: 8 * GiB, slots: 1, queue: 1 });
+  const w1 = await h.connect("w1", undefined, queueing);
+  const [long, waiting] = await h.manager.schedule([ECHO, ECHO]);
+  await h.settle();
+  for (const t of [long, waiting]) await h.manager.acknowledge(w1.session, t.id, 1);
+  const w2 = await h.connect("w2", undefined, queueing);
+  await h.advance(PING_MS / 2);
+  assert.deepEqual(unqueues(w1), [], "not before it has waited a ping interval");
+  assert.deepEqual(runs(w2), [], "nothing waits at the manager for w2's slot");
+
+  await h.advance(PING_MS);
+  assert.deepEqual(unqueues(w1), [{ taskId: waiting.id, attempt: 1 }], "the one sent last");
+  await h.advance(PING_MS);
+  assert.equal(unqueues(w1).length, 1, "asked once");
+  await h.manager.report({
+    workerId: "w1",
+    taskId: waiting.id,
+    attempt: 1,
+    outcome: { kind: "not_started", reason: "moved to a slot free elsewhere" },
+    output: { stdout: "", stderr: "", stdoutTruncated: false, stderrTruncated: false },
+  });
+  await h.settle();
+  assert.deepEqual(runs(w2).map((r) => `${r.taskId}#${r.attempt}`), [`${waiting.id}#2`]);
+  assert.deepEqual(runs(w1).map((r) => r.taskId), [long.id, waiting.id]);
+
+  // Neither worker holds more than its slots now: nothing more to move.
+  await h.manager.acknowledge(w2.session, waiting.id, 2);
+  await h.advance(2 * PING_MS);
+  assert.equal(unqueues(w1).length + unqueues(w2).length, 1);
+});
+
 /** Records the tasks of each updateTasks call, as `id:state@worker`. */
 function recordWrites(store: MemoryStore): string[][] {
   const writes: string[][] = [];

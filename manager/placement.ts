@@ -378,6 +378,8 @@ export function createScorer(
 export interface Placer {
   /** Places on one of `workers`; a pool lets a batch of placements share its index. */
   place(workers: Candidate[] | CandidatePool, task: TaskNeeds): Placement;
+  /** The worker the scorer picks among those with an idle slot that fit, if any. */
+  idleSlotFor(pool: CandidatePool, task: TaskNeeds): string | undefined;
 }
 
 export function createPlacer(scorer: Scorer, filters: Filter[] = FILTERS): Placer {
@@ -396,6 +398,14 @@ export function createPlacer(scorer: Scorer, filters: Filter[] = FILTERS): Place
         ok: false,
         reason: diagnose(pool.size, sift(pool.workers, task, filters).rejections),
       };
+    },
+    idleSlotFor(pool, task) {
+      if (pool.idleSlots === 0) return undefined;
+      return scorer.choose(
+        pool,
+        task,
+        (w) => hasIdleSlot(w) && firstRejection(filters, w, task) === undefined,
+      )?.id;
     },
   };
 }

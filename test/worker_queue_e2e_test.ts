@@ -1,7 +1,7 @@
 /**
  * The worker's queue end to end, with a real manager and real workers: a task beyond the slots
- * waits on the worker, a cancelled one never starts, and a stopping worker gives its queue back
- * to be placed elsewhere without using up a retry.
+ * waits on the worker, a cancelled one never starts, one that waits while another worker has a
+ * slot idle moves there, and a stopping worker gives its queue back without using up a retry.
  */
 import assert from "node:assert/strict";
 import { Cluster, waitFor } from "./harness/processes.ts";
@@ -15,7 +15,7 @@ interface TaskJson {
   attempts: { attempt: number; workerId: string; outcome: string }[];
 }
 
-Deno.test("a worker's queue: held until a slot frees, cancelled unstarted, given back on stop", async (t) => {
+Deno.test("a worker's queue: held, cancelled unstarted, moved to an idle slot, given back", async (t) => {
   await using cluster = await Cluster.create();
   const startsFile = `${cluster.dir}/starts.log`;
   const task = (name: string, sleep: number) =>
@@ -82,28 +82,52 @@ Deno.test("a worker's queue: held until a slot frees, cancelled unstarted, given
       assert.deepEqual(await starts(), ["long w1"], "only the long task ever started");
     });
 
-    await t.step(
-      "a stopped worker gives its queue back; it runs elsewhere, no retry used",
-      async () => {
-        assert.equal((await cluster.workers[0].stop(15_000))?.code, 0, "the worker exits 0");
-        await waitForTask(
-          third,
-          "the third task to be given back",
-          (x) => x.state === "TASK_STATE_PENDING" && x.attempts?.length === 1,
-        );
-        const back = await get(third);
-        assert.deepEqual(back.attempts.map((a) => [a.workerId, a.outcome]), [
-          ["w1", "not started: the worker stopped"],
-        ]);
-        await cluster.startWorker("w2", { extraConfig: "capacity: {slots: 1, queue: 0}\n" });
-        await waitForTask(third, "the third task to be done", (x) => x.state === "TASK_STATE_DONE");
-        const done = await get(third);
-        assert.equal(done.workerId, "w2");
-        assert.equal(done.attempt, 2);
-        assert.deepEqual(await starts(), ["long w1", "third w2"]);
-        assert.equal((await get(long)).state, "TASK_STATE_DEAD", "the running one was stopped");
-      },
-    );
+    await t.step("a task queued for a while moves to a worker with an idle slot", async () => {
+      await cluster.startWorker("w2", { extraConfig: "capacity: {slots: 1, queue: 0}\n" });
+      await waitForTask(third, "the third task to be done", (x) => x.state === "TASK_STATE_DONE");
+      const done = await get(third);
+      assert.equal(done.workerId, "w2");
+      assert.equal(done.attempt, 2);
+      assert.deepEqual(done.attempts.map((a) => [a.workerId, a.outcome]), [
+        ["w1", "not started: moved to a slot free elsewhere"],
+        ["w2", "exit code 0"],
+      ]);
+      assert.deepEqual(await starts(), ["long w1", "third w2"]);
+      assert.match(
+        await cluster.manager.log(),
+        /moving a queued task to a slot free elsewhere task=\S+ attempt=1 from=w1 idle_slot_on=w2/,
+      );
+    });
+
+    await t.step("a stopped worker gives its queue back, unstarted, no retry used", async () => {
+      const more = await cluster.writeFile(
+        "more.yaml",
+        `tasks:\n${task("fourth", 60)}${task("fifth", 0)}`,
+      );
+      const result = await cluster.schedctl("tasks", "schedule", "-f", more);
+      assert.equal(result.code, 0, result.stderr);
+      const [fourth, fifth] = result.stdout.trim().split("\n");
+      await waitForTask(
+        fifth,
+        "the fifth task to be queued on w1",
+        (x) => x.state === "TASK_STATE_SCHEDULED" && x.workerId === "w1",
+      );
+      assert.equal((await get(fourth)).workerId, "w2", "the idle slot first");
+
+      assert.equal((await cluster.workers[0].stop(15_000))?.code, 0, "the worker exits 0");
+      await waitForTask(
+        fifth,
+        "the fifth task to be given back",
+        (x) => x.state === "TASK_STATE_PENDING" && x.attempts?.length === 1,
+      );
+      const back = await get(fifth);
+      assert.deepEqual(back.attempts.map((a) => [a.workerId, a.outcome]), [
+        ["w1", "not started: the worker stopped"],
+      ]);
+      assert.equal(back.deadReason ?? "", "", "not dead, though it has no retries");
+      assert.equal((await get(long)).state, "TASK_STATE_DEAD", "the running one was stopped");
+      assert.ok(!(await starts()).includes("fifth w1"), "it never started on w1");
+    });
   } catch (e) {
     throw new Error(`${(e as Error).message}\n${await cluster.logs()}`, { cause: e });
   }

@@ -166,7 +166,7 @@ export class Agent {
    * Reports a queued attempt as given back, never started (the manager places it again, or
    * ends it when it was cancelled).
    */
-  #giveBack(key: string, termination: Termination, reason: string): void {
+  #giveBack(key: string, termination: Termination | undefined, reason: string): void {
     const request = this.#queued.get(key);
     if (!request) return;
     this.#queued.delete(key);
@@ -180,9 +180,25 @@ export class Agent {
         output: { stdout: "", stderr: "", stdoutTruncated: false, stderrTruncated: false },
         startedAt: now,
         finishedAt: now,
-        termination,
+        ...(termination ? { termination } : {}),
       },
     });
+  }
+
+  /**
+   * Gives back an attempt that still waits in the queue, unstarted, for the manager to place
+   * on a slot idle elsewhere. One that has started, or is unknown, is left alone.
+   */
+  unqueue(taskId: string, attempt: number): void {
+    const key = attemptKey(taskId, attempt);
+    if (!this.#queued.has(key)) {
+      this.#options.log.debug("unqueue for an attempt not queued here; ignored", {
+        task: taskId,
+        attempt,
+      });
+      return;
+    }
+    this.#giveBack(key, undefined, "moved to a slot free elsewhere");
   }
 
   /**

@@ -216,6 +216,30 @@ Deno.test("a cancelled queued task is given back unstarted, cancelled", async ()
   }, { slots: 1, queue: 1 });
 });
 
+Deno.test("unqueue gives back a queued attempt and leaves a started one alone", async () => {
+  const executor = new FakeExecutor();
+  await withAgent(executor, async ({ agent, reports }) => {
+    agent.run(request("t-1"));
+    agent.run(request("t-2", 2));
+    await eventually(() => executor.started.length === 1, "t-1's start");
+    agent.unqueue("t-1", 1); // Started: left alone.
+    agent.unqueue("t-2", 1); // Another attempt: left alone.
+    assert.equal(agent.queued, 1);
+    assert.deepEqual(executor.started[0].stops, []);
+    agent.unqueue("t-2", 2);
+    await eventually(() => reports.length === 1, "the give-back");
+    assert.equal(reports[0].taskId, "t-2");
+    assert.deepEqual(reports[0].result.outcome, {
+      kind: "not_started",
+      reason: "moved to a slot free elsewhere",
+    });
+    assert.equal(reports[0].result.termination, undefined, "nobody stopped it");
+    executor.started[0].end();
+    await eventually(() => reports.length === 2, "t-1's report");
+    assert.equal(executor.started.length, 1, "t-2 never started here");
+  }, { slots: 1, queue: 1 });
+});
+
 Deno.test("a stopping worker gives its queued tasks back before stopping the running", async () => {
   const executor = new FakeExecutor();
   await withAgent(executor, async ({ agent, reports }) => {

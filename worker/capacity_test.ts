@@ -5,12 +5,12 @@ const MACHINE = { cpuCores: 8, memoryBytes: 16 * 1024 ** 3 };
 
 Deno.test("resolveCapacity: what worker.yaml sets wins, the rest is detected", () => {
   const cases: [Parameters<typeof resolveCapacity>[0], ReturnType<typeof resolveCapacity>][] = [
-    [{}, { cpu: 8, memoryBytes: 16 * 1024 ** 3, slots: 8, queue: 8 }],
-    [{ cpu: 4 }, { cpu: 4, memoryBytes: 16 * 1024 ** 3, slots: 4, queue: 4 }],
-    [{ cpu: 2.5 }, { cpu: 2.5, memoryBytes: 16 * 1024 ** 3, slots: 2, queue: 2 }],
-    [{ cpu: 0.5 }, { cpu: 0.5, memoryBytes: 16 * 1024 ** 3, slots: 1, queue: 1 }],
-    [{ slots: 20 }, { cpu: 8, memoryBytes: 16 * 1024 ** 3, slots: 20, queue: 20 }],
-    [{ memoryBytes: 1024 }, { cpu: 8, memoryBytes: 1024, slots: 8, queue: 8 }],
+    [{}, { cpu: 8, memoryBytes: 16 * 1024 ** 3, slots: 8, queue: 16 }],
+    [{ cpu: 4 }, { cpu: 4, memoryBytes: 16 * 1024 ** 3, slots: 4, queue: 8 }],
+    [{ cpu: 2.5 }, { cpu: 2.5, memoryBytes: 16 * 1024 ** 3, slots: 2, queue: 4 }],
+    [{ cpu: 0.5 }, { cpu: 0.5, memoryBytes: 16 * 1024 ** 3, slots: 1, queue: 2 }],
+    [{ slots: 20 }, { cpu: 8, memoryBytes: 16 * 1024 ** 3, slots: 20, queue: 40 }],
+    [{ memoryBytes: 1024 }, { cpu: 8, memoryBytes: 1024, slots: 8, queue: 16 }],
     [{ queue: 0 }, { cpu: 8, memoryBytes: 16 * 1024 ** 3, slots: 8, queue: 0 }],
     [
       { cpu: 16, memoryBytes: 1 << 30, slots: 2, queue: 5 },
@@ -27,7 +27,7 @@ Deno.test("resolveCapacity: a machine that reports no processors still offers on
     cpu: 1,
     memoryBytes: 1,
     slots: 1,
-    queue: 1,
+    queue: 2,
   });
 });
 

@@ -178,7 +178,7 @@ Deno.test("the capacity and labels commented in worker.yaml are valid when uncom
   try {
     await Deno.writeTextFile(`${dir}/w.yaml`, uncommented);
     const config = await loadWorkerConfig(`${dir}/w.yaml`);
-    assert.deepEqual(config.capacity, { cpu: 4, memoryBytes: 8 * 1024 ** 3, slots: 2, queue: 2 });
+    assert.deepEqual(config.capacity, { cpu: 4, memoryBytes: 8 * 1024 ** 3, slots: 2, queue: 4 });
     assert.deepEqual(config.labels, { zone: "a", gpu: "true" });
   } finally {
     await Deno.remove(dir, { recursive: true });

@@ -185,6 +185,9 @@ async function streamOnce(
         case "cancel":
           options.agent.cancel(msg.value.taskId, msg.value.attempt);
           break;
+        case "unqueue":
+          options.agent.unqueue(msg.value.taskId, msg.value.attempt);
+          break;
         case "logRequest":
           if (logSession) logSession.request(msg.value);
           else {
