@@ -324,6 +324,178 @@ export function storeConformance(name: string, open: () => Promise<StoreFixture>
     assert.equal((await store.listTasks({ state: "scheduled" })).length, 150);
     assert.deepEqual(await store.listTasks({ state: "pending" }), []);
   });
+
+  test("deleteTasks removes the tasks named, their records and index entries", async (ctx) => {
+    const [p1, s1, d1, x1, d2] = await ctx.store.createTasks([
+      task("p1"),
+      task("s1", "scheduled"),
+      task("d1"),
+      task("x1", "dead"),
+      task("d2", "done"),
+    ]);
+    // d1 reaches done through updates, as the manager's tasks do, so its index entry moved.
+    const [d1Scheduled] = await ctx.store.updateTasks([
+      { task: task("d1", "scheduled"), expectedRevision: d1.revision },
+    ]);
+    const [d1Done] = await ctx.store.updateTasks([
+      {
+        task: task("d1", "done"),
+        expectedRevision: d1Scheduled.revision,
+        previousState: "scheduled",
+      },
+    ]);
+    const active = await ctx.store.listActiveTasks();
+    assert.deepEqual(active, [p1, s1]);
+
+    assert.equal(
+      await ctx.store.deleteTasks([
+        { id: "d1", expectedRevision: d1Done.revision, state: "done" },
+        { id: "x1", expectedRevision: x1.revision, state: "dead" },
+      ]),
+      undefined,
+    );
+    assert.equal(await ctx.store.getTask("d1"), undefined);
+    assert.equal(await ctx.store.getTask("x1"), undefined);
+    assert.deepEqual(await ctx.store.listTasks(), [d2, p1, s1]);
+    assert.deepEqual(await ctx.store.listTasks({ state: "done" }), [d2]);
+    // A stale index entry before d2 would take the one place a limit of one leaves.
+    assert.deepEqual(await ctx.store.listTasks({ state: "done", limit: 1 }), [d2]);
+    assert.deepEqual(await ctx.store.listTasks({ state: "dead" }), []);
+    assert.deepEqual(await ctx.store.listTasks({ state: "scheduled" }), [s1]);
+    assert.deepEqual(await ctx.store.listTasks({ state: "pending" }), [p1]);
+    assert.deepEqual(await ctx.store.listActiveTasks(), active);
+    assert.deepEqual(await ctx.store.getTask("d2"), d2);
+
+    const store = await ctx.reopen();
+    assert.equal(await store.getTask("d1"), undefined);
+    assert.deepEqual(await store.listTasks(), [d2, p1, s1]);
+    // The id can be used again; the new record has a new revision, which the old one does not
+    // match.
+    const [again] = await store.createTasks([task("d1", "done")]);
+    assert.ok(again.revision > d1Done.revision);
+    const error = await rejectsWith(
+      store.deleteTasks([{ id: "d1", expectedRevision: d1Done.revision, state: "done" }]),
+      ConflictError,
+    );
+    assert.equal(error.key, "tasks/d1");
+    assert.deepEqual(await store.listTasks({ state: "done" }), [again, d2]);
+  });
+
+  test("deleteTasks refuses a stale revision and deletes nothing", async ({ store }) => {
+    const [a, b, c] = await store.createTasks([task("a", "done"), task("b", "done"), task("c")]);
+    const [b2] = await store.updateTasks([
+      { task: task("b", "done", { exitCode: 1 }), expectedRevision: b.revision },
+    ]);
+    const error = await rejectsWith(
+      store.deleteTasks([
+        { id: "a", expectedRevision: a.revision, state: "done" },
+        { id: "b", expectedRevision: b.revision, state: "done" },
+      ]),
+      ConflictError,
+    );
+    assert.equal(error.key, "tasks/b");
+    assert.match(error.message, /b/);
+    assert.deepEqual(await store.listTasks(), [a, b2, c]);
+    assert.deepEqual(await store.listTasks({ state: "done" }), [a, b2]);
+
+    await store.deleteTasks([
+      { id: "a", expectedRevision: a.revision, state: "done" },
+      { id: "b", expectedRevision: b2.revision, state: "done" },
+    ]);
+    assert.deepEqual(await store.listTasks(), [c]);
+    assert.deepEqual(await store.listTasks({ state: "done" }), []);
+  });
+
+  test("deleteTasks refuses a task that does not exist and deletes nothing", async ({ store }) => {
+    const [a, b] = await store.createTasks([task("a", "done"), task("b", "dead")]);
+    const error = await rejectsWith(
+      store.deleteTasks([
+        { id: "a", expectedRevision: a.revision, state: "done" },
+        { id: "ghost", expectedRevision: a.revision, state: "done" },
+      ]),
+      ConflictError,
+    );
+    assert.equal(error.key, "tasks/ghost");
+    // Revision 0 is no way round it (in etcd, a missing key's mod revision is 0).
+    const never = await rejectsWith(
+      store.deleteTasks([{ id: "ghost", expectedRevision: 0n, state: "done" }]),
+      ConflictError,
+    );
+    assert.equal(never.key, "tasks/ghost");
+    assert.deepEqual(await store.listTasks(), [a, b]);
+
+    // Deleted already: gone is gone, and the rest of the batch stays.
+    await store.deleteTasks([{ id: "b", expectedRevision: b.revision, state: "dead" }]);
+    const twice = await rejectsWith(
+      store.deleteTasks([
+        { id: "a", expectedRevision: a.revision, state: "done" },
+        { id: "b", expectedRevision: b.revision, state: "dead" },
+      ]),
+      ConflictError,
+    );
+    assert.equal(twice.key, "tasks/b");
+    assert.deepEqual(await store.listTasks(), [a]);
+    assert.deepEqual(await store.listTasks({ state: "done" }), [a]);
+  });
+
+  test("deleteTasks with no deletions changes nothing", async ({ store }) => {
+    const created = await store.createTasks([task("a", "done"), task("b")]);
+    assert.equal(await store.deleteTasks([]), undefined);
+    assert.deepEqual(await store.listTasks(), created);
+    assert.deepEqual(await store.listTasks({ state: "done" }), [created[0]]);
+    assert.deepEqual(await store.listActiveTasks(), [created[1]]);
+  });
+
+  test("deleteTasks refuses a task given twice", async ({ store }) => {
+    const [a, b] = await store.createTasks([task("a", "done"), task("b", "done")]);
+    await assert.rejects(store.deleteTasks([
+      { id: "a", expectedRevision: a.revision, state: "done" },
+      { id: "b", expectedRevision: b.revision, state: "done" },
+      { id: "a", expectedRevision: a.revision, state: "done" },
+    ]));
+    assert.deepEqual(await store.listTasks(), [a, b]);
+  });
+
+  test("a delete batch larger than one transaction deletes every task", async ({ store }) => {
+    const batch = Array.from({ length: 300 }, (_, i) => task(seq(i), i % 2 ? "dead" : "done"));
+    const created = await store.createTasks(batch);
+    // Kept, and sorting after the deleted ones, where a stale index entry would hide them.
+    const kept = await store.createTasks([task(seq(300), "done"), task(seq(301))]);
+    await store.deleteTasks(
+      created.map((v) => ({ id: v.value.id, expectedRevision: v.revision, state: v.value.state })),
+    );
+    assert.deepEqual(await store.listTasks(), kept);
+    assert.deepEqual(await store.listTasks({ state: "done" }), [kept[0]]);
+    assert.deepEqual(await store.listTasks({ state: "done", limit: 1 }), [kept[0]]);
+    assert.deepEqual(await store.listTasks({ state: "dead" }), []);
+    assert.deepEqual(await store.listActiveTasks(), [kept[1]]);
+    assert.equal(await store.getTask(seq(0)), undefined);
+    assert.equal(await store.getTask(seq(299)), undefined);
+  });
+
+  test("a large delete batch with a stale revision at its end deletes nothing", async ({ store }) => {
+    const created = await store.createTasks(
+      Array.from({ length: 300 }, (_, i) => task(seq(i), "done")),
+    );
+    const deletions = created.map((v) => ({
+      id: v.value.id,
+      expectedRevision: v.revision,
+      state: v.value.state,
+    }));
+    const [changed] = await store.updateTasks([
+      { task: task(seq(290), "done", { exitCode: 2 }), expectedRevision: created[290].revision },
+    ]);
+    const error = await rejectsWith(store.deleteTasks(deletions), ConflictError);
+    assert.equal(error.key, `tasks/${seq(290)}`);
+    const all = created.map((v, i) => i === 290 ? changed : v);
+    assert.deepEqual(await store.listTasks(), all);
+    assert.deepEqual(await store.listTasks({ state: "done" }), all);
+
+    deletions[290] = { ...deletions[290], expectedRevision: changed.revision };
+    await store.deleteTasks(deletions);
+    assert.deepEqual(await store.listTasks(), []);
+    assert.deepEqual(await store.listTasks({ state: "done" }), []);
+  });
 }
 
 /** Opens a fixture, runs fn, and always closes the store and cleans up, failure or not. */

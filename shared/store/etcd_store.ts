@@ -19,6 +19,7 @@ import {
   StoreFullError,
   type StoreHistory,
   StoreUnavailableError,
+  type TaskDeletion,
   type TaskUpdate,
   type Versioned,
 } from "./store.ts";
@@ -60,6 +61,8 @@ const CREATES_PER_TXN = MAX_TXN_OPS / 2;
  * deleted.) A batch is cut by the operations its updates really take.
  */
 const UPDATES_PER_TXN = Math.floor(MAX_TXN_OPS / 3);
+/** A deletion is two deletes (the task and its state index entry) and one compare. */
+const DELETES_PER_TXN = MAX_TXN_OPS / 2;
 /** An undo is one nested transaction of at most three operations. */
 const UNDOS_PER_TXN = MAX_TXN_OPS / 2;
 
@@ -270,7 +273,11 @@ class EtcdStore implements Store {
           })),
         }, deadline);
         if (!response.succeeded) {
-          throw this.#updateConflict(part, response);
+          throw this.#revisionConflict(
+            part.map(({ task, expectedRevision }) => ({ id: task.id, expectedRevision })),
+            response,
+            "update",
+          );
         }
         const revision = BigInt(response.header.revision);
         let first = 0;
@@ -317,19 +324,87 @@ class EtcdStore implements Store {
     ];
   }
 
-  #updateConflict(part: TaskUpdate[], response: ITxnResponse): ConflictError {
-    for (const [i, { task, expectedRevision }] of part.entries()) {
+  async deleteTasks(deletions: TaskDeletion[]): Promise<void> {
+    if (deletions.length === 0) return;
+    const seen = new Set<string>();
+    for (const { id, expectedRevision } of deletions) {
+      if (seen.has(id)) {
+        throw new Error(`Task ${id} appears more than once in one deletion`);
+      }
+      seen.add(id);
+      // A mod revision of 0 would match a missing key, and "delete" a task that is not there.
+      if (expectedRevision <= 0n) {
+        throw new ConflictError(`tasks/${id}`, `Task ${id} was never stored`);
+      }
+    }
+    // Split as createTasks splits, and every revision checked first as updateTasks does, so a
+    // stale revision in the batch itself deletes nothing. Nothing is undone, unlike a create or
+    // an update: putting a record back would give it a new revision, so it would not be the
+    // record anyone read, and each deletion made was wanted and checked against its revision.
+    // So when a write races a batch of several transactions, the parts before it stay deleted.
+    const parts = split(deletions, DELETES_PER_TXN, (d) => 2 * d.id.length);
+    const deadline = this.#deadline();
+    if (parts.length > 1) {
+      const current = await this.#currentRevisions(deletions.map((d) => d.id), deadline);
+      for (const { id, expectedRevision } of deletions) {
+        const conflict = updateConflict(id, expectedRevision, current.get(id));
+        if (conflict) throw conflict;
+      }
+    }
+    let deleted = 0;
+    for (const part of parts) {
+      const response = await this.#txn({
+        compare: part.map(({ id, expectedRevision }): ICompare => ({
+          key: this.#taskKey(id),
+          target: "Mod",
+          result: "Equal",
+          mod_revision: expectedRevision.toString(),
+        })),
+        // `state` is the caller's, not read here. The compare makes that safe: it holds only
+        // while the record is the very one the caller read, so the state it was read in is its
+        // state now, and the index entry deleted is its only one; none is left behind.
+        success: part.flatMap(({ id, state }): IRequestOp[] => [
+          { request_delete_range: { key: this.#taskKey(id) } },
+          { request_delete_range: { key: this.#indexKey(state, id) } },
+        ]),
+        failure: part.map(({ id }) => ({
+          request_range: { key: this.#taskKey(id), keys_only: true },
+        })),
+      }, deadline);
+      if (!response.succeeded) {
+        const conflict = this.#revisionConflict(part, response, "deletion");
+        if (deleted === 0) throw conflict;
+        // The caller must know that some of the batch is gone, to read again before retrying.
+        throw new ConflictError(
+          conflict.key,
+          `${conflict.message}; the first ${deleted} tasks of the batch were deleted`,
+        );
+      }
+      deleted += part.length;
+    }
+  }
+
+  /**
+   * The conflict that made a transaction comparing each task's mod revision fail, from its
+   * failure branch (a keys-only range of each task, in order).
+   */
+  #revisionConflict(
+    part: { id: string; expectedRevision: bigint }[],
+    response: ITxnResponse,
+    write: string,
+  ): ConflictError {
+    for (const [i, { id, expectedRevision }] of part.entries()) {
       const current = response.responses[i].response_range.kvs[0];
       const conflict = updateConflict(
-        task.id,
+        id,
         expectedRevision,
         current && BigInt(current.mod_revision),
       );
       if (conflict) return conflict;
     }
     // Everything matches now: the conflicting write was undone between compare and read.
-    const id = part[0].task.id;
-    return new ConflictError(`tasks/${id}`, `Task ${id} changed during the update`);
+    const id = part[0].id;
+    return new ConflictError(`tasks/${id}`, `Task ${id} changed during the ${write}`);
   }
 
   async listTasks(options: ListTasksOptions = {}): Promise<Versioned<TaskRecord>[]> {

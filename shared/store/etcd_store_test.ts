@@ -344,6 +344,100 @@ Deno.test("etcd: as many updates as updatesPerWrite, with their previous states,
 });
 
 for (const protocol of ETCD_PROTOCOLS) {
+  Deno.test(`etcd (${protocol}): deleting a task deletes its key and its index entry`, async () => {
+    await using etcd = await startEtcd();
+    const store = await createEtcdStore({ endpoints: [etcd.endpoint], protocol });
+    const raw = new Etcd3({ hosts: etcd.endpoint });
+    try {
+      const [d1, x1] = await store.createTasks([
+        task("d1", "done"),
+        task("x1", "dead"),
+        task("p1"),
+      ]);
+      await store.deleteTasks([
+        { id: "d1", expectedRevision: d1.revision, state: "done" },
+        { id: "x1", expectedRevision: x1.revision, state: "dead" },
+      ]);
+      assert.deepEqual(await raw.getAll().prefix("/goschedule/").keys(), [
+        "/goschedule/index/pending/p1",
+        "/goschedule/tasks/p1",
+      ]);
+    } finally {
+      raw.close();
+      await store.close();
+    }
+  });
+}
+
+Deno.test("etcd: deletions fill each transaction to etcd's 128 operations", async () => {
+  await using etcd = await startEtcd();
+  const inner = createEtcdGrpc([etcd.endpoint]);
+  const writes: { compares: number; deletes: number }[] = [];
+  const client: EtcdKv = {
+    ...inner,
+    txn(request, call) {
+      const deletes = (request.success ?? []).filter((op) => op.request_delete_range).length;
+      if (deletes > 0) writes.push({ compares: request.compare?.length ?? 0, deletes });
+      return inner.txn(request, call);
+    },
+  };
+  const store = await createEtcdStore({ endpoints: [etcd.endpoint], client });
+  try {
+    const created = await store.createTasks(
+      Array.from({ length: 300 }, (_, i) => task(seq(i), "done")),
+    );
+    await store.deleteTasks(
+      created.map((v) => ({ id: v.value.id, expectedRevision: v.revision, state: "done" })),
+    );
+    // Two deletes and a compare per task: 64 tasks a transaction, the last with the rest.
+    assert.deepEqual(writes, [
+      ...Array(4).fill({ compares: 64, deletes: 128 }),
+      { compares: 44, deletes: 88 },
+    ]);
+    assert.deepEqual(await store.listTasks(), []);
+  } finally {
+    await store.close();
+  }
+});
+
+Deno.test("etcd: a delete batch that loses a race part-way leaves the earlier parts deleted", async () => {
+  await using etcd = await startEtcd();
+  const raw = new Etcd3({ hosts: etcd.endpoint });
+  const rival = task(seq(140), "done", { exitCode: 5 });
+  let armed = false;
+  const store = await racingStore(etcd.endpoint, `/goschedule/tasks/${seq(140)}`, async () => {
+    if (!armed) return false;
+    await raw.put(`/goschedule/tasks/${seq(140)}`).value(JSON.stringify(rival));
+    return true;
+  });
+  try {
+    const created = await store.createTasks(
+      Array.from({ length: 150 }, (_, i) => task(seq(i), "done")),
+    );
+    armed = true;
+    // The revisions are all current when checked; seq(140) changes just before the third
+    // transaction (tasks 128 to 149) compares it.
+    const error = await store.deleteTasks(
+      created.map((v) => ({ id: v.value.id, expectedRevision: v.revision, state: "done" })),
+    ).then(() => undefined, (e) => e);
+    assert.equal(error?.name, "ConflictError");
+    assert.equal(error.key, `tasks/${seq(140)}`);
+    assert.match(error.message, /the first 128 tasks of the batch were deleted/);
+    const left = created.slice(128).map((v) => v.value);
+    left[140 - 128] = rival;
+    assert.deepEqual((await store.listTasks()).map((v) => v.value), left);
+    assert.deepEqual((await store.listTasks({ state: "done" })).map((v) => v.value), left);
+    assert.equal(
+      (await raw.getAll().prefix("/goschedule/index/done/").keys()).length,
+      left.length,
+    );
+  } finally {
+    raw.close();
+    await store.close();
+  }
+});
+
+for (const protocol of ETCD_PROTOCOLS) {
   Deno.test(`etcd (${protocol}): compacting drops the old versions and nothing the store reads`, async () => {
     await using etcd = await startEtcd();
     const store = await createEtcdStore({ endpoints: [etcd.endpoint], protocol });

@@ -4,6 +4,7 @@ import {
   type ListTasksOptions,
   type Store,
   StoreUnavailableError,
+  type TaskDeletion,
   type TaskUpdate,
   type Versioned,
 } from "./store.ts";
@@ -98,20 +99,27 @@ class InMemoryStore implements MemoryStore {
         seen.add(task.id);
       }
       for (const { task, expectedRevision } of updates) {
-        const current = this.#data.tasks.get(task.id);
-        if (!current) {
-          throw new ConflictError(`tasks/${task.id}`, `Task ${task.id} does not exist`);
-        }
-        if (current.revision !== expectedRevision) {
-          throw new ConflictError(
-            `tasks/${task.id}`,
-            `Task ${task.id} changed since revision ${expectedRevision} (now ${current.revision})`,
-          );
-        }
+        this.#checkRevision(task.id, expectedRevision);
       }
       if (updates.length === 0) return [];
       const revision = ++this.#data.revision;
       return updates.map(({ task }) => this.#putTask(task, revision));
+    });
+  }
+
+  deleteTasks(deletions: TaskDeletion[]): Promise<void> {
+    return this.#call(() => {
+      const seen = new Set<string>();
+      for (const { id } of deletions) {
+        if (seen.has(id)) throw new Error(`Task ${id} appears more than once in one deletion`);
+        seen.add(id);
+      }
+      for (const { id, expectedRevision } of deletions) this.#checkRevision(id, expectedRevision);
+      if (deletions.length === 0) return;
+      // A delete is a write in etcd and takes a revision there, so it takes one here too. The
+      // state filter reads each entry's own state, so there is no index entry to remove.
+      ++this.#data.revision;
+      for (const { id } of deletions) this.#data.tasks.delete(id);
     });
   }
 
@@ -173,6 +181,19 @@ class InMemoryStore implements MemoryStore {
   close(): Promise<void> {
     this.#closed = true;
     return Promise.resolve();
+  }
+
+  #checkRevision(id: string, expectedRevision: bigint): void {
+    const current = this.#data.tasks.get(id);
+    if (!current) {
+      throw new ConflictError(`tasks/${id}`, `Task ${id} does not exist`);
+    }
+    if (current.revision !== expectedRevision) {
+      throw new ConflictError(
+        `tasks/${id}`,
+        `Task ${id} changed since revision ${expectedRevision} (now ${current.revision})`,
+      );
+    }
   }
 
   #putTask(task: TaskRecord, revision: bigint): Versioned<TaskRecord> {

@@ -6,6 +6,7 @@ import {
   type ListTasksOptions,
   type Store,
   StoreUnavailableError,
+  type TaskDeletion,
   type TaskUpdate,
   type Versioned,
 } from "./store.ts";
@@ -114,18 +115,32 @@ class SqliteStore implements Store {
         const { changes } = this.#sql(
           "UPDATE tasks SET state = ?, revision = ?, value = ? WHERE id = ? AND revision = ?",
         ).run(task.state, revision, JSON.stringify(task), task.id, expectedRevision);
-        if (Number(changes) === 0) {
-          const current = this.#sql("SELECT revision FROM tasks WHERE id = ?").get(task.id);
-          throw new ConflictError(
-            `tasks/${task.id}`,
-            current
-              ? `Task ${task.id} changed since revision ${expectedRevision} (now ${current.revision})`
-              : `Task ${task.id} does not exist`,
-          );
-        }
+        if (Number(changes) === 0) throw this.#taskConflict(task.id, expectedRevision);
         return { value: task, revision };
       })
     );
+  }
+
+  deleteTasks(deletions: TaskDeletion[]): Promise<void> {
+    const seen = new Set<string>();
+    for (const { id } of deletions) {
+      if (seen.has(id)) {
+        return Promise.reject(new Error(`Task ${id} appears more than once in one deletion`));
+      }
+      seen.add(id);
+    }
+    // #write would take a revision for a write that writes nothing.
+    if (deletions.length === 0) return Promise.resolve();
+    // One transaction for the whole batch: SQLite has no limit to cut it by. The state index
+    // (tasks_by_state) is SQLite's own and goes with the row, so `state` is not needed here.
+    return this.#write(() => {
+      for (const { id, expectedRevision } of deletions) {
+        const { changes } = this.#sql("DELETE FROM tasks WHERE id = ? AND revision = ?")
+          .run(id, expectedRevision);
+        // The rollback puts back the rows deleted before this one.
+        if (Number(changes) === 0) throw this.#taskConflict(id, expectedRevision);
+      }
+    });
   }
 
   listTasks(options: ListTasksOptions = {}): Promise<Versioned<TaskRecord>[]> {
@@ -209,6 +224,17 @@ class SqliteStore implements Store {
       this.#db.close();
     }
     return Promise.resolve();
+  }
+
+  /** Why a write guarded by `expectedRevision` found no row to change. */
+  #taskConflict(id: string, expectedRevision: bigint): ConflictError {
+    const current = this.#sql("SELECT revision FROM tasks WHERE id = ?").get(id);
+    return new ConflictError(
+      `tasks/${id}`,
+      current
+        ? `Task ${id} changed since revision ${expectedRevision} (now ${current.revision})`
+        : `Task ${id} does not exist`,
+    );
   }
 
   /** Prepares each distinct statement once; revisions are read as bigint. */

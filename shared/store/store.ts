@@ -18,6 +18,14 @@ export interface TaskUpdate {
   previousState?: TaskState;
 }
 
+/** A finished task to remove, guarded by the revision the caller read it at. */
+export interface TaskDeletion {
+  id: string;
+  expectedRevision: bigint;
+  /** Its state (done or dead), so that a store indexing tasks by state removes that entry. */
+  state: TaskState;
+}
+
 export interface ListTasksOptions {
   /** Only tasks in this state. */
   state?: TaskState;
@@ -44,6 +52,13 @@ export interface Store {
   getTask(id: string): Promise<Versioned<TaskRecord> | undefined>;
   /** Applies every update, or none when any revision is stale (ConflictError). */
   updateTasks(updates: TaskUpdate[]): Promise<Versioned<TaskRecord>[]>;
+  /**
+   * Removes finished tasks (their records and index entries), each only if its stored revision
+   * is still the one given: all of them, or none when any has changed or is gone
+   * (ConflictError). A batch larger than one atomic step of the store is cut into several; a
+   * later part's conflict leaves the earlier parts deleted.
+   */
+  deleteTasks(deletions: TaskDeletion[]): Promise<void>;
   /** Tasks in id order (which is creation order). */
   listTasks(options?: ListTasksOptions): Promise<Versioned<TaskRecord>[]>;
   /** Every task that is pending or scheduled. */
