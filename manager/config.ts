@@ -6,6 +6,12 @@ import { ETCD_PROTOCOLS, type EtcdProtocol } from "../shared/store/etcd_store.ts
 export const SCHEDULERS = ["round-robin", "random", "least-loaded", "bin-pack", "spread"] as const;
 export type SchedulerName = typeof SCHEDULERS[number];
 
+/**
+ * How long a finished task is kept: a day, as long as a worker keeps its log files (its
+ * log_retention), so that `tasks get` and `tasks logs` answer for the same tasks.
+ */
+export const DEFAULT_TASK_RETENTION_MS = 86_400_000;
+
 const managerSchema = z.strictObject({
   listen: z.string().regex(/^[^\s:]*:\d{1,5}$/, "expected host:port, e.g. 127.0.0.1:7070")
     .default("127.0.0.1:7070"),
@@ -30,6 +36,7 @@ const managerSchema = z.strictObject({
   }).default("round-robin"),
   spread_label: z.string().default("rack"),
   schedule_timeout: durationSchema.default(300_000),
+  task_retention: durationSchema.default(DEFAULT_TASK_RETENTION_MS),
 }).superRefine((config, ctx) => {
   const port = Number(config.listen.slice(config.listen.lastIndexOf(":") + 1));
   if (port > 65535) {
@@ -58,6 +65,13 @@ const managerSchema = z.strictObject({
   }
   if (config.schedule_timeout <= 0) {
     ctx.addIssue({ code: "custom", path: ["schedule_timeout"], message: "must be more than 0s" });
+  }
+  if (config.task_retention !== 0 && config.task_retention < 1000) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["task_retention"],
+      message: "must be at least 1s, or 0s to keep finished tasks forever",
+    });
   }
   if (config.ack_timeout <= 0) {
     ctx.addIssue({ code: "custom", path: ["ack_timeout"], message: "must be more than 0s" });
@@ -94,6 +108,8 @@ export interface ManagerConfig {
   spreadLabel: string;
   /** How long a task may wait to be placed, unless it says otherwise. */
   scheduleTimeoutMs: number;
+  /** How long a finished task is kept after it finished; 0: forever. */
+  taskRetentionMs: number;
 }
 
 /** The embedded store's file when manager.yaml names no store. */
@@ -124,6 +140,7 @@ export function parseManagerConfig(source: string, data: unknown): ManagerConfig
     scheduler: raw.scheduler,
     spreadLabel: raw.spread_label,
     scheduleTimeoutMs: raw.schedule_timeout,
+    taskRetentionMs: raw.task_retention,
   };
 }
 

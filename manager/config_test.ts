@@ -13,6 +13,7 @@ Deno.test("an empty manager.yaml gives the documented defaults and the embedded 
     scheduler: "round-robin",
     spreadLabel: "rack",
     scheduleTimeoutMs: 300_000,
+    taskRetentionMs: 86_400_000,
   });
 });
 
@@ -57,6 +58,15 @@ Deno.test("etcd.compaction_interval sets how often etcd's history is compacted; 
   assert.equal(interval("0s"), 0);
 });
 
+Deno.test("task_retention: how long finished tasks are kept; a day unless set, 0s forever", () => {
+  const retention = (value?: string) =>
+    parseManagerConfig("m.yaml", value === undefined ? {} : { task_retention: value })
+      .taskRetentionMs;
+  assert.equal(retention(), 86_400_000);
+  assert.equal(retention("168h"), 7 * 86_400_000);
+  assert.equal(retention("0s"), 0);
+});
+
 Deno.test("manager.yaml mistakes name the file and the key", () => {
   const cases: [unknown, RegExp][] = [
     [{ bogus: 1 }, /^m\.yaml: unknown key "bogus"$/],
@@ -70,6 +80,11 @@ Deno.test("manager.yaml mistakes name the file and the key", () => {
       { etcd: { endpoints: ["127.0.0.1:2379"], compaction_interval: "-5m" } },
       /^m\.yaml: etcd\.compaction_interval: Invalid duration "-5m" \(durations cannot be negative\)/,
     ],
+    [
+      { task_retention: "500ms" },
+      /^m\.yaml: task_retention: must be at least 1s, or 0s to keep finished tasks forever$/,
+    ],
+    [{ task_retention: "-1h" }, /^m\.yaml: task_retention: Invalid duration "-1h"/],
     [{ listen: 7070 }, /^m\.yaml: listen: expected string, not number$/],
     [{ listen: "localhost" }, /^m\.yaml: listen: expected host:port/],
     [{ listen: "x:70000" }, /^m\.yaml: listen: port 70000 is above 65535$/],

@@ -11,6 +11,7 @@ import { createSqliteStore } from "../shared/store/sqlite_store.ts";
 import { OperatorService, WorkerService } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
 import { loadManagerConfig, type ManagerConfig } from "./config.ts";
 import { HistoryCompactor } from "./history_compactor.ts";
+import { TaskSweeper } from "./task_sweeper.ts";
 import { Manager } from "./manager.ts";
 import { createOperatorService } from "./operator_service.ts";
 import { startServer } from "./server.ts";
@@ -90,12 +91,14 @@ export async function main(args: string[]): Promise<number> {
     return 1;
   }
   const compactor = startCompactor(config, store, log);
+  const sweeper = startSweeper(config, store, manager, log);
   log.info("manager listening", {
     address: server.address,
     store: config.store.kind === "etcd" ? config.store.endpoints.join(",") : config.store.path,
     scheduler: config.scheduler,
     spread_label: config.scheduler === "spread" ? config.spreadLabel : undefined,
     schedule_timeout: formatDuration(config.scheduleTimeoutMs),
+    task_retention: sweeper ? formatDuration(config.taskRetentionMs) : "forever",
     etcd_compaction: config.store.kind !== "etcd"
       ? undefined
       : compactor
@@ -106,6 +109,7 @@ export async function main(args: string[]): Promise<number> {
   await waitForSignal();
   log.info("manager stopping");
   await compactor?.stop();
+  await sweeper?.stop();
   manager.stop();
   await server.close();
   await manager.writeDeferred().catch((cause) =>
@@ -115,6 +119,24 @@ export async function main(args: string[]): Promise<number> {
   );
   await store.close();
   return 0;
+}
+
+/** Unless the config keeps finished tasks forever (task_retention 0s). */
+function startSweeper(
+  config: ManagerConfig,
+  store: Store,
+  manager: Manager,
+  log: Logger,
+): TaskSweeper | undefined {
+  if (config.taskRetentionMs === 0) return undefined;
+  const sweeper = new TaskSweeper({
+    store,
+    retentionMs: config.taskRetentionMs,
+    log,
+    removed: (ids) => manager.forgetFinished(ids),
+  });
+  sweeper.start();
+  return sweeper;
 }
 
 /** For etcd, unless the config leaves that to etcd itself (compaction_interval 0s). */

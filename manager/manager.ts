@@ -562,6 +562,11 @@ export class Manager {
     }
   }
 
+  /** Forgets finished tasks that were removed from the store. */
+  forgetFinished(ids: Iterable<string>): void {
+    this.#book.forgetFinished(ids);
+  }
+
   /** Records how a task ended. Idempotent; a stale report is refused. */
   async report(report: TaskReport): Promise<void> {
     if (report.workerId === "" || report.taskId === "" || report.attempt < 1) {

@@ -126,6 +126,11 @@ export class TaskBook {
     return this.#active.takeUsageChanges();
   }
 
+  /** Forgets finished tasks removed from the store (see task_sweeper.ts). */
+  forgetFinished(ids: Iterable<string>): void {
+    for (const id of ids) this.#finished.delete(id);
+  }
+
   /** How many unfinished tasks each worker holds. */
   countByWorker(): Map<string, number> {
     const counts = new Map<string, number>();

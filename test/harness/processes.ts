@@ -122,6 +122,8 @@ export interface ManagerSettings {
   requestTimeout?: string;
   /** etcd's compaction_interval: the manager's default (5m) unless set. */
   compactionInterval?: string;
+  /** task_retention: the manager's default (24h) unless set. */
+  taskRetention?: string;
   /** More `deno run` flags, such as `--cpu-prof` (benchmarks profile the manager with it). */
   denoFlags?: string[];
 }
@@ -179,7 +181,8 @@ export class Cluster implements AsyncDisposable {
         `ack_timeout: ${settings.ackTimeout ?? "5s"}\n` +
         `lost_timeout: ${settings.lostTimeout ?? "2m"}\n` +
         `schedule_timeout: ${settings.scheduleTimeout ?? "5m"}\n` +
-        `scheduler: ${settings.scheduler ?? "round-robin"}\n`,
+        `scheduler: ${settings.scheduler ?? "round-robin"}\n` +
+        (settings.taskRetention ? `task_retention: ${settings.taskRetention}\n` : ""),
     );
     this.schedctlConfig = await this.writeFile(
       "schedctl.yaml",

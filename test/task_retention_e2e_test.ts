@@ -1,0 +1,80 @@
+/**
+ * task_retention end to end, on a real etcd with a real manager and worker: a task finished
+ * longer ago than the retention is removed from etcd (record and index), one finished since is
+ * kept, and an unfinished one is never touched, however old.
+ */
+import assert from "node:assert/strict";
+import { createEtcdGrpc } from "../shared/store/etcd_grpc.ts";
+import { startEtcd } from "./harness/etcd.ts";
+import { Cluster, waitFor } from "./harness/processes.ts";
+
+interface TaskJson {
+  id: string;
+  state: string;
+}
+
+Deno.test("task_retention removes finished tasks from etcd once they are that old", async () => {
+  await using etcd = await startEtcd();
+  await using cluster = await Cluster.create();
+  const kv = createEtcdGrpc([etcd.endpoint]);
+  const schedule = async (...cmd: string[]) => {
+    const added = await cluster.schedctl("tasks", "add", "--", ...cmd);
+    assert.equal(added.code, 0, added.stderr);
+    return added.stdout.trim();
+  };
+  const ls = async () =>
+    (await cluster.schedctlJson<TaskJson[]>("tasks", "ls", "--all")).map((x) => x.id);
+  /** Every key etcd holds for a task: its record and its state index entry. */
+  const keysOf = async (id: string) =>
+    (await kv.range(
+      { key: "/goschedule/", range_end: "/goschedule0", keys_only: true },
+      { deadline: Date.now() + 5000 },
+    )).kvs.map((e) => String(e.key)).filter((k) => k.endsWith(`/${id}`));
+  try {
+    await cluster.startManager({ etcd: etcd.endpoint, taskRetention: "3s" });
+    await cluster.startWorker("w1");
+    assert.match(await cluster.manager.log(), /manager listening .* task_retention=3s/);
+
+    const long = await schedule("sleep", "6");
+    const short = await schedule("true");
+    await waitFor(async () => {
+      const got = await cluster.schedctlJson<TaskJson>("tasks", "get", short);
+      return got.state === "TASK_STATE_DONE";
+    }, { timeoutMs: 10_000, what: "the short task to be done" });
+    assert.deepEqual((await keysOf(short)).sort(), [
+      `/goschedule/index/done/${short}`,
+      `/goschedule/tasks/${short}`,
+    ]);
+
+    await waitFor(async () => !(await ls()).includes(short), {
+      timeoutMs: 15_000,
+      what: "the short task to be removed",
+      log: () => cluster.manager.log(),
+    });
+    assert.deepEqual(await keysOf(short), [], "record and index entry both gone");
+    const get = await cluster.schedctl("tasks", "get", short);
+    assert.notEqual(get.code, 0);
+    assert.match(get.stderr, new RegExp(`task "${short}" not found`));
+    assert.ok((await ls()).includes(long), "the running task stays, older than the retention");
+    assert.match(
+      await cluster.manager.log(),
+      /removed finished tasks past task_retention tasks=1 finished_before=\S+Z/,
+    );
+
+    // The long task, created first, finishes last: it stays for its own retention, then goes.
+    await waitFor(async () => {
+      const got = await cluster.schedctlJson<TaskJson>("tasks", "get", long);
+      return got.state === "TASK_STATE_DONE";
+    }, { timeoutMs: 15_000, what: "the long task to be done" });
+    assert.ok((await ls()).includes(long));
+    await waitFor(async () => !(await ls()).includes(long), {
+      timeoutMs: 15_000,
+      what: "the long task to be removed",
+      log: () => cluster.manager.log(),
+    });
+  } catch (e) {
+    throw new Error(`${(e as Error).message}\n${await cluster.logs()}`, { cause: e });
+  } finally {
+    kv.close();
+  }
+});
