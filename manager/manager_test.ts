@@ -188,6 +188,17 @@ function ended(task: TaskRecord, outcome: string): TaskRecord {
   return { ...task, attempts: [...(task.attempts ?? []), attempt] };
 }
 
+/** A worker's report that it gave an attempt back from its queue, unstarted. */
+function notStarted(taskId: string, workerId: string, reason: string, attempt = 1): TaskReport {
+  return {
+    workerId,
+    taskId,
+    attempt,
+    outcome: { kind: "not_started", reason },
+    output: { stdout: "", stderr: "", stdoutTruncated: false, stderrTruncated: false },
+  };
+}
+
 function exited(
   taskId: string,
   workerId: string,
@@ -1140,14 +1151,7 @@ Deno.test("a task given back unstarted is placed again and keeps its retries", a
   const [a, b] = await h.manager.schedule([ECHO, ECHO]);
   await h.settle();
   for (const t of [a, b]) await h.manager.acknowledge(w1.session, t.id, 1);
-  const givenBack: TaskReport = {
-    workerId: "w1",
-    taskId: b.id,
-    attempt: 1,
-    outcome: { kind: "not_started", reason: "the worker stopped" },
-    output: { stdout: "", stderr: "", stdoutTruncated: false, stderrTruncated: false },
-  };
-  await h.manager.report(givenBack);
+  await h.manager.report(notStarted(b.id, "w1", "the worker stopped"));
   await h.settle();
   const again = await h.task(b.id);
   assert.equal(again.state, "pending");
@@ -1184,13 +1188,7 @@ Deno.test("a task left in a queue for a ping interval moves to a slot idle elsew
   assert.deepEqual(unqueues(w1), [{ taskId: waiting.id, attempt: 1 }], "the one sent last");
   await h.advance(PING_MS);
   assert.equal(unqueues(w1).length, 1, "asked once");
-  await h.manager.report({
-    workerId: "w1",
-    taskId: waiting.id,
-    attempt: 1,
-    outcome: { kind: "not_started", reason: "moved to a slot free elsewhere" },
-    output: { stdout: "", stderr: "", stdoutTruncated: false, stderrTruncated: false },
-  });
+  await h.manager.report(notStarted(waiting.id, "w1", "moved to a slot free elsewhere"));
   await h.settle();
   assert.deepEqual(runs(w2).map((r) => `${r.taskId}#${r.attempt}`), [`${waiting.id}#2`]);
   assert.deepEqual(runs(w1).map((r) => r.taskId), [long.id, waiting.id]);
