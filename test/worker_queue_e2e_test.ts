@@ -132,3 +132,60 @@ Deno.test("a worker's queue: held, cancelled unstarted, moved to an idle slot, g
     throw new Error(`${(e as Error).message}\n${await cluster.logs()}`, { cause: e });
   }
 });
+
+Deno.test("a worker killed outright gives its queue back when it starts again", async () => {
+  await using cluster = await Cluster.create();
+  const startsFile = `${cluster.dir}/starts.log`;
+  const task = (name: string, sleep: number) =>
+    `  - cmd: sh\n    params: ["-c", ${
+      JSON.stringify(`echo "${name}" >> ${startsFile}; sleep ${sleep}`)
+    }]\n`;
+  const starts = async () =>
+    (await Deno.readTextFile(startsFile).catch(() => "")).split("\n").filter(Boolean);
+  const get = (id: string) => cluster.schedctlJson<TaskJson>("tasks", "get", id);
+  const waitForTask = (id: string, what: string, ok: (x: TaskJson) => boolean) =>
+    waitFor(async () => ok(await get(id)), {
+      timeoutMs: 30_000,
+      what,
+      log: () => cluster.logs(),
+    });
+  try {
+    await cluster.startManager();
+    const worker = await cluster.startWorker("w1", {
+      extraConfig: "capacity: {slots: 1, queue: 1}\n",
+    });
+    const file = await cluster.writeFile(
+      "tasks.yaml",
+      `tasks:\n${task("long", 60)}${task("queued", 0)}`,
+    );
+    const scheduled = await cluster.schedctl("tasks", "schedule", "-f", file);
+    assert.equal(scheduled.code, 0, scheduled.stderr);
+    const [long, queued] = scheduled.stdout.trim().split("\n");
+    await waitForTask(
+      queued,
+      "the second task to be queued on w1",
+      (x) => x.state === "TASK_STATE_SCHEDULED" && x.workerId === "w1",
+    );
+    await waitFor(async () => (await starts()).length === 1, {
+      timeoutMs: 20_000,
+      what: "the long task to start",
+    });
+
+    await worker.kill();
+    await worker.start();
+    await waitForTask(queued, "the queued task to be done", (x) => x.state === "TASK_STATE_DONE");
+    const done = await get(queued);
+    assert.deepEqual(done.attempts.map((a) => [a.workerId, a.outcome]), [
+      ["w1", "not started: the worker restarted before starting it"],
+      ["w1", "exit code 0"],
+    ], "given back, not lost: it has no retries, and would be dead");
+    assert.deepEqual(await starts(), ["long", "queued"], "started once, after the restart");
+    assert.match(
+      await worker.log(),
+      /gave back the tasks queued in the worker's previous life, unstarted tasks=1/,
+    );
+    assert.equal((await get(long)).state, "TASK_STATE_DEAD", "the running one was abandoned");
+  } catch (e) {
+    throw new Error(`${(e as Error).message}\n${await cluster.logs()}`, { cause: e });
+  }
+});

@@ -16,6 +16,7 @@ import {
 } from "./executor.ts";
 import type { LogStore } from "./log_store.ts";
 import type { ReportOutbox } from "./report_outbox.ts";
+import type { QueuedRecords } from "./queued_records.ts";
 import type { RunningRecords } from "./running_records.ts";
 
 export type RunRequest = ProcessSpec;
@@ -51,6 +52,11 @@ export interface AgentOptions {
    * They are acknowledged on arrival and started in the order they came as slots free.
    */
   queue?: number;
+  /**
+   * Where queued attempts are recorded for the next life of the worker; without it, a worker
+   * killed with SIGKILL forgets its queue, and the manager takes those attempts for lost.
+   */
+  queuedRecords?: QueuedRecords;
   log: Logger;
 }
 
@@ -114,6 +120,7 @@ export class Agent {
     const { slots, queue = 0 } = this.#options;
     if (slots !== undefined && this.#active.size >= slots && this.#queued.size < queue) {
       this.#queued.set(key, request);
+      this.#journalQueued(request, true);
       log.info("task queued until a slot frees", {
         task: request.taskId,
         attempt: request.attempt,
@@ -159,6 +166,9 @@ export class Agent {
     if (next.done) return;
     const [nextKey, request] = next.value;
     this.#queued.delete(nextKey);
+    // Before the start: a crash in between leaves neither record (as for a task that came in
+    // just then) rather than both, which would report the attempt twice.
+    this.#journalQueued(request, false);
     this.#start(nextKey, request);
   }
 
@@ -183,6 +193,22 @@ export class Agent {
         ...(termination ? { termination } : {}),
       },
     });
+    // Only now: until the report is safe on disk, a restart must find the record.
+    this.#journalQueued(request, false);
+  }
+
+  #journalQueued(request: RunRequest, queued: boolean): void {
+    const records = this.#options.queuedRecords;
+    if (!records) return;
+    try {
+      if (queued) records.add(request.taskId, request.attempt, Date.now());
+      else records.remove(request.taskId, request.attempt);
+    } catch (e) {
+      this.#options.log.warn(
+        "cannot record the worker's queue in state_dir/queued.jsonl; a restart would not find it",
+        { task: request.taskId, cause: e },
+      );
+    }
   }
 
   /**

@@ -11,6 +11,7 @@ import {
 import { LogStore } from "./log_store.ts";
 import { type LogChunkOut, LogSession } from "./log_session.ts";
 import { readProcStat } from "./proc.ts";
+import { QueuedRecords } from "./queued_records.ts";
 import { ReportOutbox, type TaskReport } from "./report_outbox.ts";
 import { type RunningRecord, RunningRecords } from "./running_records.ts";
 import { eventually, groupMembers, killGroup, readJournal } from "./test_util.ts";
@@ -51,6 +52,7 @@ interface Fixture {
   logs: LogStore;
   logsDir: string;
   records: RunningRecords;
+  queuedRecords: QueuedRecords;
 }
 
 async function withAgent(
@@ -76,17 +78,28 @@ async function withAgent(
     log: silentLogger,
   });
   const records = new RunningRecords({ stateDir: dir, log: silentLogger });
-  const agent = new Agent({ executor, outbox, logs, records, log: silentLogger, ...more });
+  const queuedRecords = new QueuedRecords({ stateDir: dir, log: silentLogger });
+  const agent = new Agent({
+    executor,
+    outbox,
+    logs,
+    records,
+    queuedRecords,
+    log: silentLogger,
+    ...more,
+  });
   try {
     await outbox.load();
     await logs.start();
     await records.start();
-    await fn({ agent, reports, logs, logsDir: `${dir}/logs`, records });
+    await queuedRecords.start();
+    await fn({ agent, reports, logs, logsDir: `${dir}/logs`, records, queuedRecords });
   } finally {
     await agent.stopAll();
     await outbox.drain(1000);
     await outbox.close();
     records.close();
+    queuedRecords.close();
     await logs.close();
     await Deno.remove(dir, { recursive: true });
   }
@@ -176,6 +189,24 @@ Deno.test("tasks beyond the slots wait in the queue and start in order as slots 
     await eventually(() => reports.length === 4, "four reports");
     assert.ok(reports.every((r) => r.result.outcome.kind === "exited"));
   }, { slots: 2, queue: 2, log });
+});
+
+Deno.test("the queue is on disk while it waits: recorded on arrival, removed as each leaves", async () => {
+  const executor = new FakeExecutor();
+  await withAgent(executor, async ({ agent, reports, queuedRecords }) => {
+    const onDisk = async () => [...(await readJournal(queuedRecords.path)).keys()].sort();
+    for (const id of ["t-1", "t-2", "t-3"]) agent.run(request(id));
+    agent.run(request("t-4", 2));
+    await eventually(() => executor.started.length === 1, "one start");
+    assert.deepEqual(await onDisk(), ["t-2.1", "t-3.1", "t-4.2"], "the started one is not queued");
+    executor.started[0].end();
+    await eventually(() => executor.started.length === 2, "t-2 started");
+    assert.deepEqual(await onDisk(), ["t-3.1", "t-4.2"]);
+    agent.cancel("t-3", 1);
+    agent.unqueue("t-4", 2);
+    await eventually(() => reports.length === 3, "t-1's report and two give-backs");
+    assert.deepEqual(await onDisk(), [], "given back: the outbox holds them now");
+  }, { slots: 1, queue: 3 });
 });
 
 Deno.test("a full queue: more is the manager's mistake, run anyway with a warning", async () => {

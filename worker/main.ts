@@ -18,6 +18,7 @@ import { openManagerStream } from "./manager_stream.ts";
 import { ReportChannel } from "./report_channel.ts";
 import { ReportOutbox } from "./report_outbox.ts";
 import { recoverPreviousLife } from "./restart_recovery.ts";
+import { QueuedRecords, recoverQueued } from "./queued_records.ts";
 import { RunningRecords } from "./running_records.ts";
 import { spawnMethod } from "./spawn.ts";
 import { setTaskRequest } from "./set_task.ts";
@@ -76,6 +77,7 @@ export async function main(args: string[]): Promise<number> {
     log,
   });
   const records = new RunningRecords({ stateDir: config.stateDir, log });
+  const queuedRecords = new QueuedRecords({ stateDir: config.stateDir, log });
   try {
     const unsent = await outbox.load();
     if (unsent > 0) log.info("resending results kept from an earlier run", { reports: unsent });
@@ -95,6 +97,13 @@ export async function main(args: string[]): Promise<number> {
         already_ended: found.ended,
       });
     }
+    await queuedRecords.start();
+    const givenBack = recoverQueued(queuedRecords, outbox, Date.now());
+    if (givenBack > 0) {
+      log.info("gave back the tasks queued in the worker's previous life, unstarted", {
+        tasks: givenBack,
+      });
+    }
     await logs.start();
   } catch (e) {
     console.error(`worker: cannot use state_dir ${config.stateDir}: ${(e as Error).message}`);
@@ -110,6 +119,7 @@ export async function main(args: string[]): Promise<number> {
     alreadyRun: outbox.unreported(),
     slots: capacity.slots,
     queue: capacity.queue,
+    queuedRecords,
     log,
   });
   const stop = new AbortController();
@@ -166,6 +176,7 @@ export async function main(args: string[]): Promise<number> {
   if (left > 0) log.warn("results not delivered yet; kept for the next start", { reports: left });
   await outbox.close();
   records.close();
+  queuedRecords.close();
   await logs.close();
   Deno.removeSignalListener("SIGINT", onSignal);
   Deno.removeSignalListener("SIGTERM", onSignal);
