@@ -189,3 +189,41 @@ Deno.test("a worker killed outright gives its queue back when it starts again", 
     throw new Error(`${(e as Error).message}\n${await cluster.logs()}`, { cause: e });
   }
 });
+
+Deno.test("a queued task's output reaches those who follow it from before it starts", async () => {
+  await using cluster = await Cluster.create();
+  const gate = `${cluster.dir}/gate`;
+  try {
+    await cluster.startManager();
+    await cluster.startWorker("w1", { extraConfig: "capacity: {slots: 1, queue: 2}\n" });
+    const blocker = await cluster.schedctl(
+      "tasks",
+      "add",
+      "--",
+      "sh",
+      "-c",
+      `while [ ! -e ${gate} ]; do sleep 0.05; done`,
+    );
+    assert.equal(blocker.code, 0, blocker.stderr);
+    const queued = await cluster.schedctl("tasks", "add", "--", "echo", "from the queue");
+    assert.equal(queued.code, 0, queued.stderr);
+    const id = queued.stdout.trim();
+    await waitFor(async () => {
+      const task = await cluster.schedctlJson<TaskJson>("tasks", "get", id);
+      return task.state === "TASK_STATE_SCHEDULED";
+    }, { timeoutMs: 20_000, what: "the task to be queued on w1" });
+
+    // Both follow while it waits: `tasks logs -f`, and `--wait` on a third task queued behind.
+    const follow = cluster.schedctl("tasks", "logs", "-f", id);
+    const waited = cluster.schedctl("tasks", "add", "--wait", "--", "echo", "waited for");
+    await new Promise((r) => setTimeout(r, 1500));
+    await Deno.writeTextFile(gate, "");
+    const [followed, added] = await Promise.all([follow, waited]);
+    assert.equal(followed.code, 0, followed.stderr);
+    assert.equal(followed.stdout, "from the queue\n");
+    assert.equal(added.code, 0, added.stderr);
+    assert.equal(added.stdout, "waited for\n");
+  } catch (e) {
+    throw new Error(`${(e as Error).message}\n${await cluster.logs()}`, { cause: e });
+  }
+});

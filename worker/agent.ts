@@ -121,6 +121,7 @@ export class Agent {
     if (slots !== undefined && this.#active.size >= slots && this.#queued.size < queue) {
       this.#queued.set(key, request);
       this.#journalQueued(request, true);
+      this.#options.logs?.queue(request.taskId, request.attempt);
       log.info("task queued until a slot frees", {
         task: request.taskId,
         attempt: request.attempt,
@@ -195,6 +196,7 @@ export class Agent {
     });
     // Only now: until the report is safe on disk, a restart must find the record.
     this.#journalQueued(request, false);
+    this.#options.logs?.withdraw(request.taskId, request.attempt);
   }
 
   #journalQueued(request: RunRequest, queued: boolean): void {

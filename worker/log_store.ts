@@ -31,6 +31,12 @@ export interface AttemptLogs {
 /** Old files are looked for this often at most (and at least once per retention period). */
 const MAX_SWEEP_INTERVAL_MS = 3_600_000;
 
+/** An attempt in the worker's queue; `left` resolves to its logs once it starts. */
+interface QueuedAttempt {
+  left: Promise<Promise<AttemptLogs> | undefined>;
+  leave: (logs: Promise<AttemptLogs> | undefined) => void;
+}
+
 export class LogStore {
   readonly #options: LogStoreOptions;
   readonly #clock: Clock;
@@ -40,6 +46,12 @@ export class LogStore {
    * files instead of finding nothing and ending at once.
    */
   readonly #live = new Map<string, Promise<AttemptLogs>>();
+  /**
+   * Attempts waiting in the worker's queue, by file name prefix: a follower of one waits for
+   * its start (or for its give-back, which ends the follow with nothing), where finding no
+   * files would end it at once with nothing while the task is still to run.
+   */
+  readonly #queued = new Map<string, QueuedAttempt>();
   #sweepTimer: unknown;
   #sweeping: Promise<unknown> = Promise.resolve();
 
@@ -79,7 +91,29 @@ export class LogStore {
     opening.catch(() => {
       if (this.#live.get(prefix) === opening) this.#live.delete(prefix);
     });
+    this.#leaveQueue(prefix, opening);
     return opening;
+  }
+
+  /** The attempt waits in the worker's queue: followers wait for open() or withdraw(). */
+  queue(taskId: string, attempt: number): void {
+    const prefix = filePrefix(taskId, attempt);
+    if (this.#queued.has(prefix)) return;
+    let leave!: QueuedAttempt["leave"];
+    const left = new Promise<Promise<AttemptLogs> | undefined>((resolve) => leave = resolve);
+    this.#queued.set(prefix, { left, leave });
+  }
+
+  /** The queued attempt was given back unstarted: its followers end, with nothing. */
+  withdraw(taskId: string, attempt: number): void {
+    this.#leaveQueue(filePrefix(taskId, attempt), undefined);
+  }
+
+  #leaveQueue(prefix: string, logs: Promise<AttemptLogs> | undefined): void {
+    const queued = this.#queued.get(prefix);
+    if (!queued) return;
+    this.#queued.delete(prefix);
+    queued.leave(logs);
   }
 
   /** The attempt's output is complete: followers get their end, the files stay for reading. */
@@ -126,6 +160,16 @@ export class LogStore {
     reader: LogReader,
   ): Promise<(() => void) | undefined> {
     const prefix = filePrefix(taskId, attempt);
+    const queued = this.#queued.get(prefix);
+    if (queued) {
+      const started = follow ? await queued.left : undefined;
+      if (!started) {
+        // Not started (yet): it has printed nothing.
+        reader.snapshot(new Uint8Array());
+        reader.end();
+        return () => {};
+      }
+    }
     const live = await this.#live.get(prefix)?.catch(() => undefined);
     if (live) return await live[stream].attach(reader, follow);
     let data: Uint8Array;

@@ -72,6 +72,42 @@ Deno.test("a log this worker does not have is undefined", async () => {
   });
 });
 
+Deno.test("a follower of a queued attempt waits for its start and gets all it prints", async () => {
+  await withStore(async (store) => {
+    store.queue("t-1", 1);
+    const now = collect();
+    assert.ok(await store.attach("t-1", 1, "stdout", false, now.reader), "not unknown");
+    assert.equal(now.text(), "");
+    assert.ok(now.ended(), "without follow: what it printed so far, nothing");
+
+    const follower = collect();
+    const attached = store.attach("t-1", 1, "stdout", true, follower.reader);
+    const logs = await store.open("t-1", 1);
+    assert.ok(await attached);
+    await logs.stdout.write(bytes("first\n"));
+    await store.finish("t-1", 1);
+    assert.equal(follower.text(), "first\n");
+    assert.ok(follower.ended());
+  });
+});
+
+Deno.test("a follower of a queued attempt given back unstarted ends with nothing", async () => {
+  await withStore(async (store) => {
+    store.queue("t-1", 1);
+    const follower = collect();
+    const attached = store.attach("t-1", 1, "stdout", true, follower.reader);
+    store.withdraw("t-1", 1);
+    assert.ok(await attached);
+    assert.equal(follower.text(), "");
+    assert.ok(follower.ended());
+    assert.equal(
+      await store.attach("t-1", 1, "stdout", true, collect().reader),
+      undefined,
+      "once given back, the worker has no logs of it",
+    );
+  });
+});
+
 Deno.test("task ids cannot name a path outside the logs folder", () => {
   assert.equal(filePrefix("01m8ejde6j0q17wc", 1), "01m8ejde6j0q17wc.1");
   assert.equal(filePrefix("../../etc/passwd", 3), "..%2F..%2Fetc%2Fpasswd.3");
