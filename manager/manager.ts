@@ -34,6 +34,7 @@ import {
   CandidatePool,
   createPlacer,
   createScorer,
+  fitsElsewhere,
   neverFits,
   type Placer,
 } from "./placement.ts";
@@ -131,6 +132,10 @@ export const MAX_BATCH = 10_000;
  * proxies that end quiet requests after a minute or so never see one this long.
  */
 export const MAX_GET_TASK_WAIT_MS = 60_000;
+
+/** The outcomes of attempts a worker gave back from its queue at the manager's word. */
+const MOVED_UNQUEUED = "moved to a slot free elsewhere";
+const DRAINING_UNQUEUED = "its worker is draining";
 
 export class Manager {
   readonly #store: Store;
@@ -730,6 +735,7 @@ export class Manager {
       if (!task || task.attempt !== attempt || !isAssigned(task)) this.#unqueueAsked.delete(id);
     }
     const candidates = this.#candidates();
+    this.#unqueueFromDraining(candidates);
     if (candidates.idleSlots === 0) return;
     const queuedOn = new Map<string, TaskRecord[]>();
     for (const w of candidates.workers) {
@@ -764,9 +770,46 @@ export class Manager {
           idle_slot_on: target,
         });
         session.send({
-          msg: { case: "unqueue", value: { taskId: task.id, attempt: task.attempt } },
+          msg: {
+            case: "unqueue",
+            value: { taskId: task.id, attempt: task.attempt, reason: MOVED_UNQUEUED },
+          },
         });
       }
+    }
+  }
+
+  /**
+   * A draining worker starts nothing new but what waits in its queue, and a drain's deadline
+   * would cancel that: each task on it that another worker in service could run is asked back
+   * (Unqueue). The worker alone knows which have started; it gives back only the others.
+   */
+  #unqueueFromDraining(candidates: CandidatePool): void {
+    const draining = new Set(
+      candidates.workers.filter((w) => w.draining && w.connected).map((w) => w.id),
+    );
+    if (draining.size === 0) return;
+    const asked = new Map<string, number>();
+    for (const task of this.#book.active()) {
+      if (!isAssigned(task) || !draining.has(task.workerId!)) continue;
+      if (this.#unqueueAsked.get(task.id) === task.attempt) continue;
+      if (!fitsElsewhere(candidates, task, task.workerId!)) continue;
+      const session = this.#workers.session(task.workerId!);
+      if (!session?.open) continue;
+      this.#unqueueAsked.set(task.id, task.attempt);
+      session.send({
+        msg: {
+          case: "unqueue",
+          value: { taskId: task.id, attempt: task.attempt, reason: DRAINING_UNQUEUED },
+        },
+      });
+      asked.set(task.workerId!, (asked.get(task.workerId!) ?? 0) + 1);
+    }
+    for (const [worker, tasks] of asked) {
+      this.#log.info("asking a draining worker to give back the tasks it has not started", {
+        worker,
+        tasks,
+      });
     }
   }
 

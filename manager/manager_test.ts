@@ -1185,7 +1185,11 @@ Deno.test("a task left in a queue for a ping interval moves to a slot idle elsew
   assert.deepEqual(runs(w2), [], "nothing waits at the manager for w2's slot");
 
   await h.advance(PING_MS);
-  assert.deepEqual(unqueues(w1), [{ taskId: waiting.id, attempt: 1 }], "the one sent last");
+  assert.deepEqual(
+    unqueues(w1),
+    [{ taskId: waiting.id, attempt: 1, reason: "moved to a slot free elsewhere" }],
+    "the one sent last",
+  );
   await h.advance(PING_MS);
   assert.equal(unqueues(w1).length, 1, "asked once");
   await h.manager.report(notStarted(waiting.id, "w1", "moved to a slot free elsewhere"));
@@ -1197,6 +1201,40 @@ Deno.test("a task left in a queue for a ping interval moves to a slot idle elsew
   await h.manager.acknowledge(w2.session, waiting.id, 2);
   await h.advance(2 * PING_MS);
   assert.equal(unqueues(w1).length + unqueues(w2).length, 1);
+});
+
+Deno.test("a draining worker is asked back the tasks that could run elsewhere", async () => {
+  await using h = await Harness.start();
+  const queueing = offering({ cpu: 4, memoryBytes: 8 * GiB, slots: 1, queue: 2 });
+  const w1 = await h.connect("w1", undefined, queueing);
+  const [running, queued, pinned] = await h.manager.schedule([
+    ECHO,
+    ECHO,
+    { ...ECHO, pinWorkerId: "w1" },
+  ]);
+  await h.settle();
+  for (const t of [running, queued, pinned]) await h.manager.acknowledge(w1.session, t.id, 1);
+  await h.manager.drainWorker("w1");
+  await h.advance(PING_MS);
+  assert.deepEqual(unqueues(w1), [], "no other worker in service: they stay");
+
+  const w2 = await h.connect("w2", undefined, queueing);
+  await h.advance(PING_MS);
+  const reason = "its worker is draining";
+  assert.deepEqual(
+    unqueues(w1).map((u) => [u.taskId, u.reason]).sort(),
+    [[queued.id, reason], [running.id, reason]].sort(),
+    "every one that fits w2 (the worker knows which have started), not the one pinned to w1",
+  );
+  await h.advance(PING_MS);
+  assert.equal(unqueues(w1).length, 2, "asked once");
+  await h.manager.report(notStarted(queued.id, "w1", reason));
+  await h.settle();
+  assert.deepEqual(runs(w2).map((r) => `${r.taskId}#${r.attempt}`), [`${queued.id}#2`]);
+  assert.deepEqual(
+    (await h.task(queued.id)).attempts?.map((a) => a.outcome),
+    ["not started: its worker is draining"],
+  );
 });
 
 /** Records the tasks of each updateTasks call, as `id:state@worker`. */

@@ -425,6 +425,14 @@ export function neverFits(
   return diagnose(all.length, sift(all, task, STATIC_FILTERS).rejections);
 }
 
+/** Whether a worker other than `workerId`, connected and in service, could run the task. */
+export function fitsElsewhere(pool: CandidatePool, task: TaskNeeds, workerId: string): boolean {
+  return pool.workers.some((w) =>
+    w.id !== workerId && w.connected && !w.draining &&
+    firstRejection(STATIC_FILTERS, w, task) === undefined
+  );
+}
+
 function sift(workers: readonly Candidate[], task: TaskNeeds, filters: Filter[]) {
   const fit: Candidate[] = [];
   const rejections = new Map<string, { rejection: Rejection; count: number }>();

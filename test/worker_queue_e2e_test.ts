@@ -227,3 +227,53 @@ Deno.test("a queued task's output reaches those who follow it from before it sta
     throw new Error(`${(e as Error).message}\n${await cluster.logs()}`, { cause: e });
   }
 });
+
+Deno.test("a draining worker gives back what waits in its queue, to run elsewhere", async () => {
+  await using cluster = await Cluster.create();
+  const get = (id: string) => cluster.schedctlJson<TaskJson>("tasks", "get", id);
+  const waitForTask = (id: string, what: string, ok: (x: TaskJson) => boolean) =>
+    waitFor(async () => ok(await get(id)), {
+      timeoutMs: 20_000,
+      what,
+      log: () => cluster.logs(),
+    });
+  const add = async (...args: string[]) => {
+    const result = await cluster.schedctl("tasks", "add", ...args);
+    assert.equal(result.code, 0, result.stderr);
+    return result.stdout.trim();
+  };
+  try {
+    await cluster.startManager();
+    await cluster.startWorker("w1", { extraConfig: "capacity: {slots: 1, queue: 1}\n" });
+    const long1 = await add("--", "sleep", "60");
+    const queued = await add("--", "true");
+    // Pinned and waiting before w2 connects, so that w2's slot is taken at once.
+    const long2 = await add("--worker", "w2", "--queue", "--", "sleep", "60");
+    await waitForTask(
+      queued,
+      "the task to be queued on w1",
+      (x) => x.state === "TASK_STATE_SCHEDULED",
+    );
+    await cluster.startWorker("w2", { extraConfig: "capacity: {slots: 1, queue: 0}\n" });
+    await waitForTask(long2, "w2's task to run", (x) => x.state === "TASK_STATE_SCHEDULED");
+
+    const drain = await cluster.schedctl("workers", "drain", "w1");
+    assert.equal(drain.code, 0, drain.stderr);
+    await waitForTask(queued, "the queued task to be given back", (x) => x.attempts?.length === 1);
+    assert.equal((await get(queued)).state, "TASK_STATE_PENDING", "no slot is free yet");
+    const cancel = await cluster.schedctl("tasks", "cancel", long2);
+    assert.equal(cancel.code, 0, cancel.stderr);
+    await waitForTask(queued, "the task to be done", (x) => x.state === "TASK_STATE_DONE");
+    assert.deepEqual((await get(queued)).attempts.map((a) => [a.workerId, a.outcome]), [
+      ["w1", "not started: its worker is draining"],
+      ["w2", "exit code 0"],
+    ]);
+    assert.equal((await get(long1)).state, "TASK_STATE_SCHEDULED", "the running one runs on");
+    assert.match(
+      await cluster.manager.log(),
+      /asking a draining worker to give back the tasks it has not started worker=w1 tasks=2/,
+    );
+  } catch (e) {
+    throw new Error(`${(e as Error).message}\n${await cluster.logs()}`, { cause: e });
+  }
+});

@@ -21,6 +21,9 @@ import type { RunningRecords } from "./running_records.ts";
 
 export type RunRequest = ProcessSpec;
 
+/** Why an attempt was given back at the manager's word, when the manager does not say. */
+export const UNQUEUED = "moved to a slot free elsewhere";
+
 /** One attempt at a task (the TaskRef of the protocol). */
 export interface AttemptRef {
   taskId: string;
@@ -215,9 +218,9 @@ export class Agent {
 
   /**
    * Gives back an attempt that still waits in the queue, unstarted, for the manager to place
-   * on a slot idle elsewhere. One that has started, or is unknown, is left alone.
+   * elsewhere; `reason` becomes its outcome. One that has started, or is unknown, is left alone.
    */
-  unqueue(taskId: string, attempt: number): void {
+  unqueue(taskId: string, attempt: number, reason = UNQUEUED): void {
     const key = attemptKey(taskId, attempt);
     if (!this.#queued.has(key)) {
       this.#options.log.debug("unqueue for an attempt not queued here; ignored", {
@@ -226,7 +229,7 @@ export class Agent {
       });
       return;
     }
-    this.#giveBack(key, undefined, "moved to a slot free elsewhere");
+    this.#giveBack(key, undefined, reason);
   }
 
   /**

@@ -271,6 +271,20 @@ Deno.test("unqueue gives back a queued attempt and leaves a started one alone", 
   }, { slots: 1, queue: 1 });
 });
 
+Deno.test("unqueue takes the manager's reason for the give-back", async () => {
+  const executor = new FakeExecutor();
+  await withAgent(executor, async ({ agent, reports }) => {
+    agent.run(request("t-1"));
+    agent.run(request("t-2"));
+    agent.unqueue("t-2", 1, "its worker is draining");
+    await eventually(() => reports.length === 1, "the give-back");
+    assert.deepEqual(reports[0].result.outcome, {
+      kind: "not_started",
+      reason: "its worker is draining",
+    });
+  }, { slots: 1, queue: 1 });
+});
+
 Deno.test("a stopping worker gives its queued tasks back before stopping the running", async () => {
   const executor = new FakeExecutor();
   await withAgent(executor, async ({ agent, reports }) => {

@@ -186,7 +186,11 @@ async function streamOnce(
           options.agent.cancel(msg.value.taskId, msg.value.attempt);
           break;
         case "unqueue":
-          options.agent.unqueue(msg.value.taskId, msg.value.attempt);
+          options.agent.unqueue(
+            msg.value.taskId,
+            msg.value.attempt,
+            msg.value.reason === "" ? undefined : msg.value.reason,
+          );
           break;
         case "logRequest":
           if (logSession) logSession.request(msg.value);
