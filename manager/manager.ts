@@ -21,6 +21,7 @@ import {
   isFinal,
   type TaskRecord,
   type TaskSpec,
+  waitingSince,
   type WorkerRecord,
 } from "../shared/task.ts";
 import { type Clock, systemClock } from "../shared/clock.ts";
@@ -830,7 +831,7 @@ export class Manager {
   /** A waiting task that is still unplaced after its schedule timeout is dead, saying why. */
   #startScheduleTimer(task: TaskRecord, now: number): void {
     const timeoutMs = task.scheduleTimeoutMs ?? this.#options.scheduleTimeoutMs ?? 300_000;
-    const deadline = (task.retryAt ?? task.createdAt) + timeoutMs;
+    const deadline = waitingSince(task) + timeoutMs;
     this.#setTimer(this.#scheduleTimers, task.id, deadline - now, async () => {
       const why = this.#diagnosisOf(this.#book.peek(task.id) ?? task) ?? "no worker fits";
       const result = await this.#apply(task.id, {

@@ -1168,6 +1168,35 @@ Deno.test("a task given back unstarted is placed again and keeps its retries", a
   assert.equal((await h.task(b.id)).state, "done");
 });
 
+Deno.test("a task given back after a long wait in a queue has its whole schedule timeout", async () => {
+  await using h = await Harness.start();
+  const w1 = await h.connect(
+    "w1",
+    undefined,
+    offering({ cpu: 4, memoryBytes: 8 * GiB, slots: 1, queue: 1 }),
+  );
+  const [a, b] = await h.manager.schedule([ECHO, ECHO]);
+  await h.settle();
+  for (const t of [a, b]) await h.manager.acknowledge(w1.session, t.id, 1);
+  // Time passes with w1 heard from, and a still running, so b waits in w1's queue.
+  const wait = async (ms: number) => {
+    for (let t = 0; t < ms; t += PING_MS) {
+      h.manager.heard(w1.session);
+      await h.advance(PING_MS);
+    }
+  };
+  await wait(2 * SCHEDULE_MS);
+  await h.manager.drainWorker("w1"); // So that b waits unplaced once given back.
+  await h.manager.report(notStarted(b.id, "w1", "the worker stopped"));
+  await wait(SCHEDULE_MS / 2);
+  // (The manager's view: the store has no diagnosis of a task given back.)
+  assert.equal((await h.manager.getTask(b.id)).state, "pending", "its wait began at the give-back");
+  await wait(SCHEDULE_MS);
+  const dead = await h.task(b.id);
+  assert.equal(dead.state, "dead");
+  assert.match(dead.deadReason ?? "", /^not placed within 20s: /);
+});
+
 function unqueues(recorded: Recorded) {
   return recorded.messages.flatMap((m) => m.msg?.case === "unqueue" ? [m.msg.value] : []);
 }

@@ -63,6 +63,23 @@ export interface AttemptRecord {
   outcome: string;
 }
 
+/** How the outcome of an attempt given back unstarted begins ("not started: <why>"). */
+export const NOT_STARTED_OUTCOME = "not started: ";
+
+/**
+ * When a pending task last began to wait for a worker, which its schedule timeout counts
+ * from: its creation, the end of its retry backoff, or the give-back of an attempt that never
+ * started (a task may wait long in a worker's queue; that wait is not the manager's).
+ */
+export function waitingSince(task: TaskRecord): number {
+  const last = task.attempts?.at(-1);
+  const givenBack = last !== undefined && last.attempt === task.attempt &&
+      last.outcome.startsWith(NOT_STARTED_OUTCOME)
+    ? last.finishedAt
+    : 0;
+  return Math.max(task.retryAt ?? task.createdAt, givenBack);
+}
+
 /** Final states never change again. */
 export function isFinal(state: TaskState): boolean {
   return state === "done" || state === "dead";

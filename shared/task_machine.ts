@@ -4,7 +4,13 @@
  * late report from an old attempt cannot overwrite a newer state.
  */
 import { formatDuration } from "./duration.ts";
-import { type AttemptRecord, isFinal, type TaskRecord, type TaskSpec } from "./task.ts";
+import {
+  type AttemptRecord,
+  isFinal,
+  NOT_STARTED_OUTCOME,
+  type TaskRecord,
+  type TaskSpec,
+} from "./task.ts";
 
 /** The program's output as the worker captured it (a bounded tail of each stream). */
 export interface TaskOutput {
@@ -201,7 +207,7 @@ export function transition(task: TaskRecord, event: TaskEvent, now: number): Tra
     case "not_started": {
       const stale = checkHolder(task, event.workerId, event.attempt);
       if (stale) return stale;
-      const outcome = `not started: ${event.reason}`;
+      const outcome = `${NOT_STARTED_OUTCOME}${event.reason}`;
       if (isFinal(task.state)) {
         const repeat = task.attempts?.at(-1)?.outcome === outcome &&
           task.attempts.at(-1)?.attempt === event.attempt;
