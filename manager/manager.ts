@@ -33,6 +33,7 @@ import { type LogQuery, LogRelay, LogSourceLostError, LogsUnavailableError } fro
 import {
   candidateOf,
   CandidatePool,
+  couldRunOn,
   createPlacer,
   createScorer,
   fitsElsewhere,
@@ -137,6 +138,7 @@ export const MAX_GET_TASK_WAIT_MS = 60_000;
 /** The outcomes of attempts a worker gave back from its queue at the manager's word. */
 const MOVED_UNQUEUED = "moved to a slot free elsewhere";
 const DRAINING_UNQUEUED = "its worker is draining";
+const OVERTAKEN_UNQUEUED = "a task of higher priority took its place";
 
 export class Manager {
   readonly #store: Store;
@@ -189,6 +191,8 @@ export class Manager {
   #ticker: unknown;
   /** Attempts a worker was asked to give back from its queue (see #rebalanceQueues). */
   readonly #unqueueAsked = new Map<string, number>();
+  /** When each task asked back for one of higher priority was asked (see #yieldToPriority). */
+  readonly #overtakenAt = new Map<string, number>();
   #pingSlice = 0;
   #nextPingPhase = 0;
   #stopping = false;
@@ -727,8 +731,8 @@ export class Manager {
    * idle elsewhere, with nothing waiting at the manager to take them: at the end of a burst a
    * task queued behind a long one would otherwise wait for it. The worker gives the task back
    * (not_started) if it has not started it meanwhile, and placing it again prefers an idle
-   * slot. Which tasks wait is inferred: a worker starts its tasks in the order they came, so
-   * the ones beyond its slots are the ones sent to it last.
+   * slot. Also asks back what a draining worker holds, and what a task of higher priority
+   * waits for.
    */
   #rebalanceQueues(now: number): void {
     for (const [id, attempt] of this.#unqueueAsked) {
@@ -737,24 +741,12 @@ export class Manager {
     }
     const candidates = this.#candidates();
     this.#unqueueFromDraining(candidates);
+    this.#yieldToPriority(candidates, now);
     if (candidates.idleSlots === 0) return;
-    const queuedOn = new Map<string, TaskRecord[]>();
-    for (const w of candidates.workers) {
-      if (w.used.slots > w.capacity.slots) queuedOn.set(w.id, []);
-    }
-    if (queuedOn.size === 0) return;
-    for (const task of this.#book.active()) {
-      if (isAssigned(task)) queuedOn.get(task.workerId!)?.push(task);
-    }
     const waitedSince = now - this.#options.pingIntervalMs;
-    for (const [workerId, tasks] of queuedOn) {
-      const worker = candidates.get(workerId)!;
+    for (const [workerId, queued] of this.#queuedOnWorkers(candidates)) {
       const session = this.#workers.session(workerId);
       if (!session?.open) continue;
-      // Ids of one batch grow in the order its tasks were sent (of one priority).
-      const queued = tasks.sort((a, b) =>
-        (b.assignedAt ?? 0) - (a.assignedAt ?? 0) || (b.id < a.id ? -1 : b.id > a.id ? 1 : 0)
-      ).slice(0, worker.used.slots - worker.capacity.slots);
       for (const task of queued) {
         if ((task.assignedAt ?? now) > waitedSince) continue;
         if (this.#unqueueAsked.get(task.id) === task.attempt) continue;
@@ -777,6 +769,97 @@ export class Manager {
           },
         });
       }
+    }
+  }
+
+  /**
+   * The tasks waiting in each worker's queue, newest first. Inferred: a worker starts its
+   * tasks in the order they came, so the ones beyond its slots are the ones sent to it last.
+   */
+  #queuedOnWorkers(candidates: CandidatePool): Map<string, TaskRecord[]> {
+    const queuedOn = new Map<string, TaskRecord[]>();
+    for (const w of candidates.workers) {
+      if (w.used.slots > w.capacity.slots) queuedOn.set(w.id, []);
+    }
+    if (queuedOn.size === 0) return queuedOn;
+    for (const task of this.#book.active()) {
+      if (isAssigned(task)) queuedOn.get(task.workerId!)?.push(task);
+    }
+    for (const [workerId, tasks] of queuedOn) {
+      const worker = candidates.get(workerId)!;
+      // Ids of one batch grow in the order its tasks were sent (of one priority).
+      tasks.sort((a, b) =>
+        (b.assignedAt ?? 0) - (a.assignedAt ?? 0) || (b.id < a.id ? -1 : b.id > a.id ? 1 : 0)
+      );
+      tasks.length = worker.used.slots - worker.capacity.slots;
+    }
+    return queuedOn;
+  }
+
+  /**
+   * A worker starts its queue in the order it came, so a task of higher priority submitted
+   * later would wait behind the tasks queued there. When one waits at the manager (every slot
+   * and queue it fits taken), the task of lowest priority queued on a worker it could run on,
+   * taking at least the room it needs, is asked back (Unqueue); placing by priority then
+   * gives the room to the waiting task. One task asked back per waiting task, each once.
+   */
+  #yieldToPriority(candidates: CandidatePool, now: number): void {
+    // Room already asked back is coming (a give-back takes milliseconds): as many waiting tasks
+    // get it. An attempt not given back by the tick after next had started; its room is not.
+    for (const [id, at] of this.#overtakenAt) {
+      if (at <= now - 2 * this.#options.pingIntervalMs || !this.#unqueueAsked.has(id)) {
+        this.#overtakenAt.delete(id);
+      }
+    }
+    if (this.#book.waitingCount === 0) return;
+    let coming = this.#overtakenAt.size;
+    let queuedOn: Map<string, TaskRecord[]> | undefined;
+    let lowest = Infinity;
+    for (const task of this.#book.queue()) {
+      if ((task.retryAt ?? 0) > now || this.#placing.has(task.id)) continue;
+      if (queuedOn === undefined) {
+        queuedOn = this.#queuedOnWorkers(candidates);
+        for (const tasks of queuedOn.values()) {
+          for (const t of tasks) lowest = Math.min(lowest, t.priority ?? 0);
+        }
+      }
+      const priority = task.priority ?? 0;
+      // The queue is in priority order: no later task outranks anything queued.
+      if (priority <= lowest) return;
+      if (coming > 0) {
+        coming--;
+        continue;
+      }
+      let victim: TaskRecord | undefined;
+      for (const [workerId, tasks] of queuedOn) {
+        if (!couldRunOn(candidates.get(workerId)!, task)) continue;
+        for (const q of tasks) {
+          if ((q.priority ?? 0) >= priority || this.#unqueueAsked.get(q.id) === q.attempt) continue;
+          if ((q.cpu ?? 0) < (task.cpu ?? 0) || (q.memoryBytes ?? 0) < (task.memoryBytes ?? 0)) {
+            continue;
+          }
+          if (!victim || (q.priority ?? 0) < (victim.priority ?? 0)) victim = q;
+        }
+      }
+      if (!victim) continue;
+      const session = this.#workers.session(victim.workerId!);
+      if (!session?.open) continue;
+      this.#unqueueAsked.set(victim.id, victim.attempt);
+      this.#overtakenAt.set(victim.id, now);
+      this.#log.info("a task of higher priority waits; asking back a queued one", {
+        task: victim.id,
+        attempt: victim.attempt,
+        priority: victim.priority ?? 0,
+        from: victim.workerId,
+        waiting: task.id,
+        waiting_priority: priority,
+      });
+      session.send({
+        msg: {
+          case: "unqueue",
+          value: { taskId: victim.id, attempt: victim.attempt, reason: OVERTAKEN_UNQUEUED },
+        },
+      });
     }
   }
 

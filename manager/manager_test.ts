@@ -1232,6 +1232,43 @@ Deno.test("a task left in a queue for a ping interval moves to a slot idle elsew
   assert.equal(unqueues(w1).length + unqueues(w2).length, 1);
 });
 
+Deno.test("a task of higher priority takes the place of a queued one of lower priority", async () => {
+  await using h = await Harness.start();
+  const w1 = await h.connect(
+    "w1",
+    undefined,
+    offering({ cpu: 4, memoryBytes: 8 * GiB, slots: 1, queue: 2 }),
+  );
+  const [running, low, middle] = await h.manager.schedule([
+    ECHO,
+    { ...ECHO, priority: 1 },
+    { ...ECHO, priority: 5 },
+  ]);
+  await h.settle();
+  for (const t of [running, low, middle]) await h.manager.acknowledge(w1.session, t.id, 1);
+  const [same] = await h.manager.schedule([{ ...ECHO, priority: 1 }]);
+  await h.advance(PING_MS);
+  assert.deepEqual(unqueues(w1), [], "a task of the same priority waits its turn");
+
+  const [urgent] = await h.manager.schedule([{ ...ECHO, priority: 9 }]);
+  await h.advance(PING_MS);
+  const reason = "a task of higher priority took its place";
+  assert.deepEqual(unqueues(w1), [{ taskId: low.id, attempt: 1, reason }], "the lowest queued");
+  await h.advance(PING_MS);
+  assert.equal(unqueues(w1).length, 1, "asked once");
+  await h.manager.report(notStarted(low.id, "w1", reason));
+  await h.settle();
+  assert.deepEqual(
+    runs(w1).map((r) => r.taskId),
+    [running.id, low.id, middle.id, urgent.id],
+    "the room went to the urgent task",
+  );
+  const back = await h.manager.getTask(low.id);
+  assert.equal(back.state, "pending");
+  assert.deepEqual(back.attempts?.map((a) => a.outcome), [`not started: ${reason}`]);
+  assert.equal((await h.manager.getTask(same.id)).workerId, undefined, "still waiting");
+});
+
 Deno.test("a draining worker is asked back the tasks that could run elsewhere", async () => {
   await using h = await Harness.start();
   const queueing = offering({ cpu: 4, memoryBytes: 8 * GiB, slots: 1, queue: 2 });

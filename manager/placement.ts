@@ -425,12 +425,14 @@ export function neverFits(
   return diagnose(all.length, sift(all, task, STATIC_FILTERS).rejections);
 }
 
+/** Whether the worker, connected and in service, could run the task once it has room. */
+export function couldRunOn(w: Candidate, task: TaskNeeds): boolean {
+  return w.connected && !w.draining && firstRejection(STATIC_FILTERS, w, task) === undefined;
+}
+
 /** Whether a worker other than `workerId`, connected and in service, could run the task. */
 export function fitsElsewhere(pool: CandidatePool, task: TaskNeeds, workerId: string): boolean {
-  return pool.workers.some((w) =>
-    w.id !== workerId && w.connected && !w.draining &&
-    firstRejection(STATIC_FILTERS, w, task) === undefined
-  );
+  return pool.workers.some((w) => w.id !== workerId && couldRunOn(w, task));
 }
 
 function sift(workers: readonly Candidate[], task: TaskNeeds, filters: Filter[]) {

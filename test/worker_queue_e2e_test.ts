@@ -277,3 +277,49 @@ Deno.test("a draining worker gives back what waits in its queue, to run elsewher
     throw new Error(`${(e as Error).message}\n${await cluster.logs()}`, { cause: e });
   }
 });
+
+Deno.test("a task of higher priority overtakes the tasks queued on a worker", async () => {
+  await using cluster = await Cluster.create();
+  const gate = `${cluster.dir}/gate`;
+  const startsFile = `${cluster.dir}/starts.log`;
+  const add = async (name: string, ...flags: string[]) => {
+    const script = `echo ${name} >> ${startsFile}; while [ ! -e ${gate} ]; do sleep 0.05; done`;
+    const result = await cluster.schedctl("tasks", "add", ...flags, "--", "sh", "-c", script);
+    assert.equal(result.code, 0, result.stderr);
+    return result.stdout.trim();
+  };
+  const get = (id: string) => cluster.schedctlJson<TaskJson>("tasks", "get", id);
+  try {
+    await cluster.startManager();
+    await cluster.startWorker("w1", { extraConfig: "capacity: {slots: 1, queue: 1}\n" });
+    await add("blocker");
+    const low = await add("low");
+    await waitFor(async () => (await get(low)).state === "TASK_STATE_SCHEDULED", {
+      timeoutMs: 20_000,
+      what: "the low task to be queued on w1",
+    });
+    const urgent = await add("urgent", "--priority", "9");
+    await waitFor(async () => (await get(urgent)).workerId === "w1", {
+      timeoutMs: 20_000,
+      what: "the urgent task to take the low one's place",
+      log: () => cluster.logs(),
+    });
+    await Deno.writeTextFile(gate, "");
+    await waitFor(async () => (await get(low)).state === "TASK_STATE_DONE", {
+      timeoutMs: 20_000,
+      what: "the low task to be done",
+    });
+    const starts = (await Deno.readTextFile(startsFile)).split("\n").filter(Boolean);
+    assert.deepEqual(starts, ["blocker", "urgent", "low"]);
+    assert.deepEqual((await get(low)).attempts.map((a) => a.outcome), [
+      "not started: a task of higher priority took its place",
+      "exit code 0",
+    ]);
+    assert.match(
+      await cluster.manager.log(),
+      /a task of higher priority waits; asking back a queued one task=\S+ attempt=1 priority=0 from=w1 waiting=\S+ waiting_priority=9/,
+    );
+  } catch (e) {
+    throw new Error(`${(e as Error).message}\n${await cluster.logs()}`, { cause: e });
+  }
+});
