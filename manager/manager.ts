@@ -791,7 +791,8 @@ export class Manager {
       tasks.sort((a, b) =>
         (b.assignedAt ?? 0) - (a.assignedAt ?? 0) || (b.id < a.id ? -1 : b.id > a.id ? 1 : 0)
       );
-      tasks.length = worker.used.slots - worker.capacity.slots;
+      // (Room reserved for placements being stored counts in `used` but has no task here yet.)
+      tasks.length = Math.min(tasks.length, worker.used.slots - worker.capacity.slots);
     }
     return queuedOn;
   }
