@@ -5,7 +5,7 @@ import { type Clock as FakeClock, createClock } from "@sinonjs/fake-timers";
 import { silentLogger } from "../shared/log.ts";
 import { createMemoryStore, type MemoryStore } from "../shared/store/memory_store.ts";
 import { StoreUnavailableError } from "../shared/store/store.ts";
-import type { TaskRecord, WorkerRecord } from "../shared/task.ts";
+import type { TaskRecord, TaskSpec, WorkerRecord } from "../shared/task.ts";
 import { LogChunkSchema } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from "./errors.ts";
 import { Manager, type TaskReport } from "./manager.ts";
@@ -1121,13 +1121,21 @@ Deno.test("slots limit concurrency; waiting tasks go by priority, then age", asy
   assert.deepEqual(runs(w1).map((r) => r.taskId), [a.id, c.id, b.id]);
 });
 
+/** One slot and `queue` more: what a queueing worker offers. */
+const queueing = (queue: number) => offering({ cpu: 4, memoryBytes: 8 * GiB, slots: 1, queue });
+
+/** Worker w1 with one slot and `queue` more, holding `specs` placed and acknowledged. */
+async function queueingWorker(h: Harness, queue: number, specs: TaskSpec[]) {
+  const w1 = await h.connect("w1", undefined, queueing(queue));
+  const tasks = await h.manager.schedule(specs);
+  await h.settle();
+  for (const t of tasks) await h.manager.acknowledge(w1.session, t.id, 1);
+  return { w1, tasks };
+}
+
 Deno.test("a worker's queue takes tasks beyond its slots, after idle slots elsewhere", async () => {
   await using h = await Harness.start();
-  const w1 = await h.connect(
-    "w1",
-    undefined,
-    offering({ cpu: 4, memoryBytes: 8 * GiB, slots: 1, queue: 2 }),
-  );
+  const w1 = await h.connect("w1", undefined, queueing(2));
   const [a, b, c, d] = await h.manager.schedule([ECHO, ECHO, ECHO, ECHO]);
   await h.settle();
   assert.deepEqual(runs(w1).map((r) => r.taskId), [a.id, b.id, c.id], "one slot, two queued");
@@ -1143,14 +1151,7 @@ Deno.test("a worker's queue takes tasks beyond its slots, after idle slots elsew
 
 Deno.test("a task given back unstarted is placed again and keeps its retries", async () => {
   await using h = await Harness.start();
-  const w1 = await h.connect(
-    "w1",
-    undefined,
-    offering({ cpu: 4, memoryBytes: 8 * GiB, slots: 1, queue: 1 }),
-  );
-  const [a, b] = await h.manager.schedule([ECHO, ECHO]);
-  await h.settle();
-  for (const t of [a, b]) await h.manager.acknowledge(w1.session, t.id, 1);
+  const { w1, tasks: [a, b] } = await queueingWorker(h, 1, [ECHO, ECHO]);
   await h.manager.report(notStarted(b.id, "w1", "the worker stopped"));
   await h.settle();
   const again = await h.task(b.id);
@@ -1170,14 +1171,7 @@ Deno.test("a task given back unstarted is placed again and keeps its retries", a
 
 Deno.test("a task given back after a long wait in a queue has its whole schedule timeout", async () => {
   await using h = await Harness.start();
-  const w1 = await h.connect(
-    "w1",
-    undefined,
-    offering({ cpu: 4, memoryBytes: 8 * GiB, slots: 1, queue: 1 }),
-  );
-  const [a, b] = await h.manager.schedule([ECHO, ECHO]);
-  await h.settle();
-  for (const t of [a, b]) await h.manager.acknowledge(w1.session, t.id, 1);
+  const { w1, tasks: [, b] } = await queueingWorker(h, 1, [ECHO, ECHO]);
   // Time passes with w1 heard from, and a still running, so b waits in w1's queue.
   const wait = async (ms: number) => {
     for (let t = 0; t < ms; t += PING_MS) {
@@ -1203,12 +1197,8 @@ function unqueues(recorded: Recorded) {
 
 Deno.test("a task left in a queue for a ping interval moves to a slot idle elsewhere", async () => {
   await using h = await Harness.start();
-  const queueing = offering({ cpu: 4, memoryBytes: 8 * GiB, slots: 1, queue: 1 });
-  const w1 = await h.connect("w1", undefined, queueing);
-  const [long, waiting] = await h.manager.schedule([ECHO, ECHO]);
-  await h.settle();
-  for (const t of [long, waiting]) await h.manager.acknowledge(w1.session, t.id, 1);
-  const w2 = await h.connect("w2", undefined, queueing);
+  const { w1, tasks: [long, waiting] } = await queueingWorker(h, 1, [ECHO, ECHO]);
+  const w2 = await h.connect("w2", undefined, queueing(1));
   await h.advance(PING_MS / 2);
   assert.deepEqual(unqueues(w1), [], "not before it has waited a ping interval");
   assert.deepEqual(runs(w2), [], "nothing waits at the manager for w2's slot");
@@ -1234,18 +1224,11 @@ Deno.test("a task left in a queue for a ping interval moves to a slot idle elsew
 
 Deno.test("a task of higher priority takes the place of a queued one of lower priority", async () => {
   await using h = await Harness.start();
-  const w1 = await h.connect(
-    "w1",
-    undefined,
-    offering({ cpu: 4, memoryBytes: 8 * GiB, slots: 1, queue: 2 }),
-  );
-  const [running, low, middle] = await h.manager.schedule([
+  const { w1, tasks: [running, low, middle] } = await queueingWorker(h, 2, [
     ECHO,
     { ...ECHO, priority: 1 },
     { ...ECHO, priority: 5 },
   ]);
-  await h.settle();
-  for (const t of [running, low, middle]) await h.manager.acknowledge(w1.session, t.id, 1);
   const [same] = await h.manager.schedule([{ ...ECHO, priority: 1 }]);
   await h.advance(PING_MS);
   assert.deepEqual(unqueues(w1), [], "a task of the same priority waits its turn");
@@ -1271,20 +1254,16 @@ Deno.test("a task of higher priority takes the place of a queued one of lower pr
 
 Deno.test("a draining worker is asked back the tasks that could run elsewhere", async () => {
   await using h = await Harness.start();
-  const queueing = offering({ cpu: 4, memoryBytes: 8 * GiB, slots: 1, queue: 2 });
-  const w1 = await h.connect("w1", undefined, queueing);
-  const [running, queued, pinned] = await h.manager.schedule([
+  const { w1, tasks: [running, queued] } = await queueingWorker(h, 2, [
     ECHO,
     ECHO,
     { ...ECHO, pinWorkerId: "w1" },
   ]);
-  await h.settle();
-  for (const t of [running, queued, pinned]) await h.manager.acknowledge(w1.session, t.id, 1);
   await h.manager.drainWorker("w1");
   await h.advance(PING_MS);
   assert.deepEqual(unqueues(w1), [], "no other worker in service: they stay");
 
-  const w2 = await h.connect("w2", undefined, queueing);
+  const w2 = await h.connect("w2", undefined, queueing(2));
   await h.advance(PING_MS);
   const reason = "its worker is draining";
   assert.deepEqual(

@@ -1,7 +1,9 @@
 /**
  * The worker's queue end to end, with a real manager and real workers: a task beyond the slots
  * waits on the worker, a cancelled one never starts, one that waits while another worker has a
- * slot idle moves there, and a stopping worker gives its queue back without using up a retry.
+ * slot idle moves there, and a stopping worker gives its queue back without using up a retry;
+ * so does a worker killed outright, when it starts again, and a draining one; a later task of
+ * higher priority takes a queued one's place; a queued task's followers get its output.
  */
 import assert from "node:assert/strict";
 import { Cluster, waitFor } from "./harness/processes.ts";
@@ -15,22 +17,32 @@ interface TaskJson {
   attempts: { attempt: number; workerId: string; outcome: string }[];
 }
 
+/** A cluster's tasks as these tests see them: one, one waited for, and the starts in order. */
+function tasksOf(cluster: Cluster) {
+  const startsFile = `${cluster.dir}/starts.log`;
+  const get = (id: string) => cluster.schedctlJson<TaskJson>("tasks", "get", id);
+  return {
+    /** Where the tasks write a line as they start. */
+    startsFile,
+    get,
+    starts: async () =>
+      (await Deno.readTextFile(startsFile).catch(() => "")).split("\n").filter(Boolean),
+    waitForTask: (id: string, what: string, ok: (x: TaskJson) => boolean) =>
+      waitFor(async () => ok(await get(id)), {
+        timeoutMs: 30_000,
+        what,
+        log: () => cluster.logs(),
+      }),
+  };
+}
+
 Deno.test("a worker's queue: held, cancelled unstarted, moved to an idle slot, given back", async (t) => {
   await using cluster = await Cluster.create();
-  const startsFile = `${cluster.dir}/starts.log`;
+  const { startsFile, starts, get, waitForTask } = tasksOf(cluster);
   const task = (name: string, sleep: number) =>
     `  - cmd: sh\n    params: ["-c", ${
       JSON.stringify(`echo "${name} $GO_SCHEDULE_WORKER_ID" >> ${startsFile}; sleep ${sleep}`)
     }]\n`;
-  const starts = async () =>
-    (await Deno.readTextFile(startsFile).catch(() => "")).split("\n").filter(Boolean);
-  const get = (id: string) => cluster.schedctlJson<TaskJson>("tasks", "get", id);
-  const waitForTask = (id: string, what: string, ok: (x: TaskJson) => boolean) =>
-    waitFor(async () => ok(await get(id)), {
-      timeoutMs: 20_000,
-      what,
-      log: () => cluster.logs(),
-    });
 
   try {
     await cluster.startManager();
@@ -135,20 +147,11 @@ Deno.test("a worker's queue: held, cancelled unstarted, moved to an idle slot, g
 
 Deno.test("a worker killed outright gives its queue back when it starts again", async () => {
   await using cluster = await Cluster.create();
-  const startsFile = `${cluster.dir}/starts.log`;
+  const { startsFile, starts, get, waitForTask } = tasksOf(cluster);
   const task = (name: string, sleep: number) =>
     `  - cmd: sh\n    params: ["-c", ${
       JSON.stringify(`echo "${name}" >> ${startsFile}; sleep ${sleep}`)
     }]\n`;
-  const starts = async () =>
-    (await Deno.readTextFile(startsFile).catch(() => "")).split("\n").filter(Boolean);
-  const get = (id: string) => cluster.schedctlJson<TaskJson>("tasks", "get", id);
-  const waitForTask = (id: string, what: string, ok: (x: TaskJson) => boolean) =>
-    waitFor(async () => ok(await get(id)), {
-      timeoutMs: 30_000,
-      what,
-      log: () => cluster.logs(),
-    });
   try {
     await cluster.startManager();
     const worker = await cluster.startWorker("w1", {
@@ -208,10 +211,11 @@ Deno.test("a queued task's output reaches those who follow it from before it sta
     const queued = await cluster.schedctl("tasks", "add", "--", "echo", "from the queue");
     assert.equal(queued.code, 0, queued.stderr);
     const id = queued.stdout.trim();
-    await waitFor(async () => {
-      const task = await cluster.schedctlJson<TaskJson>("tasks", "get", id);
-      return task.state === "TASK_STATE_SCHEDULED";
-    }, { timeoutMs: 20_000, what: "the task to be queued on w1" });
+    await tasksOf(cluster).waitForTask(
+      id,
+      "the task to be queued on w1",
+      (x) => x.state === "TASK_STATE_SCHEDULED",
+    );
 
     // Both follow while it waits: `tasks logs -f`, and `--wait` on a third task queued behind.
     const follow = cluster.schedctl("tasks", "logs", "-f", id);
@@ -230,13 +234,7 @@ Deno.test("a queued task's output reaches those who follow it from before it sta
 
 Deno.test("a draining worker gives back what waits in its queue, to run elsewhere", async () => {
   await using cluster = await Cluster.create();
-  const get = (id: string) => cluster.schedctlJson<TaskJson>("tasks", "get", id);
-  const waitForTask = (id: string, what: string, ok: (x: TaskJson) => boolean) =>
-    waitFor(async () => ok(await get(id)), {
-      timeoutMs: 20_000,
-      what,
-      log: () => cluster.logs(),
-    });
+  const { get, waitForTask } = tasksOf(cluster);
   const add = async (...args: string[]) => {
     const result = await cluster.schedctl("tasks", "add", ...args);
     assert.equal(result.code, 0, result.stderr);
@@ -281,36 +279,24 @@ Deno.test("a draining worker gives back what waits in its queue, to run elsewher
 Deno.test("a task of higher priority overtakes the tasks queued on a worker", async () => {
   await using cluster = await Cluster.create();
   const gate = `${cluster.dir}/gate`;
-  const startsFile = `${cluster.dir}/starts.log`;
+  const { startsFile, starts, get, waitForTask } = tasksOf(cluster);
   const add = async (name: string, ...flags: string[]) => {
     const script = `echo ${name} >> ${startsFile}; while [ ! -e ${gate} ]; do sleep 0.05; done`;
     const result = await cluster.schedctl("tasks", "add", ...flags, "--", "sh", "-c", script);
     assert.equal(result.code, 0, result.stderr);
     return result.stdout.trim();
   };
-  const get = (id: string) => cluster.schedctlJson<TaskJson>("tasks", "get", id);
   try {
     await cluster.startManager();
     await cluster.startWorker("w1", { extraConfig: "capacity: {slots: 1, queue: 1}\n" });
     await add("blocker");
     const low = await add("low");
-    await waitFor(async () => (await get(low)).state === "TASK_STATE_SCHEDULED", {
-      timeoutMs: 20_000,
-      what: "the low task to be queued on w1",
-    });
+    await waitForTask(low, "the low task to be queued", (x) => x.state === "TASK_STATE_SCHEDULED");
     const urgent = await add("urgent", "--priority", "9");
-    await waitFor(async () => (await get(urgent)).workerId === "w1", {
-      timeoutMs: 20_000,
-      what: "the urgent task to take the low one's place",
-      log: () => cluster.logs(),
-    });
+    await waitForTask(urgent, "the urgent task to take its place", (x) => x.workerId === "w1");
     await Deno.writeTextFile(gate, "");
-    await waitFor(async () => (await get(low)).state === "TASK_STATE_DONE", {
-      timeoutMs: 20_000,
-      what: "the low task to be done",
-    });
-    const starts = (await Deno.readTextFile(startsFile)).split("\n").filter(Boolean);
-    assert.deepEqual(starts, ["blocker", "urgent", "low"]);
+    await waitForTask(low, "the low task to be done", (x) => x.state === "TASK_STATE_DONE");
+    assert.deepEqual(await starts(), ["blocker", "urgent", "low"]);
     assert.deepEqual((await get(low)).attempts.map((a) => a.outcome), [
       "not started: a task of higher priority took its place",
       "exit code 0",
