@@ -111,6 +111,7 @@ export function runTaskMessage(task: TaskRecord): MessageInitShape<typeof RunTas
     ...(task.killTimeoutMs !== undefined
       ? { killTimeout: durationFromMs(task.killTimeoutMs) }
       : {}),
+    ...(task.priority ? { priority: task.priority } : {}),
   };
 }
 

@@ -773,8 +773,12 @@ export class Manager {
   }
 
   /**
-   * The tasks waiting in each worker's queue, newest first. Inferred: a worker starts its
-   * tasks in the order they came, so the ones beyond its slots are the ones sent to it last.
+   * The tasks waiting in each worker's queue, newest first. Inferred: the ones beyond its
+   * slots are taken to be the ones sent to it last. That is exact while a worker starts its
+   * tasks in the order they came; when it starts a later one first, for its priority, the
+   * guess is wrong until the earlier one starts, and costs an Unqueue the worker ignores.
+   * (Sorting by priority instead would take the tasks that started on arrival, in free slots,
+   * for queued ones, which is wrong far more often.)
    */
   #queuedOnWorkers(candidates: CandidatePool): Map<string, TaskRecord[]> {
     const queuedOn = new Map<string, TaskRecord[]>();
@@ -798,11 +802,11 @@ export class Manager {
   }
 
   /**
-   * A worker starts its queue in the order it came, so a task of higher priority submitted
-   * later would wait behind the tasks queued there. When one waits at the manager (every slot
-   * and queue it fits taken), the task of lowest priority queued on a worker it could run on,
-   * taking at least the room it needs, is asked back (Unqueue); placing by priority then
-   * gives the room to the waiting task. One task asked back per waiting task, each once.
+   * A task of higher priority submitted when every slot and queue it fits is taken would wait
+   * at the manager while tasks of lower priority wait in the workers' queues. The task of
+   * lowest priority queued on a worker it could run on, taking at least the room it needs, is
+   * asked back (Unqueue); placing by priority gives the room to the waiting task, and the
+   * worker starts it first of its queue. One task asked back per waiting task, each once.
    */
   #yieldToPriority(candidates: CandidatePool, now: number): void {
     // Room already asked back is coming (a give-back takes milliseconds): as many waiting tasks

@@ -1246,6 +1246,7 @@ Deno.test("a task of higher priority takes the place of a queued one of lower pr
     [running.id, low.id, middle.id, urgent.id],
     "the room went to the urgent task",
   );
+  assert.equal(runs(w1).at(-1)?.priority, 9, "its worker starts it first of its queue");
   const back = await h.manager.getTask(low.id);
   assert.equal(back.state, "pending");
   assert.deepEqual(back.attempts?.map((a) => a.outcome), [`not started: ${reason}`]);

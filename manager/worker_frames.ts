@@ -31,6 +31,7 @@ export function frameResponse(message: Outgoing): Uint8Array {
         m.string(6, run.cwd);
         m.secondsAndNanos(7, run.timeout);
         m.secondsAndNanos(8, run.killTimeout);
+        m.int(9, run.priority);
       });
       break;
     }

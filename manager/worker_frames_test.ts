@@ -28,8 +28,10 @@ const CASES: [string, Outgoing][] = [
       cwd: "/tmp",
       timeout: durationFromMs(90_061_500),
       killTimeout: durationFromMs(0),
+      priority: 7,
     }),
   ],
+  ["a negative priority", run({ taskId: "t", attempt: 1, cmd: "x", priority: -3 })],
   ["a negative duration", run({ taskId: "t", attempt: 1, cmd: "x", timeout: durationFromMs(-1) })],
   [
     "a long parameter (a two-byte length inside the message)",
@@ -69,7 +71,7 @@ Deno.test("run, answer and ping frames are byte for byte protobuf-es's", () => {
 Deno.test("the hand-framed messages have the fields the encoder knows, and no more", () => {
   // A field added to one of these messages must be added to worker_frames.ts too.
   const numbers = (fields: { number: number }[]) => fields.map((f) => f.number);
-  assert.deepEqual(numbers(RunTaskSchema.fields), [1, 2, 3, 4, 5, 6, 7, 8]);
+  assert.deepEqual(numbers(RunTaskSchema.fields), [1, 2, 3, 4, 5, 6, 7, 8, 9]);
   assert.deepEqual(numbers(ReportAnswerSchema.fields), [1, 2, 3, 4]);
   assert.deepEqual(numbers(PingSchema.fields), [1, 2]);
   const oneof = Object.fromEntries(

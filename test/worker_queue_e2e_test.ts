@@ -288,15 +288,21 @@ Deno.test("a task of higher priority overtakes the tasks queued on a worker", as
   };
   try {
     await cluster.startManager();
-    await cluster.startWorker("w1", { extraConfig: "capacity: {slots: 1, queue: 1}\n" });
+    await cluster.startWorker("w1", { extraConfig: "capacity: {slots: 1, queue: 2}\n" });
     await add("blocker");
+    const first = await add("first");
     const low = await add("low");
     await waitForTask(low, "the low task to be queued", (x) => x.state === "TASK_STATE_SCHEDULED");
     const urgent = await add("urgent", "--priority", "9");
     await waitForTask(urgent, "the urgent task to take its place", (x) => x.workerId === "w1");
     await Deno.writeTextFile(gate, "");
     await waitForTask(low, "the low task to be done", (x) => x.state === "TASK_STATE_DONE");
-    assert.deepEqual(await starts(), ["blocker", "urgent", "low"]);
+    assert.deepEqual(
+      await starts(),
+      ["blocker", "urgent", "first", "low"],
+      "the urgent task starts first of the queue it joined, though it came last",
+    );
+    assert.equal((await get(first)).attempts.length, 1, "the first stayed queued");
     assert.deepEqual((await get(low)).attempts.map((a) => a.outcome), [
       "not started: a task of higher priority took its place",
       "exit code 0",

@@ -19,7 +19,8 @@ import type { ReportOutbox } from "./report_outbox.ts";
 import type { QueuedRecords } from "./queued_records.ts";
 import type { RunningRecords } from "./running_records.ts";
 
-export type RunRequest = ProcessSpec;
+/** A task to run; `priority` orders the queue (higher first, then in the order they came). */
+export type RunRequest = ProcessSpec & { priority?: number };
 
 /** Why an attempt was given back at the manager's word, when the manager does not say. */
 export const UNQUEUED = "moved to a slot free elsewhere";
@@ -52,7 +53,8 @@ export interface AgentOptions {
   slots?: number;
   /**
    * How many tasks beyond its slots this worker holds (its capacity's queue; absent: none).
-   * They are acknowledged on arrival and started in the order they came as slots free.
+   * They are acknowledged on arrival and started as slots free, highest priority first, then
+   * in the order they came.
    */
   queue?: number;
   /**
@@ -163,12 +165,16 @@ export class Agent {
     });
   }
 
-  /** The attempt's process is gone: its slot goes to the longest waiting task. */
+  /** The attempt's process is gone: its slot goes to the waiting task of highest priority. */
   #free(key: string): void {
     if (!this.#active.delete(key)) return;
-    const next = this.#queued.entries().next();
-    if (next.done) return;
-    const [nextKey, request] = next.value;
+    let next: [string, RunRequest] | undefined;
+    // The queue is short (capacity.queue) and in arrival order: the first of the highest wins.
+    for (const entry of this.#queued) {
+      if (!next || (entry[1].priority ?? 0) > (next[1].priority ?? 0)) next = entry;
+    }
+    if (!next) return;
+    const [nextKey, request] = next;
     this.#queued.delete(nextKey);
     // Before the start: a crash in between leaves neither record (as for a task that came in
     // just then) rather than both, which would report the attempt twice.

@@ -209,6 +209,29 @@ Deno.test("the queue is on disk while it waits: recorded on arrival, removed as 
   }, { slots: 1, queue: 3 });
 });
 
+Deno.test("a freed slot goes to the queued task of highest priority, then the oldest", async () => {
+  const executor = new FakeExecutor();
+  await withAgent(executor, async ({ agent }) => {
+    agent.run(request("running"));
+    agent.run(request("low"));
+    agent.run({ ...request("high"), priority: 5 });
+    agent.run(request("low2"));
+    agent.run({ ...request("high2"), priority: 5 });
+    await eventually(() => executor.started.length === 1, "one start");
+    for (let i = 0; i < 4; i++) {
+      executor.started[i].end();
+      await eventually(() => executor.started.length === i + 2, `start ${i + 2}`);
+    }
+    assert.deepEqual(executor.started.map((p) => p.spec.taskId), [
+      "running",
+      "high",
+      "high2",
+      "low",
+      "low2",
+    ]);
+  }, { slots: 1, queue: 4 });
+});
+
 Deno.test("a full queue: more is the manager's mistake, run anyway with a warning", async () => {
   const executor = new FakeExecutor();
   const { log, lines } = recordingLogger();

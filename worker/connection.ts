@@ -259,6 +259,7 @@ export function runRequest(run: RunTask): RunRequest {
     cwd: run.cwd,
     timeoutMs: run.timeout ? Math.max(0, durationMs(run.timeout)) : undefined,
     killTimeoutMs: run.killTimeout ? Math.max(0, durationMs(run.killTimeout)) : undefined,
+    ...(run.priority ? { priority: run.priority } : {}),
   };
 }
 

@@ -37,6 +37,7 @@ Deno.test("a RunTask's durations become milliseconds, unset ones stay unset", ()
     cwd: "/tmp",
     timeout: durationFromMs(30_000),
     killTimeout: durationFromMs(1_500),
+    priority: -2,
   });
   assert.deepEqual(spec, {
     taskId: "t",
@@ -47,10 +48,12 @@ Deno.test("a RunTask's durations become milliseconds, unset ones stay unset", ()
     cwd: "/tmp",
     timeoutMs: 30_000,
     killTimeoutMs: 1_500,
+    priority: -2,
   });
-  const bare = runRequest({ ...base, cmd: "true", params: [], env: {}, cwd: "" });
+  const bare = runRequest({ ...base, cmd: "true", params: [], env: {}, cwd: "", priority: 0 });
   assert.equal(bare.timeoutMs, undefined);
   assert.equal(bare.killTimeoutMs, undefined);
+  assert.equal(bare.priority, undefined);
 });
 
 /** One stream as the in-memory manager sees it. */
