@@ -139,6 +139,8 @@ export const MAX_GET_TASK_WAIT_MS = 60_000;
 const MOVED_UNQUEUED = "moved to a slot free elsewhere";
 const DRAINING_UNQUEUED = "its worker is draining";
 const OVERTAKEN_UNQUEUED = "a task of higher priority took its place";
+/** How many waiting tasks one tick looks at for a queued task of lower priority to replace. */
+const MAX_OVERTAKE_CHECKS = 256;
 
 export class Manager {
   readonly #store: Store;
@@ -818,34 +820,30 @@ export class Manager {
     }
     if (this.#book.waitingCount === 0) return;
     let coming = this.#overtakenAt.size;
-    let queuedOn: Map<string, TaskRecord[]> | undefined;
-    let lowest = Infinity;
+    // Lowest priority first (of equal ones, each worker's newest first): the first that suits
+    // a waiting task is the one to ask back.
+    let victims: TaskRecord[] | undefined;
+    let checks = 0;
     for (const task of this.#book.queue()) {
       if ((task.retryAt ?? 0) > now || this.#placing.has(task.id)) continue;
-      if (queuedOn === undefined) {
-        queuedOn = this.#queuedOnWorkers(candidates);
-        for (const tasks of queuedOn.values()) {
-          for (const t of tasks) lowest = Math.min(lowest, t.priority ?? 0);
-        }
-      }
+      // Bounds the work of one tick when many wait that no queued task suits.
+      if (++checks > MAX_OVERTAKE_CHECKS) return;
+      victims ??= [...this.#queuedOnWorkers(candidates).values()].flat()
+        .filter((q) => this.#unqueueAsked.get(q.id) !== q.attempt)
+        .sort((a, b) => (a.priority ?? 0) - (b.priority ?? 0));
       const priority = task.priority ?? 0;
       // The queue is in priority order: no later task outranks anything queued.
-      if (priority <= lowest) return;
+      if (victims.length === 0 || priority <= (victims[0].priority ?? 0)) return;
       if (coming > 0) {
         coming--;
         continue;
       }
-      let victim: TaskRecord | undefined;
-      for (const [workerId, tasks] of queuedOn) {
-        if (!couldRunOn(candidates.get(workerId)!, task)) continue;
-        for (const q of tasks) {
-          if ((q.priority ?? 0) >= priority || this.#unqueueAsked.get(q.id) === q.attempt) continue;
-          if ((q.cpu ?? 0) < (task.cpu ?? 0) || (q.memoryBytes ?? 0) < (task.memoryBytes ?? 0)) {
-            continue;
-          }
-          if (!victim || (q.priority ?? 0) < (victim.priority ?? 0)) victim = q;
-        }
-      }
+      const at = victims.findIndex((q) =>
+        (q.priority ?? 0) < priority && (q.cpu ?? 0) >= (task.cpu ?? 0) &&
+        (q.memoryBytes ?? 0) >= (task.memoryBytes ?? 0) &&
+        couldRunOn(candidates.get(q.workerId!)!, task)
+      );
+      const victim = at < 0 ? undefined : victims.splice(at, 1)[0];
       if (!victim) continue;
       const session = this.#workers.session(victim.workerId!);
       if (!session?.open) continue;
