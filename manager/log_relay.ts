@@ -21,6 +21,11 @@ export class LogsUnavailableError extends Error {
   override name = "LogsUnavailableError";
 }
 
+/** The attempt followed was given back unstarted by its worker; a later one may run. */
+export class AttemptGivenBackError extends Error {
+  override name = "AttemptGivenBackError";
+}
+
 /** The worker's stream ended while its logs were being read. */
 export class LogSourceLostError extends Error {
   override name = "LogSourceLostError";
@@ -69,6 +74,11 @@ export class LogRelay {
     if (!reader || reader.session !== session) return;
     if (chunk.data.length > 0) reader.chunks.push(chunk.data);
     if (chunk.error) reader.error = new LogsUnavailableError(chunk.error);
+    else if (chunk.givenBack) {
+      reader.error = new AttemptGivenBackError(
+        `attempt given back unstarted by worker ${session.workerId}`,
+      );
+    }
     if (chunk.eof || chunk.error) {
       this.#readers.delete(chunk.requestId);
       reader.chunks.close();

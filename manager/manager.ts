@@ -29,7 +29,13 @@ import { DeadlineTimers } from "../shared/deadline_timers.ts";
 import { runTaskMessage } from "./convert.ts";
 import type { SchedulerName } from "./config.ts";
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from "./errors.ts";
-import { type LogQuery, LogRelay, LogSourceLostError, LogsUnavailableError } from "./log_relay.ts";
+import {
+  AttemptGivenBackError,
+  type LogQuery,
+  LogRelay,
+  LogSourceLostError,
+  LogsUnavailableError,
+} from "./log_relay.ts";
 import {
   candidateOf,
   CandidatePool,
@@ -139,6 +145,8 @@ export const MAX_GET_TASK_WAIT_MS = 60_000;
 const MOVED_UNQUEUED = "moved to a slot free elsewhere";
 const DRAINING_UNQUEUED = "its worker is draining";
 const OVERTAKEN_UNQUEUED = "a task of higher priority took its place";
+/** How often a follower of an attempt given back looks for the give-back to be stored. */
+const GIVE_BACK_POLL_MS = 50;
 /** How many waiting tasks one tick looks at for a queued task of lower priority to replace. */
 const MAX_OVERTAKE_CHECKS = 256;
 
@@ -486,46 +494,69 @@ export class Manager {
    */
   async *logs(id: string, options: LogOptions, signal: AbortSignal): AsyncGenerator<Uint8Array> {
     let task = await this.getTask(id);
-    // Following a task that waits for a worker waits with it (`--wait` on a queued task).
-    while (options.follow && task.state === "pending" && !isAssigned(task) && !signal.aborted) {
-      await new Promise<void>((resolve) => {
-        const timer = this.#clock.setTimeout(done, this.#options.pingIntervalMs);
-        function done() {
-          signal.removeEventListener("abort", onAbort);
-          resolve();
-        }
-        const onAbort = () => {
-          this.#clock.clearTimeout(timer);
-          done();
-        };
-        signal.addEventListener("abort", onAbort);
-      });
-      task = await this.getTask(id);
-    }
-    if (signal.aborted) return;
-    const session = task.workerId ? this.#workers.session(task.workerId) : undefined;
-    if (session?.open && isAssigned(task)) {
-      const query: LogQuery = { taskId: task.id, attempt: task.attempt, ...options };
-      try {
-        yield* this.#logs.read(session, query, signal);
-        return;
-      } catch (e) {
-        // A worker without the logs (expired, or it never ran the task) still leaves the
-        // stored tail; a worker lost mid-stream is the reader's to know about.
-        if (!(e instanceof LogsUnavailableError)) throw e;
-        this.#log.debug("worker has no logs; sending the stored tail", { task: id, why: e });
+    for (;;) {
+      // Following a task that waits for a worker waits with it (`--wait` on a queued task).
+      while (options.follow && task.state === "pending" && !isAssigned(task)) {
+        if (!await this.#pause(this.#options.pingIntervalMs, signal)) return;
+        task = await this.getTask(id);
       }
-    } else if (options.follow && !isFinal(task.state)) {
-      throw new LogSourceLostError(
-        `task ${id} is ${task.state} on worker ${
-          task.workerId ?? "(none)"
-        }, which is not connected`,
-      );
+      if (signal.aborted) return;
+      const session = task.workerId ? this.#workers.session(task.workerId) : undefined;
+      if (session?.open && isAssigned(task)) {
+        const query: LogQuery = { taskId: task.id, attempt: task.attempt, ...options };
+        try {
+          yield* this.#logs.read(session, query, signal);
+          return;
+        } catch (e) {
+          // Given back from a worker's queue unstarted: the follow goes on with the next
+          // attempt, once the give-back is stored.
+          if (e instanceof AttemptGivenBackError) {
+            if (!options.follow) break;
+            const given = task;
+            do {
+              if (!await this.#pause(GIVE_BACK_POLL_MS, signal)) return;
+              task = await this.getTask(id);
+            } while (
+              task.attempt === given.attempt && isAssigned(task) && task.workerId === given.workerId
+            );
+            if (isFinal(task.state)) break;
+            continue;
+          }
+          // A worker without the logs (expired, or it never ran the task) still leaves the
+          // stored tail; a worker lost mid-stream is the reader's to know about.
+          if (!(e instanceof LogsUnavailableError)) throw e;
+          this.#log.debug("worker has no logs; sending the stored tail", { task: id, why: e });
+        }
+      } else if (options.follow && !isFinal(task.state)) {
+        throw new LogSourceLostError(
+          `task ${id} is ${task.state} on worker ${
+            task.workerId ?? "(none)"
+          }, which is not connected`,
+        );
+      }
+      break;
     }
     const stored = await this.getTask(id);
     const text = options.stderr ? stored.stderr : stored.stdout;
     const data = new TextEncoder().encode(lastLines(text, options.tailLines));
     if (data.length > 0) yield data;
+  }
+
+  /** Waits `ms` on the manager's clock; false when `signal` aborted it. */
+  #pause(ms: number, signal: AbortSignal): Promise<boolean> {
+    if (signal.aborted) return Promise.resolve(false);
+    return new Promise<boolean>((resolve) => {
+      const timer = this.#clock.setTimeout(() => done(true), ms);
+      const onAbort = () => {
+        this.#clock.clearTimeout(timer);
+        done(false);
+      };
+      function done(waited: boolean) {
+        signal.removeEventListener("abort", onAbort);
+        resolve(waited);
+      }
+      signal.addEventListener("abort", onAbort);
+    });
   }
 
   heard(session: WorkerSession): void {

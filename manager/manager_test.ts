@@ -883,6 +883,44 @@ Deno.test("logs come from the connected worker over its stream", async () => {
   assert.deepEqual(await reading, ["one\n", "two\n"]);
 });
 
+Deno.test("a follow goes on to the next attempt when a queued one is given back", async () => {
+  await using h = await Harness.start();
+  const { w1, tasks: [, queued] } = await queueingWorker(h, 1, [ECHO, ECHO]);
+  const abort = new AbortController();
+  const reading = (async () => {
+    let text = "";
+    const options = { follow: true, stderr: false, tailLines: 0 };
+    for await (const data of h.manager.logs(queued.id, options, abort.signal)) {
+      text += new TextDecoder().decode(data);
+    }
+    return text;
+  })();
+  await h.settle();
+  const requests = () =>
+    w1.messages.flatMap((m) => m.msg?.case === "logRequest" ? [m.msg.value] : []);
+  const [first] = requests();
+  assert.equal(first.attempt, 1);
+  h.manager.deliverLogs(
+    w1.session,
+    create(LogChunkSchema, { requestId: first.requestId, eof: true, givenBack: true }),
+  );
+  await h.advance(100);
+  assert.equal(requests().length, 1, "not before the give-back is stored");
+  await h.manager.report(notStarted(queued.id, "w1", "moved to a slot free elsewhere"));
+  await h.advance(100);
+  const second = requests()[1];
+  assert.equal(second?.attempt, 2, "the next attempt's logs are asked for");
+  h.manager.deliverLogs(
+    w1.session,
+    create(LogChunkSchema, {
+      requestId: second.requestId,
+      data: new TextEncoder().encode("ran\n"),
+      eof: true,
+    }),
+  );
+  assert.equal(await reading, "ran\n");
+});
+
 Deno.test("logs of a task whose worker is gone are the stored tail", async () => {
   await using h = await Harness.start();
   const w1 = await h.connect("w1");

@@ -193,7 +193,7 @@ Deno.test("a worker killed outright gives its queue back when it starts again", 
   }
 });
 
-Deno.test("a queued task's output reaches those who follow it from before it starts", async () => {
+Deno.test("a queued task's output reaches those who follow it from before it starts, and after it moves", async () => {
   await using cluster = await Cluster.create();
   const gate = `${cluster.dir}/gate`;
   try {
@@ -227,6 +227,38 @@ Deno.test("a queued task's output reaches those who follow it from before it sta
     assert.equal(followed.stdout, "from the queue\n");
     assert.equal(added.code, 0, added.stderr);
     assert.equal(added.stdout, "waited for\n");
+
+    // A follow of a queued task that moves to another worker goes on there.
+    await Deno.remove(gate);
+    const blocker2 = await cluster.schedctl(
+      "tasks",
+      "add",
+      "--",
+      "sh",
+      "-c",
+      `while [ ! -e ${gate} ]; do sleep 0.05; done`,
+    );
+    assert.equal(blocker2.code, 0, blocker2.stderr);
+    const moving = await cluster.schedctl("tasks", "add", "--", "echo", "moved and ran");
+    assert.equal(moving.code, 0, moving.stderr);
+    const movingId = moving.stdout.trim();
+    await tasksOf(cluster).waitForTask(
+      movingId,
+      "the task to be queued on w1",
+      (x) => x.state === "TASK_STATE_SCHEDULED",
+    );
+    const followMoving = cluster.schedctl("tasks", "logs", "-f", movingId);
+    await new Promise((r) => setTimeout(r, 500));
+    await cluster.startWorker("w2", { extraConfig: "capacity: {slots: 1, queue: 0}\n" });
+    const followedMoving = await followMoving;
+    assert.equal(followedMoving.code, 0, followedMoving.stderr);
+    assert.equal(followedMoving.stdout, "moved and ran\n");
+    const ran = await tasksOf(cluster).get(movingId);
+    assert.deepEqual(ran.attempts.map((a) => [a.workerId, a.outcome]), [
+      ["w1", "not started: moved to a slot free elsewhere"],
+      ["w2", "exit code 0"],
+    ]);
+    await Deno.writeTextFile(gate, "");
   } catch (e) {
     throw new Error(`${(e as Error).message}\n${await cluster.logs()}`, { cause: e });
   }

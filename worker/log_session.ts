@@ -27,6 +27,8 @@ export interface LogChunkOut {
   data: Uint8Array;
   eof: boolean;
   error: string;
+  /** With eof: the attempt was given back unstarted (see LogReader.givenBack). */
+  givenBack?: boolean;
 }
 
 export interface LogSessionOptions {
@@ -114,6 +116,7 @@ export class LogSession {
         if (skipped > 0) this.#sendData(id, new TextEncoder().encode(skipMarker(skipped)));
         this.#finish(id, active);
       },
+      givenBack: () => this.#finish(id, active, "", true),
     };
     const detach = await this.#options.store.attach(
       query.taskId,
@@ -147,11 +150,17 @@ export class LogSession {
   }
 
   /** The last chunk of a request: eof, with the error when there is one. */
-  #finish(requestId: bigint, active: ActiveRequest, error = ""): void {
+  #finish(requestId: bigint, active: ActiveRequest, error = "", givenBack = false): void {
     if (active.ended) return;
     active.ended = true;
     if (this.#active.get(requestId) === active) this.#active.delete(requestId);
-    this.#options.send({ requestId, data: new Uint8Array(0), eof: true, error });
+    this.#options.send({
+      requestId,
+      data: new Uint8Array(0),
+      eof: true,
+      error,
+      ...(givenBack ? { givenBack } : {}),
+    });
   }
 }
 

@@ -163,6 +163,10 @@ export class LogStore {
     const queued = this.#queued.get(prefix);
     if (queued) {
       const started = follow ? await queued.left : undefined;
+      if (follow && !started && reader.givenBack) {
+        reader.givenBack();
+        return () => {};
+      }
       if (!started) {
         // Not started (yet): it has printed nothing.
         reader.snapshot(new Uint8Array());

@@ -108,6 +108,22 @@ Deno.test("a follower of a queued attempt given back unstarted ends with nothing
   });
 });
 
+Deno.test("a follower that can be told is told a queued attempt was given back", async () => {
+  await withStore(async (store) => {
+    store.queue("t-1", 1);
+    const follower = collect();
+    let told = false;
+    const attached = store.attach("t-1", 1, "stdout", true, {
+      ...follower.reader,
+      givenBack: () => told = true,
+    });
+    store.withdraw("t-1", 1);
+    assert.ok(await attached);
+    assert.ok(told);
+    assert.ok(!follower.ended(), "told instead of an end");
+  });
+});
+
 Deno.test("task ids cannot name a path outside the logs folder", () => {
   assert.equal(filePrefix("01m8ejde6j0q17wc", 1), "01m8ejde6j0q17wc.1");
   assert.equal(filePrefix("../../etc/passwd", 3), "..%2F..%2Fetc%2Fpasswd.3");

@@ -18,6 +18,11 @@ export interface LogReader {
   data(chunk: Uint8Array): void;
   /** Nothing more will come: the stream ended, or the reader did not follow. */
   end(): void;
+  /**
+   * Instead of a snapshot and end, to a follower of an attempt waiting in the worker's queue:
+   * it was given back unstarted, and will print nothing here.
+   */
+  givenBack?(): void;
 }
 
 export interface StreamLogOptions {
