@@ -201,6 +201,8 @@ export class Manager {
   #ticker: unknown;
   /** Attempts a worker was asked to give back from its queue (see #rebalanceQueues). */
   readonly #unqueueAsked = new Map<string, number>();
+  /** The attempts waiting in their workers' queues, not started yet, by task id. */
+  readonly #inWorkerQueue = new Map<string, number>();
   /** When each task asked back for one of higher priority was asked (see #yieldToPriority). */
   readonly #overtakenAt = new Map<string, number>();
   #pingSlice = 0;
@@ -395,7 +397,10 @@ export class Manager {
     workerId: string,
     address: string,
     intro: WorkerIntroduction,
-    held: { running: AttemptRef[]; unreported: AttemptRef[] } = { running: [], unreported: [] },
+    held: { running: AttemptRef[]; unreported: AttemptRef[]; queued?: AttemptRef[] } = {
+      running: [],
+      unreported: [],
+    },
     sink?: SessionSink,
   ): Promise<WorkerSession> {
     const session = new WorkerSession(workerId, address, this.#clock.now(), sink);
@@ -417,6 +422,21 @@ export class Manager {
           worker: workerId,
           state: result.task.state,
         });
+      }
+    }
+    // What waits in its queue now (a new manager learns it here; the acknowledgements that
+    // follow keep it up to date).
+    for (const ref of held.running) {
+      if (this.#inWorkerQueue.get(ref.taskId) === ref.attempt) {
+        this.#inWorkerQueue.delete(ref.taskId);
+      }
+    }
+    for (const ref of held.queued ?? []) {
+      const task = this.#book.peek(ref.taskId);
+      if (
+        task && task.workerId === workerId && task.attempt === ref.attempt && !isFinal(task.state)
+      ) {
+        this.#inWorkerQueue.set(ref.taskId, ref.attempt);
       }
     }
     await this.#workers.attach(session, intro, this.#clock.now());
@@ -581,7 +601,17 @@ export class Manager {
    * (its deadline waits for it); one for an attempt that is no longer the worker's is
    * answered with a cancel, so a stale attempt does not run on beside a newer one.
    */
-  async acknowledge(session: WorkerSession, taskId: string, attempt: number): Promise<void> {
+  async acknowledge(
+    session: WorkerSession,
+    taskId: string,
+    attempt: number,
+    queued = false,
+  ): Promise<void> {
+    if (!queued && this.#inWorkerQueue.get(taskId) === attempt) {
+      // A queued attempt started; its first acknowledgement was taken already.
+      this.#inWorkerQueue.delete(taskId);
+      return;
+    }
     let result;
     try {
       // Deferred: a short task's result carries its acknowledgement in the same store write.
@@ -596,6 +626,9 @@ export class Manager {
       return;
     }
     this.#unstoredAcks.delete(taskId);
+    if (result.ok && queued && !isFinal(result.task.state)) {
+      this.#inWorkerQueue.set(taskId, attempt);
+    }
     if (!result.ok) {
       this.#log.warn("acknowledgement refused; stopping that attempt", {
         task: taskId,
@@ -777,7 +810,7 @@ export class Manager {
     this.#yieldToPriority(candidates, now);
     if (candidates.idleSlots === 0) return;
     const waitedSince = now - this.#options.pingIntervalMs;
-    for (const [workerId, queued] of this.#queuedOnWorkers(candidates)) {
+    for (const [workerId, queued] of this.#queuedOnWorkers()) {
       const session = this.#workers.session(workerId);
       if (!session?.open) continue;
       for (const task of queued) {
@@ -805,33 +838,28 @@ export class Manager {
     }
   }
 
-  /**
-   * The tasks waiting in each worker's queue, newest first. Inferred: the ones beyond its
-   * slots are taken to be the ones sent to it last. That is exact while a worker starts its
-   * tasks in the order they came; when it starts a later one first, for its priority, the
-   * guess is wrong until the earlier one starts, and costs an Unqueue the worker ignores.
-   * (Sorting by priority instead would take the tasks that started on arrival, in free slots,
-   * for queued ones, which is wrong far more often.)
-   */
-  #queuedOnWorkers(candidates: CandidatePool): Map<string, TaskRecord[]> {
+  /** The tasks waiting in each worker's queue (as their workers said), newest first. */
+  #queuedOnWorkers(): Map<string, TaskRecord[]> {
     const queuedOn = new Map<string, TaskRecord[]>();
-    for (const w of candidates.workers) {
-      if (w.used.slots > w.capacity.slots) queuedOn.set(w.id, []);
+    for (const [id, attempt] of this.#inWorkerQueue) {
+      const task = this.#book.peek(id);
+      if (!task || task.attempt !== attempt || !task.workerId) continue;
+      const tasks = queuedOn.get(task.workerId);
+      if (tasks) tasks.push(task);
+      else queuedOn.set(task.workerId, [task]);
     }
-    if (queuedOn.size === 0) return queuedOn;
-    for (const task of this.#book.active()) {
-      if (isAssigned(task)) queuedOn.get(task.workerId!)?.push(task);
-    }
-    for (const [workerId, tasks] of queuedOn) {
-      const worker = candidates.get(workerId)!;
+    for (const tasks of queuedOn.values()) {
       // Ids of one batch grow in the order its tasks were sent (of one priority).
       tasks.sort((a, b) =>
         (b.assignedAt ?? 0) - (a.assignedAt ?? 0) || (b.id < a.id ? -1 : b.id > a.id ? 1 : 0)
       );
-      // (Room reserved for placements being stored counts in `used` but has no task here yet.)
-      tasks.length = Math.min(tasks.length, worker.used.slots - worker.capacity.slots);
     }
     return queuedOn;
+  }
+
+  /** Whether the task is scheduled and still waits in its worker's queue, not started. */
+  waitsInWorkerQueue(task: TaskRecord): boolean {
+    return !isFinal(task.state) && this.#inWorkerQueue.get(task.id) === task.attempt;
   }
 
   /**
@@ -859,7 +887,7 @@ export class Manager {
       if ((task.retryAt ?? 0) > now || this.#placing.has(task.id)) continue;
       // Bounds the work of one tick when many wait that no queued task suits.
       if (++checks > MAX_OVERTAKE_CHECKS) return;
-      victims ??= [...this.#queuedOnWorkers(candidates).values()].flat()
+      victims ??= [...this.#queuedOnWorkers().values()].flat()
         .filter((q) => this.#unqueueAsked.get(q.id) !== q.attempt)
         .sort((a, b) => (a.priority ?? 0) - (b.priority ?? 0));
       const priority = task.priority ?? 0;
@@ -899,35 +927,37 @@ export class Manager {
 
   /**
    * A draining worker starts nothing new but what waits in its queue, and a drain's deadline
-   * would cancel that: each task on it that another worker in service could run is asked back
-   * (Unqueue). The worker alone knows which have started; it gives back only the others.
+   * would cancel that: each task waiting in its queue that another worker in service could run
+   * is asked back (Unqueue).
    */
   #unqueueFromDraining(candidates: CandidatePool): void {
     const draining = new Set(
       candidates.workers.filter((w) => w.draining && w.connected).map((w) => w.id),
     );
     if (draining.size === 0) return;
-    const asked = new Map<string, number>();
-    for (const task of this.#book.active()) {
-      if (!isAssigned(task) || !draining.has(task.workerId!)) continue;
-      if (this.#unqueueAsked.get(task.id) === task.attempt) continue;
-      if (!fitsElsewhere(candidates, task, task.workerId!)) continue;
-      const session = this.#workers.session(task.workerId!);
+    for (const [workerId, queued] of this.#queuedOnWorkers()) {
+      if (!draining.has(workerId)) continue;
+      const session = this.#workers.session(workerId);
       if (!session?.open) continue;
-      this.#unqueueAsked.set(task.id, task.attempt);
-      session.send({
-        msg: {
-          case: "unqueue",
-          value: { taskId: task.id, attempt: task.attempt, reason: DRAINING_UNQUEUED },
-        },
-      });
-      asked.set(task.workerId!, (asked.get(task.workerId!) ?? 0) + 1);
-    }
-    for (const [worker, tasks] of asked) {
-      this.#log.info("asking a draining worker to give back the tasks it has not started", {
-        worker,
-        tasks,
-      });
+      let asked = 0;
+      for (const task of queued) {
+        if (this.#unqueueAsked.get(task.id) === task.attempt) continue;
+        if (!fitsElsewhere(candidates, task, workerId)) continue;
+        this.#unqueueAsked.set(task.id, task.attempt);
+        session.send({
+          msg: {
+            case: "unqueue",
+            value: { taskId: task.id, attempt: task.attempt, reason: DRAINING_UNQUEUED },
+          },
+        });
+        asked++;
+      }
+      if (asked > 0) {
+        this.#log.info("giving back the tasks waiting in a draining worker's queue", {
+          worker: workerId,
+          tasks: asked,
+        });
+      }
     }
   }
 
@@ -1053,6 +1083,13 @@ export class Manager {
     if (!result.ok || !result.changed) return result;
     const task = result.task;
     if (task.state !== "pending" || !isAssigned(task)) this.#ackDeadlines.clear(taskId);
+    const queued = this.#inWorkerQueue.get(taskId);
+    if (
+      queued !== undefined &&
+      (queued !== task.attempt || !isAssigned(task) || isFinal(task.state))
+    ) {
+      this.#inWorkerQueue.delete(taskId);
+    }
     if (task.state !== "pending" || isAssigned(task)) {
       this.#scheduleTimers.clear(taskId);
       this.#diagnoses.delete(taskId);

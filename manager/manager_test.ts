@@ -1162,12 +1162,15 @@ Deno.test("slots limit concurrency; waiting tasks go by priority, then age", asy
 /** One slot and `queue` more: what a queueing worker offers. */
 const queueing = (queue: number) => offering({ cpu: 4, memoryBytes: 8 * GiB, slots: 1, queue });
 
-/** Worker w1 with one slot and `queue` more, holding `specs` placed and acknowledged. */
+/**
+ * Worker w1 with one slot and `queue` more, holding `specs` placed and acknowledged: the first
+ * runs, the others wait in its queue.
+ */
 async function queueingWorker(h: Harness, queue: number, specs: TaskSpec[]) {
   const w1 = await h.connect("w1", undefined, queueing(queue));
   const tasks = await h.manager.schedule(specs);
   await h.settle();
-  for (const t of tasks) await h.manager.acknowledge(w1.session, t.id, 1);
+  for (const [i, t] of tasks.entries()) await h.manager.acknowledge(w1.session, t.id, 1, i > 0);
   return { w1, tasks };
 }
 
@@ -1185,6 +1188,35 @@ Deno.test("a worker's queue takes tasks beyond its slots, after idle slots elsew
   const w2 = await h.connect("w2", undefined, offering({ cpu: 4, memoryBytes: 8 * GiB, slots: 1 }));
   await h.settle();
   assert.deepEqual(runs(w2).map((r) => r.taskId), [d.id]);
+});
+
+Deno.test("the manager knows which tasks wait in a worker's queue, from its word", async () => {
+  const store = createMemoryStore();
+  const fake = createClock(START);
+  let running: TaskRecord, queued: TaskRecord;
+  {
+    await using first = await Harness.start(store, fake);
+    const { w1, tasks } = await queueingWorker(first, 2, [ECHO, ECHO, ECHO]);
+    [running, queued] = tasks;
+    const waits = async (t: TaskRecord) =>
+      first.manager.waitsInWorkerQueue(await first.manager.getTask(t.id));
+    assert.deepEqual(await Promise.all(tasks.map(waits)), [false, true, true]);
+    await first.manager.acknowledge(w1.session, tasks[2].id, 1); // It started.
+    assert.equal(await waits(tasks[2]), false);
+    await first.manager.report(exited(tasks[2].id, "w1", 0));
+    assert.equal(await waits(tasks[2]), false, "done");
+  }
+  // A new manager learns it from the worker's Hello.
+  await using second = await Harness.start(store, fake);
+  await second.connect("w1", {
+    running: [{ taskId: running.id, attempt: 1 }, { taskId: queued.id, attempt: 1 }],
+    unreported: [],
+    queued: [{ taskId: queued.id, attempt: 1 }],
+  }, INTRO);
+  const waits = async (t: TaskRecord) =>
+    second.manager.waitsInWorkerQueue(await second.manager.getTask(t.id));
+  assert.equal(await waits(running), false);
+  assert.equal(await waits(queued), true);
 });
 
 Deno.test("a task given back unstarted is placed again and keeps its retries", async () => {
@@ -1291,9 +1323,9 @@ Deno.test("a task of higher priority takes the place of a queued one of lower pr
   assert.equal((await h.manager.getTask(same.id)).workerId, undefined, "still waiting");
 });
 
-Deno.test("a draining worker is asked back the tasks that could run elsewhere", async () => {
+Deno.test("a draining worker is asked back the queued tasks that could run elsewhere", async () => {
   await using h = await Harness.start();
-  const { w1, tasks: [running, queued] } = await queueingWorker(h, 2, [
+  const { w1, tasks: [, queued] } = await queueingWorker(h, 2, [
     ECHO,
     ECHO,
     { ...ECHO, pinWorkerId: "w1" },
@@ -1306,12 +1338,12 @@ Deno.test("a draining worker is asked back the tasks that could run elsewhere", 
   await h.advance(PING_MS);
   const reason = "its worker is draining";
   assert.deepEqual(
-    unqueues(w1).map((u) => [u.taskId, u.reason]).sort(),
-    [[queued.id, reason], [running.id, reason]].sort(),
-    "every one that fits w2 (the worker knows which have started), not the one pinned to w1",
+    unqueues(w1).map((u) => [u.taskId, u.reason]),
+    [[queued.id, reason]],
+    "the queued one that fits w2: not the running one, nor the one pinned to w1",
   );
   await h.advance(PING_MS);
-  assert.equal(unqueues(w1).length, 2, "asked once");
+  assert.equal(unqueues(w1).length, 1, "asked once");
   await h.manager.report(notStarted(queued.id, "w1", reason));
   await h.settle();
   assert.deepEqual(runs(w2).map((r) => `${r.taskId}#${r.attempt}`), [`${queued.id}#2`]);

@@ -3,6 +3,7 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import { durationMs } from "@bufbuild/protobuf/wkt";
 import { OperatorService } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
 import type { Logger } from "../shared/log.ts";
+import type { TaskRecord } from "../shared/task.ts";
 import { taskSpecToDomain, taskStateToDomain, taskToProto, workerToProto } from "./convert.ts";
 import { InvalidArgumentError, toConnectError } from "./errors.ts";
 import type { Manager } from "./manager.ts";
@@ -22,6 +23,11 @@ export function createOperatorService(
   manager: Manager,
   log: Logger,
 ): ServiceImpl<typeof OperatorService> {
+  // What only the manager's memory holds goes with the stored task.
+  const toProto = (task: TaskRecord) => ({
+    ...taskToProto(task),
+    ...(manager.waitsInWorkerQueue(task) ? { waitingInWorkerQueue: true } : {}),
+  });
   const edge = <T>(rpc: string, fn: () => Promise<T>): Promise<T> =>
     fn().catch((e) => {
       throw toConnectError(e, log, rpc);
@@ -53,7 +59,7 @@ export function createOperatorService(
         });
         const page = tasks.slice(0, size);
         return {
-          tasks: page.map(taskToProto),
+          tasks: page.map(toProto),
           nextPageToken: tasks.length > size ? page[page.length - 1].id : "",
         };
       }),
@@ -61,19 +67,19 @@ export function createOperatorService(
     getTask: (req, ctx) =>
       edge("GetTask", async () => {
         const wait = req.wait ? { ms: durationMs(req.wait), signal: ctx.signal } : undefined;
-        return { task: taskToProto(await manager.getTask(req.id, wait)) };
+        return { task: toProto(await manager.getTask(req.id, wait)) };
       }),
 
     scheduleTasks: (req) =>
       edge("ScheduleTasks", async () => {
         const tasks = await manager.schedule(req.tasks.map(taskSpecToDomain));
-        return { tasks: tasks.map(taskToProto) };
+        return { tasks: tasks.map(toProto) };
       }),
 
     getWorker: (req) =>
       edge("GetWorker", () => {
         const { view, tasks } = manager.getWorker(req.id);
-        return Promise.resolve({ worker: workerToProto(view), tasks: tasks.map(taskToProto) });
+        return Promise.resolve({ worker: workerToProto(view), tasks: tasks.map(toProto) });
       }),
 
     drainWorker: (req) =>
@@ -93,7 +99,7 @@ export function createOperatorService(
 
     cancelTasks: (req) =>
       edge("CancelTasks", async () => ({
-        tasks: (await manager.cancel(req.ids)).map(taskToProto),
+        tasks: (await manager.cancel(req.ids)).map(toProto),
       })),
 
     async *taskLogs(req, ctx) {

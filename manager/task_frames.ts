@@ -103,6 +103,7 @@ function writeTask(w: ProtoWriter, task: TaskInit | Task): void {
   secondsNanos(w, 33, task.scheduleTimeout);
   bool(w, 34, task.queue);
   w.string(35, task.placement);
+  bool(w, 36, task.waitingInWorkerQueue);
 }
 
 function bool(w: ProtoWriter, field: number, value: boolean | undefined): void {

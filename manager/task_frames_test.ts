@@ -96,6 +96,9 @@ Deno.test("task answers are byte for byte protobuf-es's", () => {
   sameAsProtobufEs(ListTasksResponseSchema, { tasks, nextPageToken: "t-9" }, "a page with more");
   sameAsProtobufEs(ListTasksResponseSchema, { tasks: [] }, "an empty last page");
   sameAsProtobufEs(GetTaskResponseSchema, {}, "no task");
+  sameAsProtobufEs(GetTaskResponseSchema, {
+    task: { ...tasks[0], waitingInWorkerQueue: true },
+  }, "a task waiting in its worker's queue");
   // Messages made by hand rather than by taskToProto: every field set, or none.
   sameAsProtobufEs(GetTaskResponseSchema, { task: create(TaskSchema) }, "an empty task");
   sameAsProtobufEs(GetTaskResponseSchema, {
@@ -134,7 +137,7 @@ Deno.test("frames made one after another keep their own bytes", () => {
 Deno.test("the messages encoded by hand have the fields the encoder knows, and no more", () => {
   // A field added to one of these messages must be added to task_frames.ts too.
   const numbers = (fields: { number: number }[]) => fields.map((f) => f.number);
-  assert.deepEqual(numbers(TaskSchema.fields), Array.from({ length: 35 }, (_, i) => i + 1));
+  assert.deepEqual(numbers(TaskSchema.fields), Array.from({ length: 36 }, (_, i) => i + 1));
   assert.deepEqual(numbers(AttemptSchema.fields), [1, 2, 3, 4, 5, 6]);
   assert.deepEqual(numbers(LabelConstraintSchema.fields), [1, 2, 3]);
   assert.deepEqual(numbers(ScheduleTasksResponseSchema.fields), [1]);

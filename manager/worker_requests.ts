@@ -61,12 +61,14 @@ function readPong(r: ProtoReader) {
 function readAck(r: ProtoReader) {
   let taskId = "";
   let attempt = 0;
+  let queued = false;
   for (let t = r.tag(); t; t = r.tag()) {
     if (t[0] === 1 && t[1] === BYTES) taskId = r.string();
     else if (t[0] === 2 && t[1] === VARINT) attempt = uint32(r);
+    else if (t[0] === 3 && t[1] === VARINT) queued = uint32(r) !== 0;
     else throw NOT_HERE;
   }
-  return { $typeName: "goschedule.v1.TaskAck" as const, taskId, attempt };
+  return { $typeName: "goschedule.v1.TaskAck" as const, taskId, attempt, queued };
 }
 
 function readReport(r: ProtoReader): SetTaskRequest {

@@ -22,6 +22,9 @@ const COMMON: [string, Request][] = [
   ["a late pong", { msg: { case: "pong", value: { seq: 2n ** 40n } } }],
   ["an ack", { msg: { case: "ack", value: { taskId: "01m8g2ywvjvkw7vp", attempt: 1 } } }],
   ["an ack of attempt 0", { msg: { case: "ack", value: { taskId: "t", attempt: 0 } } }],
+  ["an ack of a queued attempt", {
+    msg: { case: "ack", value: { taskId: "t", attempt: 3, queued: true } },
+  }],
   ["an ack of a large attempt", {
     msg: { case: "ack", value: { taskId: "t", attempt: 4_000_000_000 } },
   }],
@@ -148,7 +151,7 @@ Deno.test("the messages read by hand have the fields the reader knows, and no mo
   const numbers = (fields: { number: number }[]) =>
     fields.map((f) => f.number).sort((a, b) => a - b);
   assert.deepEqual(numbers(PongSchema.fields), [1]);
-  assert.deepEqual(numbers(TaskAckSchema.fields), [1, 2]);
+  assert.deepEqual(numbers(TaskAckSchema.fields), [1, 2, 3]);
   assert.deepEqual(numbers(ExitedSchema.fields), [1, 2]);
   assert.deepEqual(numbers(SetTaskRequestSchema.fields), [
     1,

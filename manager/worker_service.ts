@@ -75,6 +75,7 @@ export function createWorkerStreams(manager: Manager, log: Logger): WorkerStream
         }, {
           running: hello.running.map(({ taskId, attempt }) => ({ taskId, attempt })),
           unreported: hello.unreported.map(({ taskId, attempt }) => ({ taskId, attempt })),
+          queued: hello.queued.map(({ taskId, attempt }) => ({ taskId, attempt })),
         }, sink);
       } catch (e) {
         throw toConnectError(e, log, "Connect");
@@ -88,9 +89,9 @@ export function createWorkerStreams(manager: Manager, log: Logger): WorkerStream
         case "pong":
           return;
         case "ack": {
-          const { taskId, attempt } = msg.value;
+          const { taskId, attempt, queued } = msg.value;
           const stored = (acks.get(session) ?? Promise.resolve()).then(() =>
-            manager.acknowledge(session, taskId, attempt).catch((e) =>
+            manager.acknowledge(session, taskId, attempt, queued).catch((e) =>
               log.warn("cannot store acknowledgement", { task: taskId, cause: e })
             )
           );

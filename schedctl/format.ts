@@ -38,6 +38,12 @@ export function taskStateName(state: TaskState): string {
   return TASK_STATE_NAMES[state] ?? `unknown(${state})`;
 }
 
+/** A task's state for a table: "scheduled (queued)" while it waits in its worker's queue. */
+export function taskStateShown(task: { state: TaskState; waitingInWorkerQueue: boolean }): string {
+  const name = taskStateName(task.state);
+  return task.waitingInWorkerQueue ? `${name} (queued)` : name;
+}
+
 /** "connected", "disconnected"; "unknown(7)" for a value this schedctl does not know. */
 export function workerStateName(state: WorkerState): string {
   return WORKER_STATE_NAMES[state] ?? `unknown(${state})`;

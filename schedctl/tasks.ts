@@ -26,6 +26,7 @@ import {
   quoted,
   TASK_STATE_BY_NAME,
   taskStateName,
+  taskStateShown,
   visible,
 } from "./format.ts";
 import { formatTable } from "./table.ts";
@@ -257,7 +258,7 @@ async function listTasks(context: CommandContext, request: ListRequest): Promise
     LIST_COLUMNS,
     tasks.map((t) => [
       t.id,
-      taskStateName(t.state),
+      taskStateShown(t),
       t.workerId || "-",
       formatExit(t),
       formatAgo(t.createdAt, now),
@@ -369,7 +370,12 @@ function formatLabelRequests(task: Task): string[] {
 export function formatTaskDetail(task: Task, nowMs: number): string {
   const fields: Array<[string, string | string[]]> = [
     ["ID", task.id],
-    ["State", taskStateName(task.state)],
+    [
+      "State",
+      task.waitingInWorkerQueue
+        ? `${taskStateName(task.state)}: waiting in ${task.workerId}'s queue, not started yet`
+        : taskStateName(task.state),
+    ],
     ...(task.state === TaskState.PENDING && task.placement !== ""
       ? [["Placement", task.placement] as [string, string]]
       : []),

@@ -203,7 +203,8 @@ Deno.test("-o json tasks ls prints a JSON array of the Task objects", async () =
     "pinWorkerId": "",
     "priority": 0,
     "queue": false,
-    "placement": ""
+    "placement": "",
+    "waitingInWorkerQueue": false
   }
 ]
 `,
@@ -420,7 +421,8 @@ Deno.test("tasks add prints the new id; -o json the created task", async () => {
   "pinWorkerId": "",
   "priority": 0,
   "queue": false,
-  "placement": ""
+  "placement": "",
+  "waitingInWorkerQueue": false
 }
 `,
   );

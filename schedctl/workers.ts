@@ -29,7 +29,7 @@ import {
   formatTimeFromNow,
   labelList,
   quoted,
-  taskStateName,
+  taskStateShown,
   visible,
   workerStateText,
 } from "./format.ts";
@@ -229,7 +229,7 @@ export function formatWorkerDetail(worker: Worker, tasks: readonly Task[], nowMs
       TASK_COLUMNS,
       tasks.map((t) => [
         t.id,
-        taskStateName(t.state) + (t.cancelRequestedAt === undefined ? "" : ", cancelling"),
+        taskStateShown(t) + (t.cancelRequestedAt === undefined ? "" : ", cancelling"),
         String(t.attempt),
         formatAgo(t.assignedAt, nowMs),
         t.cpu > 0 ? formatCpu(t.cpu) : "-",

@@ -15,6 +15,7 @@ interface TaskJson {
   deadReason: string;
   attempt: number;
   attempts: { attempt: number; workerId: string; outcome: string }[];
+  waitingInWorkerQueue?: boolean;
 }
 
 /** A cluster's tasks as these tests see them: one, one waited for, and the starts in order. */
@@ -67,6 +68,17 @@ Deno.test("a worker's queue: held, cancelled unstarted, moved to an idle slot, g
       });
       assert.deepEqual(await starts(), ["long w1"]);
       assert.equal((await get(third)).state, "TASK_STATE_PENDING");
+      assert.equal((await get(queued)).waitingInWorkerQueue, true);
+      assert.equal((await get(long)).waitingInWorkerQueue ?? false, false, "it runs");
+      const shownTask = await cluster.schedctl("tasks", "get", queued);
+      assert.match(
+        shownTask.stdout,
+        /^State:\s+scheduled: waiting in w1's queue, not started yet$/m,
+        shownTask.stdout,
+      );
+      const listed = await cluster.schedctl("tasks", "ls");
+      assert.match(listed.stdout, new RegExp(`^${queued}\\s+scheduled \\(queued\\)\\s+w1 `, "m"));
+      assert.match(listed.stdout, new RegExp(`^${long}\\s+scheduled\\s+w1 `, "m"));
       const ls = await cluster.schedctl("workers", "ls");
       assert.match(ls.stdout, /\n\s*w1 .* 1\/1 \+1 queued /, ls.stdout);
       const shown = await cluster.schedctl("workers", "get", "w1");
@@ -301,7 +313,7 @@ Deno.test("a draining worker gives back what waits in its queue, to run elsewher
     assert.equal((await get(long1)).state, "TASK_STATE_SCHEDULED", "the running one runs on");
     assert.match(
       await cluster.manager.log(),
-      /asking a draining worker to give back the tasks it has not started worker=w1 tasks=2/,
+      /giving back the tasks waiting in a draining worker's queue worker=w1 tasks=1/,
     );
   } catch (e) {
     throw new Error(`${(e as Error).message}\n${await cluster.logs()}`, { cause: e });

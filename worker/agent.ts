@@ -113,13 +113,30 @@ export class Agent {
     return [...this.#running.keys(), ...this.#queued.keys()].map(parseAttemptKey);
   }
 
-  /** Starts the task unless this attempt is already known; the caller acknowledges. */
-  run(request: RunRequest): void {
+  /**
+   * The attempts waiting in the queue (a subset of runningAttempts), for the manager to know
+   * which have not started.
+   */
+  queuedAttempts(): AttemptRef[] {
+    return [...this.#queued.keys()].map(parseAttemptKey);
+  }
+
+  /**
+   * Called as each queued attempt starts (the connection tells the manager), or undefined.
+   * One listener: the stream of the moment.
+   */
+  onQueuedStart: ((taskId: string, attempt: number) => void) | undefined;
+
+  /**
+   * Starts the task, or queues it, unless this attempt is already known; the caller
+   * acknowledges. True when the attempt waits in the queue.
+   */
+  run(request: RunRequest): boolean {
     const log = this.#options.log;
     const key = attemptKey(request.taskId, request.attempt);
     if (this.#seen.has(key)) {
       log.debug("task sent again; not running it twice", { task: request.taskId });
-      return;
+      return this.#queued.has(key);
     }
     this.#remember(key);
     const { slots, queue = 0 } = this.#options;
@@ -133,9 +150,10 @@ export class Agent {
         running: this.#active.size,
         queued: this.#queued.size,
       });
-      return;
+      return true;
     }
     this.#start(key, request);
+    return false;
   }
 
   #start(key: string, request: RunRequest): void {
@@ -180,6 +198,7 @@ export class Agent {
     // just then) rather than both, which would report the attempt twice.
     this.#journalQueued(request, false);
     this.#start(nextKey, request);
+    this.onQueuedStart?.(request.taskId, request.attempt);
   }
 
   /**

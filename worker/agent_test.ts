@@ -232,6 +232,24 @@ Deno.test("a freed slot goes to the queued task of highest priority, then the ol
   }, { slots: 1, queue: 4 });
 });
 
+Deno.test("the agent says which attempts it queues, and when each starts", async () => {
+  const executor = new FakeExecutor();
+  await withAgent(executor, async ({ agent }) => {
+    const started: string[] = [];
+    agent.onQueuedStart = (taskId, attempt) => started.push(`${taskId}.${attempt}`);
+    assert.equal(agent.run(request("t-1")), false, "started at once");
+    assert.equal(agent.run(request("t-2", 3)), true, "queued");
+    assert.equal(agent.run(request("t-2", 3)), true, "sent again: still queued");
+    assert.deepEqual(agent.queuedAttempts(), [{ taskId: "t-2", attempt: 3 }]);
+    await eventually(() => executor.started.length === 1, "t-1's start");
+    executor.started[0].end();
+    await eventually(() => executor.started.length === 2, "t-2's start");
+    assert.deepEqual(started, ["t-2.3"]);
+    assert.deepEqual(agent.queuedAttempts(), []);
+    agent.onQueuedStart = undefined;
+  }, { slots: 1, queue: 1 });
+});
+
 Deno.test("a full queue: more is the manager's mistake, run anyway with a warning", async () => {
   const executor = new FakeExecutor();
   const { log, lines } = recordingLogger();

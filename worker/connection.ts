@@ -155,8 +155,13 @@ async function streamOnce(
   const heard = () => {
     heardAt = performance.now();
   };
+  // From the Hello on, each queued attempt that starts is told on this stream: the Hello
+  // lists the queue as it is, and the acknowledgements after it follow the changes.
+  const onQueuedStart = (taskId: string, attempt: number) =>
+    send({ msg: { case: "ack", value: { taskId, attempt } } });
   try {
     send({ msg: { case: "hello", value: hello(options) } });
+    options.agent.onQueuedStart = onQueuedStart;
     watch();
     const responses = options.openStream
       ? options.openStream(sent, abort.signal)
@@ -178,8 +183,10 @@ async function streamOnce(
           break;
         case "run": {
           const run = msg.value;
-          send({ msg: { case: "ack", value: { taskId: run.taskId, attempt: run.attempt } } });
-          options.agent.run(runRequest(run));
+          const queued = options.agent.run(runRequest(run));
+          send({
+            msg: { case: "ack", value: { taskId: run.taskId, attempt: run.attempt, queued } },
+          });
           break;
         }
         case "cancel":
@@ -226,6 +233,7 @@ async function streamOnce(
   } finally {
     clearTimeout(watchdog);
     stop.removeEventListener("abort", onStop);
+    if (options.agent.onQueuedStart === onQueuedStart) options.agent.onQueuedStart = undefined;
     options.reports?.detach();
     logSession?.close();
     outgoing.close();
@@ -242,10 +250,11 @@ export function hello(
 ): MessageInitShape<typeof HelloSchema> {
   const unreported = options.outbox.unreported();
   const reported = new Set(unreported.map((r) => attemptKey(r.taskId, r.attempt)));
-  const running = options.agent.runningAttempts().filter((r) =>
-    !reported.has(attemptKey(r.taskId, r.attempt))
-  );
-  return { ...options.intro, running, unreported };
+  const held = (r: { taskId: string; attempt: number }) =>
+    !reported.has(attemptKey(r.taskId, r.attempt));
+  const running = options.agent.runningAttempts().filter(held);
+  const queued = options.agent.queuedAttempts().filter(held);
+  return { ...options.intro, running, unreported, queued };
 }
 
 /** A RunTask as the agent takes it: durations in milliseconds, unset ones left out. */

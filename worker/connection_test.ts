@@ -507,14 +507,20 @@ Deno.test("a hello lists an attempt whose report is already kept as unreported o
     version: "v",
   };
   const agent = {
-    runningAttempts: () => [{ taskId: "t-1", attempt: 1 }, { taskId: "t-2", attempt: 1 }],
+    runningAttempts: () => [
+      { taskId: "t-1", attempt: 1 },
+      { taskId: "t-2", attempt: 1 },
+      { taskId: "t-4", attempt: 1 },
+    ],
+    queuedAttempts: () => [{ taskId: "t-4", attempt: 1 }],
   } as unknown as Agent;
   const outbox = {
     unreported: () => [{ taskId: "t-2", attempt: 1 }, { taskId: "t-3", attempt: 2 }],
   } as unknown as ReportOutbox;
   const message = hello({ intro, agent, outbox });
   assert.equal(message.workerId, "w-1");
-  assert.deepEqual(message.running, [{ taskId: "t-1", attempt: 1 }]);
+  assert.deepEqual(message.running, [{ taskId: "t-1", attempt: 1 }, { taskId: "t-4", attempt: 1 }]);
+  assert.deepEqual(message.queued, [{ taskId: "t-4", attempt: 1 }], "of those, the queued");
   assert.deepEqual(message.unreported, [{ taskId: "t-2", attempt: 1 }, {
     taskId: "t-3",
     attempt: 2,

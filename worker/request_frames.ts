@@ -30,6 +30,7 @@ export function frameRequest(message: Outgoing): Uint8Array {
       w.message(REQUEST.ack, (m) => {
         m.string(1, ack.taskId);
         m.int(2, ack.attempt);
+        if (ack.queued) m.int(3, 1);
       });
       break;
     }

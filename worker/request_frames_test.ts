@@ -17,6 +17,9 @@ const report = (value: Report): Outgoing => ({ msg: { case: "report", value } })
 const CASES: [string, Outgoing][] = [
   ["an ack", { msg: { case: "ack", value: { taskId: "t-1", attempt: 1 } } }],
   ["an ack of attempt 0", { msg: { case: "ack", value: { taskId: "t-1", attempt: 0 } } }],
+  ["an ack of a queued attempt", {
+    msg: { case: "ack", value: { taskId: "t-1", attempt: 2, queued: true } },
+  }],
   ["a pong", { msg: { case: "pong", value: { seq: 7n } } }],
   ["a pong of a large seq", { msg: { case: "pong", value: { seq: 2n ** 63n } } }],
   ["the first pong", { msg: { case: "pong", value: { seq: 0n } } }],
