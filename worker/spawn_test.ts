@@ -117,9 +117,10 @@ for (const how of METHODS) {
       how,
     );
     try {
-      // setsid execs in place: by the time /proc shows sleep, the ids are final.
+      // setsid execs in place: by the time /proc shows sleep, the ids are final. (A loaded
+      // machine can take more than a second to get there: a CI run once did.)
       let ids = await processIds(child.pid);
-      for (let i = 0; i < 200 && !ids.argv[0]?.endsWith("sleep"); i++) {
+      for (let i = 0; i < 2000 && !ids.argv[0]?.endsWith("sleep"); i++) {
         await new Promise((r) => setTimeout(r, 5));
         ids = await processIds(child.pid);
       }
