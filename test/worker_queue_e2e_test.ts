@@ -211,23 +211,23 @@ Deno.test("a queued task's output reaches those who follow it from before it sta
   try {
     await cluster.startManager();
     await cluster.startWorker("w1", { extraConfig: "capacity: {slots: 1, queue: 2}\n" });
-    const blocker = await cluster.schedctl(
-      "tasks",
-      "add",
-      "--",
-      "sh",
-      "-c",
-      `while [ ! -e ${gate} ]; do sleep 0.05; done`,
-    );
-    assert.equal(blocker.code, 0, blocker.stderr);
-    const queued = await cluster.schedctl("tasks", "add", "--", "echo", "from the queue");
-    assert.equal(queued.code, 0, queued.stderr);
-    const id = queued.stdout.trim();
-    await tasksOf(cluster).waitForTask(
-      id,
-      "the task to be queued on w1",
-      (x) => x.state === "TASK_STATE_SCHEDULED",
-    );
+    const add = async (...args: string[]) => {
+      const result = await cluster.schedctl("tasks", "add", "--", ...args);
+      assert.equal(result.code, 0, result.stderr);
+      return result.stdout.trim();
+    };
+    /** A task that holds w1's slot until the gate opens, then `echo text` queued behind it. */
+    const queuedBehindBlocker = async (text: string) => {
+      await add("sh", "-c", `while [ ! -e ${gate} ]; do sleep 0.05; done`);
+      const id = await add("echo", text);
+      await tasksOf(cluster).waitForTask(
+        id,
+        "the task to be queued on w1",
+        (x) => x.state === "TASK_STATE_SCHEDULED",
+      );
+      return id;
+    };
+    const id = await queuedBehindBlocker("from the queue");
 
     // Both follow while it waits: `tasks logs -f`, and `--wait` on a third task queued behind.
     const follow = cluster.schedctl("tasks", "logs", "-f", id);
@@ -242,23 +242,7 @@ Deno.test("a queued task's output reaches those who follow it from before it sta
 
     // A follow of a queued task that moves to another worker goes on there.
     await Deno.remove(gate);
-    const blocker2 = await cluster.schedctl(
-      "tasks",
-      "add",
-      "--",
-      "sh",
-      "-c",
-      `while [ ! -e ${gate} ]; do sleep 0.05; done`,
-    );
-    assert.equal(blocker2.code, 0, blocker2.stderr);
-    const moving = await cluster.schedctl("tasks", "add", "--", "echo", "moved and ran");
-    assert.equal(moving.code, 0, moving.stderr);
-    const movingId = moving.stdout.trim();
-    await tasksOf(cluster).waitForTask(
-      movingId,
-      "the task to be queued on w1",
-      (x) => x.state === "TASK_STATE_SCHEDULED",
-    );
+    const movingId = await queuedBehindBlocker("moved and ran");
     const followMoving = cluster.schedctl("tasks", "logs", "-f", movingId);
     await new Promise((r) => setTimeout(r, 500));
     await cluster.startWorker("w2", { extraConfig: "capacity: {slots: 1, queue: 0}\n" });
