@@ -147,7 +147,7 @@ Commands:
   logs [-f|--follow] [--stderr] [--tail N] ID
       Write what the task printed on stdout (--stderr: on stderr) to stdout, byte for
       byte as the task wrote it.
-        -f, --follow   keep writing as the task prints; return when the task ends
+        -f, --follow   keep writing as the task prints; return when this attempt ends
         --stderr       the task's stderr instead of its stdout
         --tail N       only the last N lines printed so far
       -o json does not apply: the output is the task's bytes.
