@@ -85,6 +85,13 @@ const SYMBOLS = {
     result: "i32",
   },
   posix_spawn_file_actions_addchdir_np: { parameters: ["buffer", "buffer"], result: "i32" },
+  // glibc 2.34 and later; without it a task inherits what the worker inherited without
+  // close-on-exec (from the shell or supervisor that started it).
+  posix_spawn_file_actions_addclosefrom_np: {
+    parameters: ["buffer", "i32"],
+    result: "i32",
+    optional: true,
+  },
   sigemptyset: { parameters: ["buffer"], result: "i32" },
   sigfillset: { parameters: ["buffer"], result: "i32" },
   pipe2: { parameters: ["buffer", "i32"], result: "i32" },
@@ -289,6 +296,9 @@ function spawnOnce(
           : libc.posix_spawn_file_actions_addopen(actions, fd, DEV_NULL, O_WRONLY, 0),
       );
     }
+    // A task gets stdin, stdout and stderr, nothing else of the worker's.
+    const closeFrom = libc.posix_spawn_file_actions_addclosefrom_np;
+    if (closeFrom) add(closeFrom(actions, 3));
     // The arrays hold only the strings' addresses: the strings are pinned until the call has
     // returned, or the collector could free them while nothing in JS seems to use them.
     const argvStrings = cStringArray(argv);

@@ -158,10 +158,11 @@ async function observe(how: SpawnMethod, cmd: string, args: string[], cwd = "/")
 }
 
 const PROBE = [
-  // Blocked signals, stdin, the open descriptors (the same ones, by any method), cwd, env.
+  // Blocked signals, stdin, the open descriptors, cwd, env.
   "grep SigBlk /proc/self/status",
   "readlink /proc/self/fd/0",
-  "ls /proc/$$/fd | sort -n | tr '\\n' ' '; echo",
+  // (A glob in a subshell: a pipeline would show its own pipes while the shell builds it.)
+  "(cd /proc/$$/fd && echo *)",
   "pwd; env | sort",
   "printf 'bin\\0\\377ary' >&2",
   "kill -TERM $$",
@@ -180,9 +181,14 @@ Deno.test("the three spawn methods start a task alike and report its end alike",
     const mask = BigInt(`0x${ignored.stdout.split("\t")[1].trim()}`);
     assert.equal(mask & (1n << 12n), 0n, `${how}: SIGPIPE ignored (SigIgn ${ignored.stdout})`);
   }
+  // The open descriptors differ: posix_spawn closes all but 0, 1 and 2; the programs started
+  // through Deno's spawn get whatever the worker has open without close-on-exec.
+  const fdLine = /\n0 1( \d+)+\n/; // in the glob's order: 0 1 10 2 ...
+  assert.match(seen[0].probe.stdout, /\n0 1 2\n/);
+  for (const s of seen) s.probe.stdout = s.probe.stdout.replace(fdLine, "\n(descriptors)\n");
   const [posix] = seen;
   assert.deepEqual(posix.probe.status, { success: false, code: 143, signal: "SIGTERM" });
-  assert.match(posix.probe.stdout, /^SigBlk:\t0+\n\/dev\/null\n0 1 2 [^\n]*\n\/tmp\n/);
+  assert.match(posix.probe.stdout, /^SigBlk:\t0+\n\/dev\/null\n\(descriptors\)\n\/tmp\n/);
   assert.match(posix.probe.stdout, /\nLANG=C.UTF-8\nPATH=[^\n]*\nPWD=\/tmp\n$/);
   assert.equal(posix.probe.stderr, "bin\0\xffary".replace("\xff", "\ufffd"));
   assert.deepEqual(posix.exit, {
@@ -193,6 +199,24 @@ Deno.test("the three spawn methods start a task alike and report its end alike",
   assert.deepEqual(posix.signal.status, { success: false, code: 137, signal: "SIGKILL" });
   assert.deepEqual(seen[1], posix, "setsid");
   assert.deepEqual(seen[2], posix, "detached");
+});
+
+Deno.test("a task started with posix_spawn gets no descriptor of the worker's but 0, 1 and 2", async () => {
+  // dup() makes a descriptor without close-on-exec, as a worker may inherit from its parent.
+  const libc = Deno.dlopen("libc.so.6", {
+    dup: { parameters: ["i32"], result: "i32" },
+    close: { parameters: ["i32"], result: "i32" },
+  });
+  const inherited = libc.symbols.dup(2);
+  try {
+    assert.ok(inherited > 2);
+    const seen = await observe("posix_spawn", "ls", ["/proc/self/fd"]);
+    // ls itself has the folder open as 3.
+    assert.deepEqual(seen.stdout.trim().split("\n").map(Number), [0, 1, 2, 3]);
+  } finally {
+    libc.symbols.close(inherited);
+    libc.close();
+  }
 });
 
 Deno.test("posix_spawn collects every status when many children end at once", async () => {
