@@ -9,6 +9,7 @@ import type { Logger } from "../shared/log.ts";
 import {
   DEFAULT_KILL_TIMEOUT_MS,
   type Executor,
+  notStartedResult,
   type OutputSinks,
   type ProcessSpec,
   type RunningProcess,
@@ -210,17 +211,10 @@ export class Agent {
     if (!request) return;
     this.#queued.delete(key);
     this.#options.log.info("task given back unstarted", { task: request.taskId, reason });
-    const now = Date.now();
     this.#options.outbox.add({
       taskId: request.taskId,
       attempt: request.attempt,
-      result: {
-        outcome: { kind: "not_started", reason },
-        output: { stdout: "", stderr: "", stdoutTruncated: false, stderrTruncated: false },
-        startedAt: now,
-        finishedAt: now,
-        ...(termination ? { termination } : {}),
-      },
+      result: notStartedResult(reason, Date.now(), termination),
     });
     // Only now: until the report is safe on disk, a restart must find the record.
     this.#journalQueued(request, false);

@@ -50,6 +50,21 @@ export interface ProcessResult {
   termination?: Termination;
 }
 
+/** The result of an attempt given back unstarted (see ProcessOutcome): it printed nothing. */
+export function notStartedResult(
+  reason: string,
+  at: number,
+  termination?: Termination,
+): ProcessResult {
+  return {
+    outcome: { kind: "not_started", reason },
+    output: { stdout: "", stderr: "", stdoutTruncated: false, stderrTruncated: false },
+    startedAt: at,
+    finishedAt: at,
+    ...(termination ? { termination } : {}),
+  };
+}
+
 /** Receives a stream's bytes as the process writes them (the task's log file). Never rejects. */
 export interface OutputSink {
   write(chunk: Uint8Array): Promise<void>;

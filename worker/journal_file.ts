@@ -260,3 +260,55 @@ function readLine(text: string): Line | undefined {
   if (typeof line.put === "string" && "value" in line) return { put: line.put, value: line.value };
   return undefined;
 }
+
+/** A record kept per attempt, under its attemptEntryKey. */
+export interface AttemptKeyed {
+  task_id: string;
+  attempt: number;
+}
+
+/**
+ * A journal of one record per attempt (state_dir/running.jsonl, queued.jsonl): opened once with
+ * start(), each record written whole, read back as a list.
+ */
+export class AttemptJournal<R extends AttemptKeyed> {
+  readonly #open: () => Promise<JournalFile<R>>;
+  readonly #what: string;
+  #journal: JournalFile<R> | undefined;
+
+  /** `open` opens the file (and reads what a previous life left); `what` names it in errors. */
+  constructor(readonly path: string, what: string, open: () => Promise<JournalFile<R>>) {
+    this.#what = what;
+    this.#open = open;
+  }
+
+  /** Opens the journal and reads the records a previous life left. Close it with close(). */
+  async start(): Promise<void> {
+    if (this.#journal) throw new Error(`the ${this.#what} are started already`);
+    this.#journal = await this.#open();
+  }
+
+  /** Writes a record whole (one line of the journal), in place of any earlier one. */
+  write(record: R): void {
+    this.#opened().put(attemptEntryKey(record.task_id, record.attempt), record);
+  }
+
+  remove(taskId: string, attempt: number): void {
+    this.#opened().delete(attemptEntryKey(taskId, attempt));
+  }
+
+  /** The records kept: those of a previous life, after start(), and those written since. */
+  records(): R[] {
+    return [...this.#opened().entries()].map(([, record]) => record);
+  }
+
+  close(): void {
+    this.#journal?.close();
+    this.#journal = undefined;
+  }
+
+  #opened(): JournalFile<R> {
+    if (!this.#journal) throw new Error(`the ${this.#what} are not started`);
+    return this.#journal;
+  }
+}

@@ -163,14 +163,13 @@ export class LogStore {
     const queued = this.#queued.get(prefix);
     if (queued) {
       const started = follow ? await queued.left : undefined;
-      if (follow && !started && reader.givenBack) {
-        reader.givenBack();
-        return () => {};
-      }
       if (!started) {
-        // Not started (yet): it has printed nothing.
-        reader.snapshot(new Uint8Array());
-        reader.end();
+        // Not started (yet), or given back: it has printed nothing.
+        if (follow && reader.givenBack) reader.givenBack();
+        else {
+          reader.snapshot(new Uint8Array());
+          reader.end();
+        }
         return () => {};
       }
     }

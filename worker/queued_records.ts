@@ -8,7 +8,8 @@
  * give-back report is in the outbox.
  */
 import type { Logger } from "../shared/log.ts";
-import { attemptEntryKey, JournalFile } from "./journal_file.ts";
+import { notStartedResult } from "./executor.ts";
+import { AttemptJournal, JournalFile } from "./journal_file.ts";
 import type { ReportOutbox } from "./report_outbox.ts";
 
 /** One record of state_dir/queued.jsonl (snake_case: people read these files). */
@@ -22,50 +23,18 @@ export interface QueuedRecord {
 /** Why the attempts of a previous life's queue were given back. */
 export const NOT_STARTED_RESTARTED = "the worker restarted before starting it";
 
-export class QueuedRecords {
-  readonly #stateDir: string;
-  readonly #log: Logger;
-  #journal: JournalFile<QueuedRecord> | undefined;
-
+export class QueuedRecords extends AttemptJournal<QueuedRecord> {
   constructor(options: { stateDir: string; log: Logger }) {
-    this.#stateDir = options.stateDir;
-    this.#log = options.log;
-  }
-
-  get path(): string {
-    return `${this.#stateDir}/queued.jsonl`;
-  }
-
-  /** Opens the journal and reads the records a previous life left. Close it with close(). */
-  async start(): Promise<void> {
-    if (this.#journal) throw new Error("the queued records are started already");
-    this.#journal = await JournalFile.open({ path: this.path, parse: checkRecord, log: this.#log });
+    const path = `${options.stateDir}/queued.jsonl`;
+    super(
+      path,
+      "queued records",
+      () => JournalFile.open({ path, parse: checkRecord, log: options.log }),
+    );
   }
 
   add(taskId: string, attempt: number, queuedAt: number): void {
-    this.#opened().put(attemptEntryKey(taskId, attempt), {
-      task_id: taskId,
-      attempt,
-      queued_at: queuedAt,
-    });
-  }
-
-  remove(taskId: string, attempt: number): void {
-    this.#opened().delete(attemptEntryKey(taskId, attempt));
-  }
-
-  list(): QueuedRecord[] {
-    return [...this.#opened().entries()].map(([, record]) => record);
-  }
-
-  close(): void {
-    this.#journal?.close();
-    this.#journal = undefined;
-  }
-
-  #opened(): JournalFile<QueuedRecord> {
-    if (!this.#journal) throw new Error("the queued records are not started");
-    return this.#journal;
+    this.write({ task_id: taskId, attempt, queued_at: queuedAt });
   }
 }
 
@@ -76,17 +45,12 @@ export class QueuedRecords {
  */
 export function recoverQueued(records: QueuedRecords, outbox: ReportOutbox, now: number): number {
   let given = 0;
-  for (const record of records.list()) {
+  for (const record of records.records()) {
     if (!outbox.has(record.task_id, record.attempt)) {
       outbox.add({
         taskId: record.task_id,
         attempt: record.attempt,
-        result: {
-          outcome: { kind: "not_started", reason: NOT_STARTED_RESTARTED },
-          output: { stdout: "", stderr: "", stdoutTruncated: false, stderrTruncated: false },
-          startedAt: now,
-          finishedAt: now,
-        },
+        result: notStartedResult(NOT_STARTED_RESTARTED, now),
       });
       given++;
     }

@@ -42,7 +42,7 @@ async function withOutbox(dir: string, fn: (outbox: ReportOutbox) => Promise<voi
 }
 
 const keys = (records: QueuedRecords) =>
-  records.list().map((r) => `${r.task_id}.${r.attempt}`).sort();
+  records.records().map((r) => `${r.task_id}.${r.attempt}`).sort();
 
 Deno.test("a new life finds the queued attempts the last one did not remove", async () => {
   await withStateDir(async (dir) => {
@@ -54,7 +54,7 @@ Deno.test("a new life finds the queued attempts the last one did not remove", as
     });
     assert.deepEqual(await life(dir, keys), ["t-1.1", "t-2.2"]);
     assert.deepEqual(
-      await life(dir, (records) => records.list().find((r) => r.task_id === "t-1")),
+      await life(dir, (records) => records.records().find((r) => r.task_id === "t-1")),
       { task_id: "t-1", attempt: 1, queued_at: 1000 },
     );
   });

@@ -9,7 +9,7 @@
  * what it finds there into the journal.
  */
 import type { Logger } from "../shared/log.ts";
-import { attemptEntryKey, type JournalFile } from "./journal_file.ts";
+import { attemptEntryKey, AttemptJournal } from "./journal_file.ts";
 import { openJournalFrom } from "./legacy_folder.ts";
 import { readBootId, readProcStatSync } from "./proc.ts";
 import type { StartTimeRange } from "./posix_spawn.ts";
@@ -56,32 +56,18 @@ export interface RunningRecordsOptions {
   log: Logger;
 }
 
-export class RunningRecords {
-  readonly #options: RunningRecordsOptions;
-  #journal: JournalFile<RunningRecord> | undefined;
-
+export class RunningRecords extends AttemptJournal<RunningRecord> {
+  /** Opens state_dir/running.jsonl, moving the records of the old layout (running/) into it. */
   constructor(options: RunningRecordsOptions) {
-    this.#options = options;
-  }
-
-  /** The journal (state_dir/running.jsonl). */
-  get path(): string {
-    return `${this.#options.stateDir}/running.jsonl`;
-  }
-
-  /**
-   * Opens the journal and reads the records a previous life left, moving those of the old
-   * layout (state_dir/running/) into it. Close it with close().
-   */
-  async start(): Promise<void> {
-    if (this.#journal) throw new Error("the running records are started already");
-    this.#journal = await openJournalFrom(this.path, {
-      dir: `${this.#options.stateDir}/running`,
-      parse: checkRecord,
-      keyOf: (record) => attemptEntryKey(record.task_id, record.attempt),
-      unreadable: "remove",
-      log: this.#options.log,
-    });
+    const path = `${options.stateDir}/running.jsonl`;
+    super(path, "running records", () =>
+      openJournalFrom(path, {
+        dir: `${options.stateDir}/running`,
+        parse: checkRecord,
+        keyOf: (record) => attemptEntryKey(record.task_id, record.attempt),
+        unreadable: "remove",
+        log: options.log,
+      }));
   }
 
   /** Records a process that was just started; without its start time, reads it from /proc. */
@@ -102,28 +88,9 @@ export class RunningRecords {
     this.write(written);
   }
 
-  /** Writes a record whole (one line of the journal), in place of any earlier one. */
-  write(record: RunningRecord): void {
-    this.#opened().put(attemptEntryKey(record.task_id, record.attempt), record);
-  }
-
-  remove(taskId: string, attempt: number): void {
-    this.#opened().delete(attemptEntryKey(taskId, attempt));
-  }
-
   /** The records kept: those of a previous life, after start(), and those added since. */
   list(): Promise<RunningRecord[]> {
-    return Promise.resolve([...this.#opened().entries()].map(([, record]) => record));
-  }
-
-  close(): void {
-    this.#journal?.close();
-    this.#journal = undefined;
-  }
-
-  #opened(): JournalFile<RunningRecord> {
-    if (!this.#journal) throw new Error("the running records are not started");
-    return this.#journal;
+    return Promise.resolve(this.records());
   }
 }
 
