@@ -3,16 +3,9 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { silentLogger } from "../shared/log.ts";
 import { NOT_STARTED_RESTARTED, QueuedRecords, recoverQueued } from "./queued_records.ts";
 import { ReportOutbox, type TaskReport } from "./report_outbox.ts";
-import { readJournal } from "./test_util.ts";
+import { readJournal, withTempDir } from "./test_util.ts";
 
-async function withStateDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "goschedule-queued-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+const withStateDir = (fn: (dir: string) => Promise<void>) => withTempDir("goschedule-queued-", fn);
 
 /** Opens the records of `dir` for one life of the worker. */
 async function life<T>(dir: string, fn: (records: QueuedRecords) => T | Promise<T>): Promise<T> {

@@ -3,7 +3,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { silentLogger } from "../shared/log.ts";
 import type { ProcessResult } from "./executor.ts";
 import { ReportOutbox, type TaskReport } from "./report_outbox.ts";
-import { readJournal } from "./test_util.ts";
+import { readJournal, withTempDir } from "./test_util.ts";
 
 const RESULT: ProcessResult = {
   outcome: { kind: "exited", exitCode: 0 },
@@ -26,14 +26,7 @@ function heldSend() {
   return { calls, send };
 }
 
-async function withStateDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "goschedule-outbox-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+const withStateDir = (fn: (dir: string) => Promise<void>) => withTempDir("goschedule-outbox-", fn);
 
 function newOutbox(stateDir: string, send: (r: TaskReport) => Promise<void>, log = silentLogger) {
   return new ReportOutbox({ stateDir, send, log, maxRetryDelayMs: 60_000 });

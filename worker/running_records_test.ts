@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { withTempDir } from "./test_util.ts";
 import type { Logger } from "../shared/log.ts";
 import { type RunningRecord, RunningRecords } from "./running_records.ts";
 
@@ -29,14 +30,7 @@ function warnings(): { log: Logger; warned: string[] } {
   };
 }
 
-async function withStateDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "goschedule-running-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+const withStateDir = (fn: (dir: string) => Promise<void>) => withTempDir("goschedule-running-", fn);
 
 /** What a new life of the worker finds in the state_dir. */
 async function nextLife(dir: string, log = warnings().log): Promise<RunningRecord[]> {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { BASE_PATH } from "./executor.ts";
-import { eventually, groupMembers } from "./test_util.ts";
+import { eventually, groupMembers, withTempDir } from "./test_util.ts";
 import { readProcStat } from "./proc.ts";
 import { decodeStatus, type GroupChild, posixSpawner } from "./posix_spawn.ts";
 import {
@@ -11,14 +11,7 @@ import {
   spawnMethod,
 } from "./spawn.ts";
 
-async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "goschedule-spawn-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+const withSpawnDir = (fn: (dir: string) => Promise<void>) => withTempDir("goschedule-spawn-", fn);
 
 async function writeScript(path: string, mode: number): Promise<void> {
   await Deno.writeTextFile(path, "#!/bin/sh\necho hi\n");
@@ -26,7 +19,7 @@ async function writeScript(path: string, mode: number): Promise<void> {
 }
 
 Deno.test("resolveCommand finds a bare name on PATH in order, skipping what cannot run", async () => {
-  await withTempDir(async (dir) => {
+  await withSpawnDir(async (dir) => {
     await Deno.mkdir(`${dir}/a`);
     await Deno.mkdir(`${dir}/b`);
     await Deno.mkdir(`${dir}/c`);
@@ -39,7 +32,7 @@ Deno.test("resolveCommand finds a bare name on PATH in order, skipping what cann
 });
 
 Deno.test("resolveCommand resolves a relative path from the task's cwd", async () => {
-  await withTempDir(async (dir) => {
+  await withSpawnDir(async (dir) => {
     await writeScript(`${dir}/run.sh`, 0o755);
     assert.equal(resolveCommand("./run.sh", dir, BASE_PATH), `${dir}/./run.sh`);
     // A relative PATH entry counts from the cwd too.
@@ -48,7 +41,7 @@ Deno.test("resolveCommand resolves a relative path from the task's cwd", async (
 });
 
 Deno.test("resolveCommand says NotFound or PermissionDenied, as Deno's spawn would", async () => {
-  await withTempDir(async (dir) => {
+  await withSpawnDir(async (dir) => {
     await writeScript(`${dir}/plain`, 0o644);
     assert.throws(
       () => resolveCommand("no-such-command-here", "/", BASE_PATH),
@@ -86,7 +79,7 @@ Deno.test("this machine offers the cheapest spawn, posix_spawn (glibc, FFI allow
 });
 
 Deno.test("a worker without FFI permission spawns through setsid, and asks for nothing", async () => {
-  await withTempDir(async (dir) => {
+  await withSpawnDir(async (dir) => {
     await Deno.writeTextFile(
       `${dir}/method.ts`,
       `import { spawnMethod } from ${JSON.stringify(import.meta.resolve("./spawn.ts"))};
@@ -350,7 +343,7 @@ Deno.test("posix_spawn tells the start time /proc gives, to within the spawn cal
 });
 
 Deno.test("posix_spawn runs a file without #! with sh, as execvp does", async () => {
-  await withTempDir(async (dir) => {
+  await withSpawnDir(async (dir) => {
     await Deno.writeTextFile(`${dir}/plain`, 'echo from sh "$1"\n');
     await Deno.chmod(`${dir}/plain`, 0o755);
     for (const how of METHODS) {
@@ -366,7 +359,7 @@ Deno.test("posix_spawn runs a file without #! with sh, as execvp does", async ()
 Deno.test("posix_spawn says NotFound or PermissionDenied for a path it cannot execute", async () => {
   const spawner = posixSpawner();
   assert.ok(spawner);
-  await withTempDir(async (dir) => {
+  await withSpawnDir(async (dir) => {
     await writeScript(`${dir}/not-executable`, 0o644);
     const spawn = (path: string) =>
       spawner.spawn({

@@ -77,3 +77,16 @@ export async function eventually(
     await delay(20);
   }
 }
+
+/** Runs `fn` with a new temporary folder, removed afterwards whatever happens. */
+export async function withTempDir(
+  prefix: string,
+  fn: (dir: string) => Promise<void>,
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix });
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
