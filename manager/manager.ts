@@ -805,37 +805,45 @@ export class Manager {
       const task = this.#book.peek(id);
       if (!task || task.attempt !== attempt || !isAssigned(task)) this.#unqueueAsked.delete(id);
     }
+    if (this.#inWorkerQueue.size === 0) return;
     const candidates = this.#candidates();
-    this.#unqueueFromDraining(candidates);
-    this.#yieldToPriority(candidates, now);
+    const queuedOn = this.#queuedOnWorkers();
+    this.#unqueueFromDraining(candidates, queuedOn);
+    this.#yieldToPriority(candidates, queuedOn, now);
     if (candidates.idleSlots === 0) return;
     const waitedSince = now - this.#options.pingIntervalMs;
-    for (const [workerId, queued] of this.#queuedOnWorkers()) {
-      const session = this.#workers.session(workerId);
-      if (!session?.open) continue;
+    for (const [workerId, queued] of queuedOn) {
       for (const task of queued) {
         if ((task.assignedAt ?? now) > waitedSince) continue;
         if (this.#unqueueAsked.get(task.id) === task.attempt) continue;
         const target = this.#placer.idleSlotFor(candidates, task);
         if (target === undefined || target === workerId) continue;
+        if (!this.#askBack(task, MOVED_UNQUEUED)) continue;
         // The room is the target's until the pool next settles, so that one idle slot draws
         // one task, not one from every queue.
         candidates.takeRoom(target, task);
-        this.#unqueueAsked.set(task.id, task.attempt);
         this.#log.info("moving a queued task to a slot free elsewhere", {
           task: task.id,
           attempt: task.attempt,
           from: workerId,
           idle_slot_on: target,
         });
-        session.send({
-          msg: {
-            case: "unqueue",
-            value: { taskId: task.id, attempt: task.attempt, reason: MOVED_UNQUEUED },
-          },
-        });
       }
     }
+  }
+
+  /**
+   * Asks the task's worker to give back the attempt if it still waits in its queue (Unqueue),
+   * once per attempt; false when the worker is not connected.
+   */
+  #askBack(task: TaskRecord, reason: string): boolean {
+    const session = this.#workers.session(task.workerId!);
+    if (!session?.open) return false;
+    this.#unqueueAsked.set(task.id, task.attempt);
+    session.send({
+      msg: { case: "unqueue", value: { taskId: task.id, attempt: task.attempt, reason } },
+    });
+    return true;
   }
 
   /** The tasks waiting in each worker's queue (as their workers said), newest first. */
@@ -869,7 +877,11 @@ export class Manager {
    * asked back (Unqueue); placing by priority gives the room to the waiting task, and the
    * worker starts it first of its queue. One task asked back per waiting task, each once.
    */
-  #yieldToPriority(candidates: CandidatePool, now: number): void {
+  #yieldToPriority(
+    candidates: CandidatePool,
+    queuedOn: Map<string, TaskRecord[]>,
+    now: number,
+  ): void {
     // Room already asked back is coming (a give-back takes milliseconds): as many waiting tasks
     // get it. An attempt not given back by the tick after next had started; its room is not.
     for (const [id, at] of this.#overtakenAt) {
@@ -887,7 +899,7 @@ export class Manager {
       if ((task.retryAt ?? 0) > now || this.#placing.has(task.id)) continue;
       // Bounds the work of one tick when many wait that no queued task suits.
       if (++checks > MAX_OVERTAKE_CHECKS) return;
-      victims ??= [...this.#queuedOnWorkers().values()].flat()
+      victims ??= [...queuedOn.values()].flat()
         .filter((q) => this.#unqueueAsked.get(q.id) !== q.attempt)
         .sort((a, b) => (a.priority ?? 0) - (b.priority ?? 0));
       const priority = task.priority ?? 0;
@@ -903,10 +915,7 @@ export class Manager {
         couldRunOn(candidates.get(q.workerId!)!, task)
       );
       const victim = at < 0 ? undefined : victims.splice(at, 1)[0];
-      if (!victim) continue;
-      const session = this.#workers.session(victim.workerId!);
-      if (!session?.open) continue;
-      this.#unqueueAsked.set(victim.id, victim.attempt);
+      if (!victim || !this.#askBack(victim, OVERTAKEN_UNQUEUED)) continue;
       this.#overtakenAt.set(victim.id, now);
       this.#log.info("a task of higher priority waits; asking back a queued one", {
         task: victim.id,
@@ -916,12 +925,6 @@ export class Manager {
         waiting: task.id,
         waiting_priority: priority,
       });
-      session.send({
-        msg: {
-          case: "unqueue",
-          value: { taskId: victim.id, attempt: victim.attempt, reason: OVERTAKEN_UNQUEUED },
-        },
-      });
     }
   }
 
@@ -930,27 +933,14 @@ export class Manager {
    * would cancel that: each task waiting in its queue that another worker in service could run
    * is asked back (Unqueue).
    */
-  #unqueueFromDraining(candidates: CandidatePool): void {
-    const draining = new Set(
-      candidates.workers.filter((w) => w.draining && w.connected).map((w) => w.id),
-    );
-    if (draining.size === 0) return;
-    for (const [workerId, queued] of this.#queuedOnWorkers()) {
-      if (!draining.has(workerId)) continue;
-      const session = this.#workers.session(workerId);
-      if (!session?.open) continue;
+  #unqueueFromDraining(candidates: CandidatePool, queuedOn: Map<string, TaskRecord[]>): void {
+    for (const [workerId, queued] of queuedOn) {
+      if (!candidates.get(workerId)?.draining) continue;
       let asked = 0;
       for (const task of queued) {
         if (this.#unqueueAsked.get(task.id) === task.attempt) continue;
         if (!fitsElsewhere(candidates, task, workerId)) continue;
-        this.#unqueueAsked.set(task.id, task.attempt);
-        session.send({
-          msg: {
-            case: "unqueue",
-            value: { taskId: task.id, attempt: task.attempt, reason: DRAINING_UNQUEUED },
-          },
-        });
-        asked++;
+        if (this.#askBack(task, DRAINING_UNQUEUED)) asked++;
       }
       if (asked > 0) {
         this.#log.info("giving back the tasks waiting in a draining worker's queue", {
