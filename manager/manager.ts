@@ -19,6 +19,7 @@ import { labelKeyProblem, labelValueProblem } from "../shared/labels.ts";
 import {
   type Capacity,
   isFinal,
+  MOVED_TO_IDLE_SLOT,
   type TaskRecord,
   type TaskSpec,
   waitingSince,
@@ -142,7 +143,6 @@ export const MAX_BATCH = 10_000;
 export const MAX_GET_TASK_WAIT_MS = 60_000;
 
 /** The outcomes of attempts a worker gave back from its queue at the manager's word. */
-const MOVED_UNQUEUED = "moved to a slot free elsewhere";
 const DRAINING_UNQUEUED = "its worker is draining";
 const OVERTAKEN_UNQUEUED = "a task of higher priority took its place";
 /** How often a follower of an attempt given back looks for the give-back to be stored. */
@@ -818,7 +818,7 @@ export class Manager {
         if (this.#unqueueAsked.get(task.id) === task.attempt) continue;
         const target = this.#placer.idleSlotFor(candidates, task);
         if (target === undefined || target === workerId) continue;
-        if (!this.#askBack(task, MOVED_UNQUEUED)) continue;
+        if (!this.#askBack(task, MOVED_TO_IDLE_SLOT)) continue;
         // The room is the target's until the pool next settles, so that one idle slot draws
         // one task, not one from every queue.
         candidates.takeRoom(target, task);

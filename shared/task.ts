@@ -65,6 +65,8 @@ export interface AttemptRecord {
 
 /** How the outcome of an attempt given back unstarted begins ("not started: <why>"). */
 export const NOT_STARTED_OUTCOME = "not started: ";
+/** Why a queued attempt was given back to go to an idle slot (Unqueue's reason by default). */
+export const MOVED_TO_IDLE_SLOT = "moved to a slot free elsewhere";
 
 /**
  * When a pending task last began to wait for a worker, which its schedule timeout counts

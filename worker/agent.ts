@@ -6,6 +6,7 @@
  * a stream that drops leaves the running attempts and their results alone.
  */
 import type { Logger } from "../shared/log.ts";
+import { MOVED_TO_IDLE_SLOT } from "../shared/task.ts";
 import {
   DEFAULT_KILL_TIMEOUT_MS,
   type Executor,
@@ -22,9 +23,6 @@ import type { RunningRecords } from "./running_records.ts";
 
 /** A task to run; `priority` orders the queue (higher first, then in the order they came). */
 export type RunRequest = ProcessSpec & { priority?: number };
-
-/** Why an attempt was given back at the manager's word, when the manager does not say. */
-export const UNQUEUED = "moved to a slot free elsewhere";
 
 /** One attempt at a task (the TaskRef of the protocol). */
 export interface AttemptRef {
@@ -239,7 +237,7 @@ export class Agent {
    * Gives back an attempt that still waits in the queue, unstarted, for the manager to place
    * elsewhere; `reason` becomes its outcome. One that has started, or is unknown, is left alone.
    */
-  unqueue(taskId: string, attempt: number, reason = UNQUEUED): void {
+  unqueue(taskId: string, attempt: number, reason = MOVED_TO_IDLE_SLOT): void {
     const key = attemptKey(taskId, attempt);
     if (!this.#queued.has(key)) {
       this.#options.log.debug("unqueue for an attempt not queued here; ignored", {
