@@ -28,6 +28,16 @@ function tasksOf(cluster: Cluster) {
     get,
     starts: async () =>
       (await Deno.readTextFile(startsFile).catch(() => "")).split("\n").filter(Boolean),
+    /** Schedules the tasks of a file holding `entries`; their ids, in order. */
+    schedule: async (entries: string) => {
+      const file = await cluster.writeFile(
+        `tasks-${crypto.randomUUID()}.yaml`,
+        `tasks:\n${entries}`,
+      );
+      const result = await cluster.schedctl("tasks", "schedule", "-f", file);
+      assert.equal(result.code, 0, result.stderr);
+      return result.stdout.trim().split("\n");
+    },
     waitForTask: (id: string, what: string, ok: (x: TaskJson) => boolean) =>
       waitFor(async () => ok(await get(id)), {
         timeoutMs: 30_000,
@@ -39,7 +49,7 @@ function tasksOf(cluster: Cluster) {
 
 Deno.test("a worker's queue: held, cancelled unstarted, moved to an idle slot, given back", async (t) => {
   await using cluster = await Cluster.create();
-  const { startsFile, starts, get, waitForTask } = tasksOf(cluster);
+  const { startsFile, starts, get, schedule, waitForTask } = tasksOf(cluster);
   const task = (name: string, sleep: number) =>
     `  - cmd: sh\n    params: ["-c", ${
       JSON.stringify(`echo "${name} $GO_SCHEDULE_WORKER_ID" >> ${startsFile}; sleep ${sleep}`)
@@ -48,13 +58,9 @@ Deno.test("a worker's queue: held, cancelled unstarted, moved to an idle slot, g
   try {
     await cluster.startManager();
     await cluster.startWorker("w1", { extraConfig: "capacity: {slots: 1, queue: 1}\n" });
-    const file = await cluster.writeFile(
-      "tasks.yaml",
-      `tasks:\n${task("long", 60)}${task("queued", 0)}${task("third", 0)}`,
+    const [long, queued, third] = await schedule(
+      `${task("long", 60)}${task("queued", 0)}${task("third", 0)}`,
     );
-    const scheduled = await cluster.schedctl("tasks", "schedule", "-f", file);
-    assert.equal(scheduled.code, 0, scheduled.stderr);
-    const [long, queued, third] = scheduled.stdout.trim().split("\n");
 
     await t.step("one task runs, one waits on the worker, the third at the manager", async () => {
       await waitForTask(
@@ -124,13 +130,7 @@ Deno.test("a worker's queue: held, cancelled unstarted, moved to an idle slot, g
     });
 
     await t.step("a stopped worker gives its queue back, unstarted, no retry used", async () => {
-      const more = await cluster.writeFile(
-        "more.yaml",
-        `tasks:\n${task("fourth", 60)}${task("fifth", 0)}`,
-      );
-      const result = await cluster.schedctl("tasks", "schedule", "-f", more);
-      assert.equal(result.code, 0, result.stderr);
-      const [fourth, fifth] = result.stdout.trim().split("\n");
+      const [fourth, fifth] = await schedule(`${task("fourth", 60)}${task("fifth", 0)}`);
       await waitForTask(
         fifth,
         "the fifth task to be queued on w1",
@@ -159,7 +159,7 @@ Deno.test("a worker's queue: held, cancelled unstarted, moved to an idle slot, g
 
 Deno.test("a worker killed outright gives its queue back when it starts again", async () => {
   await using cluster = await Cluster.create();
-  const { startsFile, starts, get, waitForTask } = tasksOf(cluster);
+  const { startsFile, starts, get, schedule, waitForTask } = tasksOf(cluster);
   const task = (name: string, sleep: number) =>
     `  - cmd: sh\n    params: ["-c", ${
       JSON.stringify(`echo "${name}" >> ${startsFile}; sleep ${sleep}`)
@@ -169,13 +169,7 @@ Deno.test("a worker killed outright gives its queue back when it starts again", 
     const worker = await cluster.startWorker("w1", {
       extraConfig: "capacity: {slots: 1, queue: 1}\n",
     });
-    const file = await cluster.writeFile(
-      "tasks.yaml",
-      `tasks:\n${task("long", 60)}${task("queued", 0)}`,
-    );
-    const scheduled = await cluster.schedctl("tasks", "schedule", "-f", file);
-    assert.equal(scheduled.code, 0, scheduled.stderr);
-    const [long, queued] = scheduled.stdout.trim().split("\n");
+    const [long, queued] = await schedule(`${task("long", 60)}${task("queued", 0)}`);
     await waitForTask(
       queued,
       "the second task to be queued on w1",
