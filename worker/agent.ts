@@ -303,6 +303,7 @@ export class Agent {
         });
       }
     }
+    const begun = this.#begin(request);
     const process = executor.start(request, sinks);
     running.process = process;
     if (running.stopBeforeStart) process.stop(running.stopBeforeStart);
@@ -324,7 +325,7 @@ export class Agent {
     });
     outbox.add({ taskId: request.taskId, attempt: request.attempt, result });
     // Only now: until the report is safe on disk, a restart must find the process's record.
-    if (await recorded) {
+    if ((await recorded) || begun) {
       try {
         this.#options.records?.remove(request.taskId, request.attempt);
       } catch (e) {
@@ -334,6 +335,30 @@ export class Agent {
         });
       }
     }
+  }
+
+  /**
+   * Records the attempt before its process exists, so that a SIGKILL between the spawn and
+   * #record leaves a record for the next life; whether there may be one to remove.
+   */
+  #begin(request: RunRequest): boolean {
+    const { records, log } = this.#options;
+    if (!records) return false;
+    try {
+      records.begin({
+        taskId: request.taskId,
+        attempt: request.attempt,
+        startedAt: Date.now(),
+        killTimeoutMs: request.killTimeoutMs ?? DEFAULT_KILL_TIMEOUT_MS,
+      });
+    } catch (e) {
+      log.warn(
+        "cannot record a task in state_dir/running.jsonl; a restart would not find it",
+        { task: request.taskId, cause: e },
+      );
+    }
+    // Even after a failed write: a half-done one may have left its line.
+    return true;
   }
 
   /** Records the process once it exists; resolves to whether there is a record to remove. */

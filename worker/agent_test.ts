@@ -6,6 +6,7 @@ import {
   type Executor,
   type ProcessResult,
   type ProcessSpec,
+  type RunningProcess,
   type Termination,
 } from "./executor.ts";
 import { LogStore } from "./log_store.ts";
@@ -461,6 +462,57 @@ Deno.test("attempts a previous life ran are not run again", async () => {
   }, { alreadyRun: [{ taskId: "t-old", attempt: 3 }] });
 });
 
+/** Runs `spawn` for each start, with the agent's running records as they are at that moment. */
+function executorSeeing(spawn: (spec: ProcessSpec, atSpawn: RunningRecord[]) => RunningProcess) {
+  const seen: { records?: RunningRecords } = {};
+  const executor: Executor = { start: (spec) => spawn(spec, seen.records?.records() ?? []) };
+  return { executor, seen };
+}
+
+Deno.test("an attempt is recorded in state_dir/running.jsonl before its process is spawned", async () => {
+  const fake = new FakeExecutor();
+  let atSpawn: RunningRecord[] = [];
+  const { executor, seen } = executorSeeing((spec, records) => {
+    atSpawn = records;
+    return fake.start(spec);
+  });
+  await withAgent(executor, async ({ agent, reports, records }) => {
+    seen.records = records;
+    agent.run({ ...request("t-1", 2), killTimeoutMs: 1500 });
+    await eventually(() => fake.started.length === 1, "the start");
+    // A SIGKILL right after the spawn leaves this for the next life, which then looks for the
+    // attempt's processes by their environment.
+    assert.deepEqual(
+      atSpawn.map((r) => [r.task_id, r.attempt, r.pid, r.kill_timeout_ms]),
+      [["t-1", 2, null, 1500]],
+    );
+    fake.started[0].end();
+    await eventually(() => reports.length === 1, "the report");
+    await eventually(async () => (await records.list()).length === 0, "the record's removal");
+  });
+});
+
+Deno.test("the record begun for a process that could not start goes once its report is kept", async () => {
+  const { executor, seen } = executorSeeing(() => ({
+    spawned: Promise.resolve(undefined),
+    result: Promise.resolve({
+      outcome: { kind: "start_failed", error: "no such command" },
+      output: { stdout: "", stderr: "", stdoutTruncated: false, stderrTruncated: false },
+      startedAt: 0,
+      finishedAt: 1,
+    }),
+    stop: () => {},
+  }));
+  await withAgent(executor, async ({ agent, reports, records }) => {
+    seen.records = records;
+    agent.run(request("t-1"));
+    await eventually(() => reports.length === 1, "the report");
+    assert.equal(reports[0].result.outcome.kind, "start_failed");
+    await eventually(() => agent.running === 0, "the end of the attempt");
+    assert.deepEqual(await records.list(), [], "no record for a next life to report again");
+  });
+});
+
 Deno.test("a running process is recorded in state_dir/running.jsonl until its report is kept", async () => {
   const executor = createProcessExecutor({ outputLimit: 1024, workerId: "w-test" });
   await withAgent(executor, async ({ agent, reports, records }) => {
@@ -473,8 +525,9 @@ Deno.test("a running process is recorded in state_dir/running.jsonl until its re
         killTimeoutMs: 1500,
       });
       let record: RunningRecord | undefined;
-      await eventually(async () => (record = (await records.list())[0]) !== undefined, "record");
-      pid = record!.pid;
+      // The record begun before the spawn has no pid; the one written after it has.
+      await eventually(async () => (record = (await records.list())[0])?.pid != null, "record");
+      pid = record!.pid!;
       const stat = await readProcStat(pid);
       assert.ok(stat, "the recorded pid is a living process");
       assert.equal(stat.pgrp, pid, "the pid is its own process group");

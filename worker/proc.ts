@@ -72,13 +72,18 @@ let bootId: Promise<string | undefined> | undefined;
 
 /** The living processes (zombies left out) whose process group is `pgid`. */
 export async function groupMembers(pgid: number): Promise<ProcStat[]> {
-  const members: ProcStat[] = [];
+  return (await livingProcesses()).filter((stat) => stat.pgrp === pgid);
+}
+
+/** Every living process (zombies left out) of the machine, as /proc shows it now. */
+export async function livingProcesses(): Promise<ProcStat[]> {
+  const living: ProcStat[] = [];
   for await (const entry of Deno.readDir("/proc")) {
     if (!/^\d+$/.test(entry.name)) continue;
     const stat = await readProcStat(Number(entry.name)); // Undefined when gone meanwhile.
-    if (stat && stat.state !== "Z" && stat.pgrp === pgid) members.push(stat);
+    if (stat && stat.state !== "Z") living.push(stat);
   }
-  return members;
+  return living;
 }
 
 /** The process's environment, or undefined when it cannot be read (gone, or not ours). */

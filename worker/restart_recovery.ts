@@ -10,7 +10,7 @@
 import type { Logger } from "../shared/log.ts";
 import { type Clock, systemClock } from "../shared/clock.ts";
 import type { LogStore } from "./log_store.ts";
-import { groupMembers, readBootId, readEnviron, readProcStat } from "./proc.ts";
+import { groupMembers, livingProcesses, readBootId, readEnviron, readProcStat } from "./proc.ts";
 import type { ReportOutbox } from "./report_outbox.ts";
 import type { RunningRecord, RunningRecords } from "./running_records.ts";
 
@@ -48,6 +48,11 @@ const POLL_MS = 50;
 /** Why an attempt was abandoned; the manager's dead reason reads "worker restarted: ...". */
 export const ABANDONED_KILLED = "its process was killed";
 export const ABANDONED_ENDED = "its process had already ended";
+/**
+ * For an attempt recorded just before its spawn, of which no process is left: it may have
+ * ended, or the previous life may have died before the spawn. Either way it counts as a try.
+ */
+export const ABANDONED_UNSEEN = "no process of it was left (it had ended, or never started)";
 
 /**
  * Stops and reports every attempt of the running records (started, so holding what the previous
@@ -77,17 +82,21 @@ async function recoverOne(
     return "reported";
   }
 
-  const group = await findGroup(record);
-  if (group !== undefined) {
+  const groups = await findGroups(record);
+  if (groups.length > 0) {
     log.info("a task of the worker's previous life is still running; stopping it", task);
-    const signal = await stopGroup(group, record, clock, options.maxKillWaitMs ?? MAX_KILL_WAIT_MS);
-    const left = signal === "SIGKILL" ? await waitForGroup(group, clock, AFTER_KILL_WAIT_MS) : 0;
-    if (left > 0) {
-      log.warn("processes of a task of the previous life are still there after SIGKILL", {
-        ...task,
-        processes: left,
-      });
-    } else log.info("stopped a task of the worker's previous life", { ...task, signal });
+    const maxWaitMs = options.maxKillWaitMs ?? MAX_KILL_WAIT_MS;
+    await Promise.all(groups.map(async (group) => {
+      const signal = await stopGroup(group, record, clock, maxWaitMs);
+      const left = signal === "SIGKILL" ? await waitForGroup(group, clock, AFTER_KILL_WAIT_MS) : 0;
+      if (left > 0) {
+        log.warn("processes of a task of the previous life are still there after SIGKILL", {
+          ...task,
+          group,
+          processes: left,
+        });
+      } else log.info("stopped a task of the worker's previous life", { ...task, group, signal });
+    }));
   } else {
     log.info("a task of the worker's previous life had already ended", task);
   }
@@ -103,7 +112,11 @@ async function recoverOne(
     result: {
       outcome: {
         kind: "abandoned",
-        reason: group !== undefined ? ABANDONED_KILLED : ABANDONED_ENDED,
+        reason: groups.length > 0
+          ? ABANDONED_KILLED
+          : record.pid === null
+          ? ABANDONED_UNSEEN
+          : ABANDONED_ENDED,
       },
       output,
       startedAt: record.started_at,
@@ -111,7 +124,37 @@ async function recoverOne(
     },
   });
   records.remove(record.task_id, record.attempt);
-  return group !== undefined ? "killed" : "ended";
+  return groups.length > 0 ? "killed" : "ended";
+}
+
+/** The process groups of the record's attempt that have something left in them. */
+function findGroups(record: RunningRecord): Promise<number[]> {
+  if (record.pid === null) return groupsByEnvironment(record);
+  return findGroup({ ...record, pid: record.pid }).then((group) =>
+    group === undefined ? [] : [group]
+  );
+}
+
+/**
+ * For a record written before the spawn, with no pid: the groups of the processes that carry
+ * the attempt's task id and attempt number in their environment. No other process has both
+ * (an attempt runs once), and a worker's own group is never taken.
+ */
+async function groupsByEnvironment(record: RunningRecord): Promise<number[]> {
+  const own = (await readProcStat(Deno.pid))?.pgrp;
+  const groups = new Set<number>();
+  for (const member of await livingProcesses()) {
+    if (member.pgrp <= 1 || member.pgrp === own || groups.has(member.pgrp)) continue;
+    if (await runsAttempt(member.pid, record)) groups.add(member.pgrp);
+  }
+  return [...groups];
+}
+
+/** Whether the process's environment names the record's attempt. */
+async function runsAttempt(pid: number, record: RunningRecord): Promise<boolean> {
+  const env = await readEnviron(pid);
+  return env?.get("GO_SCHEDULE_TASK_ID") === record.task_id &&
+    env?.get("GO_SCHEDULE_ATTEMPT") === String(record.attempt);
 }
 
 /**
@@ -121,7 +164,9 @@ async function recoverOne(
  * same boot) means the whole group is ours, and a pid now used by another process means our
  * group is empty.
  */
-async function findGroup(record: RunningRecord): Promise<number | undefined> {
+async function findGroup(
+  record: RunningRecord & { pid: number },
+): Promise<number | undefined> {
   // Never signal -1 (every process we may signal) or -0 (our own group).
   if (record.pid <= 1 || record.start_time === null) return undefined;
   const boot = await readBootId();
@@ -138,13 +183,7 @@ async function findGroup(record: RunningRecord): Promise<number | undefined> {
   // freed and reused by a new group since: take the group for ours only when a member runs
   // with this attempt's environment.
   for (const member of members) {
-    const env = await readEnviron(member.pid);
-    if (
-      env?.get("GO_SCHEDULE_TASK_ID") === record.task_id &&
-      env?.get("GO_SCHEDULE_ATTEMPT") === String(record.attempt)
-    ) {
-      return record.pid;
-    }
+    if (await runsAttempt(member.pid, record)) return record.pid;
   }
   return undefined;
 }

@@ -13,6 +13,7 @@ import { ReportOutbox, type TaskReport } from "./report_outbox.ts";
 import {
   ABANDONED_ENDED,
   ABANDONED_KILLED,
+  ABANDONED_UNSEEN,
   recoverPreviousLife,
   type RecoveryOptions,
   type RecoverySummary,
@@ -27,8 +28,8 @@ interface StateDir {
   records: RunningRecords;
   outbox: ReportOutbox;
   logs: LogStore;
-  /** Spawns `sh -c script` as the executor does, for task `taskId` attempt 1. */
-  spawn(taskId: string, script: string): Deno.ChildProcess;
+  /** Spawns `sh -c script` as the executor does, for task `taskId` attempt `attempt` (1). */
+  spawn(taskId: string, script: string, attempt?: number): Deno.ChildProcess;
   /** Ends the previous life (as SIGKILL would: nothing more written) and runs the next's start. */
   recover(more?: Partial<RecoveryOptions>): Promise<RecoverySummary>;
   /** The report kept in the outbox for the attempt, as it would be sent. */
@@ -66,11 +67,11 @@ async function withStateDir(fn: (s: StateDir) => Promise<void>): Promise<void> {
     dir,
     ...lives[0],
     logs,
-    spawn(taskId, script) {
+    spawn(taskId, script, attempt = 1) {
       const child = new Deno.Command("sh", {
         args: ["-c", script],
         clearEnv: true,
-        env: taskEnvironment({ taskId, attempt: 1 }, "w-test", "/"),
+        env: taskEnvironment({ taskId, attempt }, "w-test", "/"),
         stdin: "null",
         stdout: "null",
         stderr: "null",
@@ -195,6 +196,42 @@ Deno.test("a group whose leader ended is found by its members' environment and k
     assert.deepEqual(summary, { killed: 1, ended: 0, reported: 0 });
     assert.deepEqual(await groupMembers(leader.pid), []);
     assert.equal((await s.report("t-1")).result.outcome.kind, "abandoned");
+  });
+});
+
+Deno.test("an attempt recorded before its spawn is found by its processes' environment", async () => {
+  await withStateDir(async (s) => {
+    // The previous life died after the spawn, before it wrote the pid.
+    const ours = s.spawn("t-1", "sleep 100 & wait");
+    s.records.begin({ taskId: "t-1", attempt: 1, startedAt: 1, killTimeoutMs: 100 });
+    // Not this attempt: another attempt of the same task, and another task.
+    const laterAttempt = s.spawn("t-1", "exec sleep 100", 2);
+    const otherTask = s.spawn("t-2", "exec sleep 100");
+    await untilGroupHas(ours.pid, 2, "t-1 runs, with its child");
+    const summary = await s.recover({ maxKillWaitMs: 300 });
+    assert.deepEqual(summary, { killed: 1, ended: 0, reported: 0 });
+    assert.deepEqual(await groupMembers(ours.pid), [], "nothing left of t-1 attempt 1");
+    assert.equal((await ours.status).signal, "SIGTERM");
+    assert.deepEqual(await groupMembers(laterAttempt.pid), [laterAttempt.pid]);
+    assert.deepEqual(await groupMembers(otherTask.pid), [otherTask.pid]);
+    assert.deepEqual((await s.report("t-1")).result.outcome, {
+      kind: "abandoned",
+      reason: ABANDONED_KILLED,
+    });
+    assert.deepEqual(await s.recordsOnDisk(), []);
+  });
+});
+
+Deno.test("an attempt recorded before its spawn, with no process left, is reported", async () => {
+  await withStateDir(async (s) => {
+    s.records.begin({ taskId: "t-1", attempt: 1, startedAt: 1, killTimeoutMs: 100 });
+    const summary = await s.recover();
+    assert.deepEqual(summary, { killed: 0, ended: 1, reported: 0 });
+    assert.deepEqual((await s.report("t-1")).result.outcome, {
+      kind: "abandoned",
+      reason: ABANDONED_UNSEEN,
+    });
+    assert.deepEqual(await s.recordsOnDisk(), []);
   });
 });
 

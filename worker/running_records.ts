@@ -1,9 +1,11 @@
 /**
  * The attempts whose processes run now, kept in state_dir/running.jsonl (a journal, see
  * journal_file.ts), so that a worker killed with SIGKILL finds the processes of its previous
- * life when it starts again. A record is written once the process exists and removed once the
- * attempt's report is in the outbox: at every moment an attempt has a record, a report, or both
- * (a crash between the two leaves both, and the report wins).
+ * life when it starts again. A record is written just before the spawn (begin: no pid yet),
+ * written again with the pid once the process exists, and removed once the attempt's report is
+ * in the outbox: at every moment a process has a record, a report, or both (a crash between
+ * the two leaves both, and the report wins). The record before the spawn is there because a
+ * SIGKILL can land after the spawn and before the pid is written; a CI run showed it does.
  *
  * Workers before the journal kept one file per record in state_dir/running/; start() moves
  * what it finds there into the journal.
@@ -18,8 +20,12 @@ import type { StartTimeRange } from "./posix_spawn.ts";
 export interface RunningRecord {
   task_id: string;
   attempt: number;
-  /** The process, and its process group (the task runs in its own group). */
-  pid: number;
+  /**
+   * The process, and its process group (the task runs in its own group). Null in a record
+   * written before the spawn: a next life that finds one looks for the attempt's processes by
+   * the variables of their environment (GO_SCHEDULE_TASK_ID and GO_SCHEDULE_ATTEMPT).
+   */
+  pid: number | null;
   /**
    * The process's start time as /proc/<pid>/stat counts it (field 22, clock ticks since
    * boot), so that a pid reused by another process is not taken for ours: the earliest it can
@@ -50,6 +56,14 @@ export interface NewRecord {
   killTimeoutMs: number;
 }
 
+/** What is known of an attempt before its process exists. */
+export interface BegunRecord {
+  taskId: string;
+  attempt: number;
+  startedAt: number;
+  killTimeoutMs: number;
+}
+
 export interface RunningRecordsOptions {
   /** The worker's state_dir. */
   stateDir: string;
@@ -68,6 +82,19 @@ export class RunningRecords extends AttemptJournal<RunningRecord> {
         unreadable: "remove",
         log: options.log,
       }));
+  }
+
+  /** Records an attempt whose process is about to be spawned (its pid comes with add()). */
+  begin(record: BegunRecord): void {
+    this.write({
+      task_id: record.taskId,
+      attempt: record.attempt,
+      pid: null,
+      start_time: null,
+      boot_id: null,
+      kill_timeout_ms: record.killTimeoutMs,
+      started_at: record.startedAt,
+    });
   }
 
   /** Records a process that was just started; without its start time, reads it from /proc. */
@@ -99,7 +126,7 @@ function checkRecord(data: unknown): RunningRecord | undefined {
   if (
     typeof r !== "object" || r === null ||
     typeof r.task_id !== "string" || !Number.isInteger(r.attempt) ||
-    !Number.isInteger(r.pid) || (r.pid ?? 0) <= 1 ||
+    !(r.pid === null || (Number.isInteger(r.pid) && (r.pid ?? 0) > 1)) ||
     !(r.start_time === null || typeof r.start_time === "number") ||
     !(r.start_time_latest === undefined || r.start_time_latest === null ||
       typeof r.start_time_latest === "number") ||

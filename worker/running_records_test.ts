@@ -63,6 +63,33 @@ Deno.test("a new life finds the records the last one wrote and did not remove", 
   });
 });
 
+Deno.test("a record begun before the spawn has no pid until the spawn's record replaces it", async () => {
+  await withStateDir(async (dir) => {
+    const records = new RunningRecords({ stateDir: dir, log: warnings().log });
+    await records.start();
+    const begun = { taskId: "t-1", attempt: 2, startedAt: 1_700_000_000_000, killTimeoutMs: 500 };
+    try {
+      records.begin(begun);
+      records.begin({ ...begun, taskId: "t-2" });
+      await records.add({ ...begun, taskId: "t-2", pid: 4242 });
+    } finally {
+      records.close();
+    }
+    const [t1, t2] = await nextLife(dir);
+    assert.deepEqual(t1, {
+      task_id: "t-1",
+      attempt: 2,
+      pid: null,
+      start_time: null,
+      boot_id: null,
+      kill_timeout_ms: 500,
+      started_at: 1_700_000_000_000,
+    });
+    assert.equal(t2.task_id, "t-2");
+    assert.equal(t2.pid, 4242);
+  });
+});
+
 Deno.test("records used before start, or started twice, are refused", async () => {
   await withStateDir(async (dir) => {
     const records = new RunningRecords({ stateDir: dir, log: warnings().log });
