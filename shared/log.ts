@@ -106,7 +106,12 @@ function formatFields(fields?: Record<string, unknown>): string {
   let out = "";
   for (const [key, value] of Object.entries(fields)) {
     if (value === undefined) continue;
-    const text = value instanceof Error ? value.message : String(value);
+    // A Date as the line's own time is written: String() would give a local, spaced form.
+    const text = value instanceof Error
+      ? value.message
+      : value instanceof Date
+      ? value.toISOString()
+      : String(value);
     out += ` ${key}=${/[\s"=]/.test(text) || text === "" ? JSON.stringify(text) : text}`;
   }
   return out;

@@ -45,6 +45,15 @@ Deno.test("a logger gives each line its time, level, message and fields", () => 
   ]);
 });
 
+Deno.test("a date field is written as the line's time is, in ISO 8601 UTC", () => {
+  const lines: string[] = [];
+  const log = createLogger({ write: (line) => lines.push(line), now: () => 0 });
+  log.info("task will be retried", { task: "t1", at: new Date(Date.UTC(2026, 11, 7, 14, 0, 5)) });
+  assert.deepEqual(lines, [
+    "1970-01-01T00:00:00.000Z INFO  task will be retried task=t1 at=2026-12-07T14:00:05.000Z\n",
+  ]);
+});
+
 Deno.test("lines still held are written when the process exits or crashes", async () => {
   const logModule = new URL("./log.ts", import.meta.url).href;
   // The empty ending is a process that simply runs out of work: the held line's timer does
