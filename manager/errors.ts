@@ -42,7 +42,7 @@ export function toConnectError(error: unknown, log: Logger, rpc: string): Connec
     log.error("store full", { rpc, cause: error.message });
     return new ConnectError(
       "the manager's store is full and refuses writes; nothing was written. " +
-        "An operator must free space (README: Stores, etcd's history)",
+        "An operator must free space (README: Stores)",
       Code.ResourceExhausted,
     );
   }

@@ -5,6 +5,7 @@ import {
   ConflictError,
   type ListTasksOptions,
   type Store,
+  StoreFullError,
   StoreUnavailableError,
   type TaskDeletion,
   type TaskUpdate,
@@ -56,7 +57,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     // WAL lets lists run while a write is in progress (for other processes reading the file).
     db.exec("PRAGMA journal_mode = WAL");
     db.exec(SCHEMA);
-    return new SqliteStore(db);
+    return new SqliteStore(db, path);
   } catch (error) {
     db?.close();
     throw new Error(`Cannot open the SQLite store at ${path}: ${(error as Error).message}`, {
@@ -72,11 +73,14 @@ interface Row {
 
 class SqliteStore implements Store {
   readonly #db: DatabaseSync;
+  /** The database file, named in the errors a user reads. */
+  readonly #path: string;
   readonly #statements = new Map<string, StatementSync>();
   #closed = false;
 
-  constructor(db: DatabaseSync) {
+  constructor(db: DatabaseSync, path: string) {
     this.#db = db;
+    this.#path = path;
   }
 
   createTasks(tasks: TaskRecord[]): Promise<Versioned<TaskRecord>[]> {
@@ -253,7 +257,7 @@ class SqliteStore implements Store {
       this.#checkOpen();
       return Promise.resolve(fn());
     } catch (error) {
-      return Promise.reject(translate(error));
+      return Promise.reject(translate(error, this.#path));
     }
   }
 
@@ -273,11 +277,13 @@ class SqliteStore implements Store {
         this.#db.exec("COMMIT");
         return Promise.resolve(result);
       } catch (error) {
-        this.#db.exec("ROLLBACK");
+        // SQLite has already rolled back after some errors (a full disk among them); the
+        // error that counts is the first.
+        if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
         throw error;
       }
     } catch (error) {
-      return Promise.reject(translate(error));
+      return Promise.reject(translate(error, this.#path));
     }
   }
 
@@ -290,14 +296,31 @@ function decode<T>(row: Row): Versioned<T> {
   return { value: JSON.parse(row.value) as T, revision: row.revision };
 }
 
-/** SQLITE_BUSY and SQLITE_LOCKED: another process held the file for longer than busy_timeout. */
-const BUSY_CODES = new Set([5, 6]);
+/**
+ * SQLite's result codes by their fixed messages (sqlite3ErrStr): Deno's node:sqlite (2.9) gives
+ * only the message, where Node's also gives the code as `errcode`.
+ */
+const BUSY = { codes: [5, 6], messages: ["database is locked", "database table is locked"] };
+const FULL = { codes: [13], messages: ["database or disk is full"] };
 
-function translate(error: unknown): unknown {
+/** Whether the error is SQLite's answer `kind`, by its code where there is one. */
+function isSqlite(error: unknown, kind: typeof BUSY): boolean {
   const code = (error as { errcode?: number }).errcode;
-  if (code !== undefined && BUSY_CODES.has(code & 0xff)) {
+  if (code !== undefined) return kind.codes.includes(code & 0xff);
+  return error instanceof Error && kind.messages.includes(error.message);
+}
+
+function translate(error: unknown, path: string): unknown {
+  if (isSqlite(error, BUSY)) {
     return new StoreUnavailableError(
       `The SQLite store is busy: ${(error as Error).message}`,
+      { cause: error },
+    );
+  }
+  if (isSqlite(error, FULL)) {
+    return new StoreFullError(
+      `the SQLite store at ${path} is full (${(error as Error).message}): ` +
+        "it refuses writes until space is freed on its disk",
       { cause: error },
     );
   }
