@@ -193,9 +193,7 @@ export class Agent {
     if (!next) return;
     const [nextKey, request] = next;
     this.#queued.delete(nextKey);
-    // Before the start: a crash in between leaves neither record (as for a task that came in
-    // just then) rather than both, which would report the attempt twice.
-    this.#journalQueued(request, false);
+    // Its queued record stays until its running record is written (#runAttempt).
     this.#start(nextKey, request);
     this.onQueuedStart?.(request.taskId, request.attempt);
   }
@@ -304,6 +302,11 @@ export class Agent {
       }
     }
     const begun = this.#begin(request);
+    // Only now, for an attempt that waited in the queue: a SIGKILL before this finds the queued
+    // record (given back unstarted), and one after it the running record. One just between
+    // the two finds both; the restart gives the queued one precedence (main.ts), rightly, as
+    // nothing was spawned yet.
+    this.#journalQueued(request, false);
     const process = executor.start(request, sinks);
     running.process = process;
     if (running.stopBeforeStart) process.stop(running.stopBeforeStart);

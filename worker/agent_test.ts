@@ -59,7 +59,10 @@ interface Fixture {
 async function withAgent(
   executor: Executor,
   fn: (f: Fixture) => Promise<void>,
-  more: Partial<Pick<AgentOptions, "alreadyRun" | "slots" | "queue" | "log">> = {},
+  more: Partial<Pick<AgentOptions, "alreadyRun" | "slots" | "queue" | "log">> & {
+    /** In place of the fixture's LogStore over the state_dir's logs/ (given its options). */
+    logStore?: (options: ConstructorParameters<typeof LogStore>[0]) => LogStore;
+  } = {},
 ) {
   const dir = await Deno.makeTempDir();
   const reports: TaskReport[] = [];
@@ -72,12 +75,14 @@ async function withAgent(
       return Promise.resolve();
     },
   });
-  const logs = new LogStore({
+  const logOptions = {
     dir: `${dir}/logs`,
     limit: 1 << 20,
     retentionMs: 3_600_000,
     log: silentLogger,
-  });
+  };
+  const { logStore, ...agentOptions } = more;
+  const logs = logStore?.(logOptions) ?? new LogStore(logOptions);
   const records = new RunningRecords({ stateDir: dir, log: silentLogger });
   const queuedRecords = new QueuedRecords({ stateDir: dir, log: silentLogger });
   const agent = new Agent({
@@ -87,7 +92,7 @@ async function withAgent(
     records,
     queuedRecords,
     log: silentLogger,
-    ...more,
+    ...agentOptions,
   });
   try {
     await outbox.load();
@@ -249,6 +254,67 @@ Deno.test("the agent says which attempts it queues, and when each starts", async
     assert.deepEqual(agent.queuedAttempts(), []);
     agent.onQueuedStart = undefined;
   }, { slots: 1, queue: 1 });
+});
+
+/** A LogStore whose open() for one task waits until the test lets it go on. */
+class GatedLogStore extends LogStore {
+  waiting = false;
+  #go!: () => void;
+  readonly #gate = new Promise<void>((resolve) => this.#go = resolve);
+
+  constructor(options: ConstructorParameters<typeof LogStore>[0], readonly gatedTask: string) {
+    super(options);
+  }
+
+  override async open(taskId: string, attempt: number) {
+    if (taskId === this.gatedTask) {
+      this.waiting = true;
+      await this.#gate;
+    }
+    return super.open(taskId, attempt);
+  }
+
+  go(): void {
+    this.#go();
+  }
+}
+
+Deno.test("a queued attempt leaving the queue always has a record: queued, then running", async () => {
+  const fake = new FakeExecutor();
+  let atSpawn: { running: RunningRecord[]; queued: string[] } | undefined;
+  const seen: { queued?: QueuedRecords } = {};
+  const { executor, seen: seenRunning } = executorSeeing((spec, running) => {
+    if (spec.taskId === "t-2") {
+      atSpawn = { running, queued: seen.queued!.records().map((r) => r.task_id) };
+    }
+    return fake.start(spec);
+  });
+  let logs: GatedLogStore | undefined;
+  await withAgent(executor, async ({ agent, reports, records, queuedRecords }) => {
+    seenRunning.records = records;
+    seen.queued = queuedRecords;
+    agent.run(request("t-1"));
+    agent.run(request("t-2"));
+    await eventually(() => fake.started.length === 1, "t-1's start");
+    fake.started[0].end();
+    // t-2 has left the queue and is opening its log files: not spawned, so not running yet.
+    await eventually(() => logs!.waiting, "t-2 opening its log files");
+    try {
+      assert.deepEqual(queuedRecords.records().map((r) => r.task_id), ["t-2"]);
+      assert.ok(!records.records().some((r) => r.task_id === "t-2"));
+    } finally {
+      logs!.go(); // Else the agent's stop would wait for t-2 forever.
+    }
+    await eventually(() => fake.started.length === 2, "t-2's start");
+    assert.deepEqual(atSpawn?.queued, []);
+    assert.deepEqual(atSpawn?.running.map((r) => [r.task_id, r.pid]), [["t-2", null]]);
+    fake.started[1].end();
+    await eventually(() => reports.length === 2, "both reports");
+  }, {
+    slots: 1,
+    queue: 1,
+    logStore: (options) => logs = new GatedLogStore(options, "t-2"),
+  });
 });
 
 Deno.test("a full queue: more is the manager's mistake, run anyway with a warning", async () => {

@@ -81,6 +81,16 @@ export async function main(args: string[]): Promise<number> {
   try {
     const unsent = await outbox.load();
     if (unsent > 0) log.info("resending results kept from an earlier run", { reports: unsent });
+    // The queue first: an attempt found both queued and running had not been spawned yet
+    // (agent.ts writes its running record, then removes the queued one, then spawns), and
+    // its not_started report keeps the running record's recovery from reporting it again.
+    await queuedRecords.start();
+    const givenBack = recoverQueued(queuedRecords, outbox, Date.now());
+    if (givenBack > 0) {
+      log.info("gave back the tasks queued in the worker's previous life, unstarted", {
+        tasks: givenBack,
+      });
+    }
     await records.start();
     // Before the log sweep (a quiet task's files may be old) and before the first Hello (which
     // lists the abandoned attempts as unreported).
@@ -95,13 +105,6 @@ export async function main(args: string[]): Promise<number> {
       log.info("reported the tasks of the worker's previous life as abandoned", {
         killed: found.killed,
         already_ended: found.ended,
-      });
-    }
-    await queuedRecords.start();
-    const givenBack = recoverQueued(queuedRecords, outbox, Date.now());
-    if (givenBack > 0) {
-      log.info("gave back the tasks queued in the worker's previous life, unstarted", {
-        tasks: givenBack,
       });
     }
     await logs.start();

@@ -4,8 +4,8 @@
  * (recoverQueued): the manager then places them again without counting a retry, where
  * otherwise it would take them for lost, and a task without retries would end dead though it
  * never ran. A record is written when an attempt is queued and removed when it leaves the
- * queue: when it starts (its running record follows once the process exists), or when its
- * give-back report is in the outbox.
+ * queue: once its running record is written, just before its spawn, or once its give-back
+ * report is in the outbox. So an attempt always has one record or the other.
  */
 import type { Logger } from "../shared/log.ts";
 import { notStartedResult } from "./executor.ts";

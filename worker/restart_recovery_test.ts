@@ -18,6 +18,7 @@ import {
   type RecoveryOptions,
   type RecoverySummary,
 } from "./restart_recovery.ts";
+import { NOT_STARTED_RESTARTED, QueuedRecords, recoverQueued } from "./queued_records.ts";
 import { RunningRecords } from "./running_records.ts";
 import { dropMarker } from "./stream_log.ts";
 import { groupMembers, killGroup, readJournal } from "./test_util.ts";
@@ -30,8 +31,14 @@ interface StateDir {
   logs: LogStore;
   /** Spawns `sh -c script` as the executor does, for task `taskId` attempt `attempt` (1). */
   spawn(taskId: string, script: string, attempt?: number): Deno.ChildProcess;
-  /** Ends the previous life (as SIGKILL would: nothing more written) and runs the next's start. */
-  recover(more?: Partial<RecoveryOptions>): Promise<RecoverySummary>;
+  /**
+   * Ends the previous life (as SIGKILL would: nothing more written) and runs the next's start;
+   * `first` runs before the running records' recovery, with the next life's outbox loaded.
+   */
+  recover(
+    more?: Partial<RecoveryOptions>,
+    first?: (outbox: ReportOutbox) => Promise<void>,
+  ): Promise<RecoverySummary>;
   /** The report kept in the outbox for the attempt, as it would be sent. */
   report(taskId: string, attempt?: number): Promise<TaskReport>;
   /** The keys of the running records a further life would find. */
@@ -80,13 +87,14 @@ async function withStateDir(fn: (s: StateDir) => Promise<void>): Promise<void> {
       children.push(child);
       return child;
     },
-    async recover(more = {}) {
+    async recover(more = {}, first) {
       const previous = lives[lives.length - 1];
       previous.records.close();
       await previous.outbox.close();
       const next = life(dir);
       lives.push(next);
       await next.outbox.load();
+      await first?.(next.outbox);
       await next.records.start();
       return recoverPreviousLife({ ...next, logs, outputLimit: 1024, log: silentLogger, ...more });
     },
@@ -230,6 +238,35 @@ Deno.test("an attempt recorded before its spawn, with no process left, is report
     assert.deepEqual((await s.report("t-1")).result.outcome, {
       kind: "abandoned",
       reason: ABANDONED_UNSEEN,
+    });
+    assert.deepEqual(await s.recordsOnDisk(), []);
+  });
+});
+
+Deno.test("an attempt both queued and begun is given back unstarted, once, when the queue goes first", async () => {
+  await withStateDir(async (s) => {
+    // The previous life died between writing the running record and removing the queued one:
+    // before the spawn.
+    const queued = new QueuedRecords({ stateDir: s.dir, log: silentLogger });
+    await queued.start();
+    queued.add("t-1", 1, 1);
+    queued.close();
+    s.records.begin({ taskId: "t-1", attempt: 1, startedAt: 1, killTimeoutMs: 100 });
+    let givenBack = 0;
+    const summary = await s.recover({}, async (outbox) => {
+      const next = new QueuedRecords({ stateDir: s.dir, log: silentLogger });
+      await next.start();
+      try {
+        givenBack = recoverQueued(next, outbox, 2);
+      } finally {
+        next.close();
+      }
+    });
+    assert.equal(givenBack, 1);
+    assert.deepEqual(summary, { killed: 0, ended: 0, reported: 1 });
+    assert.deepEqual((await s.report("t-1")).result.outcome, {
+      kind: "not_started",
+      reason: NOT_STARTED_RESTARTED,
     });
     assert.deepEqual(await s.recordsOnDisk(), []);
   });
