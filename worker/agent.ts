@@ -151,6 +151,9 @@ export class Agent {
       });
       return true;
     }
+    // Journaled as queued until its running record is written (#runAttempt): the log files
+    // are opened first, and a SIGKILL meanwhile should give it back unstarted, not lose it.
+    this.#journalQueued(request, true);
     this.#start(key, request);
     return false;
   }
@@ -302,10 +305,9 @@ export class Agent {
       }
     }
     const begun = this.#begin(request);
-    // Only now, for an attempt that waited in the queue: a SIGKILL before this finds the queued
-    // record (given back unstarted), and one after it the running record. One just between
-    // the two finds both; the restart gives the queued one precedence (main.ts), rightly, as
-    // nothing was spawned yet.
+    // Only now: a SIGKILL before this finds the queued record (given back unstarted), and one
+    // after it the running record. One just between the two finds both; the restart gives the
+    // queued one precedence (main.ts), rightly, as nothing was spawned yet.
     this.#journalQueued(request, false);
     const process = executor.start(request, sinks);
     running.process = process;

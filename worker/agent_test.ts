@@ -317,6 +317,32 @@ Deno.test("a queued attempt leaving the queue always has a record: queued, then 
   });
 });
 
+Deno.test("an attempt started at once is journaled as queued until its running record is written", async () => {
+  const fake = new FakeExecutor();
+  let atSpawn: string[] | undefined;
+  const seen: { queued?: QueuedRecords } = {};
+  const { executor } = executorSeeing((spec) => {
+    atSpawn = seen.queued!.records().map((r) => r.task_id);
+    return fake.start(spec);
+  });
+  let logs: GatedLogStore | undefined;
+  await withAgent(executor, async ({ agent, reports, queuedRecords }) => {
+    seen.queued = queuedRecords;
+    assert.equal(agent.run(request("t-1")), false, "not queued: a slot is free");
+    await eventually(() => logs!.waiting, "t-1 opening its log files");
+    try {
+      assert.deepEqual(queuedRecords.records().map((r) => r.task_id), ["t-1"]);
+    } finally {
+      logs!.go();
+    }
+    await eventually(() => fake.started.length === 1, "t-1's start");
+    assert.deepEqual(atSpawn, [], "the running record took over");
+    fake.started[0].end();
+    await eventually(() => reports.length === 1, "the report");
+    assert.deepEqual(queuedRecords.records(), []);
+  }, { slots: 1, queue: 1, logStore: (options) => logs = new GatedLogStore(options, "t-1") });
+});
+
 Deno.test("a full queue: more is the manager's mistake, run anyway with a warning", async () => {
   const executor = new FakeExecutor();
   const { log, lines } = recordingLogger();

@@ -3,9 +3,10 @@
  * journal_file.ts), so that a worker killed with SIGKILL gives them back when it starts again
  * (recoverQueued): the manager then places them again without counting a retry, where
  * otherwise it would take them for lost, and a task without retries would end dead though it
- * never ran. A record is written when an attempt is queued and removed when it leaves the
- * queue: once its running record is written, just before its spawn, or once its give-back
- * report is in the outbox. So an attempt always has one record or the other.
+ * never ran. A record is written when an attempt arrives, whether it waits in the queue or
+ * starts at once (its log files are opened before the spawn), and removed once its running
+ * record is written, just before its spawn, or once its give-back report is in the outbox. So
+ * an attempt the worker acknowledged always has one record or the other.
  */
 import type { Logger } from "../shared/log.ts";
 import { notStartedResult } from "./executor.ts";
