@@ -391,7 +391,8 @@ export function formatTaskDetail(task: Task, nowMs: number): string {
     ["Run on", task.pinWorkerId === "" ? "any worker" : `${task.pinWorkerId} only`],
     ["Priority", String(task.priority)],
     ["Schedule timeout", formatSpecDuration(task.scheduleTimeout, "the manager's default")],
-    ["Queue", task.queue ? "yes: waits for a worker that fits" : "no"],
+    // Not "Queue": that word is the worker's queue, where a scheduled task may wait to start.
+    ["Wait for a fit", task.queue ? "yes (--queue): waits for a worker that fits" : "no"],
     ["Worker", task.workerId || "-"],
     ["Attempt", String(task.attempt)],
     ["Exit code", task.exitCode === undefined ? "-" : String(task.exitCode)],

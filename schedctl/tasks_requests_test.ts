@@ -401,7 +401,7 @@ Labels:           gpu=true
 Run on:           w-1 only
 Priority:         10
 Schedule timeout: 10m
-Queue:            yes: waits for a worker that fits
+Wait for a fit:   yes (--queue): waits for a worker that fits
 Worker:           -
 Attempt:          0
 Exit code:        -

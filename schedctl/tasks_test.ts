@@ -249,7 +249,7 @@ Labels:           -
 Run on:           any worker
 Priority:         0
 Schedule timeout: the manager's default
-Queue:            no
+Wait for a fit:   no
 Worker:           w-1
 Attempt:          2
 Exit code:        3
@@ -505,7 +505,7 @@ Labels:           -
 Run on:           any worker
 Priority:         0
 Schedule timeout: the manager's default
-Queue:            no
+Wait for a fit:   no
 Worker:           w-1
 Attempt:          1
 Exit code:        -
@@ -622,7 +622,7 @@ Labels:           -
 Run on:           any worker
 Priority:         0
 Schedule timeout: the manager's default
-Queue:            no
+Wait for a fit:   no
 Worker:           w-1
 Attempt:          3
 Exit code:        0
@@ -700,7 +700,7 @@ Labels:           -
 Run on:           any worker
 Priority:         0
 Schedule timeout: the manager's default
-Queue:            no
+Wait for a fit:   no
 Worker:           -
 Attempt:          1
 Exit code:        -
