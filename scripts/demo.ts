@@ -27,8 +27,10 @@ await using cluster = await Cluster.create();
 try {
   console.log("Starting a manager (embedded SQLite store) and two workers on 127.0.0.1 ...");
   await cluster.startManager();
-  await cluster.startWorker("demo-1");
-  await cluster.startWorker("demo-2");
+  // A worker's default capacity (a slot per core), not the test harness's 8 slots.
+  const defaults = { extraConfig: "capacity: {}\n" };
+  await cluster.startWorker("demo-1", defaults);
+  await cluster.startWorker("demo-2", defaults);
   console.log(`manager: ${cluster.managerUrl}   files and logs: ${cluster.dir}`);
 
   await show(cluster, "workers", "ls");
