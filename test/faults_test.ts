@@ -35,6 +35,13 @@ interface Run {
   worker: string;
 }
 
+interface ScenarioOptions {
+  workers?: number;
+  viaProxy?: boolean;
+  /** More worker.yaml for every worker (capacity, say). */
+  workerConfig?: string;
+}
+
 /** One scenario's cluster, and the record every task's process keeps of its runs. */
 class Scenario implements AsyncDisposable {
   readonly acknowledged: string[] = [];
@@ -49,7 +56,7 @@ class Scenario implements AsyncDisposable {
 
   static async start(
     name: string,
-    options: { workers?: number; viaProxy?: boolean } = {},
+    options: ScenarioOptions = {},
   ): Promise<Scenario> {
     const etcd = await startEtcd();
     const cluster = await Cluster.create();
@@ -58,7 +65,10 @@ class Scenario implements AsyncDisposable {
       const port = Number(new URL(cluster.managerUrl).port);
       const proxy = options.viaProxy ? new TcpProxy(port) : undefined;
       for (let i = 1; i <= (options.workers ?? 2); i++) {
-        await cluster.startWorker(`w${i}`, { managerUrl: proxy?.url });
+        await cluster.startWorker(`w${i}`, {
+          managerUrl: proxy?.url,
+          extraConfig: options.workerConfig,
+        });
       }
       return new Scenario(name, etcd, cluster, proxy);
     } catch (e) {
@@ -184,7 +194,7 @@ class Scenario implements AsyncDisposable {
 /** Runs a scenario; on failure prints every log before failing. */
 async function scenario(
   name: string,
-  options: { workers?: number; viaProxy?: boolean },
+  options: ScenarioOptions,
   body: (s: Scenario) => Promise<void>,
 ): Promise<void> {
   await using s = await Scenario.start(name, options);
@@ -210,6 +220,24 @@ Deno.test("fault: a worker SIGKILLed while running tasks, then restarted", async
     // The killed worker's attempts were stopped by its next life and placed again.
     assert.ok(tasks.every((t) => t.state === "TASK_STATE_DONE"), "retries finish every task");
     assert.ok(tasks.some((t) => t.attempt > 1), "the killed worker's tasks were retried");
+  });
+});
+
+Deno.test("fault: a worker SIGKILLed with tasks running and queued, then restarted", async () => {
+  await scenario("worker-sigkill-queued", {
+    workerConfig: "capacity: {slots: 2, queue: 4}\n",
+  }, async (s) => {
+    await s.submit(12, 8);
+    await s.waitForRunning(4);
+    const w1 = s.cluster.workers[0];
+    await w1.kill();
+    s.faults++;
+    await w1.start();
+    const tasks = await s.verify();
+    assert.ok(tasks.every((t) => t.state === "TASK_STATE_DONE"), "every task ends done");
+    // Its queued tasks never started there: given back, they ran elsewhere or after the restart.
+    const { starts } = await s.runs();
+    assert.equal(starts.length, 12 + 2, "each task started once, the two killed ones twice");
   });
 });
 
