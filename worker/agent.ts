@@ -304,7 +304,7 @@ export class Agent {
         });
       }
     }
-    const begun = this.#begin(request);
+    this.#begin(request);
     // Only now: a SIGKILL before this finds the queued record (given back unstarted), and one
     // after it the running record. One just between the two finds both; the restart gives the
     // queued one precedence (main.ts), rightly, as nothing was spawned yet.
@@ -330,25 +330,25 @@ export class Agent {
     });
     outbox.add({ taskId: request.taskId, attempt: request.attempt, result });
     // Only now: until the report is safe on disk, a restart must find the process's record.
-    if ((await recorded) || begun) {
-      try {
-        this.#options.records?.remove(request.taskId, request.attempt);
-      } catch (e) {
-        log.warn("cannot remove a task's record from state_dir/running.jsonl", {
-          task: request.taskId,
-          cause: e,
-        });
-      }
+    // And after the pid's record is written, which would otherwise outlive the removal.
+    await recorded;
+    try {
+      this.#options.records?.remove(request.taskId, request.attempt);
+    } catch (e) {
+      log.warn("cannot remove a task's record from state_dir/running.jsonl", {
+        task: request.taskId,
+        cause: e,
+      });
     }
   }
 
   /**
    * Records the attempt before its process exists, so that a SIGKILL between the spawn and
-   * #record leaves a record for the next life; whether there may be one to remove.
+   * #record leaves a record for the next life.
    */
-  #begin(request: RunRequest): boolean {
+  #begin(request: RunRequest): void {
     const { records, log } = this.#options;
-    if (!records) return false;
+    if (!records) return;
     try {
       records.begin({
         taskId: request.taskId,
@@ -362,16 +362,14 @@ export class Agent {
         { task: request.taskId, cause: e },
       );
     }
-    // Even after a failed write: a half-done one may have left its line.
-    return true;
   }
 
-  /** Records the process once it exists; resolves to whether there is a record to remove. */
-  async #record(request: RunRequest, process: RunningProcess): Promise<boolean> {
+  /** Records the process, with its pid, once it exists (in place of #begin's record). */
+  async #record(request: RunRequest, process: RunningProcess): Promise<void> {
     const { records, log } = this.#options;
-    if (!records) return false;
+    if (!records) return;
     const spawned = await process.spawned;
-    if (!spawned) return false;
+    if (!spawned) return;
     try {
       await records.add({
         taskId: request.taskId,
@@ -390,8 +388,6 @@ export class Agent {
         },
       );
     }
-    // Even after a failed write: a half-done one may have left its line.
-    return true;
   }
 
   #remember(key: string): void {
