@@ -130,9 +130,7 @@ async function recoverOne(
 /** The process groups of the record's attempt that have something left in them. */
 function findGroups(record: RunningRecord): Promise<number[]> {
   if (record.pid === null) return groupsByEnvironment(record);
-  return findGroup({ ...record, pid: record.pid }).then((group) =>
-    group === undefined ? [] : [group]
-  );
+  return findGroup(record, record.pid).then((group) => group === undefined ? [] : [group]);
 }
 
 /**
@@ -164,26 +162,24 @@ async function runsAttempt(pid: number, record: RunningRecord): Promise<boolean>
  * same boot) means the whole group is ours, and a pid now used by another process means our
  * group is empty.
  */
-async function findGroup(
-  record: RunningRecord & { pid: number },
-): Promise<number | undefined> {
+async function findGroup(record: RunningRecord, pid: number): Promise<number | undefined> {
   // Never signal -1 (every process we may signal) or -0 (our own group).
-  if (record.pid <= 1 || record.start_time === null) return undefined;
+  if (pid <= 1 || record.start_time === null) return undefined;
   const boot = await readBootId();
   if (record.boot_id !== null && boot !== undefined && record.boot_id !== boot) return undefined;
-  const leader = await readProcStat(record.pid);
+  const leader = await readProcStat(pid);
   const latest = record.start_time_latest ?? record.start_time;
   if (leader && (leader.startTime < record.start_time || leader.startTime > latest)) {
     return undefined;
   }
-  const members = await groupMembers(record.pid);
+  const members = await groupMembers(pid);
   if (members.length === 0) return undefined;
-  if (leader) return record.pid;
+  if (leader) return pid;
   // The leader is gone, its children live on. The number could, in principle, have been
   // freed and reused by a new group since: take the group for ours only when a member runs
   // with this attempt's environment.
   for (const member of members) {
-    if (await runsAttempt(member.pid, record)) return record.pid;
+    if (await runsAttempt(member.pid, record)) return pid;
   }
   return undefined;
 }
