@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { type EtcdProcess, startEtcd } from "./harness/etcd.ts";
-import { Cluster, waitFor } from "./harness/processes.ts";
+import { Cluster, type DaemonProcess, waitFor } from "./harness/processes.ts";
 import { TcpProxy } from "./harness/tcp_proxy.ts";
 
 interface TaskJson {
@@ -133,6 +133,13 @@ class Scenario implements AsyncDisposable {
     });
   }
 
+  /** The fault of the worker-sigkill scenarios: SIGKILL, then started again at once. */
+  async sigkillAndRestart(worker: DaemonProcess): Promise<void> {
+    await worker.kill();
+    this.faults++;
+    await worker.start();
+  }
+
   /** Waits for every acknowledged task to end, then checks the invariants and prints a line. */
   async verify(): Promise<TaskJson[]> {
     let tasks: TaskJson[] = [];
@@ -212,10 +219,7 @@ Deno.test("fault: a worker SIGKILLed while running tasks, then restarted", async
   await scenario("worker-sigkill", {}, async (s) => {
     await s.submit(8, 8);
     await s.waitForRunning(8);
-    const w1 = s.cluster.workers[0];
-    await w1.kill();
-    s.faults++;
-    await w1.start();
+    await s.sigkillAndRestart(s.cluster.workers[0]);
     const tasks = await s.verify();
     // The killed worker's attempts were stopped by its next life and placed again.
     assert.ok(tasks.every((t) => t.state === "TASK_STATE_DONE"), "retries finish every task");
@@ -229,10 +233,7 @@ Deno.test("fault: a worker SIGKILLed with tasks running and queued, then restart
   }, async (s) => {
     await s.submit(12, 8);
     await s.waitForRunning(4);
-    const w1 = s.cluster.workers[0];
-    await w1.kill();
-    s.faults++;
-    await w1.start();
+    await s.sigkillAndRestart(s.cluster.workers[0]);
     const tasks = await s.verify();
     assert.ok(tasks.every((t) => t.state === "TASK_STATE_DONE"), "every task ends done");
     // Its queued tasks never started there: given back, they ran elsewhere or after the restart.
