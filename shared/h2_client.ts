@@ -76,7 +76,7 @@ export interface H2Call {
    * Queues `data` after what was sent before. Resolves once the connection takes more: while
    * the server's flow control or the socket is behind, it waits.
    */
-  send(data: Uint8Array): Promise<void>;
+  send(data: Uint8Array, options?: { lazy?: boolean }): Promise<void>;
   /** Ends our side once what was sent before has gone. */
   end(): void;
 }
@@ -105,6 +105,15 @@ type Decompressor = {
   read(): { name: string; value: string } | null;
 };
 
+export interface H2Options {
+  /**
+   * How long a call's message sent with `lazy` may wait for company: the next frame that
+   * is not lazy takes it along, or it goes when this time is up. Frames queued in one turn
+   * of the event loop go out in one write in any case.
+   */
+  coalesceMs?: number;
+}
+
 /** One HTTP/2 connection to `origin` (`http://host:port`, or `https://` over TLS with ALPN). */
 export class H2Connection {
   readonly #conn: Deno.Conn;
@@ -126,19 +135,30 @@ export class H2Connection {
   #out: Uint8Array[] = [];
   #outBytes = 0;
   #flushing?: Promise<void>;
+  readonly #coalesceMs: number;
+  #writes = 0;
+  /** Whether a frame waiting in #out must go without waiting for company. */
+  #eagerWaiting = false;
+  /** The timer of a flush held for lazy frames, and what starts that flush at once. */
+  #hold?: { timer: ReturnType<typeof setTimeout>; release: () => void };
   /** Payloads of the server's PINGs not acknowledged yet (see #deferPingAck). */
   #pingAcks: Uint8Array[] = [];
   #pingAckTimer?: ReturnType<typeof setTimeout>;
   /** A header block in CONTINUATION frames, for this stream id. */
   #block?: { id: number; parts: Uint8Array[]; endStream: boolean };
 
-  private constructor(conn: Deno.Conn, origin: URL) {
+  private constructor(conn: Deno.Conn, origin: URL, options: H2Options) {
     this.#conn = conn;
+    this.#coalesceMs = options.coalesceMs ?? 0;
     this.#authority = origin.host;
     this.#scheme = origin.protocol.slice(0, -1);
   }
 
-  static async open(origin: URL, signal: AbortSignal): Promise<H2Connection> {
+  static async open(
+    origin: URL,
+    signal: AbortSignal,
+    options: H2Options = {},
+  ): Promise<H2Connection> {
     const hostname = origin.hostname.replace(/^\[|\]$/g, "");
     const port = Number(origin.port || (origin.protocol === "https:" ? 443 : 80));
     const tcp = await Deno.connect({ hostname, port, signal });
@@ -147,7 +167,7 @@ export class H2Connection {
     if (origin.protocol === "https:") {
       conn = await Deno.startTls(tcp, { hostname, alpnProtocols: ["h2"] });
     }
-    const h2 = new H2Connection(conn, origin);
+    const h2 = new H2Connection(conn, origin, options);
     h2.#start();
     return h2;
   }
@@ -187,9 +207,10 @@ export class H2Connection {
     const { stream, answer } = this.#open(path, headers, false, onData, signal);
     return {
       answer,
-      send: async (data) => {
+      send: async (data, options) => {
         if (!stream) return;
-        stream.sending = stream.sending.then(() => this.#sendBody(stream, data, false));
+        const lazy = options?.lazy ?? false;
+        stream.sending = stream.sending.then(() => this.#sendBody(stream, data, false, lazy));
         await stream.sending;
         while (this.#outBytes > OUT_HIGH_WATER && this.#flushing && !this.#closed) {
           await this.#flushing;
@@ -294,7 +315,12 @@ export class H2Connection {
     void this.#readLoop();
   }
 
-  async #sendBody(stream: Stream, body: Uint8Array, endStream: boolean): Promise<void> {
+  async #sendBody(
+    stream: Stream,
+    body: Uint8Array,
+    endStream: boolean,
+    lazy = false,
+  ): Promise<void> {
     let at = 0;
     while (at < body.length) {
       if (stream.done) return;
@@ -308,7 +334,7 @@ export class H2Connection {
       stream.sendWindow -= n;
       this.#connSendWindow -= n;
       const last = endStream && at + n === body.length;
-      this.#frame(DATA, last ? END_STREAM : 0, stream.id, body.subarray(at, at + n));
+      this.#frame(DATA, last ? END_STREAM : 0, stream.id, body.subarray(at, at + n), lazy);
       at += n;
     }
   }
@@ -338,7 +364,7 @@ export class H2Connection {
   }
 
   /** Queues a frame; frames queued together go out in one write. */
-  #frame(type: number, flags: number, id: number, payload: Uint8Array): void {
+  #frame(type: number, flags: number, id: number, payload: Uint8Array, lazy = false): void {
     if (this.#closed) return;
     // PING ACKs first, as HTTP/2 asks.
     if (type !== PING && this.#pingAcks.length > 0) this.#sendPingAcks();
@@ -350,15 +376,45 @@ export class H2Connection {
     view.setUint32(5, id & 0x7fffffff);
     this.#out.push(header, payload);
     this.#outBytes += 9 + payload.length;
-    this.#flushing ??= Promise.resolve().then(() => this.#flush());
+    if (!lazy) this.#eagerWaiting = true;
+    this.#scheduleFlush();
+  }
+
+  /** Number of writes to the connection so far (each may carry many frames). */
+  get writes(): number {
+    return this.#writes;
+  }
+
+  #scheduleFlush(): void {
+    if (this.#hold && this.#eagerWaiting) this.#releaseHold();
+    if (this.#flushing) return;
+    if (this.#eagerWaiting || this.#coalesceMs <= 0) {
+      this.#flushing = Promise.resolve().then(() => this.#flush());
+      return;
+    }
+    this.#flushing = new Promise<void>((release) => {
+      this.#hold = { timer: setTimeout(release, this.#coalesceMs), release };
+    }).then(() => this.#flush());
+  }
+
+  /** The held flush starts now (it goes after the current turn's frames, as any flush). */
+  #releaseHold(): void {
+    if (!this.#hold) return;
+    clearTimeout(this.#hold.timer);
+    this.#hold.release();
+    this.#hold = undefined;
   }
 
   async #flush(): Promise<void> {
     try {
-      while (this.#out.length > 0 && !this.#closed) {
+      // One write; what is queued meanwhile is scheduled again, lazy frames held as ever.
+      if (this.#out.length > 0 && !this.#closed) {
         const chunks = this.#out;
         this.#out = [];
+        this.#eagerWaiting = false;
+        this.#hold = undefined;
         const data = concat(chunks);
+        this.#writes++;
         for (let at = 0; at < data.length;) at += await this.#conn.write(data.subarray(at));
         this.#outBytes -= data.length;
       }
@@ -368,9 +424,7 @@ export class H2Connection {
       );
     } finally {
       this.#flushing = undefined;
-      if (this.#out.length > 0 && !this.#closed) {
-        this.#flushing = Promise.resolve().then(() => this.#flush());
-      }
+      if (this.#out.length > 0 && !this.#closed) this.#scheduleFlush();
     }
   }
 
@@ -576,6 +630,8 @@ export class H2Connection {
     clearTimeout(this.#pingAckTimer);
     this.#pingAckTimer = undefined;
     this.#pingAcks = [];
+    // Its flush finds the connection closed; whoever waits on it goes on.
+    this.#releaseHold();
     try {
       this.#conn.close();
     } catch {

@@ -205,3 +205,66 @@ Deno.test("h2: a call's messages go both ways while it lasts, then it ends with 
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 });
+
+Deno.test("h2: a lazy message waits for the next eager one, or for coalesceMs", async () => {
+  const server = http2.createServer();
+  const sessions = new Set<http2.ServerHttp2Session>();
+  server.on("session", (session) => {
+    sessions.add(session);
+    session.on("error", () => {});
+  });
+  server.on("stream", (stream: http2.ServerHttp2Stream) => {
+    stream.on("error", () => {});
+    stream.respond({ ":status": 200 });
+    stream.on("data", (chunk: Uint8Array) => stream.write(chunk));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  const hold = 300;
+  const h2 = await H2Connection.open(new URL(`http://127.0.0.1:${port}`), never(), {
+    coalesceMs: hold,
+  });
+  try {
+    const received: number[] = [];
+    let wake = () => {};
+    const echoed = (count: number) =>
+      new Promise<void>((resolve) => {
+        wake = () => received.length >= count && resolve();
+        wake();
+      });
+    const call = h2.call("/echo", [], (data) => {
+      received.push(...data);
+      wake();
+    }, never());
+    // It fails when the test closes the connection.
+    call.answer.catch(() => {});
+    await call.send(new Uint8Array([1]));
+    await echoed(1);
+    const writes = h2.writes;
+
+    // A lazy message waits; the eager one sent turns later takes it along, in one write.
+    await call.send(new Uint8Array([2]), { lazy: true });
+    await new Promise((resolve) => setTimeout(resolve, 1));
+    assert.equal(h2.writes, writes, "the lazy message waits");
+    await call.send(new Uint8Array([3]));
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    assert.equal(h2.writes, writes + 1, "the eager one went at once, with the lazy one");
+    await echoed(3);
+    assert.deepEqual(received, [1, 2, 3]);
+
+    // Alone, a lazy message goes once coalesceMs is up.
+    const sentAt = performance.now();
+    await call.send(new Uint8Array([4]), { lazy: true });
+    await echoed(4);
+    assert.ok(performance.now() - sentAt >= hold - 1, "it waited for coalesceMs");
+    assert.equal(h2.writes, writes + 2);
+
+    // One waiting when the connection closes leaves no timer behind (the sanitizer checks).
+    await call.send(new Uint8Array([5]), { lazy: true });
+    assert.equal(h2.writes, writes + 2);
+  } finally {
+    h2.close();
+    for (const session of sessions) session.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+});

@@ -28,6 +28,22 @@ type Outgoing = MessageInitShape<typeof ConnectRequestSchema>;
 const PATH = `/${WorkerService.typeName}/${WorkerService.method.connect.name}`;
 
 /**
+ * How long an acknowledgement or a pong may wait for company (see H2Options.coalesceMs). A
+ * worker busy with short tasks sends three messages per task: the task's acknowledgement on
+ * arrival, another when it leaves the queue, and its report. Written one by one, each cost a
+ * socket write here and a wake-up and a read at the manager. Held, the acknowledgements go
+ * with the next report: about one write per task. Reports, hellos and log chunks go at once,
+ * so no one waits longer for a result.
+ */
+const COALESCE_MS = 2;
+
+/** Messages nobody waits on: they may wait COALESCE_MS for a report to go with. */
+function mayWait(message: Outgoing): boolean {
+  const kind = message.msg?.case;
+  return kind === "ack" || kind === "pong";
+}
+
+/**
  * Opens the stream at `baseUrl` (http:// for h2c, https:// for TLS), sends what `outgoing`
  * yields, and yields the manager's messages. Ends when the manager ends the stream with an OK
  * status; throws a ConnectError for any other end: the manager's status, a connection that
@@ -41,7 +57,7 @@ export async function* openManagerStream(
   signal.throwIfAborted();
   let connection: H2Connection;
   try {
-    connection = await H2Connection.open(new URL(baseUrl), signal);
+    connection = await H2Connection.open(new URL(baseUrl), signal, { coalesceMs: COALESCE_MS });
   } catch (e) {
     if (signal.aborted) throw new ConnectError("the stream was cancelled", Code.Canceled);
     throw new ConnectError((e as Error).message, Code.Unavailable);
@@ -95,7 +111,7 @@ export async function* openManagerStream(
   void (async () => {
     for await (const message of outgoing) {
       if (failure || incoming.closed) return;
-      await call.send(frameRequest(message));
+      await call.send(frameRequest(message), { lazy: mayWait(message) });
     }
     call.end();
   })().catch((e) => fail(new ConnectError((e as Error).message, Code.Internal)));
