@@ -271,3 +271,58 @@ Deno.test("untilFinal gives up after waitMs, on abort and on close", async () =>
     "a task not active here: at once",
   );
 });
+
+Deno.test("under load, a group that is not full waits a few milliseconds to fill", async () => {
+  const memory = createMemoryStore();
+  const { store, groups } = counting(memory);
+  const fake = createClock(0);
+  const book = new TaskBook(store, { clock: clockOf(fake) });
+  try {
+    await book.create(tasks(12));
+    groups.length = 0;
+    const assign = (i: number) => book.apply(`t${i}`, { type: "assign", workerId: "w1" }, 1);
+
+    // Idle: a lone update is written at once.
+    await assign(0);
+    assert.deepEqual(groups, [1]);
+
+    // Five in one turn: a write that says the manager is under load.
+    await Promise.all([1, 2, 3, 4, 5].map(assign));
+    assert.deepEqual(groups, [1, 5]);
+
+    // The next, not a full group, waits for more; those that come meanwhile join it.
+    const first = assign(6);
+    await fake.tickAsync(1);
+    const second = assign(7);
+    await fake.tickAsync(1);
+    assert.deepEqual(groups, [1, 5], "held while the group may fill");
+    await fake.tickAsync(1);
+    await Promise.all([first, second]);
+    assert.deepEqual(groups, [1, 5, 2], "written together once the linger is over");
+
+    // That small group says the load is over: the next update goes at once again.
+    await assign(8);
+    assert.deepEqual(groups, [1, 5, 2, 1]);
+    assert.equal((await memory.getTask("t7"))?.value.workerId, "w1");
+  } finally {
+    book.close();
+  }
+});
+
+Deno.test("a lingering group is written when the book closes, not left behind", async () => {
+  const memory = createMemoryStore();
+  const { store, groups } = counting(memory);
+  const fake = createClock(0);
+  const book = new TaskBook(store, { clock: clockOf(fake) });
+  await book.create(tasks(6));
+  groups.length = 0;
+  const assign = (i: number) => book.apply(`t${i}`, { type: "assign", workerId: "w1" }, 1);
+  await Promise.all([0, 1, 2, 3, 4].map(assign));
+  const held = assign(5);
+  await fake.tickAsync(0);
+  assert.deepEqual(groups, [5]);
+  book.close();
+  await held;
+  assert.deepEqual(groups, [5, 1]);
+  assert.equal((await memory.getTask("t5"))?.value.workerId, "w1");
+});
