@@ -31,7 +31,9 @@ export function toConnectError(error: unknown, log: Logger, rpc: string): Connec
     return new ConnectError(error.message, Code.FailedPrecondition);
   }
   if (error instanceof LogSourceLostError) {
-    return new ConnectError(error.message, Code.Unavailable);
+    // Not unavailable, which clients read as the manager being away: the manager is fine,
+    // the worker that has the logs is not.
+    return new ConnectError(error.message, Code.Aborted);
   }
   if (error instanceof StoreUnavailableError) {
     log.warn("store unavailable", { rpc, cause: error.message });

@@ -3,6 +3,7 @@ import { Code } from "@connectrpc/connect";
 import { createLogger } from "../shared/log.ts";
 import { StoreFullError, StoreUnavailableError } from "../shared/store/store.ts";
 import { toConnectError } from "./errors.ts";
+import { LogSourceLostError } from "./log_relay.ts";
 
 function mapped(error: unknown) {
   const lines: string[] = [];
@@ -23,6 +24,14 @@ Deno.test("a full store is resource_exhausted, says nothing was written, and log
   assert.equal(lines.length, 1);
   assert.match(lines[0], /ERROR store full rpc=ScheduleTasks cause=.*database space exceeded/);
   assert.doesNotMatch(lines[0], /\bat .*\.ts:\d+/, "no stack trace");
+});
+
+Deno.test("a worker lost while its logs are read is aborted: the manager is not unavailable", () => {
+  const lost = new LogSourceLostError("worker w1 disconnected while its logs were being read");
+  const { error, lines } = mapped(lost);
+  assert.equal(error.code, Code.Aborted);
+  assert.equal(error.rawMessage, "worker w1 disconnected while its logs were being read");
+  assert.deepEqual(lines, []);
 });
 
 Deno.test("an unavailable store is unavailable, and an unknown error internal with its stack", () => {

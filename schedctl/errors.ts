@@ -140,6 +140,7 @@ function describeConnectError(err: ConnectError, context: ErrorContext | undefin
     case Code.PermissionDenied:
     case Code.Unauthenticated:
     case Code.ResourceExhausted:
+    case Code.Aborted:
       return err.rawMessage;
     case Code.DeadlineExceeded:
       return context

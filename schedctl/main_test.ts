@@ -64,11 +64,12 @@ Deno.test("help with an unknown target is a usage error", async () => {
   });
 });
 
-Deno.test("the manager's not_found, invalid_argument and failed_precondition print its message", async () => {
+Deno.test("the manager's not_found, invalid_argument, failed_precondition and aborted print its message", async () => {
   const cases: Array<[Code, string]> = [
     [Code.NotFound, `task "t-9" not found`],
     [Code.InvalidArgument, "task 2: cmd is required"],
     [Code.FailedPrecondition, "the manager is draining"],
+    [Code.Aborted, "worker w1 disconnected while its logs were being read"],
   ];
   for (const [code, message] of cases) {
     const fake = createFakeManager({}, {
