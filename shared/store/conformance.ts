@@ -233,6 +233,29 @@ export function storeConformance(name: string, open: () => Promise<StoreFixture>
     assert.equal(await store.getWorker("w2"), undefined);
   });
 
+  test("deleteWorker removes a worker only at its revision", async ({ store }) => {
+    const first = await store.putWorker(worker("w1"), 0n);
+    const w2 = await store.putWorker(worker("w2"), 0n);
+    const w1 = await store.putWorker(worker("w1", "disconnected"), first.revision);
+    const stale = await rejectsWith(store.deleteWorker("w1", first.revision), ConflictError);
+    assert.equal(stale.key, "workers/w1");
+    await rejectsWith(store.deleteWorker("w1", 0n), ConflictError);
+    assert.deepEqual(await store.getWorker("w1"), w1);
+
+    assert.equal(await store.deleteWorker("w1", w1.revision), undefined);
+    assert.equal(await store.getWorker("w1"), undefined);
+    assert.deepEqual(await store.listWorkers(), [w2]);
+    // Gone: no revision matches, not even 0n, which etcd would compare equal to a missing key.
+    const gone = await rejectsWith(store.deleteWorker("w1", w1.revision), ConflictError);
+    assert.equal(gone.key, "workers/w1");
+    assert.match(gone.message, /does not exist/);
+    await rejectsWith(store.deleteWorker("w1", 0n), ConflictError);
+
+    const again = await store.putWorker(worker("w1"), 0n);
+    assert.ok(again.revision > w1.revision);
+    assert.deepEqual(await store.listWorkers(), [again, w2]);
+  });
+
   test("listWorkers returns every worker in id order", async ({ store }) => {
     assert.deepEqual(await store.listWorkers(), []);
     const b = await store.putWorker(worker("b"), 0n);

@@ -537,6 +537,28 @@ class EtcdStore implements Store {
     return response.kvs.map((kv) => decode<WorkerRecord>(kv));
   }
 
+  async deleteWorker(id: string, expectedRevision: bigint): Promise<void> {
+    // A mod revision of 0 would match a missing key, and "delete" a worker that is not there.
+    if (expectedRevision <= 0n) {
+      throw new ConflictError(`workers/${id}`, `Worker ${id} was never stored`);
+    }
+    const key = this.#key(`workers/${id}`);
+    const response = await this.#txn({
+      compare: [{ key, target: "Mod", result: "Equal", mod_revision: expectedRevision.toString() }],
+      success: [{ request_delete_range: { key } }],
+      failure: [{ request_range: { key, keys_only: true } }],
+    });
+    if (!response.succeeded) {
+      const current = response.responses[0].response_range.kvs[0];
+      throw new ConflictError(
+        `workers/${id}`,
+        !current
+          ? `Worker ${id} does not exist`
+          : `Worker ${id} changed since revision ${expectedRevision} (now ${current.mod_revision})`,
+      );
+    }
+  }
+
   close(): Promise<void> {
     if (!this.#closed) {
       this.#closed = true;

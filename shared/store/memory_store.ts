@@ -178,6 +178,23 @@ class InMemoryStore implements MemoryStore {
     );
   }
 
+  deleteWorker(id: string, expectedRevision: bigint): Promise<void> {
+    return this.#call(() => {
+      const current = this.#data.workers.get(id);
+      const key = `workers/${id}`;
+      if (!current) throw new ConflictError(key, `Worker ${id} does not exist`);
+      if (current.revision !== expectedRevision) {
+        throw new ConflictError(
+          key,
+          `Worker ${id} changed since revision ${expectedRevision} (now ${current.revision})`,
+        );
+      }
+      // A delete takes a revision in etcd, as in deleteTasks.
+      ++this.#data.revision;
+      this.#data.workers.delete(id);
+    });
+  }
+
   close(): Promise<void> {
     this.#closed = true;
     return Promise.resolve();

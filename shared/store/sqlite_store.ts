@@ -221,6 +221,22 @@ class SqliteStore implements Store {
     );
   }
 
+  deleteWorker(id: string, expectedRevision: bigint): Promise<void> {
+    return this.#write(() => {
+      const { changes } = this.#sql("DELETE FROM workers WHERE id = ? AND revision = ?")
+        .run(id, expectedRevision);
+      if (Number(changes) === 0) {
+        const current = this.#sql("SELECT revision FROM workers WHERE id = ?").get(id);
+        throw new ConflictError(
+          `workers/${id}`,
+          current
+            ? `Worker ${id} changed since revision ${expectedRevision} (now ${current.revision})`
+            : `Worker ${id} does not exist`,
+        );
+      }
+    });
+  }
+
   close(): Promise<void> {
     if (!this.#closed) {
       this.#closed = true;

@@ -71,6 +71,11 @@ export interface Store {
   getWorker(id: string): Promise<Versioned<WorkerRecord> | undefined>;
   listWorkers(): Promise<Versioned<WorkerRecord>[]>;
   /**
+   * Removes a worker's record, only if its stored revision is still `expectedRevision`:
+   * ConflictError when it changed since, or is gone.
+   */
+  deleteWorker(id: string, expectedRevision: bigint): Promise<void>;
+  /**
    * Present on a store that keeps every past version of its records until told to drop them
    * (etcd): without that, its database grows with every write until it is full.
    */
