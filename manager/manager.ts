@@ -325,6 +325,16 @@ export class Manager {
     return this.getWorker(id).view;
   }
 
+  /** Forgets a disconnected worker that holds no unfinished task (see WorkerRegistry.remove). */
+  async removeWorker(id: string): Promise<void> {
+    await this.#workers.remove(
+      id,
+      () => this.#book.active().filter((t) => t.workerId === id).length,
+    );
+    this.#drainTimers.clear(id);
+    this.#log.info("worker removed", { worker: id });
+  }
+
   async listTasks(options: ListTasksOptions): Promise<TaskRecord[]> {
     return (await this.#store.listTasks(options)).map((e) => this.#withDiagnosis(e.value));
   }

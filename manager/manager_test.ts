@@ -1512,6 +1512,38 @@ Deno.test("drain: no new tasks, running ones stay; undrain; a deadline cancels",
   });
 });
 
+Deno.test("remove: only a disconnected worker with no unfinished task; it may come back anew", async () => {
+  await using h = await Harness.start();
+  const w1 = await h.connect("w1");
+  await assert.rejects(h.manager.removeWorker("w1"), {
+    name: "FailedPreconditionError",
+    message: /^worker "w1" is connected; only a disconnected worker can be removed/,
+  });
+  const [task] = await h.manager.schedule([ECHO]);
+  await h.manager.acknowledge(w1.session, task.id, 1);
+  await h.manager.closeSession(w1.session, "cut");
+  await assert.rejects(h.manager.removeWorker("w1"), {
+    name: "FailedPreconditionError",
+    message: /^worker "w1" still holds 1 unfinished task; they wait for it until lost_timeout/,
+  });
+  assert.ok(h.worker("w1"), "a refused removal leaves the worker");
+
+  await h.manager.report(exited(task.id, "w1", 0));
+  await h.manager.removeWorker("w1");
+  assert.equal(h.worker("w1"), undefined, "not listed");
+  assert.equal(await h.store.getWorker("w1"), undefined, "not stored");
+  await assert.rejects(h.manager.removeWorker("w1"), {
+    name: "NotFoundError",
+    message: 'worker "w1" not found',
+  });
+  // Its finished task keeps naming it.
+  assert.equal((await h.task(task.id)).workerId, "w1");
+
+  await h.connect("w1");
+  assert.equal(h.worker("w1")?.state, "connected", "known anew");
+  assert.equal((await h.store.getWorker("w1"))?.value.state, "connected");
+});
+
 Deno.test("a drain outlives the worker's reconnect", async () => {
   await using h = await Harness.start();
   const w1 = await h.connect("w1");

@@ -97,6 +97,12 @@ export function createOperatorService(
         worker: workerToProto(await manager.undrainWorker(req.id)),
       })),
 
+    removeWorker: (req) =>
+      edge("RemoveWorker", async () => {
+        await manager.removeWorker(req.id);
+        return {};
+      }),
+
     cancelTasks: (req) =>
       edge("CancelTasks", async () => ({
         tasks: (await manager.cancel(req.ids)).map(toProto),

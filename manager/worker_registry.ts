@@ -7,7 +7,7 @@ import { KeyedLock } from "../shared/keyed_lock.ts";
 import type { Logger } from "../shared/log.ts";
 import type { Store, Versioned } from "../shared/store/store.ts";
 import type { WorkerCapabilities, WorkerRecord } from "../shared/task.ts";
-import { NotFoundError } from "./errors.ts";
+import { FailedPreconditionError, NotFoundError } from "./errors.ts";
 import type { WorkerSession } from "./worker_session.ts";
 
 export interface WorkerIntroduction {
@@ -115,6 +115,38 @@ export class WorkerRegistry {
       if (drain.drainDeadline !== undefined) record.drainDeadline = drain.drainDeadline;
       await this.#write(record, previous);
       return record;
+    });
+  }
+
+  /**
+   * Forgets a worker: its record goes from the store and from listings. Refused for a
+   * connected worker, and for one that `unfinished` says still holds tasks (they wait for it
+   * to come back until lost_timeout); NotFoundError for an unknown one.
+   */
+  remove(id: string, unfinished: () => number): Promise<void> {
+    return this.#lock.run(id, async () => {
+      const stored = this.#records.get(id);
+      if (!stored) throw new NotFoundError(`worker "${id}" not found`);
+      if (this.#sessions.has(id)) {
+        throw new FailedPreconditionError(
+          `worker "${id}" is connected; only a disconnected worker can be removed ` +
+            "(stop it first, after a drain if its tasks should finish)",
+        );
+      }
+      const count = unfinished();
+      if (count > 0) {
+        throw new FailedPreconditionError(
+          `worker "${id}" still holds ${count} unfinished task${count === 1 ? "" : "s"}; ` +
+            "they wait for it until lost_timeout, then are retried or dead (or cancel them)",
+        );
+      }
+      // At the stored revision: a change made meanwhile and not stored (an outage) is moot.
+      await this.#store.deleteWorker(id, stored.revision);
+      this.#records.delete(id);
+      this.#unsaved.delete(id);
+      this.#graceUntil.delete(id);
+      this.#order = undefined;
+      this.#version++;
     });
   }
 

@@ -126,7 +126,10 @@ Deno.test("usage errors name the bad value, point at the help, exit 2 and send n
     ],
     [["tasks"], `schedctl: tasks: missing command; see 'schedctl tasks help'\n`],
     [["tasks", "list"], `schedctl: tasks: unknown command "list"; see 'schedctl tasks help'\n`],
-    [["workers", "rm"], `schedctl: workers: unknown command "rm"; see 'schedctl workers help'\n`],
+    [
+      ["workers", "purge"],
+      `schedctl: workers: unknown command "purge"; see 'schedctl workers help'\n`,
+    ],
     [
       ["workers", "ls", "x"],
       `schedctl: workers ls: unexpected argument "x"; see 'schedctl workers help'\n`,

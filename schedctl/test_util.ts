@@ -115,8 +115,9 @@ function lastLines(data: Uint8Array, n: number): Uint8Array {
  * An in-memory manager. `overrides` replace single methods (e.g. one that throws), the
  * others behave like the real manager: ListTasks oldest first, page_size default 100 and at
  * most 1000, next_page_token empty on the last page; GetTask of an unknown id is not_found;
- * ScheduleTasks all or nothing, invalid_argument naming the entry; GetWorker, DrainWorker and
- * UndrainWorker of an unknown id are not_found (GetWorker's tasks: the unfinished ones whose
+ * ScheduleTasks all or nothing, invalid_argument naming the entry; GetWorker, DrainWorker,
+ * UndrainWorker and RemoveWorker of an unknown id are not_found (RemoveWorker of a connected
+ * worker, or of one with running tasks, failed_precondition; GetWorker's tasks: the unfinished ones whose
  * workerId is the worker's; a drain's deadline is NOW plus the request's); a followed TaskLogs
  * stream ends when the task is final or its attempt ends (a record is added to `attempts`),
  * and is unavailable while the task waits for a retry. Output is kept per task, not per
@@ -208,6 +209,21 @@ export function createFakeManager(
         ? undefined
         : timestampFromMs(NOW + durationMs(request.deadline));
       return { worker: updateWorker(worker, { draining: true, drainDeadline }) };
+    },
+    removeWorker(request) {
+      record("RemoveWorker", request);
+      const worker = workerOf(request.id);
+      if (worker.state === WorkerState.CONNECTED) {
+        throw new ConnectError(`worker "${worker.id}" is connected`, Code.FailedPrecondition);
+      }
+      if (worker.runningTasks > 0) {
+        throw new ConnectError(
+          `worker "${worker.id}" still holds ${worker.runningTasks} unfinished tasks`,
+          Code.FailedPrecondition,
+        );
+      }
+      fake.workers.splice(fake.workers.indexOf(worker), 1);
+      return {};
     },
     undrainWorker(request) {
       record("UndrainWorker", request);

@@ -1,5 +1,9 @@
-/** `schedctl workers`: the workers the manager knows; taking one out of service and back. */
+/**
+ * `schedctl workers`: the workers the manager knows; taking one out of service and back, and
+ * forgetting one that is gone.
+ */
 import { toJson } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { type Duration, durationFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import { parseDuration } from "../shared/duration.ts";
 import {
@@ -17,7 +21,7 @@ import {
   printJson,
   type Target,
 } from "./command.ts";
-import { UsageError } from "./errors.ts";
+import { EXIT_FAILURE, UsageError } from "./errors.ts";
 import {
   formatAgo,
   formatCommand,
@@ -66,6 +70,14 @@ Commands:
   undrain ID
           Put a drained worker back in service. Prints the worker's new state.
           With -o json: the Worker object.
+
+  rm ID...
+          Forget disconnected workers, so that ls no longer lists them (a worker with
+          that id that connects later is known anew). Refused for a connected worker,
+          and for one that still holds unfinished tasks (they wait for it until the
+          manager's lost_timeout). Prints "ID  removed" per worker; exit status 1 when
+          any was not removed, with why on stderr.
+          With -o json: [{"id": ID, "removed": true|false, "reason": why not}, ...].
 
   help    Print this text.
 `;
@@ -288,6 +300,33 @@ async function changeDrain(
   return 0;
 }
 
+/** Removes each worker in turn; one refused (unknown, connected, busy) does not stop the rest. */
+async function removeWorkers(context: CommandContext, ids: readonly string[]): Promise<number> {
+  const results: { id: string; removed: boolean; reason?: string }[] = [];
+  for (const id of ids) {
+    try {
+      await context.client.removeWorker({ id });
+      results.push({ id, removed: true });
+    } catch (e) {
+      const refused = e instanceof ConnectError &&
+        (e.code === Code.NotFound || e.code === Code.FailedPrecondition);
+      if (!refused) throw e;
+      results.push({ id, removed: false, reason: e.rawMessage });
+    }
+  }
+  if (context.output === "json") {
+    printJson(context, results);
+  } else {
+    const removed = results.filter((r) => r.removed);
+    context.stdout(removed.map((r) => `${visible(r.id)}  removed\n`).join(""));
+  }
+  const refused = results.filter((r) => !r.removed);
+  if (context.output !== "json") {
+    for (const r of refused) context.stderr(`schedctl: workers rm: ${r.reason}\n`);
+  }
+  return refused.length === 0 ? 0 : EXIT_FAILURE;
+}
+
 /** The one worker ID of `workers get|drain|undrain`. */
 function oneId(positionals: readonly string[], where: string): string {
   const [id, extra] = positionals;
@@ -333,6 +372,7 @@ export const workersTarget: Target = {
     ["workers get ID", "show one worker with its unfinished tasks"],
     ["workers drain ID [--deadline DUR]", "place no new tasks on a worker"],
     ["workers undrain ID", "put a drained worker back in service"],
+    ["workers rm ID...", "forget disconnected workers"],
   ],
   parse(command: string | undefined, args: readonly string[]): Invocation {
     switch (command) {
@@ -362,6 +402,14 @@ export const workersTarget: Target = {
         if (parsed.help) return { help: HELP };
         const id = oneId(parsed.positionals, "workers undrain");
         return { run: (context) => changeDrain(context, { id, drain: false }) };
+      }
+      case "rm": {
+        const parsed = parseCommandArgs(args, [], "workers rm", "workers");
+        if (parsed.help) return { help: HELP };
+        const ids = parsed.positionals;
+        if (ids.length === 0) throw new UsageError("workers rm: missing the worker ID", "workers");
+        if (ids.includes("")) throw new UsageError("workers rm: a worker ID is empty", "workers");
+        return { run: (context) => removeWorkers(context, ids) };
       }
       case undefined:
         throw new UsageError("workers: missing command", "workers");

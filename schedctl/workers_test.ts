@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { durationMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { TaskState, WorkerState } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
 import { createFakeManager, makeTask, makeWorker, NOW, runCli } from "./test_util.ts";
 
@@ -127,6 +128,7 @@ Deno.test("workers help and workers COMMAND --help print the workers commands", 
     assert.match(r.stdout, /\n {2}get ID {2}Show every field of one worker/);
     assert.match(r.stdout, /\n {2}drain ID \[--deadline DUR\]\n/);
     assert.match(r.stdout, /\n {2}undrain ID\n/);
+    assert.match(r.stdout, /\n {2}rm ID\.\.\.\n {10}Forget disconnected workers/);
   }
 });
 
@@ -138,6 +140,7 @@ Deno.test("schedctl help lists the workers commands", async () => {
     /\n {2}workers drain ID \[--deadline DUR\] +place no new tasks on a worker\n/,
   );
   assert.match(r.stdout, /\n {2}workers undrain ID +put a drained worker back in service\n/);
+  assert.match(r.stdout, /\n {2}workers rm ID\.\.\. +forget disconnected workers\n/);
 });
 
 const RUNNING = [
@@ -368,7 +371,10 @@ Deno.test("workers command line mistakes are refused naming the value, exit 2, n
     ],
     [["undrain"], "workers undrain: missing the worker ID"],
     [["undrain", "w-1", "--deadline", "1m"], `workers undrain: unknown option "--deadline"`],
-    [["rm", "w-1"], `workers: unknown command "rm"`],
+    [["rm"], "workers rm: missing the worker ID"],
+    [["rm", "w-1", ""], "workers rm: a worker ID is empty"],
+    [["rm", "--force", "w-1"], `workers rm: unknown option "--force"`],
+    [["remove", "w-1"], `workers: unknown command "remove"`],
     [[], "workers: missing command"],
   ];
   for (const [args, message] of cases) {
@@ -381,4 +387,56 @@ Deno.test("workers command line mistakes are refused naming the value, exit 2, n
     );
     assert.deepEqual(fake.calls, [], "nothing sent");
   }
+});
+
+const GONE = [
+  makeWorker({ id: "old-1", state: WorkerState.DISCONNECTED }),
+  makeWorker({ id: "busy", state: WorkerState.DISCONNECTED, runningTasks: 2 }),
+  makeWorker({ id: "live", state: WorkerState.CONNECTED }),
+  makeWorker({ id: "old-2", state: WorkerState.DISCONNECTED }),
+];
+
+Deno.test("workers rm removes what it may and says why not for the rest, exit 1", async () => {
+  const fake = createFakeManager({ workers: [...GONE] });
+  const r = await runCli(["workers", "rm", "old-1", "busy", "live", "w-9", "old-2"], {
+    transport: fake.transport,
+  });
+  assert.deepEqual(r, {
+    code: 1,
+    stdout: "old-1  removed\nold-2  removed\n",
+    stderr: 'schedctl: workers rm: worker "busy" still holds 2 unfinished tasks\n' +
+      'schedctl: workers rm: worker "live" is connected\n' +
+      'schedctl: workers rm: worker "w-9" not found\n',
+  });
+  assert.deepEqual(fake.calls.map((c) => c.method), Array(5).fill("RemoveWorker"));
+  assert.deepEqual(fake.workers.map((w) => w.id), ["busy", "live"]);
+});
+
+Deno.test("workers rm of removable workers only: exit 0; -o json says what happened to each", async () => {
+  const fake = createFakeManager({ workers: [...GONE] });
+  const r = await runCli(["workers", "rm", "old-2"], { transport: fake.transport });
+  assert.deepEqual(r, { code: 0, stdout: "old-2  removed\n", stderr: "" });
+  const json = await runCli(["-o", "json", "workers", "rm", "old-1", "live"], {
+    transport: fake.transport,
+  });
+  assert.equal(json.code, 1);
+  assert.equal(json.stderr, "");
+  assert.deepEqual(JSON.parse(json.stdout), [
+    { id: "old-1", removed: true },
+    { id: "live", removed: false, reason: 'worker "live" is connected' },
+  ]);
+});
+
+Deno.test("workers rm stops at a manager that cannot be reached, as every command does", async () => {
+  const fake = createFakeManager({ workers: [...GONE] }, {
+    removeWorker: () => {
+      throw new ConnectError("the store is down", Code.Unavailable);
+    },
+  });
+  const r = await runCli(["workers", "rm", "old-1", "old-2"], { transport: fake.transport });
+  assert.deepEqual(r, {
+    code: 1,
+    stdout: "",
+    stderr: "schedctl: the manager at http://127.0.0.1:7070 is unavailable: the store is down\n",
+  });
 });

@@ -201,6 +201,27 @@ Deno.test("the call flow on etcd, with the operator's commands", async (t) => {
         log: () => cluster.manager.log(),
       });
     });
+
+    await t.step(
+      "workers rm forgets the gone w2 for good and refuses the connected w1",
+      async () => {
+        const rm = await cluster.schedctl("workers", "rm", "w1", "w2");
+        assert.equal(rm.code, 1);
+        assert.equal(rm.stdout, "w2  removed\n");
+        assert.equal(
+          rm.stderr,
+          'schedctl: workers rm: worker "w1" is connected; only a disconnected worker can be ' +
+            "removed (stop it first, after a drain if its tasks should finish)\n",
+        );
+        const listed = async () =>
+          (await cluster.schedctlJson<{ id: string }[]>("workers", "ls")).map((w) => w.id);
+        assert.deepEqual(await listed(), ["w1"]);
+        await cluster.manager.stop();
+        await cluster.restartManager();
+        assert.deepEqual(await listed(), ["w1"], "gone from etcd too");
+        await cluster.waitForWorkerState("w1", "connected");
+      },
+    );
   } catch (e) {
     console.error(await cluster.logs());
     throw e;
