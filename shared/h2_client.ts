@@ -15,6 +15,7 @@
  * megabyte; a worker's log output may be more).
  */
 import hpack from "hpack.js";
+import type { ClientTls } from "./tls.ts";
 
 const DATA = 0x0;
 const HEADERS = 0x1;
@@ -107,6 +108,11 @@ type Decompressor = {
 
 export interface H2Options {
   /**
+   * For an https:// origin: a certificate authority to trust besides the system's, and this
+   * client's certificate and key for a server that asks for one (PEM texts).
+   */
+  tls?: ClientTls;
+  /**
    * How long a call's message sent with `lazy` may wait for company: the next frame that
    * is not lazy takes it along, or it goes when this time is up. Frames queued in one turn
    * of the event loop go out in one write in any case.
@@ -161,11 +167,24 @@ export class H2Connection {
   ): Promise<H2Connection> {
     const hostname = origin.hostname.replace(/^\[|\]$/g, "");
     const port = Number(origin.port || (origin.protocol === "https:" ? 443 : 80));
-    const tcp = await Deno.connect({ hostname, port, signal });
-    tcp.setNoDelay(true);
-    let conn: Deno.Conn = tcp;
+    let conn: Deno.Conn;
     if (origin.protocol === "https:") {
-      conn = await Deno.startTls(tcp, { hostname, alpnProtocols: ["h2"] });
+      // connectTls, not startTls on a TCP connection: only it presents a client certificate.
+      const tls = options.tls;
+      conn = await untilAborted(
+        Deno.connectTls({
+          hostname,
+          port,
+          alpnProtocols: ["h2"],
+          ...(tls?.ca ? { caCerts: [tls.ca] } : {}),
+          ...(tls?.cert && tls.key ? { cert: tls.cert, key: tls.key } : {}),
+        }),
+        signal,
+      );
+    } else {
+      const tcp = await Deno.connect({ hostname, port, signal });
+      tcp.setNoDelay(true);
+      conn = tcp;
     }
     const h2 = new H2Connection(conn, origin, options);
     h2.#start();
@@ -644,6 +663,26 @@ export class H2Connection {
     this.#streams.clear();
     this.#wakeSenders();
   }
+}
+
+/** The connection, or the abort's error; a connection made after the abort is closed. */
+function untilAborted<C extends Deno.Conn>(
+  connecting: Promise<C>,
+  signal: AbortSignal,
+): Promise<C> {
+  signal.throwIfAborted();
+  return new Promise<C>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    connecting.then((conn) => {
+      signal.removeEventListener("abort", onAbort);
+      if (signal.aborted) conn.close();
+      else resolve(conn);
+    }, (e) => {
+      signal.removeEventListener("abort", onAbort);
+      reject(e);
+    });
+  });
 }
 
 /** Header fields as HPACK literals without indexing (no state to share with the server). */
