@@ -2,6 +2,12 @@ import { z } from "zod";
 import { durationSchema, loadConfigFile, validateConfig } from "../shared/config.ts";
 import { labelKeyProblem } from "../shared/labels.ts";
 import { ETCD_PROTOCOLS, type EtcdProtocol } from "../shared/store/etcd_store.ts";
+import {
+  readServerTls,
+  type ServerTls,
+  type ServerTlsFiles,
+  serverTlsSchema,
+} from "../shared/tls.ts";
 
 export const SCHEDULERS = ["round-robin", "random", "least-loaded", "bin-pack", "spread"] as const;
 export type SchedulerName = typeof SCHEDULERS[number];
@@ -37,6 +43,7 @@ const managerSchema = z.strictObject({
   spread_label: z.string().default("rack"),
   schedule_timeout: durationSchema.default(300_000),
   task_retention: durationSchema.default(DEFAULT_TASK_RETENTION_MS),
+  tls: serverTlsSchema.optional(),
 }).superRefine((config, ctx) => {
   const port = Number(config.listen.slice(config.listen.lastIndexOf(":") + 1));
   if (port > 65535) {
@@ -110,6 +117,10 @@ export interface ManagerConfig {
   scheduleTimeoutMs: number;
   /** How long a finished task is kept after it finished; 0: forever. */
   taskRetentionMs: number;
+  /** Where the TLS certificate and key are (the API is served over TLS), as configured. */
+  tlsFiles?: ServerTlsFiles;
+  /** Their contents, once read (loadManagerConfig reads them). */
+  tls?: ServerTls;
 }
 
 /** The embedded store's file when manager.yaml names no store. */
@@ -141,9 +152,15 @@ export function parseManagerConfig(source: string, data: unknown): ManagerConfig
     spreadLabel: raw.spread_label,
     scheduleTimeoutMs: raw.schedule_timeout,
     taskRetentionMs: raw.task_retention,
+    ...(raw.tls
+      ? { tlsFiles: { cert: raw.tls.cert, key: raw.tls.key, clientCa: raw.tls.client_ca } }
+      : {}),
   };
 }
 
+/** Reads and checks manager.yaml, and the TLS files it names. */
 export async function loadManagerConfig(path: string): Promise<ManagerConfig> {
-  return parseManagerConfig(path, await loadConfigFile(path, z.unknown()));
+  const config = parseManagerConfig(path, await loadConfigFile(path, z.unknown()));
+  if (config.tlsFiles) config.tls = await readServerTls(path, config.tlsFiles);
+  return config;
 }

@@ -69,6 +69,7 @@ export async function main(args: string[]): Promise<number> {
     server = await startServer({
       host: config.listen.host,
       port: config.listen.port,
+      tls: config.tls,
       routes: (router) => {
         router.service(OperatorService, operatorImpl);
         router.service(
@@ -99,6 +100,8 @@ export async function main(args: string[]): Promise<number> {
     spread_label: config.scheduler === "spread" ? config.spreadLabel : undefined,
     schedule_timeout: formatDuration(config.scheduleTimeoutMs),
     task_retention: sweeper ? formatDuration(config.taskRetentionMs) : "forever",
+    // "mutual": clients need a certificate the configured client_ca signed.
+    tls: !config.tls ? "off" : config.tls.clientCa ? "mutual" : "on",
     etcd_compaction: config.store.kind !== "etcd"
       ? undefined
       : compactor

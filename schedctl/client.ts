@@ -3,6 +3,7 @@
  * every call the configured timeout and reports calls in debug output.
  */
 import { type Client, createClient, type Transport } from "@connectrpc/connect";
+import { type ClientTls, nodeTlsOptions } from "../shared/tls.ts";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { formatDuration } from "../shared/duration.ts";
 import { OperatorService } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
@@ -23,6 +24,8 @@ export interface ManagerTransportOptions {
   manager: string;
   /** Also the time allowed to open the connection, in milliseconds. */
   timeoutMs: number;
+  /** For an https:// manager (PEM texts). */
+  tls?: ClientTls;
 }
 
 /** Creates the transport (gRPC over HTTP/2) to the manager; nothing is dialled until a call. */
@@ -33,7 +36,7 @@ export function createManagerTransport(options: ManagerTransportOptions): Manage
     // away without closing the connection, within PING_INTERVAL_MS plus the timeout.
     pingIntervalMs: PING_INTERVAL_MS,
     pingTimeoutMs: options.timeoutMs,
-  });
+  }, nodeTlsOptions(options.tls));
   // The gRPC protocol, not Connect's: under Deno 2.9's node:http2, a Connect server stream
   // whose messages pass a few KiB ends with "Premature close" (seen on tasks logs), while gRPC
   // framing of the same messages arrives whole (scratch repro: 40/40 failures vs 0/40).

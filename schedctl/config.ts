@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { ConfigError, durationSchema, loadConfigFile } from "../shared/config.ts";
+import { checkTlsUrl, type ClientTls, clientTlsSchema, readClientTls } from "../shared/tls.ts";
 
 /** The file read when -c is not given; when it does not exist the defaults apply. */
 export const DEFAULT_CONFIG_PATH = "/etc/go-schedule/schedctl.yaml";
@@ -51,6 +52,8 @@ export const schedctlConfigSchema = z.strictObject({
   timeout: durationSchema
     .refine((ms) => ms > 0, { message: "must be longer than 0, e.g. 10s" })
     .default(DEFAULT_TIMEOUT_MS),
+  /** For an https:// manager: the CA to trust, and a certificate if the manager asks for one. */
+  tls: clientTlsSchema.optional(),
 });
 
 export type SchedctlConfig = z.output<typeof schedctlConfigSchema>;
@@ -60,6 +63,8 @@ export interface LoadedConfig {
   config: SchedctlConfig;
   /** The file read, or a note that the defaults apply. */
   source: string;
+  /** The TLS files the config names, read. */
+  tls?: ClientTls;
 }
 
 /**
@@ -84,5 +89,7 @@ export async function loadSchedctlConfig(
     }
   }
   const path = explicitPath ?? defaultPath;
-  return { config: await loadConfigFile(path, schedctlConfigSchema), source: path };
+  const config = await loadConfigFile(path, schedctlConfigSchema);
+  checkTlsUrl(path, config.manager, config.tls);
+  return { config, source: path, tls: await readClientTls(path, config.tls) };
 }

@@ -35,6 +35,8 @@ export interface ErrorContext {
   manager: string;
   /** The timeout applied to each call, in milliseconds. */
   timeoutMs: number;
+  /** Whether schedctl's config gives it a client certificate (tls.cert). */
+  clientCert?: boolean;
 }
 
 /** What to show for an error. */
@@ -78,9 +80,26 @@ function nodeCode(err: unknown): string | undefined {
   return undefined;
 }
 
+/**
+ * A TLS manager that wants client certificates closes, without a word node can read, the
+ * connection of a client that has none: say what to check.
+ */
+function tlsHint(network: string, context: ErrorContext | undefined): string {
+  if (!context?.manager.startsWith("https://") || context.clientCert) return "";
+  if (network !== NETWORK_CAUSES.EPIPE && network !== NETWORK_CAUSES.ECONNRESET) return "";
+  return " (a manager that asks for client certificates does this to a client without one: " +
+    "set tls.cert and tls.key in schedctl's config)";
+}
+
 /** The network failure behind an error, in plain words, if that is what it is. */
 function networkCause(err: unknown): string | undefined {
   for (const e of causeChain(err)) {
+    // connect-node's words when the server closed the connection as the call was sent.
+    if (
+      e instanceof ConnectError && e.rawMessage === "expected open session, but it is destroyed"
+    ) {
+      return NETWORK_CAUSES.EPIPE;
+    }
     const code = nodeCode(e);
     if (code === undefined) continue;
     if (code in NETWORK_CAUSES) return NETWORK_CAUSES[code];
@@ -130,7 +149,9 @@ export function describeError(err: unknown, context: ErrorContext | undefined): 
 function describeConnectError(err: ConnectError, context: ErrorContext | undefined): string {
   const manager = context ? `the manager at ${context.manager}` : "the manager";
   const network = networkCause(err);
-  if (network !== undefined) return `cannot reach ${manager}: ${network}`;
+  if (network !== undefined) {
+    return `cannot reach ${manager}: ${network}${tlsHint(network, context)}`;
+  }
   switch (err.code) {
     case Code.NotFound:
     case Code.InvalidArgument:

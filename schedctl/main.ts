@@ -161,18 +161,23 @@ export async function run(argv: readonly string[], options: RunOptions): Promise
       stdout(invocation.help);
       return EXIT_OK;
     }
-    const { config, source } = await loadSchedctlConfig(
+    const { config, source, tls } = await loadSchedctlConfig(
       globals.configPath,
       options.defaultConfigPath ?? DEFAULT_CONFIG_PATH,
     );
     debug(`config: ${source}`);
     debug(`manager: ${config.manager}, timeout ${formatDuration(config.timeout)}`);
-    errorContext = { manager: config.manager, timeoutMs: config.timeout };
+    errorContext = {
+      manager: config.manager,
+      timeoutMs: config.timeout,
+      clientCert: tls?.cert !== undefined,
+    };
     let transport = options.transport;
     if (transport === undefined) {
       const managerTransport = createManagerTransport({
         manager: config.manager,
         timeoutMs: config.timeout,
+        tls,
       });
       transport = managerTransport.transport;
       close = managerTransport.close;

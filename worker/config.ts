@@ -1,4 +1,11 @@
 import { z } from "zod";
+import {
+  checkTlsUrl,
+  type ClientTls,
+  type ClientTlsFiles,
+  clientTlsSchema,
+  readClientTls,
+} from "../shared/tls.ts";
 import { durationSchema, loadConfigFile, sizeSchema, validateConfig } from "../shared/config.ts";
 import type { Capacity } from "./capacity.ts";
 import { labelKeyProblem, labelValueProblem } from "../shared/labels.ts";
@@ -27,6 +34,7 @@ const workerSchema = z.strictObject({
   reconnect_max_delay: durationSchema.default(10_000),
   capacity: capacitySchema.nullable().optional(),
   labels: z.unknown().optional(),
+  tls: clientTlsSchema.optional(),
 }).superRefine((config, ctx) => {
   if (!/^https?:\/\//.test(config.manager) && /^[a-z][a-z0-9+.-]*:\/\//i.test(config.manager)) {
     ctx.addIssue({
@@ -139,6 +147,10 @@ export interface WorkerConfig {
   capacity: Partial<Capacity>;
   /** Free-form labels that tasks select workers by (`--label zone=a`). */
   labels: Record<string, string>;
+  /** Where the TLS files for an https:// manager are, as configured. */
+  tlsFiles?: ClientTlsFiles;
+  /** Their contents, once read (loadWorkerConfig reads them). */
+  tls?: ClientTls;
 }
 
 export function parseWorkerConfig(source: string, data: unknown): WorkerConfig {
@@ -159,9 +171,14 @@ export function parseWorkerConfig(source: string, data: unknown): WorkerConfig {
       ...(raw.capacity?.queue === undefined ? {} : { queue: raw.capacity.queue }),
     },
     labels: { ...(raw.labels ?? {}) as Record<string, string> },
+    ...(raw.tls ? { tlsFiles: raw.tls } : {}),
   };
 }
 
+/** Reads and checks worker.yaml, and the TLS files it names. */
 export async function loadWorkerConfig(path: string): Promise<WorkerConfig> {
-  return parseWorkerConfig(path, await loadConfigFile(path, z.unknown()));
+  const config = parseWorkerConfig(path, await loadConfigFile(path, z.unknown()));
+  checkTlsUrl(path, config.manager, config.tlsFiles);
+  if (config.tlsFiles) config.tls = await readClientTls(path, config.tlsFiles);
+  return config;
 }

@@ -14,6 +14,7 @@ import { runConnectionLoop } from "./connection.ts";
 import { createProcessExecutor } from "./executor.ts";
 import { loadOrCreateWorkerId } from "./identity.ts";
 import { LogStore } from "./log_store.ts";
+import { nodeTlsOptions } from "../shared/tls.ts";
 import { openManagerStream } from "./manager_stream.ts";
 import { ReportChannel } from "./report_channel.ts";
 import { ReportOutbox } from "./report_outbox.ts";
@@ -59,7 +60,7 @@ export async function main(args: string[]): Promise<number> {
 
   const client = createClient(
     WorkerService,
-    createGrpcTransport({ baseUrl: config.manager }),
+    createGrpcTransport({ baseUrl: config.manager, nodeOptions: nodeTlsOptions(config.tls) }),
   );
   const reports = new ReportChannel(workerId, async (report) => {
     await client.setTask(setTaskRequest(workerId, report), { timeoutMs: 10_000 });
@@ -167,7 +168,8 @@ export async function main(args: string[]): Promise<number> {
     outbox,
     logs,
     reports,
-    openStream: (outgoing, signal) => openManagerStream(config.manager, outgoing, signal),
+    openStream: (outgoing, signal) =>
+      openManagerStream(config.manager, outgoing, signal, config.tls),
     log,
     reconnectMaxDelayMs: config.reconnectMaxDelayMs,
   }, stop.signal);

@@ -21,6 +21,7 @@ import {
 } from "../shared/gen/goschedule/v1/goschedule_pb.ts";
 import { EnvelopeReader, grpcStatus } from "../shared/grpc_frames.ts";
 import { type H2Answer, H2Connection } from "../shared/h2_client.ts";
+import type { ClientTls } from "../shared/tls.ts";
 import { frameRequest } from "./request_frames.ts";
 
 type Outgoing = MessageInitShape<typeof ConnectRequestSchema>;
@@ -53,11 +54,15 @@ export async function* openManagerStream(
   baseUrl: string,
   outgoing: AsyncIterable<Outgoing>,
   signal: AbortSignal,
+  tls?: ClientTls,
 ): AsyncGenerator<ConnectResponse> {
   signal.throwIfAborted();
   let connection: H2Connection;
   try {
-    connection = await H2Connection.open(new URL(baseUrl), signal, { coalesceMs: COALESCE_MS });
+    connection = await H2Connection.open(new URL(baseUrl), signal, {
+      coalesceMs: COALESCE_MS,
+      tls,
+    });
   } catch (e) {
     if (signal.aborted) throw new ConnectError("the stream was cancelled", Code.Canceled);
     throw new ConnectError((e as Error).message, Code.Unavailable);

@@ -124,8 +124,25 @@ export interface ManagerSettings {
   compactionInterval?: string;
   /** task_retention: the manager's default (24h) unless set. */
   taskRetention?: string;
+  /** Serve the API over TLS (manager.yaml's tls, file paths); the manager's URL is https://. */
+  tls?: { cert: string; key: string; clientCa?: string };
+  /** schedctl.yaml's tls section, with `tls`. */
+  schedctlTls?: TlsFiles;
   /** More `deno run` flags, such as `--cpu-prof` (benchmarks profile the manager with it). */
   denoFlags?: string[];
+}
+
+export interface TlsFiles {
+  ca?: string;
+  cert?: string;
+  key?: string;
+}
+
+/** A config file's `tls:` section for these files (none when there are none). */
+export function tlsSection(files: TlsFiles | undefined, clientCa?: string): string {
+  const entries = Object.entries({ ...files, client_ca: clientCa }).filter(([, v]) => v);
+  if (entries.length === 0) return "";
+  return `tls:\n${entries.map(([k, v]) => `  ${k}: ${JSON.stringify(v)}\n`).join("")}`;
 }
 
 export interface WorkerSettings {
@@ -165,7 +182,7 @@ export class Cluster implements AsyncDisposable {
   /** Writes manager.yaml and starts the manager; resolves once it listens. */
   async startManager(settings: ManagerSettings = {}): Promise<DaemonProcess> {
     this.#port = freePort();
-    this.managerUrl = `http://127.0.0.1:${this.#port}`;
+    this.managerUrl = `${settings.tls ? "https" : "http"}://127.0.0.1:${this.#port}`;
     const store = settings.etcd
       ? `etcd:\n  endpoints: ["${settings.etcd}"]\n` +
         `  request_timeout: ${settings.requestTimeout ?? "2s"}\n` +
@@ -182,11 +199,14 @@ export class Cluster implements AsyncDisposable {
         `lost_timeout: ${settings.lostTimeout ?? "2m"}\n` +
         `schedule_timeout: ${settings.scheduleTimeout ?? "5m"}\n` +
         `scheduler: ${settings.scheduler ?? "round-robin"}\n` +
-        (settings.taskRetention ? `task_retention: ${settings.taskRetention}\n` : ""),
+        (settings.taskRetention ? `task_retention: ${settings.taskRetention}\n` : "") +
+        (settings.tls
+          ? tlsSection({ cert: settings.tls.cert, key: settings.tls.key }, settings.tls.clientCa)
+          : ""),
     );
     this.schedctlConfig = await this.writeFile(
       "schedctl.yaml",
-      `manager: ${this.managerUrl}\ntimeout: 5s\n`,
+      `manager: ${this.managerUrl}\ntimeout: 5s\n${tlsSection(settings.schedctlTls)}`,
     );
     this.manager = new DaemonProcess(
       "manager",
