@@ -10,10 +10,19 @@ export interface CertFiles {
 }
 
 async function openssl(dir: string, args: string[]): Promise<void> {
-  const out = await new Deno.Command("openssl", { args, cwd: dir, stdout: "null", stderr: "piped" })
-    .output();
+  const out = await runOpenssl(dir, args);
   if (!out.success) {
     throw new Error(`openssl ${args[0]} failed: ${new TextDecoder().decode(out.stderr)}`);
+  }
+}
+
+async function runOpenssl(dir: string, args: string[]): Promise<Deno.CommandOutput> {
+  try {
+    return await new Deno.Command("openssl", { args, cwd: dir, stdout: "null", stderr: "piped" })
+      .output();
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+    throw new Error("the TLS tests need openssl to make certificates: apt-get install -y openssl");
   }
 }
 
