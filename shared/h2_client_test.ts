@@ -163,7 +163,8 @@ Deno.test("h2: a PING's ACK goes out with the next request, or alone soon after"
   });
 });
 
-Deno.test("h2: a call's messages go both ways while it lasts, then it ends with trailers", async () => {
+/** An h2c server on a free loopback port that hands each stream to `onStream`, as it opens. */
+async function startStreamServer(onStream: (stream: http2.ServerHttp2Stream) => void) {
   const server = http2.createServer();
   const sessions = new Set<http2.ServerHttp2Session>();
   server.on("session", (session) => {
@@ -172,15 +173,28 @@ Deno.test("h2: a call's messages go both ways while it lasts, then it ends with 
   });
   server.on("stream", (stream: http2.ServerHttp2Stream) => {
     stream.on("error", () => {});
+    onStream(stream);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  return {
+    origin: new URL(`http://127.0.0.1:${port}`),
+    async close() {
+      for (const session of sessions) session.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+Deno.test("h2: a call's messages go both ways while it lasts, then it ends with trailers", async () => {
+  const server = await startStreamServer((stream) => {
     stream.respond({ ":status": 200 }, { waitForTrailers: true });
     stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
     // Each chunk straight back, doubled: the answer comes while the request goes on.
     stream.on("data", (chunk: Uint8Array) => stream.write(new Uint8Array([...chunk, ...chunk])));
     stream.on("end", () => stream.end());
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  const h2 = await H2Connection.open(new URL(`http://127.0.0.1:${port}`), never());
+  const h2 = await H2Connection.open(server.origin, never());
   try {
     const received: number[][] = [];
     let wake = () => {};
@@ -201,29 +215,17 @@ Deno.test("h2: a call's messages go both ways while it lasts, then it ends with 
     assert.equal(answer.body.length, 0, "the data went to onData");
   } finally {
     h2.close();
-    for (const session of sessions) session.destroy();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await server.close();
   }
 });
 
 Deno.test("h2: a lazy message waits for the next eager one, or for coalesceMs", async () => {
-  const server = http2.createServer();
-  const sessions = new Set<http2.ServerHttp2Session>();
-  server.on("session", (session) => {
-    sessions.add(session);
-    session.on("error", () => {});
-  });
-  server.on("stream", (stream: http2.ServerHttp2Stream) => {
-    stream.on("error", () => {});
+  const server = await startStreamServer((stream) => {
     stream.respond({ ":status": 200 });
     stream.on("data", (chunk: Uint8Array) => stream.write(chunk));
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
   const hold = 300;
-  const h2 = await H2Connection.open(new URL(`http://127.0.0.1:${port}`), never(), {
-    coalesceMs: hold,
-  });
+  const h2 = await H2Connection.open(server.origin, never(), { coalesceMs: hold });
   try {
     const received: number[] = [];
     let wake = () => {};
@@ -264,7 +266,6 @@ Deno.test("h2: a lazy message waits for the next eager one, or for coalesceMs", 
     assert.equal(h2.writes, writes + 2);
   } finally {
     h2.close();
-    for (const session of sessions) session.destroy();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await server.close();
   }
 });
