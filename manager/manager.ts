@@ -327,10 +327,7 @@ export class Manager {
 
   /** Forgets a disconnected worker that holds no unfinished task (see WorkerRegistry.remove). */
   async removeWorker(id: string): Promise<void> {
-    await this.#workers.remove(
-      id,
-      () => this.#book.active().filter((t) => t.workerId === id).length,
-    );
+    await this.#workers.remove(id, () => this.#book.countByWorker().get(id) ?? 0);
     this.#drainTimers.clear(id);
     this.#log.info("worker removed", { worker: id });
   }
@@ -651,6 +648,26 @@ export class Manager {
   /** Forgets finished tasks that were removed from the store. */
   forgetFinished(ids: Iterable<string>): void {
     this.#book.forgetFinished(ids);
+  }
+
+  /**
+   * Removes a finished task from the store, as task_retention does later; refused for one
+   * not finished. The store's copy decides: a finished task's end is never left unwritten.
+   */
+  async removeTask(id: string): Promise<void> {
+    if (id === "") throw new InvalidArgumentError("a task id is required");
+    const stored = await this.#store.getTask(id);
+    if (!stored) throw new NotFoundError(`task "${id}" not found`);
+    const { state } = stored.value;
+    if (!isFinal(state)) {
+      throw new FailedPreconditionError(
+        `task "${id}" is ${state}: only a finished task (done or dead) can be removed; ` +
+          "cancel it first",
+      );
+    }
+    await this.#store.deleteTasks([{ id, expectedRevision: stored.revision, state }]);
+    this.#book.forgetFinished([id]);
+    this.#log.info("task removed", { task: id });
   }
 
   /** Records how a task ended. Idempotent; a stale report is refused. */

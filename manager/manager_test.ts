@@ -1544,6 +1544,31 @@ Deno.test("remove: only a disconnected worker with no unfinished task; it may co
   assert.equal((await h.store.getWorker("w1"))?.value.state, "connected");
 });
 
+Deno.test("removeTask: a finished task goes from the store and from memory; others stay", async () => {
+  await using h = await Harness.start();
+  const w1 = await h.connect("w1");
+  const [done, running] = await h.manager.schedule([ECHO, ECHO]);
+  await h.manager.acknowledge(w1.session, done.id, 1);
+  await h.manager.acknowledge(w1.session, running.id, 1);
+  await h.manager.report(exited(done.id, "w1", 0));
+  assert.equal((await h.task(done.id)).state, "done", "in memory, recently finished");
+
+  await assert.rejects(h.manager.removeTask(running.id), {
+    name: "FailedPreconditionError",
+    message: `task "${running.id}" is scheduled: only a finished task (done or dead) can be ` +
+      "removed; cancel it first",
+  });
+  await h.manager.removeTask(done.id);
+  assert.equal(await h.store.getTask(done.id), undefined, "not stored");
+  await assert.rejects(h.manager.getTask(done.id), { name: "NotFoundError" });
+  await assert.rejects(h.manager.removeTask(done.id), {
+    name: "NotFoundError",
+    message: `task "${done.id}" not found`,
+  });
+  assert.equal((await h.task(running.id)).state, "scheduled");
+  assert.deepEqual((await h.store.listTasks()).map((t) => t.value.id), [running.id]);
+});
+
 Deno.test("a drain outlives the worker's reconnect", async () => {
   await using h = await Harness.start();
   const w1 = await h.connect("w1");

@@ -97,6 +97,12 @@ export function createOperatorService(
         worker: workerToProto(await manager.undrainWorker(req.id)),
       })),
 
+    removeTask: (req) =>
+      edge("RemoveTask", async () => {
+        await manager.removeTask(req.id);
+        return {};
+      }),
+
     removeWorker: (req) =>
       edge("RemoveWorker", async () => {
         await manager.removeWorker(req.id);

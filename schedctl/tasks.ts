@@ -11,6 +11,7 @@ import {
   printJson,
   type Target,
 } from "./command.ts";
+import { removeEach } from "./remove_each.ts";
 import { EXIT_FAILURE, InputError, UsageError } from "./errors.ts";
 import {
   formatAgo,
@@ -159,6 +160,13 @@ Commands:
       line per task with its state: "dead (cancelled)", "cancelling", or that it was
       already done or dead. Exit status 0 when every task is dead or cancelling, 1 when
       one was already done. An unknown ID cancels nothing. With -o json: the Tasks.
+
+  rm ID...
+      Remove finished (done or dead) tasks from the manager's store now, as its
+      task_retention does later: ls, get and logs no longer know them. A pending or
+      scheduled task is refused (cancel it first). Prints "ID  removed" per task; exit
+      status 1 when any was not removed, with why on stderr.
+      With -o json: [{"id": ID, "removed": true|false, "reason": why not}, ...].
 
   wait [--detach-on-interrupt] ID...
       Wait for tasks that already exist, as --wait does for new ones (see WAITING
@@ -861,6 +869,7 @@ export const tasksTarget: Target = {
     ["tasks add [OPTIONS] [--] CMD [PARAMS...]", "schedule one task (--wait: and wait for it)"],
     ["tasks logs [-f] [--stderr] [--tail N] ID", "what a task printed (-f: follow it)"],
     ["tasks cancel ID...", "cancel pending and scheduled tasks"],
+    ["tasks rm ID...", "remove finished tasks"],
     ["tasks wait ID...", "wait for tasks to end, with their output (one task)"],
   ],
   parse(command: string | undefined, args: readonly string[]): Invocation {
@@ -881,6 +890,17 @@ export const tasksTarget: Target = {
         return parseCancel(args);
       case "wait":
         return parseWait(args);
+      case "rm": {
+        const parsed = parseCommandArgs(args, [], "tasks rm", "tasks");
+        if (parsed.help) return { help: HELP };
+        const ids = parsed.positionals;
+        if (ids.length === 0) throw new UsageError("tasks rm: missing the task ID", "tasks");
+        if (ids.includes("")) throw new UsageError("tasks rm: a task ID is empty", "tasks");
+        return {
+          run: (context) =>
+            removeEach(context, "tasks rm", ids, (id) => context.client.removeTask({ id })),
+        };
+      }
       case undefined:
         throw new UsageError("tasks: missing command", "tasks");
       default:

@@ -116,7 +116,8 @@ function lastLines(data: Uint8Array, n: number): Uint8Array {
  * others behave like the real manager: ListTasks oldest first, page_size default 100 and at
  * most 1000, next_page_token empty on the last page; GetTask of an unknown id is not_found;
  * ScheduleTasks all or nothing, invalid_argument naming the entry; GetWorker, DrainWorker,
- * UndrainWorker and RemoveWorker of an unknown id are not_found (RemoveWorker of a connected
+ * UndrainWorker, RemoveWorker and RemoveTask of an unknown id are not_found (RemoveTask of an
+ * unfinished task failed_precondition, RemoveWorker of a connected
  * worker, or of one with running tasks, failed_precondition; GetWorker's tasks: the unfinished ones whose
  * workerId is the worker's; a drain's deadline is NOW plus the request's); a followed TaskLogs
  * stream ends when the task is final or its attempt ends (a record is added to `attempts`),
@@ -283,6 +284,18 @@ export function createFakeManager(
       );
       fake.tasks.push(...created);
       return { tasks: created };
+    },
+    removeTask(request) {
+      record("RemoveTask", request);
+      const task = fake.tasks.find((t) => t.id === request.id);
+      if (task === undefined) {
+        throw new ConnectError(`task "${request.id}" not found`, Code.NotFound);
+      }
+      if (task.state !== TaskState.DONE && task.state !== TaskState.DEAD) {
+        throw new ConnectError(`task "${task.id}" is not finished`, Code.FailedPrecondition);
+      }
+      fake.tasks.splice(fake.tasks.indexOf(task), 1);
+      return {};
     },
     cancelTasks(request) {
       record("CancelTasks", request);

@@ -3,7 +3,6 @@
  * forgetting one that is gone.
  */
 import { toJson } from "@bufbuild/protobuf";
-import { Code, ConnectError } from "@connectrpc/connect";
 import { type Duration, durationFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import { parseDuration } from "../shared/duration.ts";
 import {
@@ -21,7 +20,8 @@ import {
   printJson,
   type Target,
 } from "./command.ts";
-import { EXIT_FAILURE, UsageError } from "./errors.ts";
+import { UsageError } from "./errors.ts";
+import { removeEach } from "./remove_each.ts";
 import {
   formatAgo,
   formatCommand,
@@ -300,33 +300,6 @@ async function changeDrain(
   return 0;
 }
 
-/** Removes each worker in turn; one refused (unknown, connected, busy) does not stop the rest. */
-async function removeWorkers(context: CommandContext, ids: readonly string[]): Promise<number> {
-  const results: { id: string; removed: boolean; reason?: string }[] = [];
-  for (const id of ids) {
-    try {
-      await context.client.removeWorker({ id });
-      results.push({ id, removed: true });
-    } catch (e) {
-      const refused = e instanceof ConnectError &&
-        (e.code === Code.NotFound || e.code === Code.FailedPrecondition);
-      if (!refused) throw e;
-      results.push({ id, removed: false, reason: e.rawMessage });
-    }
-  }
-  if (context.output === "json") {
-    printJson(context, results);
-  } else {
-    const removed = results.filter((r) => r.removed);
-    context.stdout(removed.map((r) => `${visible(r.id)}  removed\n`).join(""));
-  }
-  const refused = results.filter((r) => !r.removed);
-  if (context.output !== "json") {
-    for (const r of refused) context.stderr(`schedctl: workers rm: ${r.reason}\n`);
-  }
-  return refused.length === 0 ? 0 : EXIT_FAILURE;
-}
-
 /** The one worker ID of `workers get|drain|undrain`. */
 function oneId(positionals: readonly string[], where: string): string {
   const [id, extra] = positionals;
@@ -409,7 +382,10 @@ export const workersTarget: Target = {
         const ids = parsed.positionals;
         if (ids.length === 0) throw new UsageError("workers rm: missing the worker ID", "workers");
         if (ids.includes("")) throw new UsageError("workers rm: a worker ID is empty", "workers");
-        return { run: (context) => removeWorkers(context, ids) };
+        return {
+          run: (context) =>
+            removeEach(context, "workers rm", ids, (id) => context.client.removeWorker({ id })),
+        };
       }
       case undefined:
         throw new UsageError("workers: missing command", "workers");

@@ -1,7 +1,8 @@
 /**
  * task_retention end to end, on a real etcd with a real manager and worker: a task finished
  * longer ago than the retention is removed from etcd (record and index), one finished since is
- * kept, and an unfinished one is never touched, however old.
+ * kept, and an unfinished one is never touched, however old. `tasks rm` removes a finished one
+ * at once, and refuses an unfinished one.
  */
 import assert from "node:assert/strict";
 import { createEtcdGrpc } from "../shared/store/etcd_grpc.ts";
@@ -72,6 +73,46 @@ Deno.test("task_retention removes finished tasks from etcd once they are that ol
       what: "the long task to be removed",
       log: () => cluster.manager.log(),
     });
+  } catch (e) {
+    throw new Error(`${(e as Error).message}\n${await cluster.logs()}`, { cause: e });
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("tasks rm removes a finished task from etcd at once, and refuses a running one", async () => {
+  await using etcd = await startEtcd();
+  await using cluster = await Cluster.create();
+  const kv = createEtcdGrpc([etcd.endpoint]);
+  const keysOf = async (id: string) =>
+    (await kv.range(
+      { key: "/goschedule/", range_end: "/goschedule0", keys_only: true },
+      { deadline: Date.now() + 5000 },
+    )).kvs.map((e) => String(e.key)).filter((k) => k.endsWith(`/${id}`));
+  try {
+    await cluster.startManager({ etcd: etcd.endpoint });
+    await cluster.startWorker("w1");
+    const finished = await cluster.schedctl("tasks", "add", "--wait", "--", "echo", "hi");
+    assert.equal(finished.code, 0, finished.stderr);
+    const done = (await cluster.schedctlJson<TaskJson[]>("tasks", "ls"))[0].id;
+    const running = (await cluster.schedctl("tasks", "add", "--", "sleep", "30")).stdout.trim();
+    assert.equal((await keysOf(done)).length, 2, "its record and its index entry");
+
+    const rm = await cluster.schedctl("tasks", "rm", done, running);
+    assert.equal(rm.code, 1);
+    assert.equal(rm.stdout, `${done}  removed\n`);
+    assert.match(
+      rm.stderr,
+      new RegExp(`^schedctl: tasks rm: task "${running}" is (pending|scheduled): only a finished`),
+    );
+    assert.deepEqual(await keysOf(done), [], "record and index entry both gone");
+    const get = await cluster.schedctl("tasks", "get", done);
+    assert.equal(get.code, 1);
+    assert.equal(get.stderr, `schedctl: task "${done}" not found\n`);
+    assert.deepEqual(
+      (await cluster.schedctlJson<TaskJson[]>("tasks", "ls", "--all")).map((t) => t.id),
+      [running],
+    );
   } catch (e) {
     throw new Error(`${(e as Error).message}\n${await cluster.logs()}`, { cause: e });
   } finally {

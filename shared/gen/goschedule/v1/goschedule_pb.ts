@@ -20,7 +20,7 @@ import type { Message } from "@bufbuild/protobuf";
  */
 export const file_goschedule_v1_goschedule: GenFile = /*@__PURE__*/
   fileDesc(
-    "Ch5nb3NjaGVkdWxlL3YxL2dvc2NoZWR1bGUucHJvdG8SDWdvc2NoZWR1bGUudjEihQQKCFRhc2tTcGVjEgsKA2NtZBgBIAEoCRIOCgZwYXJhbXMYAiADKAkSLQoDZW52GAMgAygLMiAuZ29zY2hlZHVsZS52MS5UYXNrU3BlYy5FbnZFbnRyeRILCgNjd2QYBCABKAkSKgoHdGltZW91dBgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIvCgxraWxsX3RpbWVvdXQYBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SDwoHcmV0cmllcxgHIAEoDRIwCg1yZXRyeV9iYWNrb2ZmGAggASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhgKEHJldHJ5X29uX2ZhaWx1cmUYCSABKAgSCwoDY3B1GAogASgBEhQKDG1lbW9yeV9ieXRlcxgLIAEoBBIuCgZsYWJlbHMYDCADKAsyHi5nb3NjaGVkdWxlLnYxLkxhYmVsQ29uc3RyYWludBIRCgl3b3JrZXJfaWQYDSABKAkSEAoIcHJpb3JpdHkYDiABKAUSMwoQc2NoZWR1bGVfdGltZW91dBgPIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhINCgVxdWV1ZRgQIAEoCBoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIqUBCg9MYWJlbENvbnN0cmFpbnQSCwoDa2V5GAEgASgJEi0KAm9wGAIgASgOMiEuZ29zY2hlZHVsZS52MS5MYWJlbENvbnN0cmFpbnQuT3ASDQoFdmFsdWUYAyABKAkiRwoCT3ASEgoOT1BfVU5TUEVDSUZJRUQQABIMCghPUF9FUVVBTBABEhAKDE9QX05PVF9FUVVBTBACEg0KCU9QX0VYSVNUUxADIoIJCgRUYXNrEgoKAmlkGAEgASgJEgsKA2NtZBgCIAEoCRIOCgZwYXJhbXMYAyADKAkSJwoFc3RhdGUYBCABKA4yGC5nb3NjaGVkdWxlLnYxLlRhc2tTdGF0ZRIRCgl3b3JrZXJfaWQYBSABKAkSDwoHYXR0ZW1wdBgGIAEoDRIWCglleGl0X2NvZGUYByABKAVIAIgBARIOCgZzdGRvdXQYCCABKAkSDgoGc3RkZXJyGAkgASgJEhgKEHN0ZG91dF90cnVuY2F0ZWQYCiABKAgSGAoQc3RkZXJyX3RydW5jYXRlZBgLIAEoCBITCgtkZWFkX3JlYXNvbhgMIAEoCRIuCgpjcmVhdGVkX2F0GA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgthc3NpZ25lZF9hdBgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMc2NoZWR1bGVkX2F0GA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hlZF9hdBgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGc2lnbmFsGBEgASgJEikKA2VudhgSIAMoCzIcLmdvc2NoZWR1bGUudjEuVGFzay5FbnZFbnRyeRILCgNjd2QYEyABKAkSKgoHdGltZW91dBgUIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIvCgxraWxsX3RpbWVvdXQYFSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SNwoTY2FuY2VsX3JlcXVlc3RlZF9hdBgWIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHcmV0cmllcxgXIAEoDRIwCg1yZXRyeV9iYWNrb2ZmGBggASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhgKEHJldHJ5X29uX2ZhaWx1cmUYGSABKAgSKAoIYXR0ZW1wdHMYGiADKAsyFi5nb3NjaGVkdWxlLnYxLkF0dGVtcHQSLAoIcmV0cnlfYXQYGyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgsKA2NwdRgcIAEoARIUCgxtZW1vcnlfYnl0ZXMYHSABKAQSLgoGbGFiZWxzGB4gAygLMh4uZ29zY2hlZHVsZS52MS5MYWJlbENvbnN0cmFpbnQSFQoNcGluX3dvcmtlcl9pZBgfIAEoCRIQCghwcmlvcml0eRggIAEoBRIzChBzY2hlZHVsZV90aW1lb3V0GCEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEg0KBXF1ZXVlGCIgASgIEhEKCXBsYWNlbWVudBgjIAEoCRIfChd3YWl0aW5nX2luX3dvcmtlcl9xdWV1ZRgkIAEoCBoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgwKCl9leGl0X2NvZGUi0gEKB0F0dGVtcHQSDwoHYXR0ZW1wdBgBIAEoDRIRCgl3b3JrZXJfaWQYAiABKAkSLwoLYXNzaWduZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDHNjaGVkdWxlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZmluaXNoZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB291dGNvbWUYBiABKAki5AEKDENhcGFiaWxpdGllcxIRCgljcHVfY29yZXMYASABKA0SFAoMbWVtb3J5X2J5dGVzGAIgASgEEgoKAm9zGAMgASgJEgwKBGFyY2gYBCABKAkSKQoIY2FwYWNpdHkYBSABKAsyFy5nb3NjaGVkdWxlLnYxLkNhcGFjaXR5EjcKBmxhYmVscxgGIAMoCzInLmdvc2NoZWR1bGUudjEuQ2FwYWJpbGl0aWVzLkxhYmVsc0VudHJ5Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiSwoIQ2FwYWNpdHkSCwoDY3B1GAEgASgBEhQKDG1lbW9yeV9ieXRlcxgCIAEoBBINCgVzbG90cxgDIAEoDRINCgVxdWV1ZRgEIAEoDSLDAwoGV29ya2VyEgoKAmlkGAEgASgJEhAKCGhvc3RuYW1lGAIgASgJEg8KB2FkZHJlc3MYAyABKAkSKQoFc3RhdGUYBCABKA4yGi5nb3NjaGVkdWxlLnYxLldvcmtlclN0YXRlEjEKDGNhcGFiaWxpdGllcxgFIAEoCzIbLmdvc2NoZWR1bGUudjEuQ2FwYWJpbGl0aWVzEhUKDXJ1bm5pbmdfdGFza3MYBiABKA0SMAoMY29ubmVjdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxsYXN0X3NlZW5fYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjMKD2Rpc2Nvbm5lY3RlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHdmVyc2lvbhgKIAEoCRIQCghkcmFpbmluZxgLIAEoCBIyCg5kcmFpbl9kZWFkbGluZRgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJQoEdXNlZBgNIAEoCzIXLmdvc2NoZWR1bGUudjEuQ2FwYWNpdHkiHgoQR2V0V29ya2VyUmVxdWVzdBIKCgJpZBgBIAEoCSJeChFHZXRXb3JrZXJSZXNwb25zZRIlCgZ3b3JrZXIYASABKAsyFS5nb3NjaGVkdWxlLnYxLldvcmtlchIiCgV0YXNrcxgCIAMoCzITLmdvc2NoZWR1bGUudjEuVGFzayJNChJEcmFpbldvcmtlclJlcXVlc3QSCgoCaWQYASABKAkSKwoIZGVhZGxpbmUYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iPAoTRHJhaW5Xb3JrZXJSZXNwb25zZRIlCgZ3b3JrZXIYASABKAsyFS5nb3NjaGVkdWxlLnYxLldvcmtlciIiChRVbmRyYWluV29ya2VyUmVxdWVzdBIKCgJpZBgBIAEoCSI+ChVVbmRyYWluV29ya2VyUmVzcG9uc2USJQoGd29ya2VyGAEgASgLMhUuZ29zY2hlZHVsZS52MS5Xb3JrZXIiIQoTUmVtb3ZlV29ya2VyUmVxdWVzdBIKCgJpZBgBIAEoCSIWChRSZW1vdmVXb3JrZXJSZXNwb25zZSIhChJDYW5jZWxUYXNrc1JlcXVlc3QSCwoDaWRzGAEgAygJIjkKE0NhbmNlbFRhc2tzUmVzcG9uc2USIgoFdGFza3MYASADKAsyEy5nb3NjaGVkdWxlLnYxLlRhc2siUQoPVGFza0xvZ3NSZXF1ZXN0EgoKAmlkGAEgASgJEg4KBmZvbGxvdxgCIAEoCBIOCgZzdGRlcnIYAyABKAgSEgoKdGFpbF9saW5lcxgEIAEoDSIgChBUYXNrTG9nc1Jlc3BvbnNlEgwKBGRhdGEYASABKAwiFAoSTGlzdFdvcmtlcnNSZXF1ZXN0Ij0KE0xpc3RXb3JrZXJzUmVzcG9uc2USJgoHd29ya2VycxgBIAMoCzIVLmdvc2NoZWR1bGUudjEuV29ya2VyImIKEExpc3RUYXNrc1JlcXVlc3QSJwoFc3RhdGUYASABKA4yGC5nb3NjaGVkdWxlLnYxLlRhc2tTdGF0ZRIRCglwYWdlX3NpemUYAiABKA0SEgoKcGFnZV90b2tlbhgDIAEoCSJQChFMaXN0VGFza3NSZXNwb25zZRIiCgV0YXNrcxgBIAMoCzITLmdvc2NoZWR1bGUudjEuVGFzaxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiRQoOR2V0VGFza1JlcXVlc3QSCgoCaWQYASABKAkSJwoEd2FpdBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiI0Cg9HZXRUYXNrUmVzcG9uc2USIQoEdGFzaxgBIAEoCzITLmdvc2NoZWR1bGUudjEuVGFzayI+ChRTY2hlZHVsZVRhc2tzUmVxdWVzdBImCgV0YXNrcxgBIAMoCzIXLmdvc2NoZWR1bGUudjEuVGFza1NwZWMiOwoVU2NoZWR1bGVUYXNrc1Jlc3BvbnNlEiIKBXRhc2tzGAEgAygLMhMuZ29zY2hlZHVsZS52MS5UYXNrIukBCg5Db25uZWN0UmVxdWVzdBIlCgVoZWxsbxgBIAEoCzIULmdvc2NoZWR1bGUudjEuSGVsbG9IABIjCgRwb25nGAIgASgLMhMuZ29zY2hlZHVsZS52MS5Qb25nSAASJQoDYWNrGAMgASgLMhYuZ29zY2hlZHVsZS52MS5UYXNrQWNrSAASLAoJbG9nX2NodW5rGAQgASgLMhcuZ29zY2hlZHVsZS52MS5Mb2dDaHVua0gAEi8KBnJlcG9ydBgFIAEoCzIdLmdvc2NoZWR1bGUudjEuU2V0VGFza1JlcXVlc3RIAEIFCgNtc2ci/wIKD0Nvbm5lY3RSZXNwb25zZRIpCgd3ZWxjb21lGAEgASgLMhYuZ29zY2hlZHVsZS52MS5XZWxjb21lSAASIwoEcGluZxgCIAEoCzITLmdvc2NoZWR1bGUudjEuUGluZ0gAEiUKA3J1bhgDIAEoCzIWLmdvc2NoZWR1bGUudjEuUnVuVGFza0gAEisKBmNhbmNlbBgEIAEoCzIZLmdvc2NoZWR1bGUudjEuQ2FuY2VsVGFza0gAEjAKC2xvZ19yZXF1ZXN0GAUgASgLMhkuZ29zY2hlZHVsZS52MS5Mb2dSZXF1ZXN0SAASLgoKbG9nX2NhbmNlbBgGIAEoCzIYLmdvc2NoZWR1bGUudjEuTG9nQ2FuY2VsSAASNAoNcmVwb3J0X2Fuc3dlchgHIAEoCzIbLmdvc2NoZWR1bGUudjEuUmVwb3J0QW5zd2VySAASKQoHdW5xdWV1ZRgIIAEoCzIWLmdvc2NoZWR1bGUudjEuVW5xdWV1ZUgAQgUKA21zZyLtAQoFSGVsbG8SEQoJd29ya2VyX2lkGAEgASgJEhAKCGhvc3RuYW1lGAIgASgJEjEKDGNhcGFiaWxpdGllcxgDIAEoCzIbLmdvc2NoZWR1bGUudjEuQ2FwYWJpbGl0aWVzEg8KB3ZlcnNpb24YBCABKAkSJwoHcnVubmluZxgFIAMoCzIWLmdvc2NoZWR1bGUudjEuVGFza1JlZhIqCgp1bnJlcG9ydGVkGAYgAygLMhYuZ29zY2hlZHVsZS52MS5UYXNrUmVmEiYKBnF1ZXVlZBgHIAMoCzIWLmdvc2NoZWR1bGUudjEuVGFza1JlZiIrCgdUYXNrUmVmEg8KB3Rhc2tfaWQYASABKAkSDwoHYXR0ZW1wdBgCIAEoDSI8CgdXZWxjb21lEhgKEHBpbmdfaW50ZXJ2YWxfbXMYASABKA0SFwoPYWNjZXB0c19yZXBvcnRzGAIgASgIIiQKBFBpbmcSCwoDc2VxGAEgASgEEg8KB25vX3BvbmcYAiABKAgiEwoEUG9uZxILCgNzZXEYASABKAQingIKB1J1blRhc2sSDwoHdGFza19pZBgBIAEoCRIPCgdhdHRlbXB0GAIgASgNEgsKA2NtZBgDIAEoCRIOCgZwYXJhbXMYBCADKAkSLAoDZW52GAUgAygLMh8uZ29zY2hlZHVsZS52MS5SdW5UYXNrLkVudkVudHJ5EgsKA2N3ZBgGIAEoCRIqCgd0aW1lb3V0GAcgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi8KDGtpbGxfdGltZW91dBgIIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIQCghwcmlvcml0eRgJIAEoBRoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIi4KCkNhbmNlbFRhc2sSDwoHdGFza19pZBgBIAEoCRIPCgdhdHRlbXB0GAIgASgNIjsKB1VucXVldWUSDwoHdGFza19pZBgBIAEoCRIPCgdhdHRlbXB0GAIgASgNEg4KBnJlYXNvbhgDIAEoCSJ2CgpMb2dSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAQSDwoHdGFza19pZBgCIAEoCRIPCgdhdHRlbXB0GAMgASgNEg4KBmZvbGxvdxgEIAEoCBIOCgZzdGRlcnIYBSABKAgSEgoKdGFpbF9saW5lcxgGIAEoDSIfCglMb2dDYW5jZWwSEgoKcmVxdWVzdF9pZBgBIAEoBCJcCghMb2dDaHVuaxISCgpyZXF1ZXN0X2lkGAEgASgEEgwKBGRhdGEYAiABKAwSCwoDZW9mGAMgASgIEg0KBWVycm9yGAQgASgJEhIKCmdpdmVuX2JhY2sYBSABKAgiOwoHVGFza0FjaxIPCgd0YXNrX2lkGAEgASgJEg8KB2F0dGVtcHQYAiABKA0SDgoGcXVldWVkGAMgASgIIqIDCg5TZXRUYXNrUmVxdWVzdBIRCgl3b3JrZXJfaWQYASABKAkSDwoHdGFza19pZBgCIAEoCRIPCgdhdHRlbXB0GAMgASgNEicKBmV4aXRlZBgEIAEoCzIVLmdvc2NoZWR1bGUudjEuRXhpdGVkSAASFQoLc3RhcnRfZXJyb3IYBSABKAlIABITCglhYmFuZG9uZWQYDSABKAlIABIVCgtub3Rfc3RhcnRlZBgOIAEoCUgAEg4KBnN0ZG91dBgGIAEoCRIOCgZzdGRlcnIYByABKAkSGAoQc3Rkb3V0X3RydW5jYXRlZBgIIAEoCBIYChBzdGRlcnJfdHJ1bmNhdGVkGAkgASgIEi4KCnN0YXJ0ZWRfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2ZpbmlzaGVkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt0ZXJtaW5hdGlvbhgMIAEoDjIaLmdvc2NoZWR1bGUudjEuVGVybWluYXRpb25CCQoHb3V0Y29tZSIrCgZFeGl0ZWQSEQoJZXhpdF9jb2RlGAEgASgFEg4KBnNpZ25hbBgCIAEoCSIRCg9TZXRUYXNrUmVzcG9uc2UiTwoMUmVwb3J0QW5zd2VyEg8KB3Rhc2tfaWQYASABKAkSDwoHYXR0ZW1wdBgCIAEoDRIMCgRjb2RlGAMgASgNEg8KB21lc3NhZ2UYBCABKAkqgwEKCVRhc2tTdGF0ZRIaChZUQVNLX1NUQVRFX1VOU1BFQ0lGSUVEEAASFgoSVEFTS19TVEFURV9QRU5ESU5HEAESGAoUVEFTS19TVEFURV9TQ0hFRFVMRUQQAhITCg9UQVNLX1NUQVRFX0RPTkUQAxITCg9UQVNLX1NUQVRFX0RFQUQQBCpmCgtXb3JrZXJTdGF0ZRIcChhXT1JLRVJfU1RBVEVfVU5TUEVDSUZJRUQQABIaChZXT1JLRVJfU1RBVEVfQ09OTkVDVEVEEAESHQoZV09SS0VSX1NUQVRFX0RJU0NPTk5FQ1RFRBACKokBCgtUZXJtaW5hdGlvbhIbChdURVJNSU5BVElPTl9VTlNQRUNJRklFRBAAEhkKFVRFUk1JTkFUSU9OX0NBTkNFTExFRBABEiEKHVRFUk1JTkFUSU9OX0RFQURMSU5FX0VYQ0VFREVEEAISHwobVEVSTUlOQVRJT05fV09SS0VSX1NUT1BQSU5HEAMy3QYKD09wZXJhdG9yU2VydmljZRJUCgtMaXN0V29ya2VycxIhLmdvc2NoZWR1bGUudjEuTGlzdFdvcmtlcnNSZXF1ZXN0GiIuZ29zY2hlZHVsZS52MS5MaXN0V29ya2Vyc1Jlc3BvbnNlEk4KCUxpc3RUYXNrcxIfLmdvc2NoZWR1bGUudjEuTGlzdFRhc2tzUmVxdWVzdBogLmdvc2NoZWR1bGUudjEuTGlzdFRhc2tzUmVzcG9uc2USSAoHR2V0VGFzaxIdLmdvc2NoZWR1bGUudjEuR2V0VGFza1JlcXVlc3QaHi5nb3NjaGVkdWxlLnYxLkdldFRhc2tSZXNwb25zZRJaCg1TY2hlZHVsZVRhc2tzEiMuZ29zY2hlZHVsZS52MS5TY2hlZHVsZVRhc2tzUmVxdWVzdBokLmdvc2NoZWR1bGUudjEuU2NoZWR1bGVUYXNrc1Jlc3BvbnNlElQKC0NhbmNlbFRhc2tzEiEuZ29zY2hlZHVsZS52MS5DYW5jZWxUYXNrc1JlcXVlc3QaIi5nb3NjaGVkdWxlLnYxLkNhbmNlbFRhc2tzUmVzcG9uc2USTQoIVGFza0xvZ3MSHi5nb3NjaGVkdWxlLnYxLlRhc2tMb2dzUmVxdWVzdBofLmdvc2NoZWR1bGUudjEuVGFza0xvZ3NSZXNwb25zZTABEk4KCUdldFdvcmtlchIfLmdvc2NoZWR1bGUudjEuR2V0V29ya2VyUmVxdWVzdBogLmdvc2NoZWR1bGUudjEuR2V0V29ya2VyUmVzcG9uc2USVAoLRHJhaW5Xb3JrZXISIS5nb3NjaGVkdWxlLnYxLkRyYWluV29ya2VyUmVxdWVzdBoiLmdvc2NoZWR1bGUudjEuRHJhaW5Xb3JrZXJSZXNwb25zZRJaCg1VbmRyYWluV29ya2VyEiMuZ29zY2hlZHVsZS52MS5VbmRyYWluV29ya2VyUmVxdWVzdBokLmdvc2NoZWR1bGUudjEuVW5kcmFpbldvcmtlclJlc3BvbnNlElcKDFJlbW92ZVdvcmtlchIiLmdvc2NoZWR1bGUudjEuUmVtb3ZlV29ya2VyUmVxdWVzdBojLmdvc2NoZWR1bGUudjEuUmVtb3ZlV29ya2VyUmVzcG9uc2UypwEKDVdvcmtlclNlcnZpY2USTAoHQ29ubmVjdBIdLmdvc2NoZWR1bGUudjEuQ29ubmVjdFJlcXVlc3QaHi5nb3NjaGVkdWxlLnYxLkNvbm5lY3RSZXNwb25zZSgBMAESSAoHU2V0VGFzaxIdLmdvc2NoZWR1bGUudjEuU2V0VGFza1JlcXVlc3QaHi5nb3NjaGVkdWxlLnYxLlNldFRhc2tSZXNwb25zZWIGcHJvdG8z",
+    "Ch5nb3NjaGVkdWxlL3YxL2dvc2NoZWR1bGUucHJvdG8SDWdvc2NoZWR1bGUudjEihQQKCFRhc2tTcGVjEgsKA2NtZBgBIAEoCRIOCgZwYXJhbXMYAiADKAkSLQoDZW52GAMgAygLMiAuZ29zY2hlZHVsZS52MS5UYXNrU3BlYy5FbnZFbnRyeRILCgNjd2QYBCABKAkSKgoHdGltZW91dBgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIvCgxraWxsX3RpbWVvdXQYBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SDwoHcmV0cmllcxgHIAEoDRIwCg1yZXRyeV9iYWNrb2ZmGAggASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhgKEHJldHJ5X29uX2ZhaWx1cmUYCSABKAgSCwoDY3B1GAogASgBEhQKDG1lbW9yeV9ieXRlcxgLIAEoBBIuCgZsYWJlbHMYDCADKAsyHi5nb3NjaGVkdWxlLnYxLkxhYmVsQ29uc3RyYWludBIRCgl3b3JrZXJfaWQYDSABKAkSEAoIcHJpb3JpdHkYDiABKAUSMwoQc2NoZWR1bGVfdGltZW91dBgPIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhINCgVxdWV1ZRgQIAEoCBoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIqUBCg9MYWJlbENvbnN0cmFpbnQSCwoDa2V5GAEgASgJEi0KAm9wGAIgASgOMiEuZ29zY2hlZHVsZS52MS5MYWJlbENvbnN0cmFpbnQuT3ASDQoFdmFsdWUYAyABKAkiRwoCT3ASEgoOT1BfVU5TUEVDSUZJRUQQABIMCghPUF9FUVVBTBABEhAKDE9QX05PVF9FUVVBTBACEg0KCU9QX0VYSVNUUxADIoIJCgRUYXNrEgoKAmlkGAEgASgJEgsKA2NtZBgCIAEoCRIOCgZwYXJhbXMYAyADKAkSJwoFc3RhdGUYBCABKA4yGC5nb3NjaGVkdWxlLnYxLlRhc2tTdGF0ZRIRCgl3b3JrZXJfaWQYBSABKAkSDwoHYXR0ZW1wdBgGIAEoDRIWCglleGl0X2NvZGUYByABKAVIAIgBARIOCgZzdGRvdXQYCCABKAkSDgoGc3RkZXJyGAkgASgJEhgKEHN0ZG91dF90cnVuY2F0ZWQYCiABKAgSGAoQc3RkZXJyX3RydW5jYXRlZBgLIAEoCBITCgtkZWFkX3JlYXNvbhgMIAEoCRIuCgpjcmVhdGVkX2F0GA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgthc3NpZ25lZF9hdBgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMc2NoZWR1bGVkX2F0GA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hlZF9hdBgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGc2lnbmFsGBEgASgJEikKA2VudhgSIAMoCzIcLmdvc2NoZWR1bGUudjEuVGFzay5FbnZFbnRyeRILCgNjd2QYEyABKAkSKgoHdGltZW91dBgUIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIvCgxraWxsX3RpbWVvdXQYFSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SNwoTY2FuY2VsX3JlcXVlc3RlZF9hdBgWIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHcmV0cmllcxgXIAEoDRIwCg1yZXRyeV9iYWNrb2ZmGBggASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhgKEHJldHJ5X29uX2ZhaWx1cmUYGSABKAgSKAoIYXR0ZW1wdHMYGiADKAsyFi5nb3NjaGVkdWxlLnYxLkF0dGVtcHQSLAoIcmV0cnlfYXQYGyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgsKA2NwdRgcIAEoARIUCgxtZW1vcnlfYnl0ZXMYHSABKAQSLgoGbGFiZWxzGB4gAygLMh4uZ29zY2hlZHVsZS52MS5MYWJlbENvbnN0cmFpbnQSFQoNcGluX3dvcmtlcl9pZBgfIAEoCRIQCghwcmlvcml0eRggIAEoBRIzChBzY2hlZHVsZV90aW1lb3V0GCEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEg0KBXF1ZXVlGCIgASgIEhEKCXBsYWNlbWVudBgjIAEoCRIfChd3YWl0aW5nX2luX3dvcmtlcl9xdWV1ZRgkIAEoCBoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgwKCl9leGl0X2NvZGUi0gEKB0F0dGVtcHQSDwoHYXR0ZW1wdBgBIAEoDRIRCgl3b3JrZXJfaWQYAiABKAkSLwoLYXNzaWduZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDHNjaGVkdWxlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZmluaXNoZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB291dGNvbWUYBiABKAki5AEKDENhcGFiaWxpdGllcxIRCgljcHVfY29yZXMYASABKA0SFAoMbWVtb3J5X2J5dGVzGAIgASgEEgoKAm9zGAMgASgJEgwKBGFyY2gYBCABKAkSKQoIY2FwYWNpdHkYBSABKAsyFy5nb3NjaGVkdWxlLnYxLkNhcGFjaXR5EjcKBmxhYmVscxgGIAMoCzInLmdvc2NoZWR1bGUudjEuQ2FwYWJpbGl0aWVzLkxhYmVsc0VudHJ5Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiSwoIQ2FwYWNpdHkSCwoDY3B1GAEgASgBEhQKDG1lbW9yeV9ieXRlcxgCIAEoBBINCgVzbG90cxgDIAEoDRINCgVxdWV1ZRgEIAEoDSLDAwoGV29ya2VyEgoKAmlkGAEgASgJEhAKCGhvc3RuYW1lGAIgASgJEg8KB2FkZHJlc3MYAyABKAkSKQoFc3RhdGUYBCABKA4yGi5nb3NjaGVkdWxlLnYxLldvcmtlclN0YXRlEjEKDGNhcGFiaWxpdGllcxgFIAEoCzIbLmdvc2NoZWR1bGUudjEuQ2FwYWJpbGl0aWVzEhUKDXJ1bm5pbmdfdGFza3MYBiABKA0SMAoMY29ubmVjdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxsYXN0X3NlZW5fYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjMKD2Rpc2Nvbm5lY3RlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHdmVyc2lvbhgKIAEoCRIQCghkcmFpbmluZxgLIAEoCBIyCg5kcmFpbl9kZWFkbGluZRgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJQoEdXNlZBgNIAEoCzIXLmdvc2NoZWR1bGUudjEuQ2FwYWNpdHkiHgoQR2V0V29ya2VyUmVxdWVzdBIKCgJpZBgBIAEoCSJeChFHZXRXb3JrZXJSZXNwb25zZRIlCgZ3b3JrZXIYASABKAsyFS5nb3NjaGVkdWxlLnYxLldvcmtlchIiCgV0YXNrcxgCIAMoCzITLmdvc2NoZWR1bGUudjEuVGFzayJNChJEcmFpbldvcmtlclJlcXVlc3QSCgoCaWQYASABKAkSKwoIZGVhZGxpbmUYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iPAoTRHJhaW5Xb3JrZXJSZXNwb25zZRIlCgZ3b3JrZXIYASABKAsyFS5nb3NjaGVkdWxlLnYxLldvcmtlciIiChRVbmRyYWluV29ya2VyUmVxdWVzdBIKCgJpZBgBIAEoCSI+ChVVbmRyYWluV29ya2VyUmVzcG9uc2USJQoGd29ya2VyGAEgASgLMhUuZ29zY2hlZHVsZS52MS5Xb3JrZXIiIQoTUmVtb3ZlV29ya2VyUmVxdWVzdBIKCgJpZBgBIAEoCSIWChRSZW1vdmVXb3JrZXJSZXNwb25zZSIfChFSZW1vdmVUYXNrUmVxdWVzdBIKCgJpZBgBIAEoCSIUChJSZW1vdmVUYXNrUmVzcG9uc2UiIQoSQ2FuY2VsVGFza3NSZXF1ZXN0EgsKA2lkcxgBIAMoCSI5ChNDYW5jZWxUYXNrc1Jlc3BvbnNlEiIKBXRhc2tzGAEgAygLMhMuZ29zY2hlZHVsZS52MS5UYXNrIlEKD1Rhc2tMb2dzUmVxdWVzdBIKCgJpZBgBIAEoCRIOCgZmb2xsb3cYAiABKAgSDgoGc3RkZXJyGAMgASgIEhIKCnRhaWxfbGluZXMYBCABKA0iIAoQVGFza0xvZ3NSZXNwb25zZRIMCgRkYXRhGAEgASgMIhQKEkxpc3RXb3JrZXJzUmVxdWVzdCI9ChNMaXN0V29ya2Vyc1Jlc3BvbnNlEiYKB3dvcmtlcnMYASADKAsyFS5nb3NjaGVkdWxlLnYxLldvcmtlciJiChBMaXN0VGFza3NSZXF1ZXN0EicKBXN0YXRlGAEgASgOMhguZ29zY2hlZHVsZS52MS5UYXNrU3RhdGUSEQoJcGFnZV9zaXplGAIgASgNEhIKCnBhZ2VfdG9rZW4YAyABKAkiUAoRTGlzdFRhc2tzUmVzcG9uc2USIgoFdGFza3MYASADKAsyEy5nb3NjaGVkdWxlLnYxLlRhc2sSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIkUKDkdldFRhc2tSZXF1ZXN0EgoKAmlkGAEgASgJEicKBHdhaXQYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iNAoPR2V0VGFza1Jlc3BvbnNlEiEKBHRhc2sYASABKAsyEy5nb3NjaGVkdWxlLnYxLlRhc2siPgoUU2NoZWR1bGVUYXNrc1JlcXVlc3QSJgoFdGFza3MYASADKAsyFy5nb3NjaGVkdWxlLnYxLlRhc2tTcGVjIjsKFVNjaGVkdWxlVGFza3NSZXNwb25zZRIiCgV0YXNrcxgBIAMoCzITLmdvc2NoZWR1bGUudjEuVGFzayLpAQoOQ29ubmVjdFJlcXVlc3QSJQoFaGVsbG8YASABKAsyFC5nb3NjaGVkdWxlLnYxLkhlbGxvSAASIwoEcG9uZxgCIAEoCzITLmdvc2NoZWR1bGUudjEuUG9uZ0gAEiUKA2FjaxgDIAEoCzIWLmdvc2NoZWR1bGUudjEuVGFza0Fja0gAEiwKCWxvZ19jaHVuaxgEIAEoCzIXLmdvc2NoZWR1bGUudjEuTG9nQ2h1bmtIABIvCgZyZXBvcnQYBSABKAsyHS5nb3NjaGVkdWxlLnYxLlNldFRhc2tSZXF1ZXN0SABCBQoDbXNnIv8CCg9Db25uZWN0UmVzcG9uc2USKQoHd2VsY29tZRgBIAEoCzIWLmdvc2NoZWR1bGUudjEuV2VsY29tZUgAEiMKBHBpbmcYAiABKAsyEy5nb3NjaGVkdWxlLnYxLlBpbmdIABIlCgNydW4YAyABKAsyFi5nb3NjaGVkdWxlLnYxLlJ1blRhc2tIABIrCgZjYW5jZWwYBCABKAsyGS5nb3NjaGVkdWxlLnYxLkNhbmNlbFRhc2tIABIwCgtsb2dfcmVxdWVzdBgFIAEoCzIZLmdvc2NoZWR1bGUudjEuTG9nUmVxdWVzdEgAEi4KCmxvZ19jYW5jZWwYBiABKAsyGC5nb3NjaGVkdWxlLnYxLkxvZ0NhbmNlbEgAEjQKDXJlcG9ydF9hbnN3ZXIYByABKAsyGy5nb3NjaGVkdWxlLnYxLlJlcG9ydEFuc3dlckgAEikKB3VucXVldWUYCCABKAsyFi5nb3NjaGVkdWxlLnYxLlVucXVldWVIAEIFCgNtc2ci7QEKBUhlbGxvEhEKCXdvcmtlcl9pZBgBIAEoCRIQCghob3N0bmFtZRgCIAEoCRIxCgxjYXBhYmlsaXRpZXMYAyABKAsyGy5nb3NjaGVkdWxlLnYxLkNhcGFiaWxpdGllcxIPCgd2ZXJzaW9uGAQgASgJEicKB3J1bm5pbmcYBSADKAsyFi5nb3NjaGVkdWxlLnYxLlRhc2tSZWYSKgoKdW5yZXBvcnRlZBgGIAMoCzIWLmdvc2NoZWR1bGUudjEuVGFza1JlZhImCgZxdWV1ZWQYByADKAsyFi5nb3NjaGVkdWxlLnYxLlRhc2tSZWYiKwoHVGFza1JlZhIPCgd0YXNrX2lkGAEgASgJEg8KB2F0dGVtcHQYAiABKA0iPAoHV2VsY29tZRIYChBwaW5nX2ludGVydmFsX21zGAEgASgNEhcKD2FjY2VwdHNfcmVwb3J0cxgCIAEoCCIkCgRQaW5nEgsKA3NlcRgBIAEoBBIPCgdub19wb25nGAIgASgIIhMKBFBvbmcSCwoDc2VxGAEgASgEIp4CCgdSdW5UYXNrEg8KB3Rhc2tfaWQYASABKAkSDwoHYXR0ZW1wdBgCIAEoDRILCgNjbWQYAyABKAkSDgoGcGFyYW1zGAQgAygJEiwKA2VudhgFIAMoCzIfLmdvc2NoZWR1bGUudjEuUnVuVGFzay5FbnZFbnRyeRILCgNjd2QYBiABKAkSKgoHdGltZW91dBgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIvCgxraWxsX3RpbWVvdXQYCCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEAoIcHJpb3JpdHkYCSABKAUaKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIuCgpDYW5jZWxUYXNrEg8KB3Rhc2tfaWQYASABKAkSDwoHYXR0ZW1wdBgCIAEoDSI7CgdVbnF1ZXVlEg8KB3Rhc2tfaWQYASABKAkSDwoHYXR0ZW1wdBgCIAEoDRIOCgZyZWFzb24YAyABKAkidgoKTG9nUmVxdWVzdBISCgpyZXF1ZXN0X2lkGAEgASgEEg8KB3Rhc2tfaWQYAiABKAkSDwoHYXR0ZW1wdBgDIAEoDRIOCgZmb2xsb3cYBCABKAgSDgoGc3RkZXJyGAUgASgIEhIKCnRhaWxfbGluZXMYBiABKA0iHwoJTG9nQ2FuY2VsEhIKCnJlcXVlc3RfaWQYASABKAQiXAoITG9nQ2h1bmsSEgoKcmVxdWVzdF9pZBgBIAEoBBIMCgRkYXRhGAIgASgMEgsKA2VvZhgDIAEoCBINCgVlcnJvchgEIAEoCRISCgpnaXZlbl9iYWNrGAUgASgIIjsKB1Rhc2tBY2sSDwoHdGFza19pZBgBIAEoCRIPCgdhdHRlbXB0GAIgASgNEg4KBnF1ZXVlZBgDIAEoCCKiAwoOU2V0VGFza1JlcXVlc3QSEQoJd29ya2VyX2lkGAEgASgJEg8KB3Rhc2tfaWQYAiABKAkSDwoHYXR0ZW1wdBgDIAEoDRInCgZleGl0ZWQYBCABKAsyFS5nb3NjaGVkdWxlLnYxLkV4aXRlZEgAEhUKC3N0YXJ0X2Vycm9yGAUgASgJSAASEwoJYWJhbmRvbmVkGA0gASgJSAASFQoLbm90X3N0YXJ0ZWQYDiABKAlIABIOCgZzdGRvdXQYBiABKAkSDgoGc3RkZXJyGAcgASgJEhgKEHN0ZG91dF90cnVuY2F0ZWQYCCABKAgSGAoQc3RkZXJyX3RydW5jYXRlZBgJIAEoCBIuCgpzdGFydGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hlZF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdGVybWluYXRpb24YDCABKA4yGi5nb3NjaGVkdWxlLnYxLlRlcm1pbmF0aW9uQgkKB291dGNvbWUiKwoGRXhpdGVkEhEKCWV4aXRfY29kZRgBIAEoBRIOCgZzaWduYWwYAiABKAkiEQoPU2V0VGFza1Jlc3BvbnNlIk8KDFJlcG9ydEFuc3dlchIPCgd0YXNrX2lkGAEgASgJEg8KB2F0dGVtcHQYAiABKA0SDAoEY29kZRgDIAEoDRIPCgdtZXNzYWdlGAQgASgJKoMBCglUYXNrU3RhdGUSGgoWVEFTS19TVEFURV9VTlNQRUNJRklFRBAAEhYKElRBU0tfU1RBVEVfUEVORElORxABEhgKFFRBU0tfU1RBVEVfU0NIRURVTEVEEAISEwoPVEFTS19TVEFURV9ET05FEAMSEwoPVEFTS19TVEFURV9ERUFEEAQqZgoLV29ya2VyU3RhdGUSHAoYV09SS0VSX1NUQVRFX1VOU1BFQ0lGSUVEEAASGgoWV09SS0VSX1NUQVRFX0NPTk5FQ1RFRBABEh0KGVdPUktFUl9TVEFURV9ESVNDT05ORUNURUQQAiqJAQoLVGVybWluYXRpb24SGwoXVEVSTUlOQVRJT05fVU5TUEVDSUZJRUQQABIZChVURVJNSU5BVElPTl9DQU5DRUxMRUQQARIhCh1URVJNSU5BVElPTl9ERUFETElORV9FWENFRURFRBACEh8KG1RFUk1JTkFUSU9OX1dPUktFUl9TVE9QUElORxADMrAHCg9PcGVyYXRvclNlcnZpY2USVAoLTGlzdFdvcmtlcnMSIS5nb3NjaGVkdWxlLnYxLkxpc3RXb3JrZXJzUmVxdWVzdBoiLmdvc2NoZWR1bGUudjEuTGlzdFdvcmtlcnNSZXNwb25zZRJOCglMaXN0VGFza3MSHy5nb3NjaGVkdWxlLnYxLkxpc3RUYXNrc1JlcXVlc3QaIC5nb3NjaGVkdWxlLnYxLkxpc3RUYXNrc1Jlc3BvbnNlEkgKB0dldFRhc2sSHS5nb3NjaGVkdWxlLnYxLkdldFRhc2tSZXF1ZXN0Gh4uZ29zY2hlZHVsZS52MS5HZXRUYXNrUmVzcG9uc2USWgoNU2NoZWR1bGVUYXNrcxIjLmdvc2NoZWR1bGUudjEuU2NoZWR1bGVUYXNrc1JlcXVlc3QaJC5nb3NjaGVkdWxlLnYxLlNjaGVkdWxlVGFza3NSZXNwb25zZRJUCgtDYW5jZWxUYXNrcxIhLmdvc2NoZWR1bGUudjEuQ2FuY2VsVGFza3NSZXF1ZXN0GiIuZ29zY2hlZHVsZS52MS5DYW5jZWxUYXNrc1Jlc3BvbnNlElEKClJlbW92ZVRhc2sSIC5nb3NjaGVkdWxlLnYxLlJlbW92ZVRhc2tSZXF1ZXN0GiEuZ29zY2hlZHVsZS52MS5SZW1vdmVUYXNrUmVzcG9uc2USTQoIVGFza0xvZ3MSHi5nb3NjaGVkdWxlLnYxLlRhc2tMb2dzUmVxdWVzdBofLmdvc2NoZWR1bGUudjEuVGFza0xvZ3NSZXNwb25zZTABEk4KCUdldFdvcmtlchIfLmdvc2NoZWR1bGUudjEuR2V0V29ya2VyUmVxdWVzdBogLmdvc2NoZWR1bGUudjEuR2V0V29ya2VyUmVzcG9uc2USVAoLRHJhaW5Xb3JrZXISIS5nb3NjaGVkdWxlLnYxLkRyYWluV29ya2VyUmVxdWVzdBoiLmdvc2NoZWR1bGUudjEuRHJhaW5Xb3JrZXJSZXNwb25zZRJaCg1VbmRyYWluV29ya2VyEiMuZ29zY2hlZHVsZS52MS5VbmRyYWluV29ya2VyUmVxdWVzdBokLmdvc2NoZWR1bGUudjEuVW5kcmFpbldvcmtlclJlc3BvbnNlElcKDFJlbW92ZVdvcmtlchIiLmdvc2NoZWR1bGUudjEuUmVtb3ZlV29ya2VyUmVxdWVzdBojLmdvc2NoZWR1bGUudjEuUmVtb3ZlV29ya2VyUmVzcG9uc2UypwEKDVdvcmtlclNlcnZpY2USTAoHQ29ubmVjdBIdLmdvc2NoZWR1bGUudjEuQ29ubmVjdFJlcXVlc3QaHi5nb3NjaGVkdWxlLnYxLkNvbm5lY3RSZXNwb25zZSgBMAESSAoHU2V0VGFzaxIdLmdvc2NoZWR1bGUudjEuU2V0VGFza1JlcXVlc3QaHi5nb3NjaGVkdWxlLnYxLlNldFRhc2tSZXNwb25zZWIGcHJvdG8z",
     [file_google_protobuf_duration, file_google_protobuf_timestamp],
   );
 
@@ -807,6 +807,35 @@ export const RemoveWorkerResponseSchema: GenMessage<RemoveWorkerResponse> = /*@_
   messageDesc(file_goschedule_v1_goschedule, 14);
 
 /**
+ * @generated from message goschedule.v1.RemoveTaskRequest
+ */
+export type RemoveTaskRequest = Message<"goschedule.v1.RemoveTaskRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message goschedule.v1.RemoveTaskRequest.
+ * Use `create(RemoveTaskRequestSchema)` to create a new message.
+ */
+export const RemoveTaskRequestSchema: GenMessage<RemoveTaskRequest> = /*@__PURE__*/
+  messageDesc(file_goschedule_v1_goschedule, 15);
+
+/**
+ * @generated from message goschedule.v1.RemoveTaskResponse
+ */
+export type RemoveTaskResponse = Message<"goschedule.v1.RemoveTaskResponse"> & {};
+
+/**
+ * Describes the message goschedule.v1.RemoveTaskResponse.
+ * Use `create(RemoveTaskResponseSchema)` to create a new message.
+ */
+export const RemoveTaskResponseSchema: GenMessage<RemoveTaskResponse> = /*@__PURE__*/
+  messageDesc(file_goschedule_v1_goschedule, 16);
+
+/**
  * @generated from message goschedule.v1.CancelTasksRequest
  */
 export type CancelTasksRequest = Message<"goschedule.v1.CancelTasksRequest"> & {
@@ -821,7 +850,7 @@ export type CancelTasksRequest = Message<"goschedule.v1.CancelTasksRequest"> & {
  * Use `create(CancelTasksRequestSchema)` to create a new message.
  */
 export const CancelTasksRequestSchema: GenMessage<CancelTasksRequest> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 15);
+  messageDesc(file_goschedule_v1_goschedule, 17);
 
 /**
  * @generated from message goschedule.v1.CancelTasksResponse
@@ -840,7 +869,7 @@ export type CancelTasksResponse = Message<"goschedule.v1.CancelTasksResponse"> &
  * Use `create(CancelTasksResponseSchema)` to create a new message.
  */
 export const CancelTasksResponseSchema: GenMessage<CancelTasksResponse> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 16);
+  messageDesc(file_goschedule_v1_goschedule, 18);
 
 /**
  * @generated from message goschedule.v1.TaskLogsRequest
@@ -876,7 +905,7 @@ export type TaskLogsRequest = Message<"goschedule.v1.TaskLogsRequest"> & {
  * Use `create(TaskLogsRequestSchema)` to create a new message.
  */
 export const TaskLogsRequestSchema: GenMessage<TaskLogsRequest> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 17);
+  messageDesc(file_goschedule_v1_goschedule, 19);
 
 /**
  * @generated from message goschedule.v1.TaskLogsResponse
@@ -895,7 +924,7 @@ export type TaskLogsResponse = Message<"goschedule.v1.TaskLogsResponse"> & {
  * Use `create(TaskLogsResponseSchema)` to create a new message.
  */
 export const TaskLogsResponseSchema: GenMessage<TaskLogsResponse> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 18);
+  messageDesc(file_goschedule_v1_goschedule, 20);
 
 /**
  * @generated from message goschedule.v1.ListWorkersRequest
@@ -907,7 +936,7 @@ export type ListWorkersRequest = Message<"goschedule.v1.ListWorkersRequest"> & {
  * Use `create(ListWorkersRequestSchema)` to create a new message.
  */
 export const ListWorkersRequestSchema: GenMessage<ListWorkersRequest> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 19);
+  messageDesc(file_goschedule_v1_goschedule, 21);
 
 /**
  * @generated from message goschedule.v1.ListWorkersResponse
@@ -924,7 +953,7 @@ export type ListWorkersResponse = Message<"goschedule.v1.ListWorkersResponse"> &
  * Use `create(ListWorkersResponseSchema)` to create a new message.
  */
 export const ListWorkersResponseSchema: GenMessage<ListWorkersResponse> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 20);
+  messageDesc(file_goschedule_v1_goschedule, 22);
 
 /**
  * @generated from message goschedule.v1.ListTasksRequest
@@ -957,7 +986,7 @@ export type ListTasksRequest = Message<"goschedule.v1.ListTasksRequest"> & {
  * Use `create(ListTasksRequestSchema)` to create a new message.
  */
 export const ListTasksRequestSchema: GenMessage<ListTasksRequest> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 21);
+  messageDesc(file_goschedule_v1_goschedule, 23);
 
 /**
  * @generated from message goschedule.v1.ListTasksResponse
@@ -983,7 +1012,7 @@ export type ListTasksResponse = Message<"goschedule.v1.ListTasksResponse"> & {
  * Use `create(ListTasksResponseSchema)` to create a new message.
  */
 export const ListTasksResponseSchema: GenMessage<ListTasksResponse> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 22);
+  messageDesc(file_goschedule_v1_goschedule, 24);
 
 /**
  * @generated from message goschedule.v1.GetTaskRequest
@@ -1010,7 +1039,7 @@ export type GetTaskRequest = Message<"goschedule.v1.GetTaskRequest"> & {
  * Use `create(GetTaskRequestSchema)` to create a new message.
  */
 export const GetTaskRequestSchema: GenMessage<GetTaskRequest> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 23);
+  messageDesc(file_goschedule_v1_goschedule, 25);
 
 /**
  * @generated from message goschedule.v1.GetTaskResponse
@@ -1027,7 +1056,7 @@ export type GetTaskResponse = Message<"goschedule.v1.GetTaskResponse"> & {
  * Use `create(GetTaskResponseSchema)` to create a new message.
  */
 export const GetTaskResponseSchema: GenMessage<GetTaskResponse> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 24);
+  messageDesc(file_goschedule_v1_goschedule, 26);
 
 /**
  * @generated from message goschedule.v1.ScheduleTasksRequest
@@ -1044,7 +1073,7 @@ export type ScheduleTasksRequest = Message<"goschedule.v1.ScheduleTasksRequest">
  * Use `create(ScheduleTasksRequestSchema)` to create a new message.
  */
 export const ScheduleTasksRequestSchema: GenMessage<ScheduleTasksRequest> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 25);
+  messageDesc(file_goschedule_v1_goschedule, 27);
 
 /**
  * @generated from message goschedule.v1.ScheduleTasksResponse
@@ -1063,7 +1092,7 @@ export type ScheduleTasksResponse = Message<"goschedule.v1.ScheduleTasksResponse
  * Use `create(ScheduleTasksResponseSchema)` to create a new message.
  */
 export const ScheduleTasksResponseSchema: GenMessage<ScheduleTasksResponse> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 26);
+  messageDesc(file_goschedule_v1_goschedule, 28);
 
 /**
  * @generated from message goschedule.v1.ConnectRequest
@@ -1114,7 +1143,7 @@ export type ConnectRequest = Message<"goschedule.v1.ConnectRequest"> & {
  * Use `create(ConnectRequestSchema)` to create a new message.
  */
 export const ConnectRequestSchema: GenMessage<ConnectRequest> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 27);
+  messageDesc(file_goschedule_v1_goschedule, 29);
 
 /**
  * @generated from message goschedule.v1.ConnectResponse
@@ -1179,7 +1208,7 @@ export type ConnectResponse = Message<"goschedule.v1.ConnectResponse"> & {
  * Use `create(ConnectResponseSchema)` to create a new message.
  */
 export const ConnectResponseSchema: GenMessage<ConnectResponse> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 28);
+  messageDesc(file_goschedule_v1_goschedule, 30);
 
 /**
  * @generated from message goschedule.v1.Hello
@@ -1235,7 +1264,7 @@ export type Hello = Message<"goschedule.v1.Hello"> & {
  * Use `create(HelloSchema)` to create a new message.
  */
 export const HelloSchema: GenMessage<Hello> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 29);
+  messageDesc(file_goschedule_v1_goschedule, 31);
 
 /**
  * @generated from message goschedule.v1.TaskRef
@@ -1257,7 +1286,7 @@ export type TaskRef = Message<"goschedule.v1.TaskRef"> & {
  * Use `create(TaskRefSchema)` to create a new message.
  */
 export const TaskRefSchema: GenMessage<TaskRef> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 30);
+  messageDesc(file_goschedule_v1_goschedule, 32);
 
 /**
  * @generated from message goschedule.v1.Welcome
@@ -1285,7 +1314,7 @@ export type Welcome = Message<"goschedule.v1.Welcome"> & {
  * Use `create(WelcomeSchema)` to create a new message.
  */
 export const WelcomeSchema: GenMessage<Welcome> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 31);
+  messageDesc(file_goschedule_v1_goschedule, 33);
 
 /**
  * @generated from message goschedule.v1.Ping
@@ -1311,7 +1340,7 @@ export type Ping = Message<"goschedule.v1.Ping"> & {
  * Use `create(PingSchema)` to create a new message.
  */
 export const PingSchema: GenMessage<Ping> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 32);
+  messageDesc(file_goschedule_v1_goschedule, 34);
 
 /**
  * @generated from message goschedule.v1.Pong
@@ -1328,7 +1357,7 @@ export type Pong = Message<"goschedule.v1.Pong"> & {
  * Use `create(PongSchema)` to create a new message.
  */
 export const PongSchema: GenMessage<Pong> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 33);
+  messageDesc(file_goschedule_v1_goschedule, 35);
 
 /**
  * @generated from message goschedule.v1.RunTask
@@ -1388,7 +1417,7 @@ export type RunTask = Message<"goschedule.v1.RunTask"> & {
  * Use `create(RunTaskSchema)` to create a new message.
  */
 export const RunTaskSchema: GenMessage<RunTask> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 34);
+  messageDesc(file_goschedule_v1_goschedule, 36);
 
 /**
  * Stop the process group of this attempt: SIGTERM, then SIGKILL after the
@@ -1413,7 +1442,7 @@ export type CancelTask = Message<"goschedule.v1.CancelTask"> & {
  * Use `create(CancelTaskSchema)` to create a new message.
  */
 export const CancelTaskSchema: GenMessage<CancelTask> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 35);
+  messageDesc(file_goschedule_v1_goschedule, 37);
 
 /**
  * Give the attempt back (a report with outcome not_started) if it still waits
@@ -1448,7 +1477,7 @@ export type Unqueue = Message<"goschedule.v1.Unqueue"> & {
  * Use `create(UnqueueSchema)` to create a new message.
  */
 export const UnqueueSchema: GenMessage<Unqueue> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 36);
+  messageDesc(file_goschedule_v1_goschedule, 38);
 
 /**
  * Send what this attempt printed as LogChunks tagged with request_id.
@@ -1492,7 +1521,7 @@ export type LogRequest = Message<"goschedule.v1.LogRequest"> & {
  * Use `create(LogRequestSchema)` to create a new message.
  */
 export const LogRequestSchema: GenMessage<LogRequest> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 37);
+  messageDesc(file_goschedule_v1_goschedule, 39);
 
 /**
  * The reader went away: stop sending chunks for this request.
@@ -1511,7 +1540,7 @@ export type LogCancel = Message<"goschedule.v1.LogCancel"> & {
  * Use `create(LogCancelSchema)` to create a new message.
  */
 export const LogCancelSchema: GenMessage<LogCancel> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 38);
+  messageDesc(file_goschedule_v1_goschedule, 40);
 
 /**
  * @generated from message goschedule.v1.LogChunk
@@ -1556,7 +1585,7 @@ export type LogChunk = Message<"goschedule.v1.LogChunk"> & {
  * Use `create(LogChunkSchema)` to create a new message.
  */
 export const LogChunkSchema: GenMessage<LogChunk> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 39);
+  messageDesc(file_goschedule_v1_goschedule, 41);
 
 /**
  * @generated from message goschedule.v1.TaskAck
@@ -1586,7 +1615,7 @@ export type TaskAck = Message<"goschedule.v1.TaskAck"> & {
  * Use `create(TaskAckSchema)` to create a new message.
  */
 export const TaskAckSchema: GenMessage<TaskAck> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 40);
+  messageDesc(file_goschedule_v1_goschedule, 42);
 
 /**
  * @generated from message goschedule.v1.SetTaskRequest
@@ -1690,7 +1719,7 @@ export type SetTaskRequest = Message<"goschedule.v1.SetTaskRequest"> & {
  * Use `create(SetTaskRequestSchema)` to create a new message.
  */
 export const SetTaskRequestSchema: GenMessage<SetTaskRequest> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 41);
+  messageDesc(file_goschedule_v1_goschedule, 43);
 
 /**
  * @generated from message goschedule.v1.Exited
@@ -1716,7 +1745,7 @@ export type Exited = Message<"goschedule.v1.Exited"> & {
  * Use `create(ExitedSchema)` to create a new message.
  */
 export const ExitedSchema: GenMessage<Exited> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 42);
+  messageDesc(file_goschedule_v1_goschedule, 44);
 
 /**
  * @generated from message goschedule.v1.SetTaskResponse
@@ -1728,7 +1757,7 @@ export type SetTaskResponse = Message<"goschedule.v1.SetTaskResponse"> & {};
  * Use `create(SetTaskResponseSchema)` to create a new message.
  */
 export const SetTaskResponseSchema: GenMessage<SetTaskResponse> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 43);
+  messageDesc(file_goschedule_v1_goschedule, 45);
 
 /**
  * What became of a report sent on the stream: stored (code 0), or refused
@@ -1765,7 +1794,7 @@ export type ReportAnswer = Message<"goschedule.v1.ReportAnswer"> & {
  * Use `create(ReportAnswerSchema)` to create a new message.
  */
 export const ReportAnswerSchema: GenMessage<ReportAnswer> = /*@__PURE__*/
-  messageDesc(file_goschedule_v1_goschedule, 44);
+  messageDesc(file_goschedule_v1_goschedule, 46);
 
 /**
  * The life of a task. A task only moves forward:
@@ -1928,6 +1957,18 @@ export const OperatorService: GenService<{
     methodKind: "unary";
     input: typeof CancelTasksRequestSchema;
     output: typeof CancelTasksResponseSchema;
+  };
+  /**
+   * Removes a finished (done or dead) task from the store, as task_retention
+   * would later: it is no longer listed or known. Not for a pending or
+   * scheduled task (failed_precondition): cancel it first.
+   *
+   * @generated from rpc goschedule.v1.OperatorService.RemoveTask
+   */
+  removeTask: {
+    methodKind: "unary";
+    input: typeof RemoveTaskRequestSchema;
+    output: typeof RemoveTaskResponseSchema;
   };
   /**
    * What a task printed, from its worker (through the worker's stream, so
