@@ -4,9 +4,33 @@
  * of reach) stops the command, as every command does.
  */
 import { Code, ConnectError } from "@connectrpc/connect";
-import { type CommandContext, printJson } from "./command.ts";
-import { EXIT_FAILURE } from "./errors.ts";
+import { parseCommandArgs } from "./args.ts";
+import type { OperatorClient } from "./client.ts";
+import { type CommandContext, type Invocation, printJson } from "./command.ts";
+import { EXIT_FAILURE, UsageError } from "./errors.ts";
 import { visible } from "./format.ts";
+
+/**
+ * Parses `tasks rm ID...` or `workers rm ID...`: at least one ID, none empty, no options; the
+ * command then removes each with `remove`.
+ */
+export function parseRemove(
+  args: readonly string[],
+  target: "tasks" | "workers",
+  help: string,
+  remove: (client: OperatorClient, id: string) => Promise<unknown>,
+): Invocation {
+  const command = `${target} rm`;
+  const noun = target.slice(0, -1);
+  const parsed = parseCommandArgs(args, [], command, target);
+  if (parsed.help) return { help };
+  const ids = parsed.positionals;
+  if (ids.length === 0) throw new UsageError(`${command}: missing the ${noun} ID`, target);
+  if (ids.includes("")) throw new UsageError(`${command}: a ${noun} ID is empty`, target);
+  return {
+    run: (context) => removeEach(context, command, ids, (id) => remove(context.client, id)),
+  };
+}
 
 export async function removeEach(
   context: CommandContext,

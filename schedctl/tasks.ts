@@ -11,7 +11,7 @@ import {
   printJson,
   type Target,
 } from "./command.ts";
-import { removeEach } from "./remove_each.ts";
+import { parseRemove } from "./remove_each.ts";
 import { EXIT_FAILURE, InputError, UsageError } from "./errors.ts";
 import {
   formatAgo,
@@ -890,17 +890,8 @@ export const tasksTarget: Target = {
         return parseCancel(args);
       case "wait":
         return parseWait(args);
-      case "rm": {
-        const parsed = parseCommandArgs(args, [], "tasks rm", "tasks");
-        if (parsed.help) return { help: HELP };
-        const ids = parsed.positionals;
-        if (ids.length === 0) throw new UsageError("tasks rm: missing the task ID", "tasks");
-        if (ids.includes("")) throw new UsageError("tasks rm: a task ID is empty", "tasks");
-        return {
-          run: (context) =>
-            removeEach(context, "tasks rm", ids, (id) => context.client.removeTask({ id })),
-        };
-      }
+      case "rm":
+        return parseRemove(args, "tasks", HELP, (client, id) => client.removeTask({ id }));
       case undefined:
         throw new UsageError("tasks: missing command", "tasks");
       default:

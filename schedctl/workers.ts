@@ -21,7 +21,7 @@ import {
   type Target,
 } from "./command.ts";
 import { UsageError } from "./errors.ts";
-import { removeEach } from "./remove_each.ts";
+import { parseRemove } from "./remove_each.ts";
 import {
   formatAgo,
   formatCommand,
@@ -376,17 +376,8 @@ export const workersTarget: Target = {
         const id = oneId(parsed.positionals, "workers undrain");
         return { run: (context) => changeDrain(context, { id, drain: false }) };
       }
-      case "rm": {
-        const parsed = parseCommandArgs(args, [], "workers rm", "workers");
-        if (parsed.help) return { help: HELP };
-        const ids = parsed.positionals;
-        if (ids.length === 0) throw new UsageError("workers rm: missing the worker ID", "workers");
-        if (ids.includes("")) throw new UsageError("workers rm: a worker ID is empty", "workers");
-        return {
-          run: (context) =>
-            removeEach(context, "workers rm", ids, (id) => context.client.removeWorker({ id })),
-        };
-      }
+      case "rm":
+        return parseRemove(args, "workers", HELP, (client, id) => client.removeWorker({ id }));
       case undefined:
         throw new UsageError("workers: missing command", "workers");
       default:

@@ -14,6 +14,15 @@ interface TaskJson {
   state: string;
 }
 
+/** Every key etcd holds for a task: its record and its state index entry. */
+async function keysOfTask(kv: ReturnType<typeof createEtcdGrpc>, id: string): Promise<string[]> {
+  const { kvs } = await kv.range(
+    { key: "/goschedule/", range_end: "/goschedule0", keys_only: true },
+    { deadline: Date.now() + 5000 },
+  );
+  return kvs.map((e) => String(e.key)).filter((k) => k.endsWith(`/${id}`));
+}
+
 Deno.test("task_retention removes finished tasks from etcd once they are that old", async () => {
   await using etcd = await startEtcd();
   await using cluster = await Cluster.create();
@@ -25,12 +34,7 @@ Deno.test("task_retention removes finished tasks from etcd once they are that ol
   };
   const ls = async () =>
     (await cluster.schedctlJson<TaskJson[]>("tasks", "ls", "--all")).map((x) => x.id);
-  /** Every key etcd holds for a task: its record and its state index entry. */
-  const keysOf = async (id: string) =>
-    (await kv.range(
-      { key: "/goschedule/", range_end: "/goschedule0", keys_only: true },
-      { deadline: Date.now() + 5000 },
-    )).kvs.map((e) => String(e.key)).filter((k) => k.endsWith(`/${id}`));
+  const keysOf = (id: string) => keysOfTask(kv, id);
   try {
     await cluster.startManager({ etcd: etcd.endpoint, taskRetention: "3s" });
     await cluster.startWorker("w1");
@@ -84,11 +88,7 @@ Deno.test("tasks rm removes a finished task from etcd at once, and refuses a run
   await using etcd = await startEtcd();
   await using cluster = await Cluster.create();
   const kv = createEtcdGrpc([etcd.endpoint]);
-  const keysOf = async (id: string) =>
-    (await kv.range(
-      { key: "/goschedule/", range_end: "/goschedule0", keys_only: true },
-      { deadline: Date.now() + 5000 },
-    )).kvs.map((e) => String(e.key)).filter((k) => k.endsWith(`/${id}`));
+  const keysOf = (id: string) => keysOfTask(kv, id);
   try {
     await cluster.startManager({ etcd: etcd.endpoint });
     await cluster.startWorker("w1");
