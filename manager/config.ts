@@ -152,9 +152,7 @@ export function parseManagerConfig(source: string, data: unknown): ManagerConfig
     spreadLabel: raw.spread_label,
     scheduleTimeoutMs: raw.schedule_timeout,
     taskRetentionMs: raw.task_retention,
-    ...(raw.tls
-      ? { tlsFiles: { cert: raw.tls.cert, key: raw.tls.key, clientCa: raw.tls.client_ca } }
-      : {}),
+    ...(raw.tls ? { tlsFiles: raw.tls } : {}),
   };
 }
 

@@ -269,7 +269,6 @@ export class TaskBook {
       // Their callers wait on them: written now rather than left behind.
       this.#clock.clearTimeout(this.#lingerTimer);
       this.#lingerTimer = undefined;
-      this.#lastGroupSize = 0;
       this.#flush();
     }
     for (const id of [...this.#finalWaiters.keys()]) this.#wakeFinalWaiters(id);

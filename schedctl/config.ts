@@ -4,7 +4,7 @@
  */
 import { z } from "zod";
 import { ConfigError, durationSchema, loadConfigFile } from "../shared/config.ts";
-import { checkTlsUrl, type ClientTls, clientTlsSchema, readClientTls } from "../shared/tls.ts";
+import { type ClientTls, clientTlsSchema, readClientTls } from "../shared/tls.ts";
 
 /** The file read when -c is not given; when it does not exist the defaults apply. */
 export const DEFAULT_CONFIG_PATH = "/etc/go-schedule/schedctl.yaml";
@@ -90,6 +90,6 @@ export async function loadSchedctlConfig(
   }
   const path = explicitPath ?? defaultPath;
   const config = await loadConfigFile(path, schedctlConfigSchema);
-  checkTlsUrl(path, config.manager, config.tls);
-  return { config, source: path, tls: await readClientTls(path, config.tls) };
+  const tls = config.tls && await readClientTls(path, config.manager, config.tls);
+  return { config, source: path, tls };
 }

@@ -35,18 +35,11 @@ export const serverTlsSchema = z.strictObject({
   client_ca: z.string().min(1).optional(),
 });
 
-/** File paths, as in the config. */
-export interface ClientTlsFiles {
-  ca?: string;
-  cert?: string;
-  key?: string;
-}
+/** The client's tls section as configured: file paths. */
+export type ClientTlsFiles = z.output<typeof clientTlsSchema>;
 
-export interface ServerTlsFiles {
-  cert: string;
-  key: string;
-  clientCa?: string;
-}
+/** The manager's tls section as configured: file paths. */
+export type ServerTlsFiles = z.output<typeof serverTlsSchema>;
 
 /** PEM texts, read from ClientTlsFiles. */
 export interface ClientTls {
@@ -63,27 +56,20 @@ export interface ServerTls {
 }
 
 /**
- * Checks that a `tls` section goes with an https:// manager URL: TLS settings that would be
- * ignored, or an https:// manager with none where one is wanted, are not left to surprise.
+ * Reads a client's TLS files, for the manager at `url`. A tls section with an http:// manager
+ * is refused: settings that would be ignored are not left to surprise.
  */
-export function checkTlsUrl(
+export async function readClientTls(
   source: string,
   url: string,
-  tls: ClientTlsFiles | undefined,
-): void {
-  if (tls && new URL(url).protocol !== "https:") {
+  files: ClientTlsFiles,
+): Promise<ClientTls> {
+  if (new URL(url).protocol !== "https:") {
     throw new ConfigError(
       `${source}: tls is set but the manager ${JSON.stringify(url)} is not https://: ` +
         "use https:// to talk TLS, or remove the tls section",
     );
   }
-}
-
-export async function readClientTls(
-  source: string,
-  files: ClientTlsFiles | undefined,
-): Promise<ClientTls | undefined> {
-  if (!files) return undefined;
   return {
     ca: files.ca === undefined ? undefined : await readPem(source, "tls.ca", files.ca),
     cert: files.cert === undefined ? undefined : await readPem(source, "tls.cert", files.cert),
@@ -95,9 +81,9 @@ export async function readServerTls(source: string, files: ServerTlsFiles): Prom
   return {
     cert: await readPem(source, "tls.cert", files.cert),
     key: await readPem(source, "tls.key", files.key),
-    clientCa: files.clientCa === undefined
+    clientCa: files.client_ca === undefined
       ? undefined
-      : await readPem(source, "tls.client_ca", files.clientCa),
+      : await readPem(source, "tls.client_ca", files.client_ca),
   };
 }
 

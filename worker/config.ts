@@ -1,6 +1,5 @@
 import { z } from "zod";
 import {
-  checkTlsUrl,
   type ClientTls,
   type ClientTlsFiles,
   clientTlsSchema,
@@ -178,7 +177,6 @@ export function parseWorkerConfig(source: string, data: unknown): WorkerConfig {
 /** Reads and checks worker.yaml, and the TLS files it names. */
 export async function loadWorkerConfig(path: string): Promise<WorkerConfig> {
   const config = parseWorkerConfig(path, await loadConfigFile(path, z.unknown()));
-  checkTlsUrl(path, config.manager, config.tlsFiles);
-  if (config.tlsFiles) config.tls = await readClientTls(path, config.tlsFiles);
+  if (config.tlsFiles) config.tls = await readClientTls(path, config.manager, config.tlsFiles);
   return config;
 }
